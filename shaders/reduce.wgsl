@@ -1,0 +1,59 @@
+// Reductions: per-channel sums (bias gradients of linear and conv layers) and sums added into
+// a slot of a loss accumulator (the only values the host reads during training).
+
+struct Params {
+    n: u32,        // batch size
+    c: u32,        // channels
+    hw: u32,       // spatial size per channel (1 for linear layers)
+    out_off: u32,  // channel_sum: element offset of the result; sum_into: accumulator slot
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+const WG: u32 = 256u;
+var<workgroup> partial: array<f32, 256>;
+
+fn tree_sum(lid: u32) -> f32 {
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        workgroupBarrier();
+        if (lid < s) {
+            partial[lid] = partial[lid] + partial[lid + s];
+        }
+    }
+    workgroupBarrier();
+    return partial[0];
+}
+
+// out[out_off + c] = Σ_{n, i} x[n, c, i] for x [N, C, HW]; one workgroup per channel.
+@compute @workgroup_size(256)
+fn channel_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c = wid.x;
+    let count = p.n * p.hw;
+    var acc = 0.0;
+    for (var j = lid; j < count; j = j + WG) {
+        let n = j / p.hw;
+        let i = j - n * p.hw;
+        acc = acc + x[(n * p.c + c) * p.hw + i];
+    }
+    partial[lid] = acc;
+    let total = tree_sum(lid);
+    if (lid == 0u) {
+        out[p.out_off + c] = total;
+    }
+}
+
+// out[out_off] += Σ_{i < n} x[i]; a single workgroup, so no atomics are needed.
+@compute @workgroup_size(256)
+fn sum_into(@builtin(local_invocation_index) lid: u32) {
+    var acc = 0.0;
+    for (var j = lid; j < p.n; j = j + WG) {
+        acc = acc + x[j];
+    }
+    partial[lid] = acc;
+    let total = tree_sum(lid);
+    if (lid == 0u) {
+        out[p.out_off] = out[p.out_off] + total;
+    }
+}

@@ -1,0 +1,384 @@
+//! The GPU context: adapter choice, a device opened with the adapter's real limits, the shader
+//! and pipeline caches, buffer creation that checks those limits, and blocking upload/readback.
+//!
+//! Everything that touches `wgpu` directly lives under `gpu/`; kernels build on [`Gpu`],
+//! [`Tensor`] and [`Plan`].
+
+mod plan;
+mod tensor;
+
+pub use plan::{Plan, Profile, grid_1d};
+pub use tensor::Tensor;
+
+use crate::bail;
+use crate::error::{Error, Result};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::str::FromStr;
+
+/// A WGSL source file, embedded in the binary. `name` is the file name without extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+/// Which adapter to open: the best one (discrete GPU first), or one picked by the user.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AdapterChoice {
+    #[default]
+    Best,
+    /// Position in `gpu-ae devices`.
+    Index(usize),
+    /// Case-insensitive substring of the adapter name.
+    Name(String),
+}
+
+impl FromStr for AdapterChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if s.is_empty() {
+            bail!("--adapter: empty adapter name");
+        }
+        Ok(match s.parse::<usize>() {
+            Ok(i) => AdapterChoice::Index(i),
+            Err(_) => AdapterChoice::Name(s.to_string()),
+        })
+    }
+}
+
+/// What `gpu-ae devices` shows about one adapter.
+#[derive(Debug, Clone)]
+pub struct AdapterSummary {
+    pub index: usize,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub shader_f16: bool,
+    pub timestamp_query: bool,
+}
+
+impl AdapterSummary {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "index": self.index,
+            "name": self.info.name,
+            "backend": format!("{:?}", self.info.backend),
+            "type": format!("{:?}", self.info.device_type),
+            "driver": self.info.driver,
+            "driver_info": self.info.driver_info,
+            "max_buffer_size": self.limits.max_buffer_size,
+            "max_storage_buffer_binding_size": self.limits.max_storage_buffer_binding_size,
+            "max_storage_buffers_per_shader_stage": self.limits.max_storage_buffers_per_shader_stage,
+            "max_compute_invocations_per_workgroup": self.limits.max_compute_invocations_per_workgroup,
+            "max_compute_workgroup_storage_size": self.limits.max_compute_workgroup_storage_size,
+            "max_compute_workgroups_per_dimension": self.limits.max_compute_workgroups_per_dimension,
+            "shader_f16": self.shader_f16,
+            "timestamp_query": self.timestamp_query,
+        })
+    }
+}
+
+const NO_ADAPTER_HELP: &str = "install a GPU driver with Vulkan, Metal or DX12 support, or for the software \
+     Vulkan adapter on Debian/Ubuntu `apt-get install mesa-vulkan-drivers`";
+
+fn instance() -> wgpu::Instance {
+    // Honours WGPU_BACKEND (e.g. `vulkan`, `gl`, `metal`, `dx12`) and the other WGPU_* variables.
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+/// Every adapter wgpu sees on the backends allowed by `WGPU_BACKEND`, in a stable order.
+pub fn enumerate_adapters() -> Vec<AdapterSummary> {
+    let inst = instance();
+    list(&inst)
+        .into_iter()
+        .enumerate()
+        .map(|(index, a)| summarize(index, &a))
+        .collect()
+}
+
+fn list(inst: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()))
+}
+
+fn summarize(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
+    let features = a.features();
+    AdapterSummary {
+        index,
+        info: a.get_info(),
+        limits: a.limits(),
+        shader_f16: features.contains(wgpu::Features::SHADER_F16),
+        timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+    }
+}
+
+/// The device, its queue and the caches every kernel launcher uses.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: RefCell<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+}
+
+/// Pipelines are cached by (shader, entry point, override constants).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PipelineKey {
+    shader: &'static str,
+    entry: String,
+    constants: Vec<(String, u64)>,
+}
+
+impl Gpu {
+    /// Opens the chosen adapter with its full limits (so large buffers work where the hardware
+    /// allows them) and the optional features gpu-ae can use (timestamp queries).
+    pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
+        let inst = instance();
+        let adapters = list(&inst);
+        let backend_note = match std::env::var("WGPU_BACKEND") {
+            Ok(b) => format!(" with WGPU_BACKEND={b}"),
+            Err(_) => String::new(),
+        };
+        if adapters.is_empty() {
+            bail!("no GPU adapter found{backend_note}: {NO_ADAPTER_HELP}");
+        }
+        let adapter = match choice {
+            AdapterChoice::Best => adapters
+                .iter()
+                .enumerate()
+                .min_by_key(|(i, a)| (type_rank(a.get_info().device_type), *i))
+                .map(|(_, a)| a.clone())
+                .expect("adapters is not empty"),
+            AdapterChoice::Index(i) => match adapters.get(*i) {
+                Some(a) => a.clone(),
+                None => bail!(
+                    "--adapter {i}: only {} adapter(s) found{backend_note} (see `gpu-ae devices`)",
+                    adapters.len()
+                ),
+            },
+            AdapterChoice::Name(name) => {
+                let needle = name.to_lowercase();
+                match adapters
+                    .iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&needle))
+                {
+                    Some(a) => a.clone(),
+                    None => bail!(
+                        "--adapter {name:?}: no adapter name contains it{backend_note} (see `gpu-ae devices`)"
+                    ),
+                }
+            }
+        };
+        Self::open(&adapter)
+    }
+
+    fn open(adapter: &wgpu::Adapter) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let wanted = wgpu::Features::TIMESTAMP_QUERY;
+        let features = adapter.features() & wanted;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("gpu-ae"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::msg(format!("{}: could not open the device: {e}", info.name)))?;
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            modules: RefCell::new(HashMap::new()),
+            pipelines: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// One line naming the adapter, e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// The compute pipeline for `entry` of `shader`, built on first use and cached.
+    /// `constants` are WGSL `override` values (workgroup sizes, flags).
+    pub fn pipeline(
+        &self,
+        shader: &Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> wgpu::ComputePipeline {
+        let key = PipelineKey {
+            shader: shader.name,
+            entry: entry.to_string(),
+            constants: constants
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_bits()))
+                .collect(),
+        };
+        if let Some(p) = self.pipelines.borrow().get(&key) {
+            return p.clone();
+        }
+        let module = self
+            .modules
+            .borrow_mut()
+            .entry(shader.name)
+            .or_insert_with(|| {
+                self.device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(shader.name),
+                        source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                    })
+            })
+            .clone();
+        let label = format!("{}::{entry}", shader.name);
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        self.pipelines.borrow_mut().insert(key, pipeline.clone());
+        pipeline
+    }
+
+    /// Number of distinct pipelines built so far (tests check that plans reuse them).
+    pub fn pipeline_count(&self) -> usize {
+        self.pipelines.borrow().len()
+    }
+
+    /// A storage buffer of `bytes` bytes (zeroed), checked against the device limits first so a
+    /// too-large batch or dataset is a clear error instead of a device failure.
+    pub fn storage_buffer(&self, bytes: u64, label: &str) -> Result<wgpu::Buffer> {
+        let bytes = bytes.max(4).next_multiple_of(4);
+        let max_binding = self.limits.max_storage_buffer_binding_size;
+        let max_buffer = self.limits.max_buffer_size;
+        if bytes > max_binding || bytes > max_buffer {
+            bail!(
+                "{label}: needs a {} buffer but {} allows at most {} per storage binding; \
+                 use a smaller --batch or another adapter",
+                human_bytes(bytes),
+                self.info.name,
+                human_bytes(max_binding.min(max_buffer))
+            );
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            bail!(
+                "{label}: out of GPU memory allocating {} on {}: {err}",
+                human_bytes(bytes),
+                self.info.name
+            );
+        }
+        Ok(buffer)
+    }
+
+    /// A small uniform buffer holding `value` (kernel sizes and flags; built once per plan).
+    pub fn uniform<T: bytemuck::Pod>(&self, value: &T, label: &str) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::bytes_of(value),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    /// Blocks until all submitted work is done.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::msg(format!("{}: waiting for the GPU failed: {e}", self.info.name)))?;
+        Ok(())
+    }
+
+    /// Copies `size` bytes at `offset` of `buffer` back to the host (blocking).
+    pub fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        map_and_read(self, &staging)
+    }
+}
+
+/// Maps a MAP_READ buffer (after its copy was submitted), waits and returns its bytes.
+pub(crate) fn map_and_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging
+        .slice(..)
+        .map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+    gpu.wait()?;
+    let mapped = rx
+        .recv()
+        .map_err(|_| Error::msg("GPU readback was cancelled"))?;
+    mapped.map_err(|e| Error::msg(format!("GPU readback failed: {e}")))?;
+    let bytes = staging
+        .slice(..)
+        .get_mapped_range()
+        .map_err(|e| Error::msg(format!("GPU readback failed: {e}")))?
+        .to_vec();
+    staging.unmap();
+    Ok(bytes)
+}
+
+/// "1.5 GiB"-style size for messages.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

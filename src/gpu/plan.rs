@@ -1,0 +1,205 @@
+//! `Plan`: a list of compute dispatches (pipeline + bind group + grid) built once and recorded
+//! many times. A model's training step is one plan recorded into one compute pass; `profile`
+//! records each dispatch in its own pass between timestamp queries for `gpu-ae bench`.
+//!
+//! Binding convention for every kernel: `@group(0) @binding(0)` is a uniform struct of sizes
+//! and flags; storage buffers follow at the bindings the launcher names.
+
+use super::{Gpu, Shader, map_and_read};
+use crate::error::{Error, Result};
+
+struct Dispatch {
+    label: String,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+}
+
+/// Dispatches recorded in order; wgpu inserts the barriers between them.
+#[derive(Default)]
+pub struct Plan {
+    dispatches: Vec<Dispatch>,
+}
+
+/// Workgroup grid for `threads` invocations in groups of `wg`, split over x and y when the
+/// count exceeds the device's per-dimension limit. Kernels recover the linear index as
+/// `gid.x + gid.y * nwg.x * WG` and must bounds-check it.
+pub fn grid_1d(gpu: &Gpu, threads: usize, wg: u32) -> [u32; 3] {
+    let groups = (threads as u64).div_ceil(wg as u64);
+    let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
+    if groups <= max {
+        [groups as u32, 1, 1]
+    } else {
+        [max as u32, groups.div_ceil(max) as u32, 1]
+    }
+}
+
+/// GPU time per kernel label, from timestamp queries.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    /// (label, total nanoseconds, dispatch count), in first-seen order.
+    pub kernels: Vec<(String, f64, usize)>,
+}
+
+impl Plan {
+    pub fn new() -> Plan {
+        Plan::default()
+    }
+
+    /// Adds one dispatch of `entry` in `shader`. `params` goes to binding 0 as a uniform;
+    /// `buffers` are bound as storage at the given binding numbers. A grid with a zero
+    /// dimension adds nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch<P: bytemuck::Pod>(
+        &mut self,
+        gpu: &Gpu,
+        shader: &Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+        params: &P,
+        buffers: &[(u32, &wgpu::Buffer)],
+        workgroups: [u32; 3],
+    ) {
+        if workgroups.contains(&0) {
+            return;
+        }
+        let label = format!("{}::{entry}", shader.name);
+        let pipeline = gpu.pipeline(shader, entry, constants);
+        let uniform = gpu.uniform(params, &label);
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        entries.extend(buffers.iter().map(|(b, buf)| wgpu::BindGroupEntry {
+            binding: *b,
+            resource: buf.as_entire_binding(),
+        }));
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&label),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        self.dispatches.push(Dispatch {
+            label,
+            pipeline,
+            bind_group,
+            workgroups,
+        });
+    }
+
+    /// Appends all dispatches of `other` after this plan's.
+    pub fn extend(&mut self, other: Plan) {
+        self.dispatches.extend(other.dispatches);
+    }
+
+    pub fn len(&self) -> usize {
+        self.dispatches.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dispatches.is_empty()
+    }
+
+    /// Labels of the dispatches, in order (`shader::entry`).
+    pub fn labels(&self) -> Vec<&str> {
+        self.dispatches.iter().map(|d| d.label.as_str()).collect()
+    }
+
+    /// Records every dispatch into an open compute pass.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for d in &self.dispatches {
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            let [x, y, z] = d.workgroups;
+            pass.dispatch_workgroups(x, y, z);
+        }
+    }
+
+    /// Records the plan into a new encoder, submits it and waits (tests, one-off work).
+    pub fn run(&self, gpu: &Gpu) -> Result<()> {
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("plan") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("plan"),
+                timestamp_writes: None,
+            });
+            self.record(&mut pass);
+        }
+        gpu.queue.submit([encoder.finish()]);
+        gpu.wait()
+    }
+
+    /// Runs the plan `repeats` times with each dispatch in its own timestamped pass and returns
+    /// the GPU time per kernel label. Needs `TIMESTAMP_QUERY` (see [`Gpu::has_timestamps`]).
+    pub fn profile(&self, gpu: &Gpu, repeats: usize) -> Result<Profile> {
+        if !gpu.has_timestamps() {
+            return Err(Error::msg(format!(
+                "{}: timestamp queries are not supported",
+                gpu.info.name
+            )));
+        }
+        let n = self.dispatches.len() as u32;
+        let mut profile = Profile::default();
+        if n == 0 {
+            return Ok(profile);
+        }
+        let query_set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("profile"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2 * n,
+        });
+        let bytes = 16 * n as u64;
+        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile resolve"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let period = gpu.queue.get_timestamp_period() as f64;
+        let mut totals: Vec<(String, f64, usize)> = Vec::new();
+        for _ in 0..repeats {
+            let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("profile staging"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
+            for (i, d) in self.dispatches.iter().enumerate() {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(&d.label),
+                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                        query_set: &query_set,
+                        beginning_of_pass_write_index: Some(2 * i as u32),
+                        end_of_pass_write_index: Some(2 * i as u32 + 1),
+                    }),
+                });
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                let [x, y, z] = d.workgroups;
+                pass.dispatch_workgroups(x, y, z);
+            }
+            encoder.resolve_query_set(&query_set, 0..2 * n, &resolve, 0);
+            encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
+            gpu.queue.submit([encoder.finish()]);
+            let raw = map_and_read(gpu, &staging)?;
+            let stamps: &[u64] = bytemuck::cast_slice(&raw);
+            for (i, d) in self.dispatches.iter().enumerate() {
+                let ns = stamps[2 * i + 1].saturating_sub(stamps[2 * i]) as f64 * period;
+                match totals.iter_mut().find(|(l, _, _)| *l == d.label) {
+                    Some(t) => {
+                        t.1 += ns;
+                        t.2 += 1;
+                    }
+                    None => totals.push((d.label.clone(), ns, 1)),
+                }
+            }
+        }
+        profile.kernels = totals;
+        Ok(profile)
+    }
+}

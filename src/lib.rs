@@ -1,0 +1,10 @@
+//! gpu-ae: convolutional autoencoders and VAEs trained with hand-written WGSL compute kernels
+//! on wgpu (Vulkan, Metal, DX12, GL), with a plain-Rust CPU reference for every kernel.
+
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+pub mod reference;
+pub mod shapes;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! CPU reference for `shaders/activation.wgsl` (being written).

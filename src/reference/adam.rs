@@ -1,0 +1,1 @@
+//! CPU reference for `shaders/adam.wgsl` (being written).

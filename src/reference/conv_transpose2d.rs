@@ -1,0 +1,1 @@
+//! CPU reference for `shaders/conv_transpose2d.wgsl` (being written).

@@ -1,0 +1,1 @@
+//! CPU reference for `shaders/data.wgsl` (being written).

@@ -1,0 +1,1 @@
+//! CPU reference for `shaders/linear.wgsl` (being written).

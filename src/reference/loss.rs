@@ -1,0 +1,1 @@
+//! CPU reference for `shaders/loss.wgsl` (being written).

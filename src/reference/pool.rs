@@ -1,0 +1,1 @@
+//! CPU reference for `shaders/pool.wgsl` (being written).

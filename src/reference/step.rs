@@ -1,0 +1,1 @@
+//! CPU reference for `shaders/step.wgsl` (being written).

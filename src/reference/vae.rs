@@ -1,0 +1,1 @@
+//! CPU reference for `shaders/vae.wgsl` (being written).

@@ -1,0 +1,1 @@
+//! GPU-vs-reference tests for the linear kernels (being written).

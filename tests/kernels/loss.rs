@@ -1,0 +1,1 @@
+//! GPU-vs-reference tests for the loss kernels (being written).

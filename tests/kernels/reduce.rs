@@ -1,0 +1,42 @@
+//! GPU-vs-reference tests for the reductions (bias-gradient channel sums, loss accumulators).
+
+use crate::common::{assert_close, gpu, values};
+use gpu_ae::gpu::{Plan, Tensor};
+use gpu_ae::kernels::reduce;
+use gpu_ae::reference::reduce as cpu;
+
+#[test]
+fn channel_sum_matches_reference() {
+    let gpu = gpu();
+    for &(n, c, hw, off) in &[(1, 1, 1, 0), (3, 5, 7, 2), (2, 3, 300, 0), (130, 4, 1, 5)] {
+        let x = values(n as u64 + 7 * c as u64, n * c * hw, -1.0, 1.0);
+        let xt = Tensor::from_f32(&gpu, &[n, c, hw], &x, "x").unwrap();
+        let out = Tensor::zeros(&gpu, &[off + c + 1], "out").unwrap();
+        let mut plan = Plan::new();
+        reduce::channel_sum(&mut plan, &gpu, &out.buffer, off, &xt, n, c, hw);
+        plan.run(&gpu).unwrap();
+        let got = out.read_f32(&gpu).unwrap();
+        let mut want = vec![0.0; c];
+        cpu::channel_sum(&mut want, &x, n, c, hw);
+        assert_close(&format!("channel_sum n{n} c{c} hw{hw}"), &got[off..off + c], &want, 1e-4, 1e-4);
+        assert_eq!(got[off + c], 0.0, "channel_sum wrote past its channels");
+    }
+}
+
+#[test]
+fn sum_into_accumulates() {
+    let gpu = gpu();
+    let x = values(3, 1000, 0.0, 2.0);
+    let xt = Tensor::from_f32(&gpu, &[1000], &x, "x").unwrap();
+    let acc = Tensor::from_f32(&gpu, &[3], &[0.0, 5.0, 0.0], "acc").unwrap();
+    let mut plan = Plan::new();
+    reduce::sum_into(&mut plan, &gpu, &acc, 1, &xt, 777);
+    reduce::sum_into(&mut plan, &gpu, &acc, 1, &xt, 777);
+    plan.run(&gpu).unwrap();
+    let got = acc.read_f32(&gpu).unwrap();
+    let mut want = 5.0;
+    cpu::sum_into(&mut want, &x[..777]);
+    cpu::sum_into(&mut want, &x[..777]);
+    assert_close("sum_into", &got[1..2], &[want], 1e-3, 1e-5);
+    assert_eq!((got[0], got[2]), (0.0, 0.0), "sum_into touched another slot");
+}
