@@ -91,3 +91,12 @@ pub struct ParamOffsets {
     pub weight: usize,
     pub bias: usize,
 }
+
+/// Element-wise activation functions (PyTorch semantics; `LeakyRelu` carries its slope).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    Relu,
+    LeakyRelu(f32),
+    Sigmoid,
+    Tanh,
+}

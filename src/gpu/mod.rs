@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 /// A WGSL source file, embedded in the binary. `name` is the file name without extension.
+/// Families that need random numbers embed `shaders/rng.wgsl` in front of their own source:
+/// `source: concat!(include_str!("../../shaders/rng.wgsl"), include_str!("../../shaders/x.wgsl"))`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Shader {
     pub name: &'static str,

@@ -11,6 +11,7 @@ pub mod linear;
 pub mod loss;
 pub mod pool;
 pub mod reduce;
+pub mod rng;
 pub mod step;
 pub mod vae;
 
