@@ -1,1 +1,227 @@
-//! GPU-vs-reference tests for the linear kernels (being written).
+//! GPU-vs-reference tests for the linear kernels: forward, and backward with and without dx,
+//! with W and b inside larger parameter/gradient buffers whose other elements must stay put.
+
+use crate::common::{assert_close, gpu, values};
+use gpu_ae::gpu::{Gpu, Plan, Tensor};
+use gpu_ae::kernels::linear;
+use gpu_ae::reference::linear as cpu;
+use gpu_ae::shapes::{LinearShape, ParamOffsets};
+
+/// Fills every element of the flat buffers that a kernel must not touch.
+const SENTINEL: f32 = -12345.0;
+/// Elements of sentinel after each output tensor.
+const TAIL: usize = 5;
+
+/// (n, in, out): batch 1, sizes off the 64×64×16 tiles, the real model sizes (encoder head
+/// 1568 → 2·16, decoder 16 → 1568, MLP 784 → 512), and shapes that take the split-K path.
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (3, 17, 5),
+    (130, 65, 33),
+    (128, 1568, 32),
+    (128, 16, 1568),
+    (1, 784, 512),
+    (300, 20, 3),
+    (1024, 32, 16),
+];
+
+fn shape(n: usize, i: usize, o: usize) -> LinearShape {
+    LinearShape {
+        n,
+        in_features: i,
+        out_features: o,
+    }
+}
+
+/// Weight and bias offsets inside a flat buffer with sentinel gaps before, between and after.
+fn layout(s: LinearShape) -> (ParamOffsets, usize) {
+    let weight = 7;
+    let bias = weight + s.out_features * s.in_features + 3;
+    (ParamOffsets { weight, bias }, bias + s.out_features + 4)
+}
+
+/// A flat buffer of sentinels holding `w` and `b` at `at`.
+fn flat(w: &[f32], b: &[f32], at: ParamOffsets, len: usize) -> Vec<f32> {
+    let mut v = vec![SENTINEL; len];
+    v[at.weight..at.weight + w.len()].copy_from_slice(w);
+    v[at.bias..at.bias + b.len()].copy_from_slice(b);
+    v
+}
+
+/// A `shape` tensor whose buffer holds `data` followed by `TAIL` sentinels, so writes past
+/// the tensor's end show up.
+fn padded(gpu: &Gpu, shape: &[usize], data: &[f32], label: &str) -> Tensor {
+    let mut v = data.to_vec();
+    v.extend([SENTINEL; TAIL]);
+    let t = Tensor::from_f32(gpu, &[v.len()], &v, label).unwrap();
+    Tensor {
+        buffer: t.buffer,
+        shape: shape.to_vec(),
+    }
+}
+
+/// Reads a padded tensor back and checks its tail is untouched.
+fn read_padded(gpu: &Gpu, t: &Tensor, what: &str) -> Vec<f32> {
+    let n = t.numel();
+    let all = Tensor {
+        buffer: t.buffer.clone(),
+        shape: vec![n + TAIL],
+    }
+    .read_f32(gpu)
+    .unwrap();
+    assert!(
+        all[n..].iter().all(|&v| v == SENTINEL),
+        "{what}: wrote past the end"
+    );
+    all[..n].to_vec()
+}
+
+/// Checks that everything outside the weight and bias slices of a flat buffer is sentinel.
+fn check_sentinels(what: &str, got: &[f32], at: ParamOffsets, s: LinearShape) {
+    let w_end = at.weight + s.out_features * s.in_features;
+    for (k, &v) in got.iter().enumerate() {
+        let inside =
+            (at.weight..w_end).contains(&k) || (at.bias..at.bias + s.out_features).contains(&k);
+        assert!(
+            inside || v == SENTINEL,
+            "{what}: element {k} outside W and b was overwritten"
+        );
+    }
+}
+
+fn tag(s: LinearShape) -> String {
+    format!("n{} in{} out{}", s.n, s.in_features, s.out_features)
+}
+
+/// Every test uses both the single-pass and the split-K GEMM somewhere.
+fn check_both_paths(what: &str, split: &[bool]) {
+    assert!(
+        split.contains(&true) && split.contains(&false),
+        "{what}: the shapes no longer exercise both the split-K and the single-pass GEMM"
+    );
+}
+
+fn splits_in(plan: &Plan) -> bool {
+    plan.labels().contains(&"linear::sum_splits")
+}
+
+#[test]
+fn linear_forward_matches_reference() {
+    let gpu = gpu();
+    let mut split = Vec::new();
+    for &(n, i, o) in SHAPES {
+        let s = shape(n, i, o);
+        let (at, len) = layout(s);
+        let seed = (n * 1000 + i * 10 + o) as u64;
+        let x = values(seed, n * i, -1.0, 1.0);
+        let w = values(seed + 1, o * i, -0.5, 0.5);
+        let b = values(seed + 2, o, -1.0, 1.0);
+        let params = Tensor::from_f32(&gpu, &[len], &flat(&w, &b, at, len), "params").unwrap();
+        let xt = Tensor::from_f32(&gpu, &[n, i], &x, "x").unwrap();
+        let yt = padded(&gpu, &[n, o], &vec![SENTINEL; n * o], "y");
+        let mut plan = Plan::new();
+        linear::forward(&mut plan, &gpu, &yt, &xt, &params.buffer, at, s);
+        split.push(splits_in(&plan));
+        plan.run(&gpu).unwrap();
+        let got = read_padded(&gpu, &yt, &format!("forward {}", tag(s)));
+        let mut want = vec![0.0; n * o];
+        cpu::forward(&mut want, &x, &w, &b, s);
+        assert_close(&format!("forward y {}", tag(s)), &got, &want, 1e-4, 1e-4);
+    }
+    check_both_paths("forward", &split);
+}
+
+/// Runs backward on the GPU (with or without dx) and compares dW, db and dx with the reference.
+/// Gradient slices and dx start as sentinels, so accumulating instead of overwriting fails.
+fn check_backward(gpu: &Gpu, s: LinearShape, with_dx: bool) -> bool {
+    let (n, i, o) = (s.n, s.in_features, s.out_features);
+    let (at, len) = layout(s);
+    let seed = (n * 1000 + i * 10 + o) as u64 + 17;
+    let x = values(seed, n * i, -1.0, 1.0);
+    let w = values(seed + 1, o * i, -0.5, 0.5);
+    let b = values(seed + 2, o, -1.0, 1.0);
+    let dy = values(seed + 3, n * o, -1.0, 1.0);
+    let params = Tensor::from_f32(gpu, &[len], &flat(&w, &b, at, len), "params").unwrap();
+    let grads = Tensor::from_f32(gpu, &[len], &vec![SENTINEL; len], "grads").unwrap();
+    let xt = Tensor::from_f32(gpu, &[n, i], &x, "x").unwrap();
+    let dyt = Tensor::from_f32(gpu, &[n, o], &dy, "dy").unwrap();
+    let dxt = padded(gpu, &[n, i], &vec![SENTINEL; n * i], "dx");
+    let mut plan = Plan::new();
+    linear::backward(
+        &mut plan,
+        gpu,
+        with_dx.then_some(&dxt),
+        &grads.buffer,
+        &dyt,
+        &xt,
+        &params.buffer,
+        at,
+        s,
+    );
+    plan.run(gpu).unwrap();
+
+    let what = format!("backward {} dx {with_dx}", tag(s));
+    let mut dx = vec![0.0; n * i];
+    let (mut dw, mut db) = (vec![0.0; o * i], vec![0.0; o]);
+    cpu::backward(
+        with_dx.then_some(&mut dx[..]),
+        &mut dw,
+        &mut db,
+        &dy,
+        &x,
+        &w,
+        s,
+    );
+    let g = grads.read_f32(gpu).unwrap();
+    check_sentinels(&what, &g, at, s);
+    assert_close(
+        &format!("{what}: dW"),
+        &g[at.weight..at.weight + o * i],
+        &dw,
+        1e-4,
+        1e-4,
+    );
+    assert_close(
+        &format!("{what}: db"),
+        &g[at.bias..at.bias + o],
+        &db,
+        1e-4,
+        1e-4,
+    );
+    let got_dx = read_padded(gpu, &dxt, &what);
+    if with_dx {
+        assert_close(&format!("{what}: dx"), &got_dx, &dx, 1e-4, 1e-4);
+    } else {
+        assert!(
+            got_dx.iter().all(|&v| v == SENTINEL),
+            "{what}: dx was written"
+        );
+    }
+    let params_after = params.read_f32(gpu).unwrap();
+    assert_eq!(
+        params_after,
+        flat(&w, &b, at, len),
+        "{what}: parameters changed"
+    );
+    splits_in(&plan)
+}
+
+#[test]
+fn linear_backward_matches_reference() {
+    let gpu = gpu();
+    let split: Vec<bool> = SHAPES
+        .iter()
+        .map(|&(n, i, o)| check_backward(&gpu, shape(n, i, o), true))
+        .collect();
+    check_both_paths("backward", &split);
+}
+
+#[test]
+fn linear_backward_without_dx_matches_reference() {
+    let gpu = gpu();
+    let split: Vec<bool> = [(1, 1, 1), (3, 17, 5), (300, 20, 3)]
+        .iter()
+        .map(|&(n, i, o)| check_backward(&gpu, shape(n, i, o), false))
+        .collect();
+    check_both_paths("backward without dx", &split);
+}
