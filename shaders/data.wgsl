@@ -1,1 +1,51 @@
-// data kernels (being written).
+// Training inputs built on the GPU (appended to rng.wgsl): the batch gather from the resident
+// dataset (u8 pixels packed little-endian four to a u32 word, shuffled through a permutation)
+// and the denoising autoencoder's input noise. Both read the step counter `state`
+// ([steps_done, batch_in_epoch, 0, 0], see step.wgsl), so a recorded plan serves every step.
+//   gather     x [n, 1, H, W] = images[perm[state[1]·batch_size + b]] / 255
+//   add_noise  noisy = clamp(x + std·ε, 0, 1), ε ~ N(0, 1) from (seed, STREAM_INPUT_NOISE, state[0], i)
+
+struct Params {
+    total: u32,       // elements written (gather: n·pixels)
+    pixels: u32,      // gather: pixels per image
+    batch_size: u32,  // gather: stride of the batch index into perm
+    seed: u32,        // add_noise: RNG seed
+    noise_std: f32,   // add_noise: noise standard deviation
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> images: array<u32>;    // packed u8 pixels
+@group(0) @binding(2) var<storage, read> perm: array<u32>;      // image order of the epoch
+@group(0) @binding(3) var<storage, read> state: array<u32>;     // step counter
+@group(0) @binding(4) var<storage, read_write> dst: array<f32>; // x, or noisy
+@group(0) @binding(5) var<storage, read> src: array<f32>;       // add_noise: clean x
+
+const WG: u32 = 256u;
+const STREAM_INPUT_NOISE: u32 = 1u;
+
+@compute @workgroup_size(WG)
+fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.total) {
+        return;
+    }
+    let b = i / p.pixels;
+    let px = i - b * p.pixels;
+    let image = perm[state[1] * p.batch_size + b];
+    let k = image * p.pixels + px;
+    let byte = (images[k >> 2u] >> ((k & 3u) * 8u)) & 255u;
+    dst[i] = f32(byte) / 255.0;
+}
+
+@compute @workgroup_size(WG)
+fn add_noise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.total) {
+        return;
+    }
+    let eps = rng_normal(p.seed, STREAM_INPUT_NOISE, state[0], i);
+    dst[i] = clamp(src[i] + p.noise_std * eps, 0.0, 1.0);
+}

@@ -1,8 +1,125 @@
-//! Launchers for `shaders/data.wgsl` (being written).
+//! Launchers for `shaders/data.wgsl` (after `shaders/rng.wgsl`): the per-step batch gather
+//! from the dataset resident on the GPU as packed bytes, and the denoising input noise. Both
+//! read the step counter of [`step`](super::step), so one recorded plan serves every step.
 
-use crate::gpu::Shader;
+use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
 
 pub const SHADER: Shader = Shader {
     name: "data",
-    source: include_str!("../../shaders/data.wgsl"),
+    source: concat!(
+        include_str!("../../shaders/rng.wgsl"),
+        include_str!("../../shaders/data.wgsl")
+    ),
 };
+
+const WG: u32 = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    total: u32,
+    pixels: u32,
+    batch_size: u32,
+    seed: u32,
+    noise_std: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+/// Packs dataset bytes little-endian into u32 words (byte k is (w[k/4] >> 8·(k%4)) & 255), zero-padded.
+pub fn pack_bytes(bytes: &[u8]) -> Vec<u32> {
+    bytes
+        .chunks(4)
+        .map(|c| {
+            let mut word = [0u8; 4];
+            word[..c.len()].copy_from_slice(c);
+            u32::from_le_bytes(word)
+        })
+        .collect()
+}
+
+/// x[b, p] = byte(images, perm[batch·batch_size + b]·pixels + p) / 255 for b < n, p < pixels,
+/// where batch = state[1] (the GPU step counter, see src/kernels/step.rs). x is [n, 1, H, W] with H·W = pixels.
+///
+/// `x` may be allocated for a full batch; only its first `n·pixels` elements are written.
+#[allow(clippy::too_many_arguments)]
+pub fn gather(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    x: &Tensor,
+    images: &Tensor,
+    perm: &Tensor,
+    state: &Tensor,
+    batch_size: usize,
+    n: usize,
+    pixels: usize,
+) {
+    let total = n * pixels;
+    assert!(
+        n <= batch_size && total <= x.numel(),
+        "gather: x holds fewer than n images"
+    );
+    assert!(n <= perm.numel(), "gather: perm shorter than the batch");
+    let params = Params {
+        total: total as u32,
+        pixels: pixels as u32,
+        batch_size: batch_size as u32,
+        seed: 0,
+        noise_std: 0.0,
+        _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
+    };
+    plan.dispatch(
+        gpu,
+        &SHADER,
+        "gather",
+        &[],
+        &params,
+        &[
+            (1, &images.buffer),
+            (2, &perm.buffer),
+            (3, &state.buffer),
+            (4, &x.buffer),
+        ],
+        grid_1d(gpu, total, WG),
+    );
+}
+
+/// noisy[i] = clamp(x[i] + std·ε_i, 0, 1), ε_i = rng_normal(seed, STREAM_INPUT_NOISE (=1), state[0], i), for i < numel.
+#[allow(clippy::too_many_arguments)]
+pub fn add_noise(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    noisy: &Tensor,
+    x: &Tensor,
+    state: &Tensor,
+    seed: u32,
+    std: f32,
+    numel: usize,
+) {
+    assert!(
+        numel <= noisy.numel() && numel <= x.numel(),
+        "add_noise: numel exceeds a tensor"
+    );
+    let params = Params {
+        total: numel as u32,
+        pixels: 0,
+        batch_size: 0,
+        seed,
+        noise_std: std,
+        _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
+    };
+    plan.dispatch(
+        gpu,
+        &SHADER,
+        "add_noise",
+        &[],
+        &params,
+        &[(3, &state.buffer), (4, &noisy.buffer), (5, &x.buffer)],
+        grid_1d(gpu, numel, WG),
+    );
+}

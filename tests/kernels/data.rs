@@ -1,1 +1,229 @@
-//! GPU-vs-reference tests for the data kernels (being written).
+//! GPU-vs-reference tests for the batch gather from packed bytes and the denoising noise.
+
+use crate::common::{assert_close, gpu, values};
+use gpu_ae::gpu::{Gpu, Plan, Tensor};
+use gpu_ae::kernels::{data, step};
+use gpu_ae::reference::data as cpu;
+
+/// Deterministic bytes and a shuffled permutation of `0..count` (Fisher–Yates on xorshift).
+fn bytes(seed: u64, n: usize) -> Vec<u8> {
+    values(seed, n, 0.0, 256.0)
+        .iter()
+        .map(|&v| v as u8)
+        .collect()
+}
+
+fn permutation(seed: u64, count: usize) -> Vec<u32> {
+    let mut perm: Vec<u32> = (0..count as u32).collect();
+    let r = values(seed, count, 0.0, 1.0);
+    for i in (1..count).rev() {
+        let j = ((r[i] * (i + 1) as f32) as usize).min(i);
+        perm.swap(i, j);
+    }
+    perm
+}
+
+fn state(gpu: &Gpu, steps: u32, batch: u32) -> Tensor {
+    Tensor::from_u32(gpu, &[step::STATE_LEN], &[steps, batch, 0, 0], "state").unwrap()
+}
+
+#[test]
+fn pack_bytes_is_little_endian_and_zero_padded() {
+    assert_eq!(data::pack_bytes(&[]), Vec::<u32>::new());
+    assert_eq!(
+        data::pack_bytes(&[1, 2, 3, 4, 5]),
+        [0x0403_0201, 0x0000_0005]
+    );
+    let b = bytes(1, 23);
+    let w = data::pack_bytes(&b);
+    assert_eq!(w.len(), 6);
+    for (k, &v) in b.iter().enumerate() {
+        assert_eq!((w[k / 4] >> (8 * (k % 4))) & 255, v as u32);
+    }
+}
+
+#[test]
+fn gather_matches_reference() {
+    let gpu = gpu();
+    // (images, pixels, batch_size, batch): a partial last batch of 5 with 5×3 images that start
+    // mid-word, a full batch, batch 0, and MNIST's 784 pixels with batch 128 (partial: 44).
+    for &(count, pixels, batch_size, batch) in &[
+        (37, 15, 8, 4),
+        (37, 15, 8, 2),
+        (10, 7, 3, 0),
+        (300, 784, 128, 2),
+    ] {
+        let n = batch_size.min(count - batch * batch_size);
+        let b = bytes(count as u64, count * pixels);
+        let perm = permutation(pixels as u64, count);
+        let images = Tensor::from_u32(
+            &gpu,
+            &[b.len().div_ceil(4)],
+            &data::pack_bytes(&b),
+            "images",
+        )
+        .unwrap();
+        let permt = Tensor::from_u32(&gpu, &[count], &perm, "perm").unwrap();
+        // The step counter's word 0 is not the batch: a kernel reading it would fail.
+        let st = state(&gpu, 1000 + batch as u32, batch as u32);
+        // x holds a full batch: the rows past n must keep their sentinels.
+        let len = batch_size * pixels;
+        let xt =
+            Tensor::from_f32(&gpu, &[batch_size, 1, pixels, 1], &vec![-1.0; len], "x").unwrap();
+        let mut plan = Plan::new();
+        data::gather(
+            &mut plan, &gpu, &xt, &images, &permt, &st, batch_size, n, pixels,
+        );
+        plan.run(&gpu).unwrap();
+        let got = xt.read_f32(&gpu).unwrap();
+        let mut want = vec![-1.0; len];
+        cpu::gather(&mut want, &b, &perm, batch as u32, batch_size, n, pixels);
+        let what = format!("gather {count} images of {pixels}, batch {batch} of {batch_size}");
+        assert_close(&what, &got[..n * pixels], &want[..n * pixels], 1e-6, 1e-6);
+        assert!(
+            got[n * pixels..].iter().all(|&v| v == -1.0),
+            "{what}: wrote past n images"
+        );
+    }
+}
+
+#[test]
+fn gather_follows_the_step_counter() {
+    // One plan, replayed: gather then step::advance, so each run reads the next batch.
+    let gpu = gpu();
+    let (count, pixels, batch_size) = (12, 9, 4);
+    let b = bytes(5, count * pixels);
+    let perm = permutation(6, count);
+    let images = Tensor::from_u32(
+        &gpu,
+        &[b.len().div_ceil(4)],
+        &data::pack_bytes(&b),
+        "images",
+    )
+    .unwrap();
+    let permt = Tensor::from_u32(&gpu, &[count], &perm, "perm").unwrap();
+    let st = state(&gpu, 0, 0);
+    let xt = Tensor::zeros(&gpu, &[batch_size, 1, 3, 3], "x").unwrap();
+    let mut plan = Plan::new();
+    data::gather(
+        &mut plan, &gpu, &xt, &images, &permt, &st, batch_size, batch_size, pixels,
+    );
+    step::advance(&mut plan, &gpu, &st);
+    for batch in 0..3 {
+        plan.run(&gpu).unwrap();
+        let mut want = vec![0.0; batch_size * pixels];
+        cpu::gather(&mut want, &b, &perm, batch, batch_size, batch_size, pixels);
+        assert_close(
+            &format!("gather batch {batch}"),
+            &xt.read_f32(&gpu).unwrap(),
+            &want,
+            1e-6,
+            1e-6,
+        );
+    }
+}
+
+fn run_add_noise(gpu: &Gpu, x: &[f32], steps: u32, seed: u32, std: f32) -> Vec<f32> {
+    let n = x.len();
+    let xt = Tensor::from_f32(gpu, &[n], x, "x").unwrap();
+    let noisy = Tensor::zeros(gpu, &[n], "noisy").unwrap();
+    let st = state(gpu, steps, 3);
+    let mut plan = Plan::new();
+    data::add_noise(&mut plan, gpu, &noisy, &xt, &st, seed, std, n);
+    plan.run(gpu).unwrap();
+    noisy.read_f32(gpu).unwrap()
+}
+
+#[test]
+fn add_noise_matches_reference() {
+    let gpu = gpu();
+    for &(n, steps, seed, std) in &[
+        (1, 0, 1, 0.3),
+        (1000, 17, 42, 0.3),
+        (5 * 28 * 28 + 3, 123_456, 7, 0.1),
+    ] {
+        let x = values(n as u64, n, 0.0, 1.0);
+        let got = run_add_noise(&gpu, &x, steps, seed, std);
+        let mut want = vec![0.0; n];
+        cpu::add_noise(&mut want, &x, seed, steps, std);
+        // Same integer hashes; only log/cos rounding differs between GPU and CPU.
+        assert_close(
+            &format!("add_noise n{n} step{steps}"),
+            &got,
+            &want,
+            2e-5,
+            0.0,
+        );
+    }
+}
+
+#[test]
+fn add_noise_only_writes_numel() {
+    let gpu = gpu();
+    let x = values(3, 50, 0.0, 1.0);
+    let xt = Tensor::from_f32(&gpu, &[50], &x, "x").unwrap();
+    let noisy = Tensor::from_f32(&gpu, &[50], &[-1.0; 50], "noisy").unwrap();
+    let st = state(&gpu, 9, 0);
+    let mut plan = Plan::new();
+    data::add_noise(&mut plan, &gpu, &noisy, &xt, &st, 5, 0.2, 33);
+    plan.run(&gpu).unwrap();
+    let got = noisy.read_f32(&gpu).unwrap();
+    let mut want = vec![0.0; 33];
+    cpu::add_noise(&mut want, &x[..33], 5, 9, 0.2);
+    assert_close("add_noise first 33", &got[..33], &want, 2e-5, 0.0);
+    assert!(
+        got[33..].iter().all(|&v| v == -1.0),
+        "add_noise wrote past numel"
+    );
+}
+
+#[test]
+fn add_noise_statistics() {
+    let gpu = gpu();
+    // Mid-grey with std 0.1: clamping is a 5σ event, so noisy − x is N(0, 0.01).
+    let n = 200_000;
+    let std = 0.1;
+    let got = run_add_noise(&gpu, &vec![0.5; n], 3, 11, std);
+    let d: Vec<f64> = got.iter().map(|&v| v as f64 - 0.5).collect();
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let var = d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+    // Standard errors: mean 0.1/√n ≈ 2.2e-4, variance 0.01·√(2/n) ≈ 3.2e-5.
+    assert!(mean.abs() < 1e-3, "noise mean {mean}");
+    assert!((var - 0.01).abs() < 2e-4, "noise variance {var}");
+    // Another step or seed gives other noise.
+    let other_step = run_add_noise(&gpu, &vec![0.5; 1000], 4, 11, std);
+    let other_seed = run_add_noise(&gpu, &vec![0.5; 1000], 3, 12, std);
+    assert!(
+        got[..1000]
+            .iter()
+            .zip(&other_step)
+            .filter(|(a, b)| a != b)
+            .count()
+            > 990
+    );
+    assert!(
+        got[..1000]
+            .iter()
+            .zip(&other_seed)
+            .filter(|(a, b)| a != b)
+            .count()
+            > 990
+    );
+
+    // Large noise on dark and bright pixels: clamped into [0, 1], often exactly at the ends.
+    let x: Vec<f32> = (0..10_000)
+        .map(|i| if i % 2 == 0 { 0.05 } else { 0.95 })
+        .collect();
+    let got = run_add_noise(&gpu, &x, 5, 13, 1.0);
+    assert!(
+        got.iter().all(|v| (0.0..=1.0).contains(v)),
+        "noisy outside [0, 1]"
+    );
+    let zeros = got.iter().filter(|&&v| v == 0.0).count();
+    let ones = got.iter().filter(|&&v| v == 1.0).count();
+    // P(noisy = 0) = P(ε < −0.05)/2 + P(ε < −0.95)/2 ≈ (0.480 + 0.171)/2: about 3255 of each.
+    assert!(
+        (2950..3550).contains(&zeros) && (2950..3550).contains(&ones),
+        "clamped {zeros} to 0, {ones} to 1"
+    );
+}
