@@ -1,8 +1,93 @@
-//! Launchers for `shaders/adam.wgsl` (being written).
+//! Launcher for `shaders/adam.wgsl`: one Adam step (PyTorch `torch.optim.Adam` semantics) over
+//! the flat parameter, gradient and moment buffers in a single dispatch, with the step number
+//! read from the GPU step counter.
 
-use crate::gpu::Shader;
+use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
 
 pub const SHADER: Shader = Shader {
     name: "adam",
     source: include_str!("../../shaders/adam.wgsl"),
 };
+
+/// Workgroup size and elements per invocation in `adam.wgsl`.
+const WG: u32 = 256;
+const PER_THREAD: usize = 4;
+
+/// Adam hyper-parameters (no weight decay, not AMSGrad).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamConfig {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+}
+
+impl Default for AdamConfig {
+    /// PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8.
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    count: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+/// PyTorch `torch.optim.Adam` semantics (no weight decay, not amsgrad), `t = state[0] + 1`:
+/// `m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+/// p −= (lr / (1 − β1^t)) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)`.
+/// One dispatch over all `count` elements of the flat buffers.
+#[allow(clippy::too_many_arguments)]
+pub fn step(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    params: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    grads: &Tensor,
+    state: &Tensor,
+    cfg: AdamConfig,
+    count: usize,
+) {
+    debug_assert!(params.numel() >= count && m.numel() >= count && v.numel() >= count);
+    debug_assert!(grads.numel() >= count);
+    let p = Params {
+        count: count as u32,
+        lr: cfg.lr,
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: cfg.eps,
+        _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
+    };
+    plan.dispatch(
+        gpu,
+        &SHADER,
+        "adam_step",
+        &[],
+        &p,
+        &[
+            (1, &params.buffer),
+            (2, &m.buffer),
+            (3, &v.buffer),
+            (4, &grads.buffer),
+            (5, &state.buffer),
+        ],
+        grid_1d(gpu, count.div_ceil(PER_THREAD), WG),
+    );
+}

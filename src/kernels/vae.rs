@@ -1,8 +1,119 @@
-//! Launchers for `shaders/vae.wgsl` (being written).
+//! Launchers for `shaders/vae.wgsl`: the VAE's reparameterisation `z = μ + exp(½·logvar)·ε`
+//! with ε from the counter-based RNG at the GPU step counter, the per-example KL divergence, and
+//! their backward pass. One invocation per latent element.
 
-use crate::gpu::Shader;
+use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
 
 pub const SHADER: Shader = Shader {
     name: "vae",
-    source: include_str!("../../shaders/vae.wgsl"),
+    source: concat!(
+        include_str!("../../shaders/rng.wgsl"),
+        include_str!("../../shaders/vae.wgsl")
+    ),
 };
+
+const WG: u32 = 64;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    latent: u32,
+    seed: u32,
+    stream: u32,
+    sample: u32,
+    kl_scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+/// `head` `[N, 2L]` holds (μ | logvar) per row: μ = `head[i, 0..L]`, logvar = `head[i, L..2L]`.
+/// `eps[i, j] = rng_normal(seed, stream, state[0], i·L + j)` when `sample`, else 0;
+/// `z = μ + exp(½·logvar)·eps`; `kl[i] = −½·Σ_j (1 + logvar − μ² − exp(logvar))`.
+/// `z`, `eps`: `[N, L]`; `kl`: `[N]`. `state`: the GPU step counter (u32 `[4]`).
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    z: &Tensor,
+    eps: &Tensor,
+    kl: &Tensor,
+    head: &Tensor,
+    state: &Tensor,
+    seed: u32,
+    stream: u32,
+    sample: bool,
+    n: usize,
+    latent: usize,
+) {
+    debug_assert!(head.numel() >= 2 * n * latent && kl.numel() >= n);
+    debug_assert!(z.numel() >= n * latent && eps.numel() >= n * latent);
+    let params = Params {
+        n: n as u32,
+        latent: latent as u32,
+        seed,
+        stream,
+        sample: sample as u32,
+        kl_scale: 0.0,
+        _pad0: 0,
+        _pad1: 0,
+    };
+    plan.dispatch(
+        gpu,
+        &SHADER,
+        "forward",
+        &[],
+        &params,
+        &[
+            (1, &head.buffer),
+            (2, &eps.buffer),
+            (3, &state.buffer),
+            (4, &z.buffer),
+            (5, &kl.buffer),
+        ],
+        grid_1d(gpu, n * latent, WG),
+    );
+}
+
+/// `dhead` `[N, 2L]`: dμ = dz + kl_scale·μ;
+/// dlogvar = dz·½·exp(½·logvar)·eps + kl_scale·½·(exp(logvar) − 1).
+/// The gradient of `loss(z) + kl_scale·Σ_i kl[i]` with `dz` = ∂loss/∂z `[N, L]`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    dhead: &Tensor,
+    dz: &Tensor,
+    head: &Tensor,
+    eps: &Tensor,
+    n: usize,
+    latent: usize,
+    kl_scale: f32,
+) {
+    debug_assert!(head.numel() >= 2 * n * latent && dhead.numel() >= 2 * n * latent);
+    debug_assert!(dz.numel() >= n * latent && eps.numel() >= n * latent);
+    let params = Params {
+        n: n as u32,
+        latent: latent as u32,
+        seed: 0,
+        stream: 0,
+        sample: 0,
+        kl_scale,
+        _pad0: 0,
+        _pad1: 0,
+    };
+    plan.dispatch(
+        gpu,
+        &SHADER,
+        "backward",
+        &[],
+        &params,
+        &[
+            (1, &head.buffer),
+            (2, &eps.buffer),
+            (6, &dz.buffer),
+            (7, &dhead.buffer),
+        ],
+        grid_1d(gpu, n * latent, WG),
+    );
+}

@@ -1,1 +1,146 @@
-//! CPU reference for `shaders/loss.wgsl` (being written).
+//! CPU reference for `shaders/loss.wgsl` (per-example losses with their gradients, in f64),
+//! plus PyTorch's `F.binary_cross_entropy` on probabilities to check the logits form against.
+
+/// `loss[i] = Σ_p max(l,0) − l·t + log(1 + exp(−|l|))`; `dlogits = (σ(l) − t)·grad_scale`.
+/// `logits`, `target`, `dlogits`: `[N, D]`; `loss`: `[N]`.
+pub fn bce_with_logits(
+    loss: &mut [f32],
+    dlogits: &mut [f32],
+    logits: &[f32],
+    target: &[f32],
+    n: usize,
+    d: usize,
+    grad_scale: f32,
+) {
+    for (i, out) in loss.iter_mut().enumerate().take(n) {
+        let row = i * d..(i + 1) * d;
+        let mut acc = 0.0f64;
+        for ((g, &l), &t) in dlogits[row.clone()]
+            .iter_mut()
+            .zip(&logits[row.clone()])
+            .zip(&target[row])
+        {
+            let (l, t) = (l as f64, t as f64);
+            acc += l.max(0.0) - l * t + (-l.abs()).exp().ln_1p();
+            *g = ((sigmoid(l) - t) * grad_scale as f64) as f32;
+        }
+        *out = acc as f32;
+    }
+}
+
+/// `loss[i] = Σ_p (y − t)²`; `dy = 2(y − t)·grad_scale`.
+pub fn mse(
+    loss: &mut [f32],
+    dy: &mut [f32],
+    y: &[f32],
+    target: &[f32],
+    n: usize,
+    d: usize,
+    grad_scale: f32,
+) {
+    for (i, out) in loss.iter_mut().enumerate().take(n) {
+        let row = i * d..(i + 1) * d;
+        let mut acc = 0.0f64;
+        for ((g, &y), &t) in dy[row.clone()]
+            .iter_mut()
+            .zip(&y[row.clone()])
+            .zip(&target[row])
+        {
+            let r = y as f64 - t as f64;
+            acc += r * r;
+            *g = (2.0 * r * grad_scale as f64) as f32;
+        }
+        *out = acc as f32;
+    }
+}
+
+/// PyTorch `F.binary_cross_entropy(p, t, reduction="sum")`: `−Σ t·log p + (1 − t)·log(1 − p)`
+/// with each log clamped at −100.
+pub fn binary_cross_entropy(p: &[f32], t: &[f32]) -> f64 {
+    assert_eq!(p.len(), t.len(), "binary_cross_entropy: length mismatch");
+    p.iter()
+        .zip(t)
+        .map(|(&p, &t)| {
+            let (p, t) = (p as f64, t as f64);
+            -(t * p.ln().max(-100.0) + (1.0 - t) * (1.0 - p).ln().max(-100.0))
+        })
+        .sum()
+}
+
+fn sigmoid(l: f64) -> f64 {
+    1.0 / (1.0 + (-l).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::fd::{check_gradient, values};
+
+    #[test]
+    fn bce_with_logits_gradient_matches_finite_differences() {
+        let (n, d, scale) = (3, 5, 0.37);
+        let logits = values(1, n * d, -4.0, 4.0);
+        let target = values(2, n * d, 0.0, 1.0);
+        let mut loss = vec![0.0; n];
+        let mut grad = vec![0.0; n * d];
+        bce_with_logits(&mut loss, &mut grad, &logits, &target, n, d, scale);
+        check_gradient(
+            "bce_with_logits",
+            &logits,
+            &grad,
+            |l| {
+                let mut loss = vec![0.0; n];
+                let mut g = vec![0.0; n * d];
+                bce_with_logits(&mut loss, &mut g, l, &target, n, d, scale);
+                scale as f64 * loss.iter().map(|&x| x as f64).sum::<f64>()
+            },
+            1e-3,
+            1e-3,
+        );
+    }
+
+    #[test]
+    fn mse_gradient_matches_finite_differences() {
+        let (n, d, scale) = (2, 7, 0.25);
+        let y = values(3, n * d, -1.0, 1.0);
+        let target = values(4, n * d, 0.0, 1.0);
+        let mut loss = vec![0.0; n];
+        let mut grad = vec![0.0; n * d];
+        mse(&mut loss, &mut grad, &y, &target, n, d, scale);
+        check_gradient(
+            "mse",
+            &y,
+            &grad,
+            |y| {
+                let mut loss = vec![0.0; n];
+                let mut g = vec![0.0; n * d];
+                mse(&mut loss, &mut g, y, &target, n, d, scale);
+                scale as f64 * loss.iter().map(|&x| x as f64).sum::<f64>()
+            },
+            1e-3,
+            1e-3,
+        );
+    }
+
+    #[test]
+    fn logits_form_equals_probability_form() {
+        let logits = [-3.0f32, -0.5, 0.0, 0.7, 2.5];
+        let target = [0.0f32, 1.0, 0.5, 0.2, 1.0];
+        let mut loss = [0.0];
+        let mut grad = [0.0; 5];
+        bce_with_logits(&mut loss, &mut grad, &logits, &target, 1, 5, 1.0);
+        let p: Vec<f32> = logits.iter().map(|&l| sigmoid(l as f64) as f32).collect();
+        let want = binary_cross_entropy(&p, &target);
+        assert!(
+            (loss[0] as f64 - want).abs() < 1e-5,
+            "{} vs {want}",
+            loss[0]
+        );
+    }
+
+    #[test]
+    fn binary_cross_entropy_clamps_logs_at_minus_100() {
+        assert_eq!(binary_cross_entropy(&[0.0, 1.0], &[1.0, 0.0]), 200.0);
+        assert_eq!(binary_cross_entropy(&[1.0, 0.0], &[1.0, 0.0]), 0.0);
+    }
+}
