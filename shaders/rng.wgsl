@@ -5,7 +5,7 @@
 //   h = fmix32(h ^ step); h = fmix32(h ^ index)          (fmix32: MurmurHash3's finaliser)
 // A standard normal uses two such words (indices 2i and 2i+1) and the Box–Muller transform:
 //   u1 = ((a >> 8) + 1) / 2^24 ∈ (0, 1], u2 = (b >> 8) / 2^24 ∈ [0, 1),
-//   z = sqrt(−2·ln u1) · cos(2π·u2).
+//   z = sqrt(max(−2·ln u1, 0)) · cos(2π·u2).
 
 fn rng_fmix32(x: u32) -> u32 {
     var h = x;
@@ -29,5 +29,6 @@ fn rng_normal(seed: u32, stream: u32, step: u32, index: u32) -> f32 {
     let b = rng_u32(seed, stream, step, 2u * index + 1u);
     let u1 = (f32(a >> 8u) + 1.0) * (1.0 / 16777216.0);
     let u2 = f32(b >> 8u) * (1.0 / 16777216.0);
-    return sqrt(-2.0 * log(u1)) * cos(6.2831853071795864 * u2);
+    // max(): a GPU log with only absolute accuracy may return a tiny positive value near 1.
+    return sqrt(max(-2.0 * log(u1), 0.0)) * cos(6.2831853071795864 * u2);
 }

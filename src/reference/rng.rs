@@ -31,7 +31,7 @@ pub fn rng_normal(seed: u32, stream: u32, step: u32, index: u32) -> f32 {
     let b = rng_u32(seed, stream, step, 2 * index + 1);
     let u1 = ((a >> 8) as f32 + 1.0) * (1.0 / 16_777_216.0);
     let u2 = (b >> 8) as f32 * (1.0 / 16_777_216.0);
-    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+    (-2.0 * u1.ln()).max(0.0).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 
 #[cfg(test)]

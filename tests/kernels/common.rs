@@ -34,7 +34,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     let mut worst: Option<(usize, f32)> = None;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let excess = (g - w).abs() - (atol + rtol * w.abs());
-        if !(excess <= 0.0) && worst.is_none_or(|(_, e)| excess > e || e.is_nan()) {
+        if (excess > 0.0 || excess.is_nan()) && worst.is_none_or(|(_, e)| excess > e) {
             worst = Some((i, excess));
         }
     }
@@ -42,7 +42,10 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
         let bad = got
             .iter()
             .zip(want)
-            .filter(|(g, w)| !((*g - *w).abs() <= atol + rtol * w.abs()))
+            .filter(|(g, w)| {
+                let err = (*g - *w).abs();
+                err > atol + rtol * w.abs() || err.is_nan()
+            })
             .count();
         panic!(
             "{what}: {bad}/{} elements out of tolerance (atol {atol}, rtol {rtol}); worst at {i}: gpu {} vs reference {}",

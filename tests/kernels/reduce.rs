@@ -18,7 +18,13 @@ fn channel_sum_matches_reference() {
         let got = out.read_f32(&gpu).unwrap();
         let mut want = vec![0.0; c];
         cpu::channel_sum(&mut want, &x, n, c, hw);
-        assert_close(&format!("channel_sum n{n} c{c} hw{hw}"), &got[off..off + c], &want, 1e-4, 1e-4);
+        assert_close(
+            &format!("channel_sum n{n} c{c} hw{hw}"),
+            &got[off..off + c],
+            &want,
+            1e-4,
+            1e-4,
+        );
         assert_eq!(got[off + c], 0.0, "channel_sum wrote past its channels");
     }
 }
@@ -38,5 +44,9 @@ fn sum_into_accumulates() {
     cpu::sum_into(&mut want, &x[..777]);
     cpu::sum_into(&mut want, &x[..777]);
     assert_close("sum_into", &got[1..2], &[want], 1e-3, 1e-5);
-    assert_eq!((got[0], got[2]), (0.0, 0.0), "sum_into touched another slot");
+    assert_eq!(
+        (got[0], got[2]),
+        (0.0, 0.0),
+        "sum_into touched another slot"
+    );
 }
