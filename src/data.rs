@@ -1,0 +1,314 @@
+//! IDX dataset files (MNIST, Fashion-MNIST and friends), raw or gzip-compressed (detected by the
+//! gzip magic bytes 1f 8b, not by extension). Every header is checked against the real amount of
+//! data before anything is allocated for it, and every problem is a one-line error naming the file.
+
+use std::fs::File;
+use std::io::{BufReader, ErrorKind, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+
+use crate::bail;
+use crate::error::{Error, Result};
+
+/// IDX magic of an unsigned-byte 3-D array (images).
+const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// IDX magic of an unsigned-byte 1-D array (labels).
+const LABELS_MAGIC: u32 = 0x0000_0801;
+/// Deflate cannot expand data by more than about 1032:1, so a gzip file of `n` bytes decodes to
+/// at most `n * 1032` bytes; used to bound allocation ahead of decoding.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// A stack of grey images, row-major `[count, rows, cols]`, one byte per pixel (0 = black).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Images {
+    pub count: usize,
+    pub rows: usize,
+    pub cols: usize,
+    /// `[count, rows, cols]`
+    pub pixels: Vec<u8>,
+}
+
+impl Images {
+    /// Pixels of image `i`, `[rows, cols]`. Panics if `i >= count` (a caller bug, not bad input).
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.pixels_per_image();
+        &self.pixels[i * n..(i + 1) * n]
+    }
+
+    pub fn pixels_per_image(&self) -> usize {
+        self.rows * self.cols
+    }
+}
+
+/// Images with one label per image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    pub images: Images,
+    /// `[count]`
+    pub labels: Vec<u8>,
+}
+
+/// The train and test splits found in `dir`; all images share one size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dataset {
+    pub dir: PathBuf,
+    pub train: Split,
+    pub test: Split,
+}
+
+/// Reads an IDX3 unsigned-byte file (magic 0x00000803) of `[count, rows, cols]` images.
+pub fn read_images(path: &Path) -> Result<Images> {
+    let mut file = IdxFile::open(path)?;
+    let header = file.header(16, IMAGES_MAGIC, "IDX image")?;
+    let dims = [be32(&header[4..]), be32(&header[8..]), be32(&header[12..])];
+    let [count, rows, cols] = dims;
+    if count == 0 || rows == 0 || cols == 0 {
+        bail!(
+            "{}: header says {count} images of {rows}×{cols}; nothing to read",
+            path.display()
+        );
+    }
+    let what = format!("{count} images of {rows}×{cols}");
+    let pixels = file.body(dims.iter().map(|&d| d as u64).product(), &what)?;
+    Ok(Images {
+        count: count as usize,
+        rows: rows as usize,
+        cols: cols as usize,
+        pixels,
+    })
+}
+
+/// Reads an IDX1 unsigned-byte file (magic 0x00000801) of labels. Values are not limited to 0..9.
+pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
+    let mut file = IdxFile::open(path)?;
+    let header = file.header(8, LABELS_MAGIC, "IDX label")?;
+    let count = be32(&header[4..]);
+    if count == 0 {
+        bail!("{}: header says 0 labels; nothing to read", path.display());
+    }
+    file.body(count as u64, &format!("{count} labels"))
+}
+
+/// `dir` holds train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
+/// t10k-labels-idx1-ubyte, each optionally with .gz (the uncompressed one is used when both
+/// exist; the error lists what was looked for when missing). Label count must equal image count
+/// and all images must share rows×cols; label values are not limited to 0..9.
+pub fn load(dir: &Path) -> Result<Dataset> {
+    let paths = [
+        find(dir, "train-images-idx3-ubyte")?,
+        find(dir, "train-labels-idx1-ubyte")?,
+        find(dir, "t10k-images-idx3-ubyte")?,
+        find(dir, "t10k-labels-idx1-ubyte")?,
+    ];
+    // Decompressing the 60 000 training images dominates; read the two splits side by side.
+    let (train, test) = std::thread::scope(|s| {
+        let test = s.spawn(|| split(&paths[2], &paths[3]));
+        let train = split(&paths[0], &paths[1]);
+        let test = test.join().unwrap_or_else(|_| {
+            Err(Error::msg(format!(
+                "{}: reader crashed",
+                paths[2].display()
+            )))
+        });
+        (train, test)
+    });
+    let (train, test) = (train?, test?);
+    let (a, b) = (&train.images, &test.images);
+    if (a.rows, a.cols) != (b.rows, b.cols) {
+        bail!(
+            "{}: images are {}×{} but {} holds {}×{} images",
+            paths[2].display(),
+            b.rows,
+            b.cols,
+            paths[0].display(),
+            a.rows,
+            a.cols
+        );
+    }
+    Ok(Dataset {
+        dir: dir.to_path_buf(),
+        train,
+        test,
+    })
+}
+
+/// Loads only the test split (t10k files) of `dir`, for commands that do not train.
+pub fn load_test(dir: &Path) -> Result<Split> {
+    split(
+        &find(dir, "t10k-images-idx3-ubyte")?,
+        &find(dir, "t10k-labels-idx1-ubyte")?,
+    )
+}
+
+/// Reads one split and checks that images and labels agree in count.
+fn split(images_path: &Path, labels_path: &Path) -> Result<Split> {
+    let images = read_images(images_path)?;
+    let labels = read_labels(labels_path)?;
+    if labels.len() != images.count {
+        bail!(
+            "{}: {} labels but {} holds {} images",
+            labels_path.display(),
+            labels.len(),
+            images_path.display(),
+            images.count
+        );
+    }
+    Ok(Split { images, labels })
+}
+
+/// `dir/name`, or else `dir/name.gz`.
+fn find(dir: &Path, name: &str) -> Result<PathBuf> {
+    if !dir.is_dir() {
+        bail!("{}: no such dataset directory", dir.display());
+    }
+    let raw = dir.join(name);
+    let gz = dir.join(format!("{name}.gz"));
+    if raw.is_file() {
+        Ok(raw)
+    } else if gz.is_file() {
+        Ok(gz)
+    } else {
+        bail!(
+            "{}: dataset file missing: looked for {name} and {name}.gz",
+            dir.display()
+        )
+    }
+}
+
+fn be32(bytes: &[u8]) -> u32 {
+    u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+}
+
+/// An open IDX file, decoding gzip transparently.
+struct IdxFile<'a> {
+    path: &'a Path,
+    reader: Box<dyn Read + 'a>,
+    gzip: bool,
+    /// Bytes left after the header (raw files), or an upper bound on the decoded size (gzip).
+    size: u64,
+}
+
+impl<'a> IdxFile<'a> {
+    fn open(path: &'a Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if size == 0 {
+            bail!("{}: empty file", path.display());
+        }
+        let mut buffered = BufReader::new(file);
+        let mut magic = [0u8; 2];
+        let got = read_full(&mut buffered, &mut magic).map_err(|e| Error::io(path, e))?;
+        let start = std::io::Cursor::new(magic[..got].to_vec());
+        let gzip = got == 2 && magic == [0x1f, 0x8b];
+        let reader: Box<dyn Read> = if gzip {
+            Box::new(MultiGzDecoder::new(start.chain(buffered)))
+        } else {
+            Box::new(start.chain(buffered))
+        };
+        let size = if gzip {
+            size.saturating_mul(MAX_DEFLATE_RATIO)
+        } else {
+            size
+        };
+        Ok(IdxFile {
+            path,
+            reader,
+            gzip,
+            size,
+        })
+    }
+
+    /// Reads the `len`-byte header and checks its magic number.
+    fn header(&mut self, len: usize, magic: u32, kind: &str) -> Result<Vec<u8>> {
+        let path = self.path.display();
+        let mut header = vec![0u8; len];
+        let got = read_full(&mut self.reader, &mut header).map_err(|e| self.read_error(e))?;
+        if got >= 4 && be32(&header) != magic {
+            let found = be32(&header);
+            let hint = match found {
+                IMAGES_MAGIC => " (this is an IDX image file)",
+                LABELS_MAGIC => " (this is an IDX label file)",
+                _ => "",
+            };
+            bail!(
+                "{path}: not an {kind} file: magic number 0x{found:08x}, expected 0x{magic:08x}{hint}"
+            );
+        }
+        if got < len {
+            let stream = if self.gzip { "decompressed " } else { "" };
+            bail!(
+                "{path}: truncated header: the {stream}file holds {got} bytes, an {kind} header needs {len}"
+            );
+        }
+        self.size = self.size.saturating_sub(len as u64);
+        Ok(header)
+    }
+
+    /// Reads exactly `expected` bytes of data and checks nothing follows them.
+    fn body(&mut self, expected: u64, what: &str) -> Result<Vec<u8>> {
+        let path = self.path.display();
+        if !self.gzip && self.size < expected {
+            bail!(
+                "{path}: truncated: header says {what} but the file holds {} of the {expected} data bytes",
+                self.size
+            );
+        }
+        if !self.gzip && self.size > expected {
+            bail!(
+                "{path}: header says {what} ({expected} data bytes) but the file holds {} more bytes after them",
+                self.size - expected
+            );
+        }
+        let Ok(capacity) = usize::try_from(expected.min(self.size)) else {
+            bail!("{path}: header says {what}, too large for this machine");
+        };
+        // Reserve at most what the file can really hold; `take` stops a long stream one byte
+        // past the expected end so excess data is detected without reading it all.
+        let mut data = Vec::new();
+        data.try_reserve_exact(capacity)
+            .map_err(|_| Error::msg(format!("{path}: header says {what}, out of memory")))?;
+        self.reader
+            .by_ref()
+            .take(expected + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| self.read_error(e))?;
+        let got = data.len() as u64;
+        if got < expected {
+            bail!(
+                "{path}: truncated: header says {what} but the file holds {got} of the {expected} data bytes"
+            );
+        }
+        if got > expected {
+            bail!(
+                "{path}: header says {what} ({expected} data bytes) but the file holds more data after them"
+            );
+        }
+        Ok(data)
+    }
+
+    fn read_error(&self, err: std::io::Error) -> Error {
+        let path = self.path.display();
+        match (self.gzip, err.kind()) {
+            (true, ErrorKind::UnexpectedEof) => Error::msg(format!(
+                "{path}: truncated gzip stream (the file ends early)"
+            )),
+            (true, _) => Error::msg(format!("{path}: corrupt gzip data: {err}")),
+            (false, _) => Error::io(self.path, err),
+        }
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns the number of bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}

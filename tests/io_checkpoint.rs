@@ -1,0 +1,357 @@
+//! Checkpoints: safetensors round trip, the on-disk layout PyTorch expects, atomic writes, and
+//! one-line errors for bad files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use gpu_ae::checkpoint::{self, Checkpoint, NamedTensor};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("gpu-ae-io-ckpt-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tensor(name: &str, shape: &[usize], seed: f32) -> NamedTensor {
+    let n: usize = shape.iter().product();
+    NamedTensor {
+        name: name.to_string(),
+        shape: shape.to_vec(),
+        data: (0..n)
+            .map(|i| ((i as f32 + seed) * 0.37).sin() * 3.0)
+            .collect(),
+    }
+}
+
+fn sample() -> Checkpoint {
+    let mut odd = tensor("encoder.fc.bias", &[5], 2.0);
+    odd.data = vec![-0.0, f32::MAX, f32::MIN_POSITIVE / 4.0, -1e-30, 1.0];
+    Checkpoint {
+        tensors: vec![
+            tensor("encoder.conv1.weight", &[8, 1, 3, 3], 0.0),
+            tensor("encoder.conv1.bias", &[8], 1.0),
+            odd,
+            tensor("decoder.fc.weight", &[6, 4], 3.0),
+            tensor("scalar", &[], 4.0),
+        ],
+        metadata: BTreeMap::from([
+            ("model".to_string(), "conv-vae".to_string()),
+            ("epoch".to_string(), "12".to_string()),
+            ("note".to_string(), "ünïcode \"quoted\"".to_string()),
+        ]),
+    }
+}
+
+/// The error message of `result`, checked to be one line that starts with `path`.
+fn error_for<T: std::fmt::Debug>(result: gpu_ae::Result<T>, path: &Path) -> String {
+    let msg = result.expect_err("expected an error").message().to_string();
+    assert!(!msg.contains('\n'), "multi-line error: {msg}");
+    assert!(
+        msg.starts_with(&path.display().to_string()),
+        "error does not name the file: {msg}"
+    );
+    msg
+}
+
+fn assert_contains(msg: &str, part: &str) {
+    assert!(msg.contains(part), "expected {part:?} in: {msg}");
+}
+
+/// Builds a safetensors file by hand: `entries` are (name, dtype, shape, raw bytes).
+fn handmade(entries: &[(&str, &str, &[usize], Vec<u8>)]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut body: Vec<u8> = Vec::new();
+    for (name, dtype, shape, bytes) in entries {
+        let start = body.len();
+        body.extend(bytes);
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, body.len()]}),
+        );
+    }
+    let header = serde_json::Value::Object(header).to_string();
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend(header.as_bytes());
+    file.extend(body);
+    file
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+#[test]
+fn save_load_round_trip() {
+    let dir = TempDir::new("rt");
+    let path = dir.0.join("model.safetensors");
+    let ckpt = sample();
+    checkpoint::save(&path, &ckpt).unwrap();
+    let back = checkpoint::load(&path).unwrap();
+    assert_eq!(back.tensors.len(), ckpt.tensors.len());
+    for t in &ckpt.tensors {
+        let b = back
+            .get(&t.name)
+            .unwrap_or_else(|| panic!("{} missing", t.name));
+        assert_eq!(b.shape, t.shape, "{}", t.name);
+        let bits = |d: &[f32]| d.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&b.data), bits(&t.data), "{}", t.name);
+    }
+    assert_eq!(back.metadata, ckpt.metadata);
+    assert_eq!(back.meta("epoch"), Some("12"));
+    assert_eq!(back.meta("missing"), None);
+    assert!(back.get("missing").is_none());
+    // Tensors come back in file order (sorted by name).
+    let names: Vec<&str> = back.tensors.iter().map(|t| t.name.as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+
+    // No metadata at all also round-trips.
+    let bare = Checkpoint {
+        tensors: vec![tensor("w", &[2, 2], 0.0)],
+        metadata: BTreeMap::new(),
+    };
+    checkpoint::save(&path, &bare).unwrap();
+    assert_eq!(checkpoint::load(&path).unwrap(), bare);
+}
+
+#[test]
+fn bytes_follow_the_safetensors_layout() {
+    let dir = TempDir::new("layout");
+    let path = dir.0.join("model.safetensors");
+    let ckpt = sample();
+    checkpoint::save(&path, &ckpt).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    assert_eq!(n % 8, 0, "header length is padded to 8 bytes");
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let header = header.as_object().unwrap();
+    let body = &bytes[8 + n..];
+
+    let meta = header["__metadata__"].as_object().unwrap();
+    assert_eq!(meta.len(), ckpt.metadata.len());
+    for (k, v) in &ckpt.metadata {
+        assert_eq!(meta[k].as_str(), Some(v.as_str()));
+    }
+    assert_eq!(header.len(), ckpt.tensors.len() + 1);
+    let mut spans = Vec::new();
+    for t in &ckpt.tensors {
+        let entry = &header[&t.name];
+        assert_eq!(entry["dtype"], "F32");
+        let shape: Vec<usize> = serde_json::from_value(entry["shape"].clone()).unwrap();
+        assert_eq!(shape, t.shape);
+        let [start, end]: [usize; 2] =
+            serde_json::from_value(entry["data_offsets"].clone()).unwrap();
+        assert_eq!(end - start, 4 * t.data.len(), "{}", t.name);
+        assert_eq!(
+            body[start..end],
+            f32_bytes(&t.data),
+            "{} is little-endian f32",
+            t.name
+        );
+        spans.push((start, end));
+    }
+    // The data regions tile the body exactly, with nothing after them.
+    spans.sort();
+    let mut at = 0;
+    for (start, end) in spans {
+        assert_eq!(start, at);
+        at = end;
+    }
+    assert_eq!(at, body.len());
+}
+
+#[test]
+fn foreign_file_written_by_hand_loads() {
+    let dir = TempDir::new("foreign");
+    let path = dir.0.join("torch.safetensors");
+    let bytes = handmade(&[
+        ("b", "F32", &[2], f32_bytes(&[1.5, -2.0])),
+        ("a", "F32", &[1, 2], f32_bytes(&[3.0, 4.0])),
+    ]);
+    std::fs::write(&path, bytes).unwrap();
+    let ckpt = checkpoint::load(&path).unwrap();
+    assert_eq!(ckpt.get("a").unwrap().data, [3.0, 4.0]);
+    assert_eq!(ckpt.get("a").unwrap().shape, [1, 2]);
+    assert_eq!(ckpt.get("b").unwrap().data, [1.5, -2.0]);
+    assert!(ckpt.metadata.is_empty());
+}
+
+#[test]
+fn save_is_atomic() {
+    let dir = TempDir::new("atomic");
+    let path = dir.0.join("model.safetensors");
+    checkpoint::save(&path, &sample()).unwrap();
+    assert_eq!(
+        dir.entries(),
+        ["model.safetensors"],
+        "no temp file is left behind"
+    );
+
+    // Overwriting replaces the file; a refused save leaves the previous one intact.
+    let mut other = sample();
+    other.metadata.insert("epoch".into(), "13".into());
+    checkpoint::save(&path, &other).unwrap();
+    assert_eq!(checkpoint::load(&path).unwrap().meta("epoch"), Some("13"));
+    let mut diverged = sample();
+    diverged.tensors[1].data[3] = f32::NAN;
+    let msg = error_for(checkpoint::save(&path, &diverged), &path);
+    assert_contains(&msg, "\"encoder.conv1.bias\"");
+    assert_contains(&msg, "NaN at index 3");
+    assert_eq!(checkpoint::load(&path).unwrap().meta("epoch"), Some("13"));
+    assert_eq!(dir.entries(), ["model.safetensors"]);
+
+    // Saving into a missing directory fails, naming the file, and creates nothing.
+    let missing = dir.0.join("no-such-dir").join("model.safetensors");
+    assert_contains(
+        &error_for(checkpoint::save(&missing, &sample()), &missing),
+        "does not exist",
+    );
+    assert!(!dir.0.join("no-such-dir").exists());
+    assert_eq!(dir.entries(), ["model.safetensors"]);
+
+    // Saving onto a directory fails and removes its temp file.
+    let sub = dir.0.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("keep"), b"x").unwrap();
+    error_for(checkpoint::save(&sub, &sample()), &sub);
+    assert_eq!(dir.entries(), ["model.safetensors", "sub"]);
+}
+
+#[test]
+fn bad_tensors_are_refused_on_save() {
+    let dir = TempDir::new("bad-save");
+    let path = dir.0.join("x.safetensors");
+    let mut ckpt = sample();
+    ckpt.tensors[0].shape = vec![8, 1, 3, 4];
+    assert_contains(
+        &error_for(checkpoint::save(&path, &ckpt), &path),
+        "does not match its 72 values",
+    );
+    let mut ckpt = sample();
+    ckpt.tensors.push(tensor("encoder.conv1.bias", &[1], 0.0));
+    assert_contains(
+        &error_for(checkpoint::save(&path, &ckpt), &path),
+        "two tensors named",
+    );
+    let mut ckpt = sample();
+    ckpt.tensors[2].data[0] = f32::INFINITY;
+    assert_contains(
+        &error_for(checkpoint::save(&path, &ckpt), &path),
+        "inf at index 0",
+    );
+    assert!(dir.entries().is_empty());
+}
+
+#[test]
+fn non_finite_values_are_rejected_on_load() {
+    let dir = TempDir::new("nan");
+    let path = dir.0.join("nan.safetensors");
+    let bytes = handmade(&[
+        ("fine", "F32", &[2], f32_bytes(&[1.0, 2.0])),
+        (
+            "decoder.out.weight",
+            "F32",
+            &[2, 2],
+            f32_bytes(&[1.0, 2.0, f32::NAN, 4.0]),
+        ),
+    ]);
+    std::fs::write(&path, bytes).unwrap();
+    let msg = error_for(checkpoint::load(&path), &path);
+    assert_contains(&msg, "tensor \"decoder.out.weight\" holds NaN at index 2");
+
+    let bytes = handmade(&[("w", "F32", &[1], f32_bytes(&[f32::NEG_INFINITY]))]);
+    std::fs::write(&path, bytes).unwrap();
+    assert_contains(
+        &error_for(checkpoint::load(&path), &path),
+        "tensor \"w\" holds -inf",
+    );
+}
+
+#[test]
+fn other_dtypes_are_rejected() {
+    let dir = TempDir::new("dtype");
+    let path = dir.0.join("f64.safetensors");
+    let bytes = handmade(&[(
+        "w",
+        "F64",
+        &[2],
+        [1.0f64, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )]);
+    std::fs::write(&path, bytes).unwrap();
+    assert_contains(
+        &error_for(checkpoint::load(&path), &path),
+        "tensor \"w\" has dtype F64, only F32 is supported",
+    );
+}
+
+#[test]
+fn corrupt_and_missing_files() {
+    let dir = TempDir::new("corrupt");
+    let missing = dir.0.join("missing.safetensors");
+    assert_contains(
+        &error_for(checkpoint::load(&missing), &missing),
+        "No such file",
+    );
+
+    let path = dir.0.join("bad.safetensors");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", Vec::new(), "empty file"),
+        (
+            "text",
+            b"this is a text file, not safetensors".to_vec(),
+            "not a safetensors checkpoint or corrupt",
+        ),
+        (
+            "short",
+            vec![1, 2, 3],
+            "not a safetensors checkpoint or corrupt",
+        ),
+        (
+            "bad json",
+            {
+                let mut b = 4u64.to_le_bytes().to_vec();
+                b.extend(b"{xx}");
+                b
+            },
+            "not a safetensors checkpoint or corrupt",
+        ),
+    ];
+    for (what, bytes, expected) in cases {
+        std::fs::write(&path, &bytes).unwrap();
+        let msg = error_for(checkpoint::load(&path), &path);
+        assert!(msg.contains(expected), "{what}: {msg}");
+    }
+    // A good file cut short, and one with extra bytes.
+    let good = dir.0.join("good.safetensors");
+    checkpoint::save(&good, &sample()).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+    assert_contains(&error_for(checkpoint::load(&path), &path), "corrupt");
+    let mut longer = bytes.clone();
+    longer.extend([0, 0, 0, 0]);
+    std::fs::write(&path, &longer).unwrap();
+    assert_contains(&error_for(checkpoint::load(&path), &path), "corrupt");
+}
