@@ -1,1 +1,387 @@
-// conv2d kernels (being written).
+// Convolution kernels for nn.Conv2d and nn.ConvTranspose2d (launchers: src/kernels/conv2d.rs
+// and src/kernels/conv_transpose2d.rs). Both layers relate a "big" feature map to a "small" one
+// by the strided correlation (stride s, padding p)
+//   small[n, cs, y, x]  ~  Σ_{cb, ky, kx} W[cs, cb, ky, kx] · big[n, cb, y·s − p + ky, x·s − p + kx]
+// with big [N, C_big, BH, BW], small [N, C_small, SH, SW], W [C_small, C_big, KH, KW]
+// (Conv2d: big = input, small = output, W [C_out, C_in]; ConvTranspose2d: big = output,
+// small = input, W [C_in, C_out]). One implicit-GEMM entry point, `gemm`, computes the three
+// products of that relation, out[m, col] = Σ_k A[m, k] · B[k, col]:
+//   mode 0 "down":  small = W ⋆ big (+ bias)   Conv2d forward, ConvTranspose2d input gradient
+//       m = cs, col = small position (n, y, x), k = tap (cb, ky, kx); A = W, B = im2col(big)
+//   mode 1 "up":    big = Wᵀ ⋆ small (+ bias)  ConvTranspose2d forward, Conv2d input gradient
+//       m = cb, col = big position (n, Y, X) of one stride phase (ry, rx) = ((Y+p) mod s,
+//       (X+p) mod s) taken from workgroup_id.z, k = (cs, jy, jx) with ky = ry + jy·s,
+//       kx = rx + jx·s: only the taps that reach that phase, so no zero products are done;
+//       B = small[n, cs, (Y + p − ky)/s, (X + p − kx)/s]
+//   mode 2 "wgrad": dW partials, m = cs, col = tap (cb, ky, kx), k = small positions (n, y, x)
+//       of split workgroup_id.z (split-K); A = small (the output gradient for Conv2d, the input
+//       for ConvTranspose2d), B = big patches; partials [splits, C_small, C_big·KH·KW]
+// and `wgrad_sum` adds the split-K partials into the flat gradient buffer.
+//
+// In every mode B[k, col] = b[row_off + col_off] if (row_y + col_y, row_x + col_x) lies inside
+// b's H×W, else 0: one term of the pair is a position (offset, top-left corner), the other a tap
+// (offset, displacement). Terms are decoded (integer divisions) once per tile column and once per
+// row into workgroup tables, so the inner loops have none. Rows or columns past the end get
+// y = SENT, which makes every B element they touch 0.
+//
+// Tiling: 64 invocations as a wk × wm × wn grid (powers of two chosen by the launcher, wk·wm·wn =
+// 64), each computing a 4 × 4 register block, so a workgroup tile is BM × BN = 4wm × 4wn. Each
+// step stages 8·wk rows of K (A: 8wk × BM, B: 8wk × BN) in workgroup memory; k-group tk
+// multiplies rows 8tk..8tk+7 and the wk partial blocks are added at the end (wk > 1 only for
+// small weight-gradient tiles, where K is long and M·N small).
+
+struct Params {
+    mode: u32,       // 0 down, 1 up, 2 wgrad
+    m: u32,          // GEMM rows M (C_small in modes 0/2, C_big in mode 1); wgrad_sum: C_small
+    n_cols: u32,     // mode 0: N·SH·SW; mode 2 and wgrad_sum: C_big·KH·KW; mode 1: per phase
+    k_rows: u32,     // mode 0: C_big·KH·KW; mode 2: N·SH·SW; mode 1: per phase
+    log_wm: u32,
+    log_wn: u32,
+    log_wk: u32,
+    k_split: u32,    // mode 2: rows of K per split (a multiple of 64)
+    batch: u32,
+    c_small: u32,
+    c_big: u32,
+    stride: u32,
+    small_h: u32,
+    small_w: u32,
+    big_h: u32,
+    big_w: u32,
+    kh: u32,
+    kw: u32,
+    pad: u32,
+    w_off: u32,      // modes 0/1: weight offset in the parameter buffer; wgrad_sum: in grads
+    bias_off: u32,
+    has_bias: u32,
+    splits: u32,     // wgrad_sum: number of partial slices
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a_src: array<f32>;   // W and bias (modes 0/1), small (2), partials (wgrad_sum)
+@group(0) @binding(2) var<storage, read> b_src: array<f32>;   // big (modes 0/2), small (1)
+@group(0) @binding(3) var<storage, read_write> out: array<f32>; // small (0), big (1), partials (2), grads (wgrad_sum)
+
+const WG: u32 = 64u;
+const CHUNK: u32 = 64u;      // K rows decoded per table refill (one per invocation)
+const BN_MAX: u32 = 256u;    // 4·64: widest tile (wm = 1)
+const SH_VEC: u32 = 576u;    // vec4s; ≥ 8·wk·(wm + wn) for every grid the launcher picks, ≥ 256
+const SENT: i32 = -536870912;
+
+// A tile [8wk, BM] then B tile [8wk, BN], four consecutive rows (A) or columns (B) per vec4.
+var<workgroup> sh: array<vec4<f32>, SH_VEC>;
+var<workgroup> row_tab: array<vec4<i32>, CHUNK>;  // K rows: (b offset, y, x, a_src offset of A[0, k])
+var<workgroup> col_tab: array<vec4<i32>, BN_MAX>; // columns: (b offset, y, x, out offset of out[0, col])
+
+// One position or tap: offset into b, 2-D coordinate (corner or displacement) and `e`, an
+// offset into a_src (rows) or out (columns).
+struct Term {
+    off: i32,
+    y: i32,
+    x: i32,
+    e: u32,
+}
+
+// What one workgroup computes (uniform: from p and workgroup_id.z).
+struct Job {
+    n_cols: u32,
+    k_begin: u32,
+    k_end: u32,
+    a_mstride: u32,  // a_src distance between A[m, k] and A[m + 1, k]
+    o_mstride: u32,  // out distance between out[m, col] and out[m + 1, col]
+    e_base: u32,     // added to big-tap offsets (weight offset in mode 0, partial slice in 2)
+    b_h: u32,
+    b_w: u32,
+    ry: u32,         // mode 1: stride phase and its taps / positions
+    rx: u32,
+    tky: u32,
+    tkx: u32,
+    qy0: u32,
+    qx0: u32,
+    ny: u32,
+    nx: u32,
+}
+
+// Number of taps j ≥ 0 with r + j·s < k.
+fn phase_taps(r: u32, k: u32, s: u32) -> u32 {
+    return select(0u, (k - r + s - 1u) / s, r < k);
+}
+
+fn job(z: u32) -> Job {
+    var j: Job;
+    let kk = p.kh * p.kw;
+    let s = p.stride;
+    j.b_h = p.big_h;
+    j.b_w = p.big_w;
+    if (p.mode == 0u) {
+        j.n_cols = p.n_cols;
+        j.k_begin = 0u;
+        j.k_end = p.k_rows;
+        j.a_mstride = p.k_rows;
+        j.o_mstride = p.small_h * p.small_w;
+        j.e_base = p.w_off;
+    } else if (p.mode == 1u) {
+        j.ry = z / s;
+        j.rx = z - j.ry * s;
+        j.tky = phase_taps(j.ry, p.kh, s);
+        j.tkx = phase_taps(j.rx, p.kw, s);
+        // Y = qy·s + ry − p for qy0 ≤ qy < qy0 + ny covers the big rows of this phase.
+        j.qy0 = select(0u, (p.pad - j.ry + s - 1u) / s, p.pad > j.ry);
+        j.qx0 = select(0u, (p.pad - j.rx + s - 1u) / s, p.pad > j.rx);
+        let qy1 = (p.big_h + p.pad + s - 1u - j.ry) / s;
+        let qx1 = (p.big_w + p.pad + s - 1u - j.rx) / s;
+        j.ny = select(0u, qy1 - j.qy0, qy1 > j.qy0);
+        j.nx = select(0u, qx1 - j.qx0, qx1 > j.qx0);
+        j.n_cols = p.batch * j.ny * j.nx;
+        j.k_begin = 0u;
+        j.k_end = p.c_small * j.tky * j.tkx;
+        j.a_mstride = kk;
+        j.o_mstride = p.big_h * p.big_w;
+        j.b_h = p.small_h;
+        j.b_w = p.small_w;
+    } else {
+        j.n_cols = p.n_cols;
+        j.k_begin = z * p.k_split;
+        j.k_end = min(p.k_rows, j.k_begin + p.k_split);
+        j.a_mstride = p.small_h * p.small_w;
+        j.o_mstride = p.n_cols;
+        j.e_base = z * p.m * p.n_cols;
+    }
+    return j;
+}
+
+// Tap t = (cb, ky, kx) of the big map; e = e_base + t (W[cs=0, t] in mode 0, partial column in 2).
+fn big_tap(j: Job, t: u32) -> Term {
+    let kk = p.kh * p.kw;
+    let cb = t / kk;
+    let r = t - cb * kk;
+    let ky = r / p.kw;
+    let kx = r - ky * p.kw;
+    return Term(i32(cb * p.big_h * p.big_w + ky * p.big_w + kx), i32(ky), i32(kx), j.e_base + t);
+}
+
+// Small position q = (n, y, x): the corner of its big patch; e = offset of small[n, 0, y, x].
+fn small_pos(q: u32) -> Term {
+    let hw = p.small_h * p.small_w;
+    let n = q / hw;
+    let r = q - n * hw;
+    let y = r / p.small_w;
+    let x = r - y * p.small_w;
+    let y0 = i32(y * p.stride) - i32(p.pad);
+    let x0 = i32(x * p.stride) - i32(p.pad);
+    let off = i32(n * p.c_big * p.big_h * p.big_w) + y0 * i32(p.big_w) + x0;
+    return Term(off, y0, x0, n * p.c_small * hw + r);
+}
+
+// Mode 1 tap k = (cs, jy, jx) of phase (ry, rx): displacement (−jy, −jx) in the small map;
+// e = offset of W[cs, cb=0, ry + jy·s, rx + jx·s].
+fn phase_tap(j: Job, k: u32) -> Term {
+    let tt = j.tky * j.tkx;
+    let cs = k / tt;
+    let r = k - cs * tt;
+    let jy = r / j.tkx;
+    let jx = r - jy * j.tkx;
+    let ky = j.ry + jy * p.stride;
+    let kx = j.rx + jx * p.stride;
+    let off = i32(cs * p.small_h * p.small_w) - i32(jy * p.small_w + jx);
+    return Term(off, -i32(jy), -i32(jx), p.w_off + cs * p.c_big * p.kh * p.kw + ky * p.kw + kx);
+}
+
+// Mode 1 column = (n, qy, qx) of phase (ry, rx): small-map corner (qy, qx); e = offset of
+// big[n, 0, qy·s + ry − p, qx·s + rx − p].
+fn phase_pos(j: Job, col: u32) -> Term {
+    let per = j.ny * j.nx;
+    let n = col / per;
+    let r = col - n * per;
+    let iy = r / j.nx;
+    let qy = j.qy0 + iy;
+    let qx = j.qx0 + r - iy * j.nx;
+    let yb = qy * p.stride + j.ry - p.pad;
+    let xb = qx * p.stride + j.rx - p.pad;
+    let off = n * p.c_small * p.small_h * p.small_w + qy * p.small_w + qx;
+    return Term(i32(off), i32(qy), i32(qx), n * p.c_big * p.big_h * p.big_w + yb * p.big_w + xb);
+}
+
+fn row_term(j: Job, k: u32) -> Term {
+    if (p.mode == 0u) {
+        return big_tap(j, k);
+    }
+    if (p.mode == 1u) {
+        return phase_tap(j, k);
+    }
+    return small_pos(k);
+}
+
+fn col_term(j: Job, col: u32) -> Term {
+    if (p.mode == 0u) {
+        return small_pos(col);
+    }
+    if (p.mode == 1u) {
+        return phase_pos(j, col);
+    }
+    return big_tap(j, col);
+}
+
+fn term_vec(t: Term) -> vec4<i32> {
+    return vec4<i32>(t.off, t.y, t.x, i32(t.e));
+}
+
+// One B element: b[row.off + col.off] if the summed coordinate lies inside b, else 0.
+fn b_elem(row: vec4<i32>, col_off: i32, col_y: i32, col_x: i32, b_h: u32, b_w: u32) -> f32 {
+    if (u32(row.y + col_y) < b_h && u32(row.z + col_x) < b_w) {
+        return b_src[u32(row.x + col_off)];
+    }
+    return 0.0;
+}
+
+@compute @workgroup_size(64)
+fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let j = job(wid.z);
+    let log_wm = p.log_wm;
+    let log_wn = p.log_wn;
+    let wm = 1u << log_wm;
+    let wn = 1u << log_wn;
+    let rs = 8u << p.log_wk;             // K rows per step
+    let m0 = wid.y * 4u * wm;
+    let n0 = wid.x * 4u * wn;
+    if (n0 >= j.n_cols) {
+        return;                           // a tile past this phase's columns (uniform)
+    }
+
+    // Column table for this tile.
+    for (var c = lid; c < 4u * wn; c = c + WG) {
+        var t = Term(0, SENT, SENT, 0u);
+        if (n0 + c < j.n_cols) {
+            t = col_term(j, n0 + c);
+        }
+        col_tab[c] = term_vec(t);
+    }
+    workgroupBarrier();
+
+    // B-tile loading: this invocation fills the four columns 4·g.. of rows r0, r0 + rstep, ...
+    let g = lid & (wn - 1u);
+    let r0 = lid >> log_wn;
+    let rstep = WG >> log_wn;
+    let c0 = col_tab[4u * g];
+    let c1 = col_tab[4u * g + 1u];
+    let c2 = col_tab[4u * g + 2u];
+    let c3 = col_tab[4u * g + 3u];
+    let cy = vec4<i32>(c0.y, c1.y, c2.y, c3.y);
+    let cx = vec4<i32>(c0.z, c1.z, c2.z, c3.z);
+    let co = vec4<i32>(c0.x, c1.x, c2.x, c3.x);
+
+    // Compute mapping: rows 4tm.., columns 4tn.., K rows 8tk.. of each step.
+    let tn = lid & (wn - 1u);
+    let tm = (lid >> log_wn) & (wm - 1u);
+    let tk = lid >> (log_wn + log_wm);
+    let b_base = rs * wm;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+
+    for (var kc = j.k_begin; kc < j.k_end; kc = kc + CHUNK) {
+        var t = Term(0, SENT, SENT, 0u);
+        if (kc + lid < j.k_end) {
+            t = row_term(j, kc + lid);
+        }
+        row_tab[lid] = term_vec(t);
+        workgroupBarrier();
+        let rows = min(CHUNK, j.k_end - kc);
+        for (var ks = 0u; ks < rows; ks = ks + rs) {
+            for (var v = lid; v < rs * wm; v = v + WG) {
+                let r = ks + (v >> log_wm);
+                let m = m0 + 4u * (v & (wm - 1u));
+                var a = vec4<f32>(0.0);
+                if (r < rows) {
+                    let base = u32(row_tab[r].w) + m * j.a_mstride;
+                    let mleft = p.m - min(m, p.m);
+                    if (mleft > 0u) { a.x = a_src[base]; }
+                    if (mleft > 1u) { a.y = a_src[base + j.a_mstride]; }
+                    if (mleft > 2u) { a.z = a_src[base + 2u * j.a_mstride]; }
+                    if (mleft > 3u) { a.w = a_src[base + 3u * j.a_mstride]; }
+                }
+                sh[v] = a;
+            }
+            for (var r = ks + r0; r < ks + rs; r = r + rstep) {
+                let row = row_tab[r];
+                sh[b_base + ((r - ks) << log_wn) + g] = vec4<f32>(
+                    b_elem(row, co.x, cy.x, cx.x, j.b_h, j.b_w),
+                    b_elem(row, co.y, cy.y, cx.y, j.b_h, j.b_w),
+                    b_elem(row, co.z, cy.z, cx.z, j.b_h, j.b_w),
+                    b_elem(row, co.w, cy.w, cx.w, j.b_h, j.b_w),
+                );
+            }
+            workgroupBarrier();
+            var ar = ((8u * tk) << log_wm) + tm;
+            var br = b_base + ((8u * tk) << log_wn) + tn;
+            for (var kk = 0u; kk < 8u; kk = kk + 1u) {
+                let a = sh[ar];
+                let b = sh[br];
+                acc0 = acc0 + a.x * b;
+                acc1 = acc1 + a.y * b;
+                acc2 = acc2 + a.z * b;
+                acc3 = acc3 + a.w * b;
+                ar = ar + wm;
+                br = br + wn;
+            }
+            workgroupBarrier();
+        }
+    }
+
+    if (p.log_wk > 0u) {
+        // k-groups 1.. hand their blocks to k-group 0 (four vec4s per invocation).
+        if (tk > 0u) {
+            sh[4u * lid] = acc0;
+            sh[4u * lid + 1u] = acc1;
+            sh[4u * lid + 2u] = acc2;
+            sh[4u * lid + 3u] = acc3;
+        }
+        workgroupBarrier();
+        if (tk == 0u) {
+            for (var k = 1u; k < (1u << p.log_wk); k = k + 1u) {
+                let o = 4u * (lid + (k << (log_wm + log_wn)));
+                acc0 = acc0 + sh[o];
+                acc1 = acc1 + sh[o + 1u];
+                acc2 = acc2 + sh[o + 2u];
+                acc3 = acc3 + sh[o + 3u];
+            }
+        }
+    }
+    if (tk > 0u) {
+        return;
+    }
+
+    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let m = m0 + 4u * tm + i;
+        if (m >= p.m) {
+            break;
+        }
+        var bias = 0.0;
+        if (p.has_bias != 0u) {
+            bias = a_src[p.bias_off + m];
+        }
+        for (var jj = 0u; jj < 4u; jj = jj + 1u) {
+            let c = 4u * tn + jj;
+            if (n0 + c < j.n_cols) {
+                out[u32(col_tab[c].w) + m * j.o_mstride] = accs[i][jj] + bias;
+            }
+        }
+    }
+}
+
+// grads[w_off + i] = Σ_z partials[z, i] for i < C_small·C_big·KH·KW (1-D grid).
+@compute @workgroup_size(256)
+fn wgrad_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    let len = p.m * p.n_cols;
+    if (i >= len) {
+        return;
+    }
+    var acc = 0.0;
+    for (var z = 0u; z < p.splits; z = z + 1u) {
+        acc = acc + a_src[z * len + i];
+    }
+    out[p.w_off + i] = acc;
+}

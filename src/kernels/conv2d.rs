@@ -1,8 +1,355 @@
-//! Launchers for `shaders/conv2d.wgsl` (being written).
+//! Launchers for `shaders/conv2d.wgsl`: `nn.Conv2d` forward and backward, and the three
+//! strided-correlation products (`down`, `up`, `weight_grad`) that
+//! [`conv_transpose2d`](super::conv_transpose2d) reuses with the roles of input and output
+//! swapped.
 
-use crate::gpu::Shader;
+use super::reduce;
+use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
+use crate::shapes::{Conv2dShape, ParamOffsets};
 
 pub const SHADER: Shader = Shader {
     name: "conv2d",
     source: include_str!("../../shaders/conv2d.wgsl"),
 };
+
+/// Mirrors `Params` in `shaders/conv2d.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    mode: u32,
+    m: u32,
+    n_cols: u32,
+    k_rows: u32,
+    log_wm: u32,
+    log_wn: u32,
+    log_wk: u32,
+    k_split: u32,
+    batch: u32,
+    c_small: u32,
+    c_big: u32,
+    stride: u32,
+    small_h: u32,
+    small_w: u32,
+    big_h: u32,
+    big_w: u32,
+    kh: u32,
+    kw: u32,
+    pad: u32,
+    w_off: u32,
+    bias_off: u32,
+    has_bias: u32,
+    splits: u32,
+    _pad0: u32,
+}
+
+/// `SH_VEC` in the shader: workgroup vec4s for the A and B tiles.
+const SH_VEC: usize = 576;
+/// Rows of K per weight-gradient split stay within [`MIN_SPLIT_ROWS`, ...] and the split count
+/// at most [`MAX_SPLITS`] (bounds the partials buffer).
+const MIN_SPLIT_ROWS: usize = 128;
+const MAX_SPLITS: usize = 512;
+
+/// Two feature maps related by a strided correlation with weight `[C_small, C_big, KH, KW]`:
+/// `small[n, cs, y, x] ~ Σ W[cs, cb, ky, kx] · big[n, cb, y·s − p + ky, x·s − p + kx]`.
+/// Conv2d: big = input, small = output; ConvTranspose2d: big = output, small = input.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pair {
+    pub n: usize,
+    pub c_small: usize,
+    pub small_h: usize,
+    pub small_w: usize,
+    pub c_big: usize,
+    pub big_h: usize,
+    pub big_w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Pair {
+    fn small_len(&self) -> usize {
+        self.n * self.c_small * self.small_h * self.small_w
+    }
+    fn big_len(&self) -> usize {
+        self.n * self.c_big * self.big_h * self.big_w
+    }
+    fn taps(&self) -> usize {
+        self.c_big * self.kh * self.kw
+    }
+    fn params(&self, mode: u32) -> Params {
+        Params {
+            mode,
+            batch: self.n as u32,
+            c_small: self.c_small as u32,
+            c_big: self.c_big as u32,
+            stride: self.stride as u32,
+            small_h: self.small_h as u32,
+            small_w: self.small_w as u32,
+            big_h: self.big_h as u32,
+            big_w: self.big_w as u32,
+            kh: self.kh as u32,
+            kw: self.kw as u32,
+            pad: self.pad as u32,
+            ..Params::default()
+        }
+    }
+}
+
+fn log2(v: usize) -> u32 {
+    debug_assert!(v.is_power_of_two());
+    v.trailing_zeros()
+}
+
+/// Invocation grid (wm, wn) for the data kernels: a 4·wm-row tile just covering `m` (at most
+/// 32 rows), the rest of the 64 invocations along the columns.
+fn data_grid(m: usize) -> (usize, usize) {
+    let wm = m.div_ceil(4).next_power_of_two().min(8);
+    (wm, 64 / wm)
+}
+
+fn check_groups(gpu: &Gpu, what: &str, groups: usize) -> u32 {
+    let max = gpu.limits.max_compute_workgroups_per_dimension as usize;
+    assert!(
+        groups <= max,
+        "{what}: needs {groups} workgroups along one dimension but {} allows {max}; use a smaller --batch",
+        gpu.info.name
+    );
+    groups as u32
+}
+
+/// `small = W ⋆ big (+ bias)`, W `[C_small, C_big, KH, KW]` at `params[w_off..]`, bias
+/// `[C_small]` at `params[bias..]`: Conv2d forward, ConvTranspose2d input gradient.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn down(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    small: &Tensor,
+    big: &Tensor,
+    params: &wgpu::Buffer,
+    w_off: usize,
+    bias: Option<usize>,
+    g: Pair,
+) {
+    debug_assert_eq!(small.numel(), g.small_len());
+    debug_assert_eq!(big.numel(), g.big_len());
+    let (wm, wn) = data_grid(g.c_small);
+    let cols = g.n * g.small_h * g.small_w;
+    let p = Params {
+        m: g.c_small as u32,
+        n_cols: cols as u32,
+        k_rows: g.taps() as u32,
+        log_wm: log2(wm),
+        log_wn: log2(wn),
+        w_off: w_off as u32,
+        bias_off: bias.unwrap_or(0) as u32,
+        has_bias: bias.is_some() as u32,
+        ..g.params(0)
+    };
+    let groups = [
+        check_groups(gpu, "conv2d", cols.div_ceil(4 * wn)),
+        g.c_small.div_ceil(4 * wm) as u32,
+        1,
+    ];
+    plan.dispatch(
+        gpu,
+        &SHADER,
+        "gemm",
+        &[],
+        &p,
+        &[(1, params), (2, &big.buffer), (3, &small.buffer)],
+        groups,
+    );
+}
+
+/// Number of big rows (or columns) `Y < big` with `(Y + pad) mod stride == r`.
+fn phase_len(big: usize, pad: usize, stride: usize, r: usize) -> usize {
+    let q0 = if pad > r {
+        (pad - r).div_ceil(stride)
+    } else {
+        0
+    };
+    let q1 = (big + pad + stride - 1 - r) / stride;
+    q1.saturating_sub(q0)
+}
+
+/// `big = Wᵀ ⋆ small (+ bias)`, W `[C_small, C_big, KH, KW]` at `params[w_off..]`, bias
+/// `[C_big]` at `params[bias..]`: ConvTranspose2d forward, Conv2d input gradient. One grid
+/// layer per stride phase, each multiplying only the taps that reach it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn up(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    big: &Tensor,
+    small: &Tensor,
+    params: &wgpu::Buffer,
+    w_off: usize,
+    bias: Option<usize>,
+    g: Pair,
+) {
+    debug_assert_eq!(small.numel(), g.small_len());
+    debug_assert_eq!(big.numel(), g.big_len());
+    let (wm, wn) = data_grid(g.c_big);
+    let s = g.stride;
+    let max_rows = (0..s).map(|r| phase_len(g.big_h, g.pad, s, r)).max();
+    let max_cols = (0..s).map(|r| phase_len(g.big_w, g.pad, s, r)).max();
+    let cols = g.n * max_rows.unwrap_or(0) * max_cols.unwrap_or(0);
+    let p = Params {
+        m: g.c_big as u32,
+        log_wm: log2(wm),
+        log_wn: log2(wn),
+        w_off: w_off as u32,
+        bias_off: bias.unwrap_or(0) as u32,
+        has_bias: bias.is_some() as u32,
+        ..g.params(1)
+    };
+    let groups = [
+        check_groups(gpu, "conv_transpose2d", cols.div_ceil(4 * wn)),
+        g.c_big.div_ceil(4 * wm) as u32,
+        (s * s) as u32,
+    ];
+    plan.dispatch(
+        gpu,
+        &SHADER,
+        "gemm",
+        &[],
+        &p,
+        &[(1, params), (2, &small.buffer), (3, &big.buffer)],
+        groups,
+    );
+}
+
+/// Invocation grid (wm, wn, wk) for the weight gradient: a tile just covering `m` × `n` (at
+/// most 64 × 256), at least 8 invocations per k-group, the rest splitting K inside the group.
+fn wgrad_grid(m: usize, n: usize) -> (usize, usize, usize) {
+    let wm = m.div_ceil(4).next_power_of_two().min(16);
+    let wn = n.div_ceil(4).next_power_of_two().min(64 / wm).max(8 / wm);
+    let wk = 64 / (wm * wn);
+    debug_assert!(wk <= 8 && 8 * wk * (wm + wn) <= SH_VEC);
+    (wm, wn, wk)
+}
+
+/// `dW[cs, cb, ky, kx] = Σ_{n, y, x} small[n, cs, y, x] · big[n, cb, y·s − p + ky, x·s − p + kx]`
+/// written (overwriting) to `grads[w_off..]`: split-K partials into a scratch buffer owned by
+/// the plan, then one summing pass.
+pub(super) fn weight_grad(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    grads: &wgpu::Buffer,
+    w_off: usize,
+    small: &Tensor,
+    big: &Tensor,
+    g: Pair,
+) {
+    debug_assert_eq!(small.numel(), g.small_len());
+    debug_assert_eq!(big.numel(), g.big_len());
+    let m = g.c_small;
+    let taps = g.taps();
+    let k_rows = g.n * g.small_h * g.small_w;
+    let k_split = k_rows
+        .div_ceil(MAX_SPLITS)
+        .max(MIN_SPLIT_ROWS)
+        .next_multiple_of(64);
+    let splits = k_rows.div_ceil(k_split);
+    let (wm, wn, wk) = wgrad_grid(m, taps);
+    let partials = gpu
+        .storage_buffer(
+            (splits * m * taps * 4) as u64,
+            "conv weight-gradient partials",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let p = Params {
+        m: m as u32,
+        n_cols: taps as u32,
+        k_rows: k_rows as u32,
+        log_wm: log2(wm),
+        log_wn: log2(wn),
+        log_wk: log2(wk),
+        k_split: k_split as u32,
+        w_off: w_off as u32,
+        splits: splits as u32,
+        ..g.params(2)
+    };
+    let groups = [
+        taps.div_ceil(4 * wn) as u32,
+        m.div_ceil(4 * wm) as u32,
+        check_groups(gpu, "conv weight gradient", splits),
+    ];
+    plan.dispatch(
+        gpu,
+        &SHADER,
+        "gemm",
+        &[],
+        &p,
+        &[(1, &small.buffer), (2, &big.buffer), (3, &partials)],
+        groups,
+    );
+    plan.dispatch(
+        gpu,
+        &SHADER,
+        "wgrad_sum",
+        &[],
+        &p,
+        &[(1, &partials), (3, grads)],
+        grid_1d(gpu, m * taps, 256),
+    );
+}
+
+fn pair(s: Conv2dShape) -> Pair {
+    Pair {
+        n: s.n,
+        c_small: s.c_out,
+        small_h: s.out_h(),
+        small_w: s.out_w(),
+        c_big: s.c_in,
+        big_h: s.h_in,
+        big_w: s.w_in,
+        kh: s.kernel_h,
+        kw: s.kernel_w,
+        stride: s.stride,
+        pad: s.padding,
+    }
+}
+
+/// y [N, C_out, out_h, out_w] = conv(x [N, C_in, H, W], W) + b; W at params[at.weight..], b at params[at.bias..]
+pub fn forward(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    y: &Tensor,
+    x: &Tensor,
+    params: &wgpu::Buffer,
+    at: ParamOffsets,
+    s: Conv2dShape,
+) {
+    down(plan, gpu, y, x, params, at.weight, Some(at.bias), pair(s));
+}
+
+/// Overwrites dW at grads[at.weight..], db at grads[at.bias..] (crate::kernels::reduce::channel_sum), and dx when Some.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    dx: Option<&Tensor>,
+    grads: &wgpu::Buffer,
+    dy: &Tensor,
+    x: &Tensor,
+    params: &wgpu::Buffer,
+    at: ParamOffsets,
+    s: Conv2dShape,
+) {
+    let g = pair(s);
+    weight_grad(plan, gpu, grads, at.weight, dy, x, g);
+    reduce::channel_sum(
+        plan,
+        gpu,
+        grads,
+        at.bias,
+        dy,
+        s.n,
+        s.c_out,
+        s.out_h() * s.out_w(),
+    );
+    if let Some(dx) = dx {
+        up(plan, gpu, dx, dy, params, at.weight, None, g);
+    }
+}

@@ -22,7 +22,6 @@ pub const SHADERS: &[Shader] = &[
     activation::SHADER,
     adam::SHADER,
     conv2d::SHADER,
-    conv_transpose2d::SHADER,
     data::SHADER,
     linear::SHADER,
     loss::SHADER,

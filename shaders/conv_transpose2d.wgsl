@@ -1,1 +1,0 @@
-// conv_transpose2d kernels (being written).
