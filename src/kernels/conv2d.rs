@@ -267,7 +267,7 @@ pub(super) fn weight_grad(
     let k_split = k_rows
         .div_ceil(MAX_SPLITS)
         .max(MIN_SPLIT_ROWS)
-        .next_multiple_of(64);
+        .next_multiple_of(CHUNK);
     let splits = k_rows.div_ceil(k_split);
     let (wm, wn, wk) = wgrad_grid(m, taps);
     let partials = gpu
