@@ -20,15 +20,18 @@
 //
 // In every mode B[k, col] = b[row_off + col_off] if (row_y + col_y, row_x + col_x) lies inside
 // b's H×W, else 0: one term of the pair is a position (offset, top-left corner), the other a tap
-// (offset, displacement). Terms are decoded (integer divisions) once per tile column and once per
-// row into workgroup tables, so the inner loops have none. Rows or columns past the end get
-// y = SENT, which makes every B element they touch 0.
+// (offset, displacement). Terms are decoded (integer divisions) once per K row into a workgroup
+// table and once per tile column by the invocations that own it, so the inner loops have none.
+// Rows or columns past the end get y = SENT, which makes every B element they touch 0.
 //
 // Tiling: 64 invocations as a wk × wm × wn grid (powers of two chosen by the launcher, wk·wm·wn =
 // 64), each computing a 4 × 4 register block, so a workgroup tile is BM × BN = 4wm × 4wn. Each
-// step stages 8·wk rows of K (A: 8wk × BM, B: 8wk × BN) in workgroup memory; k-group tk
-// multiplies rows 8tk..8tk+7 and the wk partial blocks are added at the end (wk > 1 only for
-// small weight-gradient tiles, where K is long and M·N small).
+// step stages kt·wk rows of K (A: [kt·wk, BM], B: [kt·wk, BN], kt as large as workgroup memory
+// allows, to keep barriers rare) in workgroup memory; k-group tk multiplies rows kt·tk.. and the
+// wk partial blocks are added at the end (wk > 1 only for small weight-gradient tiles, where K
+// is long and M·N small). With a single row block (M ≤ 4, wm = 1) no two invocations share B
+// values, so B is gathered straight into registers and only the A rows go through workgroup
+// memory, one barrier pair per 64 K rows.
 
 struct Params {
     mode: u32,       // 0 down, 1 up, 2 wgrad
@@ -39,6 +42,7 @@ struct Params {
     log_wn: u32,
     log_wk: u32,
     k_split: u32,    // mode 2: rows of K per split (a multiple of 64)
+    kt: u32,         // K rows per k-group and step (power of two, kt·wk ≤ 64)
     batch: u32,
     c_small: u32,
     c_big: u32,
@@ -55,6 +59,8 @@ struct Params {
     has_bias: u32,
     splits: u32,     // wgrad_sum: number of partial slices
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -64,14 +70,13 @@ struct Params {
 
 const WG: u32 = 64u;
 const CHUNK: u32 = 64u;      // K rows decoded per table refill (one per invocation)
-const BN_MAX: u32 = 256u;    // 4·64: widest tile (wm = 1)
-const SH_VEC: u32 = 576u;    // vec4s; ≥ 8·wk·(wm + wn) for every grid the launcher picks, ≥ 256
+const SH_VEC: u32 = 896u;    // vec4s; ≥ kt·wk·(wm + wn) for every grid the launcher picks, ≥ 256
 const SENT: i32 = -536870912;
 
-// A tile [8wk, BM] then B tile [8wk, BN], four consecutive rows (A) or columns (B) per vec4.
+// A tile [kt·wk, BM] then B tile [kt·wk, BN], four consecutive rows (A) or columns (B) per vec4;
+// with one row block (wm = 1) only the A rows of the current chunk, [CHUNK] vec4s.
 var<workgroup> sh: array<vec4<f32>, SH_VEC>;
 var<workgroup> row_tab: array<vec4<i32>, CHUNK>;  // K rows: (b offset, y, x, a_src offset of A[0, k])
-var<workgroup> col_tab: array<vec4<i32>, BN_MAX>; // columns: (b offset, y, x, out offset of out[0, col])
 
 // One position or tap: offset into b, 2-D coordinate (corner or displacement) and `e`, an
 // offset into a_src (rows) or out (columns).
@@ -222,8 +227,36 @@ fn col_term(j: Job, col: u32) -> Term {
     return big_tap(j, col);
 }
 
+// Term of tile column `col`, or one that zeroes its B elements past the last column.
+fn column(j: Job, col: u32) -> Term {
+    if (col < j.n_cols) {
+        return col_term(j, col);
+    }
+    return Term(0, SENT, SENT, 0u);
+}
+
 fn term_vec(t: Term) -> vec4<i32> {
     return vec4<i32>(t.off, t.y, t.x, i32(t.e));
+}
+
+// A[m.., k] for the four rows m, m + 1, .. (0 past the last), from the offset of A[0, k].
+fn a_rows(row_a: u32, m: u32, a_mstride: u32) -> vec4<f32> {
+    var a = vec4<f32>(0.0);
+    let base = row_a + m * a_mstride;
+    let left = p.m - min(m, p.m);
+    if (left > 0u) {
+        a.x = a_src[base];
+    }
+    if (left > 1u) {
+        a.y = a_src[base + a_mstride];
+    }
+    if (left > 2u) {
+        a.z = a_src[base + 2u * a_mstride];
+    }
+    if (left > 3u) {
+        a.w = a_src[base + 3u * a_mstride];
+    }
+    return a;
 }
 
 // One B element: b[row.off + col.off] if the summed coordinate lies inside b, else 0.
@@ -241,39 +274,28 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let log_wn = p.log_wn;
     let wm = 1u << log_wm;
     let wn = 1u << log_wn;
-    let rs = 8u << p.log_wk;             // K rows per step
+    let kt = p.kt;                       // K rows per k-group and step
+    let rs = kt << p.log_wk;             // K rows per step
     let m0 = wid.y * 4u * wm;
     let n0 = wid.x * 4u * wn;
     if (n0 >= j.n_cols) {
         return;                           // a tile past this phase's columns (uniform)
     }
 
-    // Column table for this tile.
-    for (var c = lid; c < 4u * wn; c = c + WG) {
-        var t = Term(0, SENT, SENT, 0u);
-        if (n0 + c < j.n_cols) {
-            t = col_term(j, n0 + c);
-        }
-        col_tab[c] = term_vec(t);
-    }
-    workgroupBarrier();
-
-    // B-tile loading: this invocation fills the four columns 4·g.. of rows r0, r0 + rstep, ...
-    let g = lid & (wn - 1u);
-    let r0 = lid >> log_wn;
-    let rstep = WG >> log_wn;
-    let c0 = col_tab[4u * g];
-    let c1 = col_tab[4u * g + 1u];
-    let c2 = col_tab[4u * g + 2u];
-    let c3 = col_tab[4u * g + 3u];
-    let cy = vec4<i32>(c0.y, c1.y, c2.y, c3.y);
-    let cx = vec4<i32>(c0.z, c1.z, c2.z, c3.z);
-    let co = vec4<i32>(c0.x, c1.x, c2.x, c3.x);
-
-    // Compute mapping: rows 4tm.., columns 4tn.., K rows 8tk.. of each step.
+    // Thread layout: rows 4tm.., columns 4tn.. of the tile, K rows kt·tk.. of each step. An
+    // invocation also stages the B values of its own four columns, rows r0, r0 + rstep, ...
     let tn = lid & (wn - 1u);
     let tm = (lid >> log_wn) & (wm - 1u);
     let tk = lid >> (log_wn + log_wm);
+    let r0 = lid >> log_wn;
+    let rstep = WG >> log_wn;
+    let c0 = column(j, n0 + 4u * tn);
+    let c1 = column(j, n0 + 4u * tn + 1u);
+    let c2 = column(j, n0 + 4u * tn + 2u);
+    let c3 = column(j, n0 + 4u * tn + 3u);
+    let cy = vec4<i32>(c0.y, c1.y, c2.y, c3.y);
+    let cx = vec4<i32>(c0.x, c1.x, c2.x, c3.x);
+    let co = vec4<i32>(c0.off, c1.off, c2.off, c3.off);
     let b_base = rs * wm;
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
@@ -286,46 +308,66 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             t = row_term(j, kc + lid);
         }
         row_tab[lid] = term_vec(t);
-        workgroupBarrier();
         let rows = min(CHUNK, j.k_end - kc);
-        for (var ks = 0u; ks < rows; ks = ks + rs) {
-            for (var v = lid; v < rs * wm; v = v + WG) {
-                let r = ks + (v >> log_wm);
-                let m = m0 + 4u * (v & (wm - 1u));
-                var a = vec4<f32>(0.0);
-                if (r < rows) {
-                    let base = u32(row_tab[r].w) + m * j.a_mstride;
-                    let mleft = p.m - min(m, p.m);
-                    if (mleft > 0u) { a.x = a_src[base]; }
-                    if (mleft > 1u) { a.y = a_src[base + j.a_mstride]; }
-                    if (mleft > 2u) { a.z = a_src[base + 2u * j.a_mstride]; }
-                    if (mleft > 3u) { a.w = a_src[base + 3u * j.a_mstride]; }
-                }
-                sh[v] = a;
+        if (log_wm == 0u) {
+            // One row block (BM = 4): no invocation shares another's B values, so each gathers
+            // its own straight into registers; A rows come from a table next to the row table.
+            var a = vec4<f32>(0.0);
+            if (lid < rows) {
+                a = a_rows(u32(t.e), m0, j.a_mstride);
             }
-            for (var r = ks + r0; r < ks + rs; r = r + rstep) {
+            sh[lid] = a;
+            workgroupBarrier();
+            for (var r = tk; r < rows; r = r + (1u << p.log_wk)) {
                 let row = row_tab[r];
-                sh[b_base + ((r - ks) << log_wn) + g] = vec4<f32>(
+                let av = sh[r];
+                let b = vec4<f32>(
                     b_elem(row, co.x, cy.x, cx.x, j.b_h, j.b_w),
                     b_elem(row, co.y, cy.y, cx.y, j.b_h, j.b_w),
                     b_elem(row, co.z, cy.z, cx.z, j.b_h, j.b_w),
                     b_elem(row, co.w, cy.w, cx.w, j.b_h, j.b_w),
                 );
+                acc0 = acc0 + av.x * b;
+                acc1 = acc1 + av.y * b;
+                acc2 = acc2 + av.z * b;
+                acc3 = acc3 + av.w * b;
             }
             workgroupBarrier();
-            var ar = ((8u * tk) << log_wm) + tm;
-            var br = b_base + ((8u * tk) << log_wn) + tn;
-            for (var kk = 0u; kk < 8u; kk = kk + 1u) {
-                let a = sh[ar];
-                let b = sh[br];
-                acc0 = acc0 + a.x * b;
-                acc1 = acc1 + a.y * b;
-                acc2 = acc2 + a.z * b;
-                acc3 = acc3 + a.w * b;
-                ar = ar + wm;
-                br = br + wn;
-            }
+        } else {
             workgroupBarrier();
+            for (var ks = 0u; ks < rows; ks = ks + rs) {
+                for (var v = lid; v < rs * wm; v = v + WG) {
+                    let r = ks + (v >> log_wm);
+                    var a = vec4<f32>(0.0);
+                    if (r < rows) {
+                        a = a_rows(u32(row_tab[r].w), m0 + 4u * (v & (wm - 1u)), j.a_mstride);
+                    }
+                    sh[v] = a;
+                }
+                for (var r = ks + r0; r < ks + rs; r = r + rstep) {
+                    let row = row_tab[r];
+                    sh[b_base + ((r - ks) << log_wn) + tn] = vec4<f32>(
+                        b_elem(row, co.x, cy.x, cx.x, j.b_h, j.b_w),
+                        b_elem(row, co.y, cy.y, cx.y, j.b_h, j.b_w),
+                        b_elem(row, co.z, cy.z, cx.z, j.b_h, j.b_w),
+                        b_elem(row, co.w, cy.w, cx.w, j.b_h, j.b_w),
+                    );
+                }
+                workgroupBarrier();
+                var ar = ((kt * tk) << log_wm) + tm;
+                var br = b_base + ((kt * tk) << log_wn) + tn;
+                for (var kk = 0u; kk < kt; kk = kk + 1u) {
+                    let a = sh[ar];
+                    let b = sh[br];
+                    acc0 = acc0 + a.x * b;
+                    acc1 = acc1 + a.y * b;
+                    acc2 = acc2 + a.z * b;
+                    acc3 = acc3 + a.w * b;
+                    ar = ar + wm;
+                    br = br + wn;
+                }
+                workgroupBarrier();
+            }
         }
     }
 
@@ -353,6 +395,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 
     var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    var outs = vec4<i32>(i32(c0.e), i32(c1.e), i32(c2.e), i32(c3.e));
     for (var i = 0u; i < 4u; i = i + 1u) {
         let m = m0 + 4u * tm + i;
         if (m >= p.m) {
@@ -363,9 +406,8 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             bias = a_src[p.bias_off + m];
         }
         for (var jj = 0u; jj < 4u; jj = jj + 1u) {
-            let c = 4u * tn + jj;
-            if (n0 + c < j.n_cols) {
-                out[u32(col_tab[c].w) + m * j.o_mstride] = accs[i][jj] + bias;
+            if (n0 + 4u * tn + jj < j.n_cols) {
+                out[u32(outs[jj]) + m * j.o_mstride] = accs[i][jj] + bias;
             }
         }
     }

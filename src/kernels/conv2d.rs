@@ -24,6 +24,7 @@ struct Params {
     log_wn: u32,
     log_wk: u32,
     k_split: u32,
+    kt: u32,
     batch: u32,
     c_small: u32,
     c_big: u32,
@@ -40,10 +41,14 @@ struct Params {
     has_bias: u32,
     splits: u32,
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 /// `SH_VEC` in the shader: workgroup vec4s for the A and B tiles.
-const SH_VEC: usize = 576;
+const SH_VEC: usize = 896;
+/// `CHUNK` in the shader: K rows per row-table refill; a step never spans two.
+const CHUNK: usize = 64;
 /// Rows of K per weight-gradient split stay within [`MIN_SPLIT_ROWS`, ...] and the split count
 /// at most [`MAX_SPLITS`] (bounds the partials buffer).
 const MIN_SPLIT_ROWS: usize = 128;
@@ -101,6 +106,16 @@ fn log2(v: usize) -> u32 {
     v.trailing_zeros()
 }
 
+/// K rows per k-group and step: as many as the tiles' workgroup memory holds (fewer barriers),
+/// but no more than the rows there are.
+fn rows_per_step(wm: usize, wn: usize, wk: usize, k: usize) -> usize {
+    let fit = SH_VEC / (wk * (wm + wn));
+    let kt = (CHUNK / wk).min(1 << fit.ilog2());
+    let kt = kt.min(k.div_ceil(wk).next_power_of_two()).max(1);
+    debug_assert!(kt * wk * (wm + wn) <= SH_VEC && CHUNK.is_multiple_of(kt * wk));
+    kt
+}
+
 /// Invocation grid (wm, wn) for the data kernels: a 4·wm-row tile just covering `m` (at most
 /// 32 rows), the rest of the 64 invocations along the columns.
 fn data_grid(m: usize) -> (usize, usize) {
@@ -141,6 +156,7 @@ pub(super) fn down(
         k_rows: g.taps() as u32,
         log_wm: log2(wm),
         log_wn: log2(wn),
+        kt: rows_per_step(wm, wn, 1, g.taps()) as u32,
         w_off: w_off as u32,
         bias_off: bias.unwrap_or(0) as u32,
         has_bias: bias.is_some() as u32,
@@ -194,10 +210,12 @@ pub(super) fn up(
     let max_rows = (0..s).map(|r| phase_len(g.big_h, g.pad, s, r)).max();
     let max_cols = (0..s).map(|r| phase_len(g.big_w, g.pad, s, r)).max();
     let cols = g.n * max_rows.unwrap_or(0) * max_cols.unwrap_or(0);
+    let max_k = g.c_small * g.kh.div_ceil(s) * g.kw.div_ceil(s);
     let p = Params {
         m: g.c_big as u32,
         log_wm: log2(wm),
         log_wn: log2(wn),
+        kt: rows_per_step(wm, wn, 1, max_k) as u32,
         w_off: w_off as u32,
         bias_off: bias.unwrap_or(0) as u32,
         has_bias: bias.is_some() as u32,
@@ -225,7 +243,7 @@ fn wgrad_grid(m: usize, n: usize) -> (usize, usize, usize) {
     let wm = m.div_ceil(4).next_power_of_two().min(16);
     let wn = n.div_ceil(4).next_power_of_two().min(64 / wm).max(8 / wm);
     let wk = 64 / (wm * wn);
-    debug_assert!(wk <= 8 && 8 * wk * (wm + wn) <= SH_VEC);
+    debug_assert!(wk <= 8 && wk * (wm + wn) <= SH_VEC);
     (wm, wn, wk)
 }
 
@@ -249,7 +267,7 @@ pub(super) fn weight_grad(
     let k_split = k_rows
         .div_ceil(MAX_SPLITS)
         .max(MIN_SPLIT_ROWS)
-        .next_multiple_of(64);
+        .next_multiple_of(CHUNK);
     let splits = k_rows.div_ceil(k_split);
     let (wm, wn, wk) = wgrad_grid(m, taps);
     let partials = gpu
@@ -266,6 +284,7 @@ pub(super) fn weight_grad(
         log_wn: log2(wn),
         log_wk: log2(wk),
         k_split: k_split as u32,
+        kt: rows_per_step(wm, wn, wk, k_split) as u32,
         w_off: w_off as u32,
         splits: splits as u32,
         ..g.params(2)

@@ -144,6 +144,8 @@ fn awkward_shapes_match_reference() {
         shape(2, 5, 9, 8, 2, (2, 3), 1, 2),
         shape(1, 1, 1, 1, 3, (1, 1), 1, 0),
         shape(1, 2, 3, 3, 4, (3, 3), 1, 0),
+        // Several row tiles in every product, several weight-gradient column tiles.
+        shape(1, 37, 4, 5, 70, (3, 3), 2, 1),
     ];
     for (i, &s) in shapes.iter().enumerate() {
         check(&gpu, s, true, 10 * i as u64 + 1);

@@ -148,6 +148,8 @@ fn awkward_shapes_match_reference() {
         shape(2, 5, 4, 5, 1, (2, 3), 3, 0, 1),
         shape(1, 1, 1, 1, 3, (2, 2), 1, 0, 0),
         shape(2, 3, 3, 3, 4, (2, 2), 2, 0, 0),
+        // Several row tiles in every product, several weight-gradient column tiles.
+        shape(1, 70, 3, 4, 37, (3, 3), 2, 1, 1),
     ];
     for (i, &s) in shapes.iter().enumerate() {
         check(&gpu, s, true, 10 * i as u64 + 3);
