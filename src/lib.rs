@@ -1,14 +1,28 @@
 //! gpu-ae: convolutional autoencoders and VAEs trained with hand-written WGSL compute kernels
 //! on wgpu (Vulkan, Metal, DX12, GL), with a plain-Rust CPU reference for every kernel.
+//!
+//! Layers of the crate, bottom up: [`gpu`] (device, tensors, plans) → [`kernels`] (one launcher
+//! per WGSL family, with its CPU twin in [`reference`]) → [`nn`] (layers, stacks) → [`models`]
+//! (architectures) → [`graph`] (a model on the GPU for one batch size) → [`train`],
+//! [`evaluate`], [`bench`]; [`data`], [`checkpoint`], [`viz`] and [`files`] do the host I/O.
 
+pub mod apply;
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod evaluate;
 pub mod files;
 pub mod gpu;
+pub mod graph;
+pub mod host_rng;
+pub mod infer;
 pub mod kernels;
+pub mod models;
+pub mod nn;
 pub mod reference;
 pub mod shapes;
+pub mod train;
 pub mod viz;
 
 pub use error::{Error, Result};

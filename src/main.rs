@@ -1,1 +1,436 @@
-fn main() {}
+//! The `gpu-ae` command line: each subcommand parses its flags and calls into the library.
+//! Errors are printed as one line and exit with status 1 (usage errors: 2).
+
+use clap::{Args, Parser, Subcommand};
+use gpu_ae::bench::{self, BenchOptions};
+use gpu_ae::error::{Error, Result};
+use gpu_ae::evaluate::{Evaluator, GpuSplit};
+use gpu_ae::gpu::{AdapterChoice, Gpu, enumerate_adapters};
+use gpu_ae::models::{LossKind, ModelKind, ModelSpec, Task};
+use gpu_ae::train::{self, RunOptions, TrainConfig};
+use std::path::{Path, PathBuf};
+
+mod pictures;
+
+#[derive(Parser)]
+#[command(
+    name = "gpu-ae",
+    version,
+    about = "Train autoencoders and VAEs on any GPU with hand-written WGSL kernels"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every GPU adapter wgpu sees (WGPU_BACKEND restricts the backends).
+    Devices {
+        /// One JSON object per adapter.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train a model; checkpoints, metrics.jsonl and loss.png go to the run folder.
+    Train(TrainArgs),
+    /// Test-set figures of a checkpoint (BCE, KL and negative ELBO per example, in nats).
+    Eval(EvalArgs),
+    /// Time training epochs and print JSON (seconds per epoch, images/s, dispatches, FLOPs).
+    Bench(BenchArgs),
+    /// Decode z ~ N(0, I) into a PNG grid of digits (VAEs); --manifold, --interpolate A B.
+    Sample(SampleArgs),
+    /// A PNG of test images above their reconstructions.
+    Reconstruct(PictureArgs),
+    /// Write the code of every test image to CSV, and a scatter plot of its first two dimensions.
+    Encode(EncodeArgs),
+    /// Noisy / denoised / clean rows of test images, and PSNR of the noisy input and the output.
+    Denoise(PictureArgs),
+    /// Upscale 14×14 images to 28×28 and compare with nearest and bilinear upscaling (PSNR).
+    Upscale(UpscaleArgs),
+}
+
+#[derive(Args, Clone)]
+struct GridArgs {
+    #[arg(long, default_value_t = 8)]
+    rows: usize,
+    #[arg(long, default_value_t = 8)]
+    cols: usize,
+    /// Enlarge each image this many times.
+    #[arg(long, default_value_t = 2)]
+    scale: usize,
+    /// Pixels between cells.
+    #[arg(long, default_value_t = 2)]
+    padding: usize,
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// Checkpoint (default: the conv-vae shipped in assets/models, the 2-D one with --manifold).
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    #[command(flatten)]
+    grid: GridArgs,
+    #[arg(long, default_value_t = 0)]
+    seed: u32,
+    #[arg(long, default_value = "samples.png", value_name = "PNG")]
+    out: PathBuf,
+    /// Decode an evenly spaced grid of the prior's quantiles (2-D latent models).
+    #[arg(long, conflicts_with = "interpolate")]
+    manifold: bool,
+    /// Decode the straight line between the codes of test images A and B.
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    interpolate: Option<Vec<usize>>,
+    /// Dataset for --interpolate.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    #[command(flatten)]
+    adapter: AdapterArg,
+}
+
+#[derive(Args)]
+struct PictureArgs {
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Test images shown.
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+    #[arg(long, default_value_t = 2)]
+    scale: usize,
+    #[arg(long, default_value_t = 2)]
+    padding: usize,
+    /// Seed of the input noise (denoise).
+    #[arg(long, default_value_t = 0)]
+    seed: u32,
+    #[arg(long, value_name = "PNG")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    adapter: AdapterArg,
+}
+
+#[derive(Args)]
+struct EncodeArgs {
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// CSV of index,label,z0,…; the scatter plot goes beside it as .png.
+    #[arg(long, value_name = "CSV")]
+    out: PathBuf,
+    #[command(flatten)]
+    adapter: AdapterArg,
+}
+
+#[derive(Args)]
+struct UpscaleArgs {
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// A 14×14 greyscale PNG to upscale (default: the whole test set, with PSNR figures).
+    #[arg(long, value_name = "PNG")]
+    input: Option<PathBuf>,
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Test images shown in the comparison picture.
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+    #[arg(long, default_value_t = 2)]
+    scale: usize,
+    #[arg(long, default_value_t = 2)]
+    padding: usize,
+    #[arg(long, value_name = "PNG")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    adapter: AdapterArg,
+}
+
+#[derive(Args, Clone)]
+struct AdapterArg {
+    /// Adapter to use: an index or part of a name from `gpu-ae devices` (default: the best
+    /// discrete GPU).
+    #[arg(long, value_name = "NAME|INDEX")]
+    adapter: Option<String>,
+}
+
+impl AdapterArg {
+    fn open(&self) -> Result<Gpu> {
+        let choice = match &self.adapter {
+            Some(a) => a.parse()?,
+            None => AdapterChoice::Best,
+        };
+        Gpu::new(&choice)
+    }
+}
+
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// conv-vae, conv-ae, dense-vae or lesson-ae.
+    #[arg(long, default_value = "conv-vae")]
+    model: String,
+    /// Latent size (lesson-ae ignores it: its code is 8×4×4).
+    #[arg(long, default_value_t = 16)]
+    latent: usize,
+    /// reconstruct, denoise (noisy input, clean target) or superres (14×14 input, 28×28 target).
+    #[arg(long, default_value = "reconstruct")]
+    task: String,
+    /// Standard deviation of the Gaussian input noise for --task denoise.
+    #[arg(long, default_value_t = 0.5)]
+    noise: f32,
+    /// Reconstruction loss: bce (on sigmoid outputs, summed over pixels) or mse.
+    #[arg(long, default_value = "bce")]
+    loss: String,
+}
+
+impl ModelArgs {
+    fn spec(&self) -> Result<ModelSpec> {
+        Ok(ModelSpec {
+            kind: self.model.parse::<ModelKind>()?,
+            latent: self.latent,
+            task: Task::parse(&self.task, self.noise)?,
+            loss: self.loss.parse::<LossKind>()?,
+        })
+    }
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Epochs to train (in total, when resuming).
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Folder with the IDX files (train-images-idx3-ubyte[.gz], ...).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Run folder (default runs/<model>-<time>).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder (model, optimizer state and settings come from it).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Batch size of the test-set evaluation after each epoch.
+    #[arg(long, default_value_t = 500)]
+    eval_batch: usize,
+    /// No progress bar or per-epoch lines.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    adapter: AdapterArg,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A model.safetensors written by `gpu-ae train`.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// Folder with t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Seed of the VAE's ε and the denoising noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u32,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    adapter: AdapterArg,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Epochs to time (the first includes start-up; the rest give the steady figure).
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Use only the first N training images (0 = all), for slow adapters.
+    #[arg(long, default_value_t = 0)]
+    train_limit: usize,
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    adapter: AdapterArg,
+}
+
+/// `assets/mnist` of the current directory, or of the source tree the binary was built from.
+fn default_data() -> PathBuf {
+    let local = PathBuf::from("assets/mnist");
+    if local.is_dir() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist")
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Devices { json } => devices(json),
+        Command::Train(a) => train_cmd(a),
+        Command::Eval(a) => eval_cmd(a),
+        Command::Bench(a) => bench_cmd(a),
+        Command::Sample(a) => pictures::sample(a),
+        Command::Reconstruct(a) => pictures::reconstruct(a),
+        Command::Encode(a) => pictures::encode(a),
+        Command::Denoise(a) => pictures::denoise(a),
+        Command::Upscale(a) => pictures::upscale(a),
+    }
+}
+
+fn devices(json: bool) -> Result<()> {
+    let adapters = enumerate_adapters();
+    if adapters.is_empty() {
+        // Gpu::new gives the error that says how to get an adapter.
+        Gpu::new(&AdapterChoice::Best)?;
+    }
+    for a in &adapters {
+        if json {
+            println!("{}", a.to_json());
+        } else {
+            let i = &a.info;
+            println!(
+                "[{}] {} — {:?}, {:?}, driver {} {}",
+                a.index, i.name, i.backend, i.device_type, i.driver, i.driver_info
+            );
+            println!(
+                "    max buffer {}, max storage binding {}, workgroup storage {} B, {} invocations/workgroup, f16 {}, timestamps {}",
+                gpu_ae::gpu::human_bytes(a.limits.max_buffer_size),
+                gpu_ae::gpu::human_bytes(a.limits.max_storage_buffer_binding_size),
+                a.limits.max_compute_workgroup_storage_size,
+                a.limits.max_compute_invocations_per_workgroup,
+                if a.shader_f16 { "yes" } else { "no" },
+                if a.timestamp_query { "yes" } else { "no" },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn train_cmd(a: TrainArgs) -> Result<()> {
+    let spec = a.model.spec()?;
+    let gpu = a.adapter.open()?;
+    let resume = a.resume.is_some();
+    let out_dir = match (&a.resume, &a.out) {
+        (Some(r), _) => r.clone(),
+        (None, Some(o)) => o.clone(),
+        (None, None) => {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            PathBuf::from("runs").join(format!("{}-{}", spec.kind, utc_stamp(secs)))
+        }
+    };
+    let cfg = TrainConfig {
+        spec,
+        batch: a.batch,
+        lr: a.lr,
+        seed: a.seed,
+    };
+    let opts = RunOptions {
+        data_dir: a.data.unwrap_or_else(default_data),
+        out_dir,
+        epochs: a.epochs,
+        eval_batch: a.eval_batch.max(1),
+        quiet: a.quiet,
+    };
+    train::run(&gpu, cfg, &opts, resume)
+}
+
+/// `20261127-031500` for a Unix time (UTC), for run folder names.
+fn utc_stamp(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<()> {
+    let gpu = a.adapter.open()?;
+    let (model, _) = train::load_model(&gpu, &a.checkpoint)?;
+    let dir = a.data.unwrap_or_else(default_data);
+    let test = gpu_ae::data::load_test(&dir)?;
+    let split = GpuSplit::upload(&gpu, &test, &dir)?;
+    let m = Evaluator::new(&gpu, &model, &split, a.batch.max(1), a.seed)?.run(&gpu)?;
+    let rec = model.arch.spec.loss.name();
+    if a.json {
+        let mut v = serde_json::json!({
+            "checkpoint": a.checkpoint.display().to_string(),
+            "data": dir.display().to_string(),
+            "model": model.arch.spec.kind.name(),
+            "images": m.count,
+        });
+        v[format!("test_{rec}")] = m.rec.into();
+        if let Some(kl) = m.kl {
+            v["test_kl"] = kl.into();
+            v["test_neg_elbo"] = m.total().into();
+        }
+        println!("{v}");
+    } else {
+        let unit = if rec == "bce" { " nats" } else { "" };
+        print!(
+            "{} on {} ({} images): {} {:.3}{unit}",
+            a.checkpoint.display(),
+            dir.display(),
+            m.count,
+            rec.to_uppercase(),
+            m.rec
+        );
+        if let Some(kl) = m.kl {
+            print!(", KL {kl:.3} nats, negative ELBO {:.3} nats", m.total());
+        }
+        println!(" per example");
+    }
+    Ok(())
+}
+
+fn bench_cmd(a: BenchArgs) -> Result<()> {
+    let spec = a.model.spec()?;
+    let opts = BenchOptions {
+        spec,
+        batch: a.batch,
+        epochs: a.epochs.max(1),
+        train_limit: a.train_limit,
+        data_dir: a.data.unwrap_or_else(default_data),
+        seed: a.seed,
+    };
+    let report = bench::run(&opts, || a.adapter.open())?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).map_err(|e| Error::msg(e.to_string()))?
+    );
+    Ok(())
+}

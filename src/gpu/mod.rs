@@ -326,7 +326,12 @@ impl Gpu {
     pub fn wait(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::msg(format!("{}: waiting for the GPU failed: {e}", self.info.name)))?;
+            .map_err(|e| {
+                Error::msg(format!(
+                    "{}: waiting for the GPU failed: {e}",
+                    self.info.name
+                ))
+            })?;
         Ok(())
     }
 
@@ -340,7 +345,9 @@ impl Gpu {
         });
         let mut encoder = self
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
         encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
         self.queue.submit([encoder.finish()]);
         map_and_read(self, &staging)
@@ -350,11 +357,9 @@ impl Gpu {
 /// Maps a MAP_READ buffer (after its copy was submitted), waits and returns its bytes.
 pub(crate) fn map_and_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel();
-    staging
-        .slice(..)
-        .map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
     gpu.wait()?;
     let mapped = rx
         .recv()

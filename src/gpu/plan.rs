@@ -119,7 +119,9 @@ impl Plan {
     pub fn run(&self, gpu: &Gpu) -> Result<()> {
         let mut encoder = gpu
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("plan") });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("plan"),
+            });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("plan"),
@@ -168,7 +170,9 @@ impl Plan {
             });
             let mut encoder = gpu
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("profile"),
+                });
             for (i, d) in self.dispatches.iter().enumerate() {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some(&d.label),

@@ -1,0 +1,137 @@
+//! `gpu-ae bench`: times whole training epochs (start-up included in the first), and reports
+//! images/s, dispatches per step, the model's FLOPs per step and, where the adapter has
+//! timestamp queries, the GPU time of each kernel within a step.
+
+use crate::data::{self, Images, Split};
+use crate::error::Result;
+use crate::evaluate::GpuSplit;
+use crate::gpu::Gpu;
+use crate::models::{Architecture, ModelSpec};
+use crate::train::{TrainConfig, Trainer};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub spec: ModelSpec,
+    pub batch: usize,
+    pub epochs: usize,
+    /// Only the first N training images (0 = all).
+    pub train_limit: usize,
+    pub data_dir: PathBuf,
+    pub seed: u64,
+}
+
+fn first_images(split: &Split, limit: usize) -> Split {
+    if limit == 0 || limit >= split.images.count {
+        return Split {
+            images: Images {
+                count: split.images.count,
+                rows: split.images.rows,
+                cols: split.images.cols,
+                pixels: split.images.pixels.clone(),
+            },
+            labels: split.labels.clone(),
+        };
+    }
+    let per = split.images.rows * split.images.cols;
+    Split {
+        images: Images {
+            count: limit,
+            rows: split.images.rows,
+            cols: split.images.cols,
+            pixels: split.images.pixels[..limit * per].to_vec(),
+        },
+        labels: split.labels[..limit].to_vec(),
+    }
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+/// Runs the benchmark; `open` opens the adapter (timed as part of start-up).
+pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<serde_json::Value> {
+    let t0 = Instant::now();
+    let gpu = open()?;
+    let dataset = data::load(&opts.data_dir)?;
+    let train = first_images(&dataset.train, opts.train_limit);
+    let split = GpuSplit::upload(&gpu, &train, &opts.data_dir)?;
+    let cfg = TrainConfig {
+        spec: opts.spec,
+        batch: opts.batch,
+        lr: 1e-3,
+        seed: opts.seed,
+    };
+    let mut trainer = Trainer::new(&gpu, cfg, split, None, None, 0)?;
+    gpu.wait()?;
+    let startup_s = t0.elapsed().as_secs_f64();
+
+    let mut epoch_s = Vec::new();
+    let mut last_loss = 0.0;
+    for e in 0..opts.epochs {
+        let t = Instant::now();
+        let p = trainer.run_epoch(e, &mut |_| {})?;
+        epoch_s.push(t.elapsed().as_secs_f64());
+        last_loss = p.mean_loss();
+    }
+    let images = trainer.images_per_epoch();
+    let steady: Vec<f64> = epoch_s.iter().skip(1).copied().collect();
+    let steady_s = if steady.is_empty() {
+        epoch_s[0]
+    } else {
+        steady.iter().sum::<f64>() / steady.len() as f64
+    };
+    let arch = Architecture::new(opts.spec)?;
+    // Forward 2 FLOPs per multiply-accumulate, backward twice the forward.
+    let flops_per_image = 6.0 * arch.forward_macs() as f64;
+    let batch = trainer.cfg.batch;
+    let plan = trainer.step_plan();
+    let mut report = serde_json::json!({
+        "adapter": gpu.info.name,
+        "backend": format!("{:?}", gpu.info.backend),
+        "device_type": format!("{:?}", gpu.info.device_type),
+        "driver": format!("{} {}", gpu.info.driver, gpu.info.driver_info),
+        "model": opts.spec.kind.name(),
+        "latent": opts.spec.latent,
+        "task": opts.spec.task.name(),
+        "batch": batch,
+        "epochs": opts.epochs,
+        "images_per_epoch": images,
+        "steps_per_epoch": trainer.steps_per_epoch(),
+        "parameters": arch.params.total,
+        "startup_s": round(startup_s, 4),
+        "epoch_s": epoch_s.iter().map(|s| round(*s, 4)).collect::<Vec<_>>(),
+        "first_epoch_s_with_startup": round(startup_s + epoch_s[0], 4),
+        "steady_epoch_s": round(steady_s, 4),
+        "images_per_s": round(images as f64 / steady_s, 1),
+        "dispatches_per_step": plan.len(),
+        "model_flops_per_step": flops_per_image * batch as f64,
+        "model_gflops_per_s": round(flops_per_image * images as f64 / steady_s / 1e9, 3),
+        "final_train_loss": round(last_loss, 4),
+    });
+    if gpu.has_timestamps() {
+        let repeats = 5;
+        let profile = plan.profile(&gpu, repeats)?;
+        let total: f64 = profile.kernels.iter().map(|k| k.1).sum();
+        report["gpu_ms_per_step"] = round(total / repeats as f64 / 1e6, 4).into();
+        report["kernels"] = profile
+            .kernels
+            .iter()
+            .map(|(name, ns, count)| {
+                serde_json::json!({
+                    "kernel": name,
+                    "dispatches_per_step": count / repeats,
+                    "gpu_ms_per_step": round(ns / repeats as f64 / 1e6, 4),
+                    "share": round(ns / total.max(1.0), 4),
+                })
+            })
+            .collect::<Vec<_>>()
+            .into();
+    } else {
+        report["kernels"] =
+            serde_json::Value::String("timestamp queries not supported by this adapter".into());
+    }
+    Ok(report)
+}

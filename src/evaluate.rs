@@ -1,0 +1,181 @@
+//! Test-set evaluation on the GPU: the test images resident as packed bytes, one eval graph for
+//! full batches (and one for the tail), every batch recorded into one submission, and the loss
+//! sums read back once.
+
+use crate::bail;
+use crate::data::Split;
+use crate::error::Result;
+use crate::gpu::{Gpu, Plan, Tensor};
+use crate::graph::{Graph, ImageSource, Model};
+use crate::kernels::{data as data_kernels, reduce, step};
+use crate::models::IMAGE_SIDE;
+use crate::reference::rng::STREAM_EVAL;
+use std::path::Path;
+
+/// A split of the dataset on the GPU: packed u8 pixels, the visiting order, the labels.
+pub struct GpuSplit {
+    /// `[count · 784 / 4]` packed pixels.
+    pub images: Tensor,
+    /// `[count]` order in which batches visit images (identity until shuffled).
+    pub perm: Tensor,
+    pub count: usize,
+    pub labels: Vec<u8>,
+}
+
+impl GpuSplit {
+    /// Uploads a split once; `source` names the files in errors.
+    pub fn upload(gpu: &Gpu, split: &Split, source: &Path) -> Result<GpuSplit> {
+        let im = &split.images;
+        if im.rows != IMAGE_SIDE || im.cols != IMAGE_SIDE {
+            bail!(
+                "{}: images are {}×{}; gpu-ae models take 28×28 images",
+                source.display(),
+                im.rows,
+                im.cols
+            );
+        }
+        if im.count == 0 {
+            bail!("{}: the split holds no images", source.display());
+        }
+        let packed = data_kernels::pack_bytes(&im.pixels);
+        let images = Tensor::from_u32(gpu, &[packed.len()], &packed, "dataset images")?;
+        let order: Vec<u32> = (0..im.count as u32).collect();
+        let perm = Tensor::from_u32(gpu, &[im.count], &order, "dataset order")?;
+        Ok(GpuSplit {
+            images,
+            perm,
+            count: im.count,
+            labels: split.labels.clone(),
+        })
+    }
+
+    pub fn source(&self, batch_size: usize) -> ImageSource<'_> {
+        ImageSource {
+            images: &self.images,
+            perm: &self.perm,
+            batch_size,
+        }
+    }
+}
+
+/// Test-set figures per example, in nats (or squared error for MSE models).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvalMetrics {
+    /// Reconstruction loss per example (BCE or squared error summed over pixels).
+    pub rec: f64,
+    /// KL divergence per example (VAEs).
+    pub kl: Option<f64>,
+    pub count: usize,
+}
+
+impl EvalMetrics {
+    /// Negative ELBO (1-sample estimate) for VAEs, the reconstruction loss otherwise.
+    pub fn total(&self) -> f64 {
+        self.rec + self.kl.unwrap_or(0.0)
+    }
+}
+
+/// Batches of `batch` over `count` items: (full batches, size of the tail batch or 0).
+pub fn batches(count: usize, batch: usize) -> (usize, usize) {
+    (count / batch, count % batch)
+}
+
+/// Evaluation plans for one model over one split.
+pub struct Evaluator {
+    full: Option<Plan>,
+    tail: Option<Plan>,
+    full_batches: usize,
+    state: Tensor,
+    acc: Tensor,
+    count: usize,
+    vae: bool,
+}
+
+impl Evaluator {
+    /// Builds the eval graphs; `seed` fixes the VAE's ε and the denoising noise, so repeated
+    /// evaluations of the same model give the same figures.
+    pub fn new(
+        gpu: &Gpu,
+        model: &Model,
+        split: &GpuSplit,
+        batch: usize,
+        seed: u32,
+    ) -> Result<Evaluator> {
+        let batch = batch.min(split.count).max(1);
+        let state = Tensor::zeros(gpu, &[step::STATE_LEN], "eval state")?;
+        let acc = Tensor::zeros(gpu, &[4], "eval sums")?;
+        let (full_batches, tail) = batches(split.count, batch);
+        let build = |n: usize| -> Result<Plan> {
+            let g = Graph::new(gpu, &model.arch, n, false)?;
+            let mut plan = Plan::new();
+            g.record_data(
+                &mut plan,
+                gpu,
+                &model.arch,
+                &split.source(batch),
+                &state,
+                seed,
+            );
+            g.record_encode(&mut plan, gpu, model, &state, seed, STREAM_EVAL, true);
+            g.record_decode(&mut plan, gpu, model);
+            g.record_loss(&mut plan, gpu, &model.arch);
+            reduce::sum_into(&mut plan, gpu, &acc, 0, &g.rec, n);
+            if let Some(kl) = g.kl() {
+                reduce::sum_into(&mut plan, gpu, &acc, 1, kl, n);
+            }
+            step::advance(&mut plan, gpu, &state);
+            // The graph's tensors stay alive through the plan's bind groups.
+            Ok(plan)
+        };
+        let full = if full_batches > 0 {
+            Some(build(batch)?)
+        } else {
+            None
+        };
+        let tail = if tail > 0 { Some(build(tail)?) } else { None };
+        Ok(Evaluator {
+            full,
+            tail,
+            full_batches,
+            state,
+            acc,
+            count: split.count,
+            vae: model.arch.is_vae(),
+        })
+    }
+
+    /// Runs every batch in one submission and reads the sums back.
+    pub fn run(&self, gpu: &Gpu) -> Result<EvalMetrics> {
+        gpu.queue
+            .write_buffer(&self.state.buffer, 0, bytemuck::cast_slice(&[0u32; 4]));
+        gpu.queue
+            .write_buffer(&self.acc.buffer, 0, bytemuck::cast_slice(&[0f32; 4]));
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("eval"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("eval"),
+                timestamp_writes: None,
+            });
+            if let Some(full) = &self.full {
+                for _ in 0..self.full_batches {
+                    full.record(&mut pass);
+                }
+            }
+            if let Some(tail) = &self.tail {
+                tail.record(&mut pass);
+            }
+        }
+        gpu.queue.submit([encoder.finish()]);
+        let sums = self.acc.read_f32(gpu)?;
+        let n = self.count as f64;
+        Ok(EvalMetrics {
+            rec: sums[0] as f64 / n,
+            kl: self.vae.then(|| sums[1] as f64 / n),
+            count: self.count,
+        })
+    }
+}

@@ -1,0 +1,480 @@
+//! A model on the GPU: the flat parameter buffer ([`Model`]) and, for one batch size, every
+//! activation and gradient tensor with the dispatches of each phase recorded once
+//! ([`Graph`]): data → encode → (sample) → decode → loss → backward. Training, evaluation and
+//! the picture commands all replay these plans; nothing is built per step.
+
+use crate::checkpoint::{Checkpoint, NamedTensor};
+use crate::error::Result;
+use crate::gpu::{Gpu, Plan, Tensor};
+use crate::kernels::{activation, data, linear, loss, pool, vae};
+use crate::models::{Architecture, Head, IMAGE_SIDE, LossKind, Task};
+use crate::nn::{LayerKind, StackBuffers};
+use crate::shapes::{Activation, LinearShape, Pool2dShape};
+
+/// Architecture plus its parameters on the GPU (`[P]`, offsets in `arch.params`).
+pub struct Model {
+    pub arch: Architecture,
+    pub params: Tensor,
+}
+
+impl Model {
+    /// Uploads `values` (one f32 per parameter, in table order).
+    pub fn new(gpu: &Gpu, arch: Architecture, values: &[f32]) -> Result<Model> {
+        assert_eq!(values.len(), arch.params.total, "parameter count");
+        let params = Tensor::from_f32(gpu, &[arch.params.total], values, "parameters")?;
+        Ok(Model { arch, params })
+    }
+
+    /// The parameters as named PyTorch tensors (blocking readback).
+    pub fn named_tensors(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
+        let values = self.params.read_f32(gpu)?;
+        Ok(self
+            .arch
+            .params
+            .entries
+            .iter()
+            .map(|e| NamedTensor {
+                name: e.name.clone(),
+                shape: e.shape.clone(),
+                data: values[e.offset..e.offset + e.len()].to_vec(),
+            })
+            .collect())
+    }
+}
+
+/// Flat parameter values from a checkpoint, checked tensor by tensor against the table.
+pub fn values_from_checkpoint(
+    arch: &Architecture,
+    ckpt: &Checkpoint,
+    path: &std::path::Path,
+) -> Result<Vec<f32>> {
+    let mut values = vec![0.0f32; arch.params.total];
+    for e in &arch.params.entries {
+        let Some(t) = ckpt.get(&e.name) else {
+            crate::bail!(
+                "{}: missing tensor {} for {}",
+                path.display(),
+                e.name,
+                arch.spec.kind
+            );
+        };
+        if t.shape != e.shape {
+            crate::bail!(
+                "{}: tensor {} has shape {:?}, {} expects {:?}",
+                path.display(),
+                e.name,
+                t.shape,
+                arch.spec.kind,
+                e.shape
+            );
+        }
+        values[e.offset..e.offset + e.len()].copy_from_slice(&t.data);
+    }
+    if ckpt.tensors.len() != arch.params.entries.len() {
+        let extra: Vec<&str> = ckpt
+            .tensors
+            .iter()
+            .filter(|t| arch.params.get(&t.name).is_none())
+            .map(|t| t.name.as_str())
+            .collect();
+        crate::bail!(
+            "{}: unexpected tensors for {}: {}",
+            path.display(),
+            arch.spec.kind,
+            extra.join(", ")
+        );
+    }
+    Ok(values)
+}
+
+/// Where a graph's clean images come from on the GPU: packed u8 pixels and an order.
+pub struct ImageSource<'a> {
+    /// Packed bytes (`kernels::data::pack_bytes`), `[count · pixels / 4]`.
+    pub images: &'a Tensor,
+    /// u32 `[count]`: the order in which batches visit the images.
+    pub perm: &'a Tensor,
+    /// Batch size that batch indices are counted in (the full batch, also for a tail graph).
+    pub batch_size: usize,
+}
+
+struct VaeBuffers {
+    z: Tensor,   // [n, L]
+    eps: Tensor, // [n, L]
+    kl: Tensor,  // [n]
+}
+
+struct TrainBuffers {
+    /// Gradient of the code (decoder input), `[n, code]`.
+    dcode: Tensor,
+    /// VAE: gradient of the head output `[n, 2L]`.
+    dhead: Option<Tensor>,
+    /// Gradient of the encoder output `[n, F]` when a head sits between.
+    dfeat: Option<Tensor>,
+}
+
+/// A model instantiated for batch size `n`.
+pub struct Graph {
+    pub n: usize,
+    /// `[n, 1, 28, 28]` clean images: the loss target, and the input of `reconstruct`.
+    pub target: Tensor,
+    /// `[n, 1, h, w]` noisy or downsampled input when the task has one.
+    input: Option<Tensor>,
+    enc: StackBuffers,
+    /// `[n, 2L]` (μ | logvar) or `[n, L]`.
+    head_out: Option<Tensor>,
+    vae: Option<VaeBuffers>,
+    dec: StackBuffers,
+    /// `[n]` reconstruction loss per example (summed over pixels).
+    pub rec: Tensor,
+    /// `[n, 784]` gradient of the decoder output.
+    dout: Tensor,
+    /// `[n, 784]` sigmoid of the logits, for pictures (inference graphs with a BCE model).
+    probs: Option<Tensor>,
+    train: Option<TrainBuffers>,
+}
+
+impl Graph {
+    /// Allocates every tensor for batch `n`; `train` adds the gradient tensors.
+    pub fn new(gpu: &Gpu, arch: &Architecture, n: usize, train: bool) -> Result<Graph> {
+        let target = Tensor::zeros(gpu, &[n, 1, IMAGE_SIDE, IMAGE_SIDE], "target")?;
+        let input = match arch.spec.task {
+            Task::Reconstruct => None,
+            _ => Some(Tensor::zeros(
+                gpu,
+                &arch.input_dims().batch(n),
+                "task input",
+            )?),
+        };
+        let enc = StackBuffers::new(gpu, &arch.encoder, n, train, "encoder")?;
+        let feat = arch.encoder.output().numel();
+        let head_out = match &arch.head {
+            Head::None => None,
+            Head::Ae(l) | Head::Vae(l) => Some(Tensor::zeros(
+                gpu,
+                &[n, out_features(&l.kind)],
+                "head output",
+            )?),
+        };
+        let code = arch.code_len();
+        let vae = if arch.is_vae() {
+            Some(VaeBuffers {
+                z: Tensor::zeros(gpu, &[n, code], "z")?,
+                eps: Tensor::zeros(gpu, &[n, code], "eps")?,
+                kl: Tensor::zeros(gpu, &[n], "kl")?,
+            })
+        } else {
+            None
+        };
+        let dec = StackBuffers::new(gpu, &arch.decoder, n, train, "decoder")?;
+        let pixels = IMAGE_SIDE * IMAGE_SIDE;
+        let rec = Tensor::zeros(gpu, &[n], "reconstruction loss")?;
+        let dout = Tensor::zeros(gpu, &[n, pixels], "d output")?;
+        let probs = if !train && arch.spec.loss == LossKind::Bce {
+            Some(Tensor::zeros(gpu, &[n, pixels], "probabilities")?)
+        } else {
+            None
+        };
+        let train = if train {
+            Some(TrainBuffers {
+                dcode: Tensor::zeros(gpu, &[n, code], "d code")?,
+                dhead: match &arch.head {
+                    Head::Vae(_) => Some(Tensor::zeros(gpu, &[n, 2 * code], "d head")?),
+                    _ => None,
+                },
+                dfeat: match &arch.head {
+                    Head::None => None,
+                    _ => Some(Tensor::zeros(gpu, &[n, feat], "d features")?),
+                },
+            })
+        } else {
+            None
+        };
+        Ok(Graph {
+            n,
+            target,
+            input,
+            enc,
+            head_out,
+            vae,
+            dec,
+            rec,
+            dout,
+            probs,
+            train,
+        })
+    }
+
+    /// The encoder input: the task input, or the clean images.
+    pub fn input(&self) -> &Tensor {
+        self.input.as_ref().unwrap_or(&self.target)
+    }
+
+    /// The decoder input `[n, code]`: z (VAE), the head output (AE) or the encoder output.
+    pub fn code(&self) -> &Tensor {
+        match (&self.vae, &self.head_out) {
+            (Some(v), _) => &v.z,
+            (None, Some(h)) => h,
+            (None, None) => self.enc.output(),
+        }
+    }
+
+    /// `[n, 2L]` (μ | logvar) of a VAE, or `[n, L]` of an AE head; None for lesson-ae.
+    pub fn head_output(&self) -> Option<&Tensor> {
+        self.head_out.as_ref()
+    }
+
+    /// `[n]` KL divergence per example (VAE only).
+    pub fn kl(&self) -> Option<&Tensor> {
+        self.vae.as_ref().map(|v| &v.kl)
+    }
+
+    /// `[n, 784]` reconstructed images in [0, 1] after [`Graph::record_probabilities`].
+    pub fn probabilities(&self) -> &Tensor {
+        self.probs.as_ref().unwrap_or(self.dec.output())
+    }
+
+    /// Records: gather `n` clean images of batch `state[1]` into `target`, then the task's
+    /// input transform (noise from `(seed, state[0])`, or 2×2 average pooling).
+    pub fn record_data(
+        &self,
+        plan: &mut Plan,
+        gpu: &Gpu,
+        arch: &Architecture,
+        src: &ImageSource,
+        state: &Tensor,
+        seed: u32,
+    ) {
+        let pixels = IMAGE_SIDE * IMAGE_SIDE;
+        data::gather(
+            plan,
+            gpu,
+            &self.target,
+            src.images,
+            src.perm,
+            state,
+            src.batch_size,
+            self.n,
+            pixels,
+        );
+        self.record_task_input(plan, gpu, arch, state, seed);
+    }
+
+    /// Records the task's input transform of `target` (nothing for reconstruction).
+    pub fn record_task_input(
+        &self,
+        plan: &mut Plan,
+        gpu: &Gpu,
+        arch: &Architecture,
+        state: &Tensor,
+        seed: u32,
+    ) {
+        let Some(input) = &self.input else { return };
+        match arch.spec.task {
+            Task::Reconstruct => {}
+            Task::Denoise { noise } => data::add_noise(
+                plan,
+                gpu,
+                input,
+                &self.target,
+                state,
+                seed,
+                noise,
+                self.target.numel(),
+            ),
+            Task::Superres => pool::avg_pool2x2_forward(
+                plan,
+                gpu,
+                input,
+                &self.target,
+                Pool2dShape {
+                    n: self.n,
+                    c: 1,
+                    h_in: IMAGE_SIDE,
+                    w_in: IMAGE_SIDE,
+                    padding: 0,
+                },
+            ),
+        }
+    }
+
+    /// Records encoder → head → (VAE) sampling. `sample = false` decodes from μ.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_encode(
+        &self,
+        plan: &mut Plan,
+        gpu: &Gpu,
+        model: &Model,
+        state: &Tensor,
+        seed: u32,
+        stream: u32,
+        sample: bool,
+    ) {
+        let arch = &model.arch;
+        let params = &model.params.buffer;
+        self.enc
+            .forward(plan, gpu, &arch.encoder, self.input(), params);
+        if let (Head::Ae(l) | Head::Vae(l), Some(h)) = (&arch.head, &self.head_out) {
+            linear::forward(
+                plan,
+                gpu,
+                h,
+                self.enc.output(),
+                params,
+                l.params.expect("head has params"),
+                self.head_shape(l),
+            );
+        }
+        if let (Some(v), Some(h)) = (&self.vae, &self.head_out) {
+            vae::forward(
+                plan,
+                gpu,
+                &v.z,
+                &v.eps,
+                &v.kl,
+                h,
+                state,
+                seed,
+                stream,
+                sample,
+                self.n,
+                arch.code_len(),
+            );
+        }
+    }
+
+    /// Records the decoder from [`Graph::code`] to logits (or probabilities for MSE models).
+    pub fn record_decode(&self, plan: &mut Plan, gpu: &Gpu, model: &Model) {
+        self.dec.forward(
+            plan,
+            gpu,
+            &model.arch.decoder,
+            self.code(),
+            &model.params.buffer,
+        );
+    }
+
+    /// Records the sigmoid that turns logits into pictures (BCE models).
+    pub fn record_probabilities(&self, plan: &mut Plan, gpu: &Gpu) {
+        if let Some(p) = &self.probs {
+            activation::forward(plan, gpu, p, self.dec.output(), Activation::Sigmoid);
+        }
+    }
+
+    /// Records the per-example reconstruction loss into `rec` and its gradient (scaled by
+    /// 1/n, the batch mean) into the decoder-output gradient.
+    pub fn record_loss(&self, plan: &mut Plan, gpu: &Gpu, arch: &Architecture) {
+        let d = IMAGE_SIDE * IMAGE_SIDE;
+        let scale = 1.0 / self.n as f32;
+        match arch.spec.loss {
+            LossKind::Bce => loss::bce_with_logits(
+                plan,
+                gpu,
+                &self.rec,
+                &self.dout,
+                self.dec.output(),
+                &self.target,
+                self.n,
+                d,
+                scale,
+            ),
+            LossKind::Mse => loss::mse(
+                plan,
+                gpu,
+                &self.rec,
+                &self.dout,
+                self.dec.output(),
+                &self.target,
+                self.n,
+                d,
+                scale,
+            ),
+        }
+    }
+
+    /// Records the backward pass of the whole model into the flat gradient buffer.
+    pub fn record_backward(&self, plan: &mut Plan, gpu: &Gpu, model: &Model, grads: &Tensor) {
+        let arch = &model.arch;
+        let params = &model.params.buffer;
+        let t = self
+            .train
+            .as_ref()
+            .expect("record_backward needs a graph built for training");
+        self.dec.backward(
+            plan,
+            gpu,
+            &arch.decoder,
+            Some(&t.dcode),
+            &grads.buffer,
+            &self.dout,
+            self.code(),
+            params,
+        );
+        // Gradient arriving at the head's output (or at the encoder output without a head).
+        let dhead = match (&self.vae, &self.head_out, &t.dhead) {
+            (Some(v), Some(h), Some(dh)) => {
+                vae::backward(
+                    plan,
+                    gpu,
+                    dh,
+                    &t.dcode,
+                    h,
+                    &v.eps,
+                    self.n,
+                    arch.code_len(),
+                    1.0 / self.n as f32,
+                );
+                dh
+            }
+            _ => &t.dcode,
+        };
+        let denc = match (&arch.head, &t.dfeat) {
+            (Head::Ae(l) | Head::Vae(l), Some(dfeat)) => {
+                linear::backward(
+                    plan,
+                    gpu,
+                    Some(dfeat),
+                    &grads.buffer,
+                    dhead,
+                    self.enc.output(),
+                    params,
+                    l.params.expect("head has params"),
+                    self.head_shape(l),
+                );
+                dfeat
+            }
+            _ => dhead,
+        };
+        self.enc.backward(
+            plan,
+            gpu,
+            &arch.encoder,
+            None,
+            &grads.buffer,
+            denc,
+            self.input(),
+            params,
+        );
+    }
+
+    fn head_shape(&self, l: &crate::nn::Layer) -> LinearShape {
+        let LayerKind::Linear {
+            in_features,
+            out_features,
+        } = l.kind
+        else {
+            unreachable!("heads are linear")
+        };
+        LinearShape {
+            n: self.n,
+            in_features,
+            out_features,
+        }
+    }
+}
+
+fn out_features(kind: &LayerKind) -> usize {
+    match kind {
+        LayerKind::Linear { out_features, .. } => *out_features,
+        _ => unreachable!("heads are linear"),
+    }
+}

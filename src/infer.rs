@@ -1,0 +1,132 @@
+//! Inference with a trained model: encode images to codes, decode codes to images, and run
+//! the whole model (task input → reconstruction), in fixed-size batches on one graph whose
+//! plans are recorded once. Used by `sample`, `reconstruct`, `encode`, `denoise`, `upscale`.
+
+use crate::error::Result;
+use crate::gpu::{Gpu, Plan, Tensor};
+use crate::graph::{Graph, Model};
+use crate::kernels::step;
+use crate::models::IMAGE_SIDE;
+use crate::reference::rng::STREAM_EVAL;
+
+/// Pixels of one 28×28 image.
+pub const PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
+
+pub struct Inference<'g> {
+    gpu: &'g Gpu,
+    pub model: Model,
+    graph: Graph,
+    /// u32 `[4]`: state[0] seeds the task noise per batch.
+    state: Tensor,
+    /// target → task input → code (posterior mean) → reconstruction.
+    full: Plan,
+    /// code → reconstruction.
+    decode: Plan,
+    n: usize,
+}
+
+/// What one pass over a batch of images returns (all `[count, …]`, flattened).
+pub struct Reconstruction {
+    /// The model's input (noisy, 14×14, or the image itself), `[count, input pixels]`.
+    pub inputs: Vec<f32>,
+    /// The code: μ for VAEs, `[count, code]`.
+    pub codes: Vec<f32>,
+    /// Reconstructions in [0, 1], `[count, 784]`.
+    pub outputs: Vec<f32>,
+}
+
+impl<'g> Inference<'g> {
+    /// Builds the graph for batches of `batch` images; `seed` fixes the denoising noise.
+    pub fn new(gpu: &'g Gpu, model: Model, batch: usize, seed: u32) -> Result<Inference<'g>> {
+        let n = batch.max(1);
+        let graph = Graph::new(gpu, &model.arch, n, false)?;
+        let state = Tensor::zeros(gpu, &[step::STATE_LEN], "inference state")?;
+        let mut full = Plan::new();
+        graph.record_task_input(&mut full, gpu, &model.arch, &state, seed);
+        graph.record_encode(&mut full, gpu, &model, &state, seed, STREAM_EVAL, false);
+        graph.record_decode(&mut full, gpu, &model);
+        graph.record_probabilities(&mut full, gpu);
+        let mut decode = Plan::new();
+        graph.record_decode(&mut decode, gpu, &model);
+        graph.record_probabilities(&mut decode, gpu);
+        Ok(Inference {
+            gpu,
+            model,
+            graph,
+            state,
+            full,
+            decode,
+            n,
+        })
+    }
+
+    pub fn code_len(&self) -> usize {
+        self.model.arch.code_len()
+    }
+
+    pub fn input_pixels(&self) -> usize {
+        self.model.arch.input_dims().numel()
+    }
+
+    /// Runs the model on `images` (`[count, 784]` in [0, 1]).
+    pub fn reconstruct(&self, images: &[f32]) -> Result<Reconstruction> {
+        let count = images.len() / PIXELS;
+        let (ip, cl) = (self.input_pixels(), self.code_len());
+        let mut out = Reconstruction {
+            inputs: Vec::with_capacity(count * ip),
+            codes: Vec::with_capacity(count * cl),
+            outputs: Vec::with_capacity(count * PIXELS),
+        };
+        for (b, chunk) in images.chunks(self.n * PIXELS).enumerate() {
+            let k = chunk.len() / PIXELS;
+            let mut padded = chunk.to_vec();
+            padded.resize(self.n * PIXELS, 0.0);
+            self.graph.target.write_f32(self.gpu, &padded);
+            self.gpu.queue.write_buffer(
+                &self.state.buffer,
+                0,
+                bytemuck::cast_slice(&[b as u32, 0, 0, 0]),
+            );
+            self.full.run(self.gpu)?;
+            out.inputs
+                .extend_from_slice(&self.graph.input().read_f32(self.gpu)?[..k * ip]);
+            out.codes.extend_from_slice(&self.read_codes()?[..k * cl]);
+            out.outputs
+                .extend_from_slice(&self.graph.probabilities().read_f32(self.gpu)?[..k * PIXELS]);
+        }
+        Ok(out)
+    }
+
+    /// The posterior mean (VAE), the code (AE), `[n, code]`.
+    fn read_codes(&self) -> Result<Vec<f32>> {
+        let cl = self.code_len();
+        if self.model.arch.is_vae() {
+            let head = self
+                .graph
+                .head_output()
+                .expect("VAEs have a head")
+                .read_f32(self.gpu)?;
+            Ok(head
+                .chunks(2 * cl)
+                .flat_map(|row| row[..cl].to_vec())
+                .collect())
+        } else {
+            self.graph.code().read_f32(self.gpu)
+        }
+    }
+
+    /// Decodes `codes` (`[count, code]`) to images `[count, 784]` in [0, 1].
+    pub fn decode(&self, codes: &[f32]) -> Result<Vec<f32>> {
+        let cl = self.code_len();
+        let mut out = Vec::with_capacity(codes.len() / cl * PIXELS);
+        for chunk in codes.chunks(self.n * cl) {
+            let k = chunk.len() / cl;
+            let mut padded = chunk.to_vec();
+            padded.resize(self.n * cl, 0.0);
+            self.graph.code().write_f32(self.gpu, &padded);
+            self.decode.run(self.gpu)?;
+            out.extend_from_slice(&self.graph.probabilities().read_f32(self.gpu)?[..k * PIXELS]);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,567 @@
+//! Layers and stacks of layers. A layer knows its kind, its PyTorch name (`enc.0`) and where its
+//! parameters sit in the flat parameter buffer; a [`Stack`] is a `nn.Sequential` whose per-example
+//! shapes are known, and a [`StackBuffers`] is that stack instantiated on the GPU for one batch
+//! size, with its forward and backward dispatches recorded into plans. Layers never touch wgpu
+//! beyond handing buffers to the kernel launchers.
+
+use crate::error::Result;
+use crate::gpu::{Gpu, Plan, Tensor};
+use crate::host_rng::SplitMix64;
+use crate::kernels::{activation, conv_transpose2d, conv2d, linear, pool};
+use crate::shapes::{
+    Activation, Conv2dShape, ConvTranspose2dShape, LinearShape, ParamOffsets, Pool2dShape,
+};
+
+/// Per-example shape `[C, H, W]`; a feature vector of F values is `[F, 1, 1]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Dims {
+    pub const fn new(c: usize, h: usize, w: usize) -> Dims {
+        Dims { c, h, w }
+    }
+    pub const fn flat(f: usize) -> Dims {
+        Dims { c: f, h: 1, w: 1 }
+    }
+    pub fn numel(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    /// Tensor shape for a batch of `n`: `[n, C, H, W]`.
+    pub fn batch(&self, n: usize) -> [usize; 4] {
+        [n, self.c, self.h, self.w]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LayerKind {
+    Linear {
+        in_features: usize,
+        out_features: usize,
+    },
+    Conv2d {
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
+    ConvTranspose2d {
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+    },
+    Act(Activation),
+    MaxPool2x2 {
+        padding: usize,
+    },
+    Upsample2x,
+    /// `nn.Unflatten`: views the previous output as `[C, H, W]`. Free in NCHW, so a stack
+    /// records no dispatch for it and it never becomes a [`Layer`].
+    Unflatten(Dims),
+}
+
+/// One entry of the flat parameter buffer: a PyTorch `state_dict` name, shape and offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamEntry {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub offset: usize,
+    /// Bound of PyTorch's default uniform initialisation, `1/sqrt(fan_in)`.
+    pub init_bound_fan_in: usize,
+}
+
+impl ParamEntry {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The table of offsets into the one flat parameter buffer (llm.c style: Adam is then one
+/// dispatch over everything).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParamTable {
+    pub entries: Vec<ParamEntry>,
+    pub total: usize,
+}
+
+impl ParamTable {
+    /// Appends a tensor and returns its element offset.
+    pub fn add(&mut self, name: &str, shape: &[usize], fan_in: usize) -> usize {
+        let offset = self.total;
+        let entry = ParamEntry {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            offset,
+            init_bound_fan_in: fan_in,
+        };
+        self.total += entry.len();
+        self.entries.push(entry);
+        offset
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ParamEntry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+
+    /// PyTorch's default init for Linear/Conv/ConvTranspose (kaiming_uniform with a = √5 for
+    /// weights, which is U(±1/√fan_in), and U(±1/√fan_in) for biases), from a seeded stream.
+    pub fn init(&self, seed: u64) -> Vec<f32> {
+        let mut values = vec![0.0f32; self.total];
+        for (i, e) in self.entries.iter().enumerate() {
+            let mut rng = SplitMix64::derived(seed, 0x1417, i as u64);
+            let bound = 1.0 / (e.init_bound_fan_in as f32).sqrt();
+            for v in &mut values[e.offset..e.offset + e.len()] {
+                *v = rng.uniform(-bound, bound);
+            }
+        }
+        values
+    }
+}
+
+/// A layer with its PyTorch name and (for Linear/Conv layers) its parameter offsets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub name: String,
+    pub kind: LayerKind,
+    pub params: Option<ParamOffsets>,
+}
+
+impl Layer {
+    /// Registers the parameters of `kind` under `name` and returns the layer.
+    pub fn new(table: &mut ParamTable, name: &str, kind: LayerKind) -> Layer {
+        let params = match kind {
+            LayerKind::Linear {
+                in_features,
+                out_features,
+            } => Some(ParamOffsets {
+                weight: table.add(
+                    &format!("{name}.weight"),
+                    &[out_features, in_features],
+                    in_features,
+                ),
+                bias: table.add(&format!("{name}.bias"), &[out_features], in_features),
+            }),
+            LayerKind::Conv2d {
+                c_in,
+                c_out,
+                kernel,
+                ..
+            } => {
+                let fan_in = c_in * kernel * kernel;
+                Some(ParamOffsets {
+                    weight: table.add(
+                        &format!("{name}.weight"),
+                        &[c_out, c_in, kernel, kernel],
+                        fan_in,
+                    ),
+                    bias: table.add(&format!("{name}.bias"), &[c_out], fan_in),
+                })
+            }
+            LayerKind::ConvTranspose2d {
+                c_in,
+                c_out,
+                kernel,
+                ..
+            } => {
+                // PyTorch computes fan_in from weight.size(1), which is C_out here.
+                let fan_in = c_out * kernel * kernel;
+                Some(ParamOffsets {
+                    weight: table.add(
+                        &format!("{name}.weight"),
+                        &[c_in, c_out, kernel, kernel],
+                        fan_in,
+                    ),
+                    bias: table.add(&format!("{name}.bias"), &[c_out], fan_in),
+                })
+            }
+            _ => None,
+        };
+        Layer {
+            name: name.to_string(),
+            kind,
+            params,
+        }
+    }
+
+    /// Output shape for input shape `d` (panics on a shape the architecture never builds).
+    pub fn out_dims(&self, d: Dims) -> Dims {
+        match self.kind {
+            LayerKind::Linear {
+                in_features,
+                out_features,
+            } => {
+                assert_eq!(d.numel(), in_features, "{}: input features", self.name);
+                Dims::flat(out_features)
+            }
+            LayerKind::Conv2d { .. } => {
+                let s = self.conv_shape(1, d);
+                Dims::new(s.c_out, s.out_h(), s.out_w())
+            }
+            LayerKind::ConvTranspose2d { .. } => {
+                let s = self.conv_t_shape(1, d);
+                Dims::new(s.c_out, s.out_h(), s.out_w())
+            }
+            LayerKind::Act(_) => d,
+            LayerKind::MaxPool2x2 { padding } => {
+                let s = pool_shape(1, d, padding);
+                Dims::new(d.c, s.out_h(), s.out_w())
+            }
+            LayerKind::Upsample2x => Dims::new(d.c, 2 * d.h, 2 * d.w),
+            LayerKind::Unflatten(to) => {
+                assert_eq!(d.numel(), to.numel(), "{}: unflatten size", self.name);
+                to
+            }
+        }
+    }
+
+    fn conv_shape(&self, n: usize, d: Dims) -> Conv2dShape {
+        let LayerKind::Conv2d {
+            c_in,
+            c_out,
+            kernel,
+            stride,
+            padding,
+        } = self.kind
+        else {
+            unreachable!("conv_shape on {}", self.name)
+        };
+        assert_eq!(d.c, c_in, "{}: input channels", self.name);
+        Conv2dShape {
+            n,
+            c_in,
+            h_in: d.h,
+            w_in: d.w,
+            c_out,
+            kernel_h: kernel,
+            kernel_w: kernel,
+            stride,
+            padding,
+        }
+    }
+
+    fn conv_t_shape(&self, n: usize, d: Dims) -> ConvTranspose2dShape {
+        let LayerKind::ConvTranspose2d {
+            c_in,
+            c_out,
+            kernel,
+            stride,
+            padding,
+            output_padding,
+        } = self.kind
+        else {
+            unreachable!("conv_t_shape on {}", self.name)
+        };
+        assert_eq!(d.c, c_in, "{}: input channels", self.name);
+        ConvTranspose2dShape {
+            n,
+            c_in,
+            h_in: d.h,
+            w_in: d.w,
+            c_out,
+            kernel_h: kernel,
+            kernel_w: kernel,
+            stride,
+            padding,
+            output_padding,
+        }
+    }
+
+    fn linear_shape(&self, n: usize) -> LinearShape {
+        let LayerKind::Linear {
+            in_features,
+            out_features,
+        } = self.kind
+        else {
+            unreachable!("linear_shape on {}", self.name)
+        };
+        LinearShape {
+            n,
+            in_features,
+            out_features,
+        }
+    }
+}
+
+fn pool_shape(n: usize, d: Dims, padding: usize) -> Pool2dShape {
+    Pool2dShape {
+        n,
+        c: d.c,
+        h_in: d.h,
+        w_in: d.w,
+        padding,
+    }
+}
+
+/// A `nn.Sequential` with known per-example shapes: `dims[i]` is the input of layer `i`,
+/// `dims[len]` the output of the stack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stack {
+    pub layers: Vec<Layer>,
+    pub dims: Vec<Dims>,
+}
+
+impl Stack {
+    /// Builds a stack named `prefix` (`enc`, `dec`) from `(index, kind)` pairs; the layer is
+    /// named `prefix.index`, its position in PyTorch's `nn.Sequential` (reshapes and a final
+    /// sigmoid fused into the loss take indices without being layers here).
+    pub fn new(
+        table: &mut ParamTable,
+        prefix: &str,
+        input: Dims,
+        kinds: &[(usize, LayerKind)],
+    ) -> Stack {
+        let mut dims = vec![input];
+        let mut layers = Vec::with_capacity(kinds.len());
+        for &(index, kind) in kinds {
+            let layer = Layer::new(table, &format!("{prefix}.{index}"), kind);
+            let out = layer.out_dims(*dims.last().expect("dims starts non-empty"));
+            if let LayerKind::Unflatten(_) = kind {
+                *dims.last_mut().expect("dims starts non-empty") = out;
+                continue;
+            }
+            dims.push(out);
+            layers.push(layer);
+        }
+        Stack { layers, dims }
+    }
+
+    pub fn input(&self) -> Dims {
+        self.dims[0]
+    }
+
+    pub fn output(&self) -> Dims {
+        *self.dims.last().expect("dims is never empty")
+    }
+
+    /// Multiply-accumulates of one example's forward pass (for `bench`'s FLOP count).
+    pub fn forward_macs(&self) -> u64 {
+        let mut macs = 0u64;
+        for (i, l) in self.layers.iter().enumerate() {
+            let (din, dout) = (self.dims[i], self.dims[i + 1]);
+            macs += match l.kind {
+                LayerKind::Linear {
+                    in_features,
+                    out_features,
+                } => (in_features * out_features) as u64,
+                LayerKind::Conv2d { c_in, kernel, .. } => {
+                    (dout.numel() * c_in * kernel * kernel) as u64
+                }
+                LayerKind::ConvTranspose2d { c_out, kernel, .. } => {
+                    (din.numel() * c_out * kernel * kernel) as u64
+                }
+                _ => 0,
+            };
+        }
+        macs
+    }
+}
+
+/// A [`Stack`] on the GPU for batch size `n`: one output tensor per layer, the gradient of each
+/// layer output (when built for training), and the pooling argmax indices.
+pub struct StackBuffers {
+    n: usize,
+    /// Output of layer i: `[n, dims[i+1]]`.
+    pub outs: Vec<Tensor>,
+    /// Gradient w.r.t. the output of layer i, for i < len − 1 (the last one is the caller's).
+    grads: Vec<Tensor>,
+    argmax: Vec<Option<Tensor>>,
+}
+
+impl StackBuffers {
+    pub fn new(gpu: &Gpu, stack: &Stack, n: usize, train: bool, label: &str) -> Result<Self> {
+        let mut outs = Vec::new();
+        let mut grads = Vec::new();
+        let mut argmax = Vec::new();
+        let last = stack.layers.len() - 1;
+        for (i, layer) in stack.layers.iter().enumerate() {
+            let shape = stack.dims[i + 1].batch(n);
+            outs.push(Tensor::zeros(
+                gpu,
+                &shape,
+                &format!("{label} {}", layer.name),
+            )?);
+            if train && i < last {
+                grads.push(Tensor::zeros(
+                    gpu,
+                    &shape,
+                    &format!("{label} d{}", layer.name),
+                )?);
+            }
+            argmax.push(match layer.kind {
+                LayerKind::MaxPool2x2 { .. } => Some(Tensor::zeros(
+                    gpu,
+                    &shape,
+                    &format!("{label} {} argmax", layer.name),
+                )?),
+                _ => None,
+            });
+        }
+        Ok(StackBuffers {
+            n,
+            outs,
+            grads,
+            argmax,
+        })
+    }
+
+    pub fn output(&self) -> &Tensor {
+        self.outs.last().expect("stacks are never empty")
+    }
+
+    /// Records the forward pass of `stack` from `input` into `plan`.
+    pub fn forward(
+        &self,
+        plan: &mut Plan,
+        gpu: &Gpu,
+        stack: &Stack,
+        input: &Tensor,
+        params: &wgpu::Buffer,
+    ) {
+        let n = self.n;
+        for (i, layer) in stack.layers.iter().enumerate() {
+            let x = if i == 0 { input } else { &self.outs[i - 1] };
+            let y = &self.outs[i];
+            let d = stack.dims[i];
+            match layer.kind {
+                LayerKind::Linear { .. } => linear::forward(
+                    plan,
+                    gpu,
+                    y,
+                    x,
+                    params,
+                    layer.params.expect("linear has params"),
+                    layer.linear_shape(n),
+                ),
+                LayerKind::Conv2d { .. } => conv2d::forward(
+                    plan,
+                    gpu,
+                    y,
+                    x,
+                    params,
+                    layer.params.expect("conv has params"),
+                    layer.conv_shape(n, d),
+                ),
+                LayerKind::ConvTranspose2d { .. } => conv_transpose2d::forward(
+                    plan,
+                    gpu,
+                    y,
+                    x,
+                    params,
+                    layer.params.expect("conv has params"),
+                    layer.conv_t_shape(n, d),
+                ),
+                LayerKind::Act(act) => activation::forward(plan, gpu, y, x, act),
+                LayerKind::MaxPool2x2 { padding } => pool::max_pool2x2_forward(
+                    plan,
+                    gpu,
+                    y,
+                    self.argmax[i].as_ref().expect("pool has argmax"),
+                    x,
+                    pool_shape(n, d, padding),
+                ),
+                LayerKind::Upsample2x => {
+                    pool::upsample2x_forward(plan, gpu, y, x, pool_shape(n, d, 0))
+                }
+                LayerKind::Unflatten(_) => unreachable!("stacks hold no unflatten layers"),
+            }
+        }
+    }
+
+    /// Records the backward pass: `dout` is the gradient of the stack output; writes parameter
+    /// gradients into `grads` and, when `din` is given, the gradient of the stack input.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        plan: &mut Plan,
+        gpu: &Gpu,
+        stack: &Stack,
+        din: Option<&Tensor>,
+        grads: &wgpu::Buffer,
+        dout: &Tensor,
+        input: &Tensor,
+        params: &wgpu::Buffer,
+    ) {
+        let n = self.n;
+        let last = stack.layers.len() - 1;
+        for (i, layer) in stack.layers.iter().enumerate().rev() {
+            let x = if i == 0 { input } else { &self.outs[i - 1] };
+            let y = &self.outs[i];
+            let dy = if i == last { dout } else { &self.grads[i] };
+            let dx = if i == 0 {
+                din
+            } else {
+                Some(&self.grads[i - 1])
+            };
+            let d = stack.dims[i];
+            match layer.kind {
+                LayerKind::Linear { .. } => linear::backward(
+                    plan,
+                    gpu,
+                    dx,
+                    grads,
+                    dy,
+                    x,
+                    params,
+                    layer.params.expect("linear has params"),
+                    layer.linear_shape(n),
+                ),
+                LayerKind::Conv2d { .. } => conv2d::backward(
+                    plan,
+                    gpu,
+                    dx,
+                    grads,
+                    dy,
+                    x,
+                    params,
+                    layer.params.expect("conv has params"),
+                    layer.conv_shape(n, d),
+                ),
+                LayerKind::ConvTranspose2d { .. } => conv_transpose2d::backward(
+                    plan,
+                    gpu,
+                    dx,
+                    grads,
+                    dy,
+                    x,
+                    params,
+                    layer.params.expect("conv has params"),
+                    layer.conv_t_shape(n, d),
+                ),
+                // Parameter-free layers only matter when someone needs their input gradient.
+                LayerKind::Act(act) => {
+                    if let Some(dx) = dx {
+                        activation::backward(plan, gpu, dx, dy, y, act)
+                    }
+                }
+                LayerKind::MaxPool2x2 { padding } => {
+                    if let Some(dx) = dx {
+                        pool::max_pool2x2_backward(
+                            plan,
+                            gpu,
+                            dx,
+                            dy,
+                            self.argmax[i].as_ref().expect("pool has argmax"),
+                            pool_shape(n, d, padding),
+                        )
+                    }
+                }
+                LayerKind::Upsample2x => {
+                    if let Some(dx) = dx {
+                        pool::upsample2x_backward(plan, gpu, dx, dy, pool_shape(n, d, 0))
+                    }
+                }
+                LayerKind::Unflatten(_) => unreachable!("stacks hold no unflatten layers"),
+            }
+        }
+    }
+}
