@@ -39,10 +39,20 @@ fn shape(
     }
 }
 
-/// Forward and backward on the GPU vs the reference, with W and b at nonzero offsets of a
-/// padded parameter buffer (and dW, db at the same offsets of a sentinel-filled gradient buffer).
-fn check(gpu: &Gpu, s: ConvTranspose2dShape, with_dx: bool, seed: u64) {
-    let what = format!("conv_transpose2d {s:?}");
+/// Which part of the kernel pair a check runs and asserts.
+#[derive(Clone, Copy, Debug)]
+enum Part {
+    /// y from x, W, b.
+    Forward,
+    /// dW, db (and dx when `with_dx`) from a given dy, x and W; independent of the forward pass.
+    Backward { with_dx: bool },
+}
+
+/// One part on the GPU vs the reference, with W and b at nonzero offsets of a padded parameter
+/// buffer (and dW, db at the same offsets of a sentinel-filled gradient buffer). Outputs start as
+/// NaN so every element must be written; the parameter buffer must come back unchanged.
+fn check(gpu: &Gpu, s: ConvTranspose2dShape, part: Part, seed: u64) {
+    let what = format!("conv_transpose2d {part:?} {s:?}");
     let (oh, ow) = (s.out_h(), s.out_w());
     let x_shape = [s.n, s.c_in, s.h_in, s.w_in];
     let y_shape = [s.n, s.c_out, oh, ow];
@@ -60,84 +70,92 @@ fn check(gpu: &Gpu, s: ConvTranspose2dShape, with_dx: bool, seed: u64) {
     flat[at.bias..at.bias + b.len()].copy_from_slice(&b);
 
     let params = Tensor::from_f32(gpu, &[total], &flat, "params").unwrap();
-    let grads = Tensor::from_f32(gpu, &[total], &vec![SENTINEL; total], "grads").unwrap();
     let xt = Tensor::from_f32(gpu, &x_shape, &x, "x").unwrap();
-    let dyt = Tensor::from_f32(gpu, &y_shape, &dy, "dy").unwrap();
-    let yt = Tensor::from_f32(gpu, &y_shape, &vec![f32::NAN; dy.len()], "y").unwrap();
-    let dxt = Tensor::from_f32(gpu, &x_shape, &vec![f32::NAN; x.len()], "dx").unwrap();
+    match part {
+        Part::Forward => {
+            let yt = Tensor::from_f32(gpu, &y_shape, &vec![f32::NAN; dy.len()], "y").unwrap();
+            let mut plan = Plan::new();
+            conv_transpose2d::forward(&mut plan, gpu, &yt, &xt, &params.buffer, at, s);
+            plan.run(gpu).unwrap();
 
-    let mut plan = Plan::new();
-    conv_transpose2d::forward(&mut plan, gpu, &yt, &xt, &params.buffer, at, s);
-    let dx_arg = if with_dx { Some(&dxt) } else { None };
-    conv_transpose2d::backward(
-        &mut plan,
-        gpu,
-        dx_arg,
-        &grads.buffer,
-        &dyt,
-        &xt,
-        &params.buffer,
-        at,
-        s,
-    );
-    plan.run(gpu).unwrap();
+            let mut y = vec![0.0; dy.len()];
+            cpu::forward(&mut y, &x, &w, &b, s);
+            assert_close(
+                &format!("{what} y"),
+                &yt.read_f32(gpu).unwrap(),
+                &y,
+                1e-4,
+                1e-4,
+            );
+        }
+        Part::Backward { with_dx } => {
+            let grads = Tensor::from_f32(gpu, &[total], &vec![SENTINEL; total], "grads").unwrap();
+            let dyt = Tensor::from_f32(gpu, &y_shape, &dy, "dy").unwrap();
+            let dxt = Tensor::from_f32(gpu, &x_shape, &vec![f32::NAN; x.len()], "dx").unwrap();
+            let mut plan = Plan::new();
+            let dx_arg = if with_dx { Some(&dxt) } else { None };
+            conv_transpose2d::backward(
+                &mut plan,
+                gpu,
+                dx_arg,
+                &grads.buffer,
+                &dyt,
+                &xt,
+                &params.buffer,
+                at,
+                s,
+            );
+            plan.run(gpu).unwrap();
 
-    let mut y = vec![0.0; dy.len()];
-    cpu::forward(&mut y, &x, &w, &b, s);
-    let mut dx = vec![0.0; x.len()];
-    let mut dw = vec![0.0; w.len()];
-    let mut db = vec![0.0; b.len()];
-    cpu::backward(Some(&mut dx), &mut dw, &mut db, &dy, &x, &w, s);
+            let mut dx = vec![0.0; x.len()];
+            let mut dw = vec![0.0; w.len()];
+            let mut db = vec![0.0; b.len()];
+            cpu::backward(Some(&mut dx), &mut dw, &mut db, &dy, &x, &w, s);
 
-    assert_close(
-        &format!("{what} y"),
-        &yt.read_f32(gpu).unwrap(),
-        &y,
-        1e-4,
-        1e-4,
-    );
-    let g = grads.read_f32(gpu).unwrap();
-    let positions = (s.n * oh * ow) as f32;
-    let atol = 1e-5 * positions.max(10.0);
-    assert_close(
-        &format!("{what} dw"),
-        &g[at.weight..at.weight + w.len()],
-        &dw,
-        atol,
-        1e-4,
-    );
-    assert_close(
-        &format!("{what} db"),
-        &g[at.bias..at.bias + b.len()],
-        &db,
-        atol,
-        1e-4,
-    );
-    for (i, &v) in g.iter().enumerate() {
-        let inside = (at.weight..at.weight + w.len()).contains(&i)
-            || (at.bias..at.bias + b.len()).contains(&i);
-        assert!(
-            inside || v == SENTINEL,
-            "{what}: gradient element {i} outside dW/db was written"
-        );
-    }
-    let got_dx = dxt.read_f32(gpu).unwrap();
-    if with_dx {
-        assert_close(&format!("{what} dx"), &got_dx, &dx, 1e-4, 1e-4);
-    } else {
-        assert!(
-            got_dx.iter().all(|v| v.is_nan()),
-            "{what}: dx written although not asked for"
-        );
+            let g = grads.read_f32(gpu).unwrap();
+            let positions = (s.n * oh * ow) as f32;
+            let atol = 1e-5 * positions.max(10.0);
+            assert_close(
+                &format!("{what} dw"),
+                &g[at.weight..at.weight + w.len()],
+                &dw,
+                atol,
+                1e-4,
+            );
+            assert_close(
+                &format!("{what} db"),
+                &g[at.bias..at.bias + b.len()],
+                &db,
+                atol,
+                1e-4,
+            );
+            for (i, &v) in g.iter().enumerate() {
+                let inside = (at.weight..at.weight + w.len()).contains(&i)
+                    || (at.bias..at.bias + b.len()).contains(&i);
+                assert!(
+                    inside || v == SENTINEL,
+                    "{what}: gradient element {i} outside dW/db was written"
+                );
+            }
+            let got_dx = dxt.read_f32(gpu).unwrap();
+            if with_dx {
+                assert_close(&format!("{what} dx"), &got_dx, &dx, 1e-4, 1e-4);
+            } else {
+                assert!(
+                    got_dx.iter().all(|v| v.is_nan()),
+                    "{what}: dx written although not asked for"
+                );
+            }
+        }
     }
     let p = params.read_f32(gpu).unwrap();
     assert_eq!(p, flat, "{what}: the parameter buffer changed");
 }
 
-#[test]
-fn awkward_shapes_match_reference() {
-    let gpu = gpu();
-    let shapes = [
+/// Batch 1, odd sizes, kernels 1–3, strides 1–3, padding 0–2, output padding 0–1, phases no
+/// kernel tap reaches, more output channels than one tile, several tiles in every product.
+fn awkward_shapes() -> [ConvTranspose2dShape; 10] {
+    [
         shape(1, 3, 5, 7, 5, (3, 3), 1, 1, 0),
         shape(2, 3, 5, 7, 5, (3, 3), 2, 1, 1),
         shape(3, 2, 4, 3, 3, (3, 3), 3, 2, 1),
@@ -150,28 +168,75 @@ fn awkward_shapes_match_reference() {
         shape(2, 3, 3, 3, 4, (2, 2), 2, 0, 0),
         // Several row tiles in every product, several weight-gradient column tiles.
         shape(1, 70, 3, 4, 37, (3, 3), 2, 1, 1),
-    ];
-    for (i, &s) in shapes.iter().enumerate() {
-        check(&gpu, s, true, 10 * i as u64 + 3);
+    ]
+}
+
+/// The decoder layers, with their seeds.
+fn model_shapes() -> [(ConvTranspose2dShape, u64); 2] {
+    [
+        (shape(3, 32, 7, 7, 16, (3, 3), 2, 1, 1), 200),
+        (shape(2, 16, 14, 14, 1, (3, 3), 2, 1, 1), 210),
+    ]
+}
+
+/// The decoder's first layer at the training batch size.
+fn batch_128_shape() -> ConvTranspose2dShape {
+    shape(128, 32, 7, 7, 16, (3, 3), 2, 1, 1)
+}
+
+const BACKWARD: Part = Part::Backward { with_dx: true };
+
+#[test]
+fn forward_matches_reference_on_awkward_shapes() {
+    let gpu = gpu();
+    for (i, &s) in awkward_shapes().iter().enumerate() {
+        check(&gpu, s, Part::Forward, 10 * i as u64 + 3);
     }
 }
 
 #[test]
-fn backward_without_dx() {
+fn backward_matches_reference_on_awkward_shapes() {
     let gpu = gpu();
-    check(&gpu, shape(2, 3, 5, 7, 5, (3, 3), 2, 1, 1), false, 9);
-    check(&gpu, shape(2, 16, 14, 14, 1, (3, 3), 2, 1, 1), false, 19);
+    for (i, &s) in awkward_shapes().iter().enumerate() {
+        check(&gpu, s, BACKWARD, 10 * i as u64 + 3);
+    }
 }
 
 #[test]
-fn model_shapes_match_reference() {
+fn backward_without_dx_matches_reference() {
     let gpu = gpu();
-    check(&gpu, shape(3, 32, 7, 7, 16, (3, 3), 2, 1, 1), true, 200);
-    check(&gpu, shape(2, 16, 14, 14, 1, (3, 3), 2, 1, 1), true, 210);
+    let without_dx = Part::Backward { with_dx: false };
+    check(&gpu, shape(2, 3, 5, 7, 5, (3, 3), 2, 1, 1), without_dx, 9);
+    check(
+        &gpu,
+        shape(2, 16, 14, 14, 1, (3, 3), 2, 1, 1),
+        without_dx,
+        19,
+    );
 }
 
 #[test]
-fn batch_128_matches_reference() {
+fn forward_matches_reference_on_model_shapes() {
     let gpu = gpu();
-    check(&gpu, shape(128, 32, 7, 7, 16, (3, 3), 2, 1, 1), true, 2000);
+    for (s, seed) in model_shapes() {
+        check(&gpu, s, Part::Forward, seed);
+    }
+}
+
+#[test]
+fn backward_matches_reference_on_model_shapes() {
+    let gpu = gpu();
+    for (s, seed) in model_shapes() {
+        check(&gpu, s, BACKWARD, seed);
+    }
+}
+
+#[test]
+fn forward_matches_reference_at_batch_128() {
+    check(&gpu(), batch_128_shape(), Part::Forward, 2000);
+}
+
+#[test]
+fn backward_matches_reference_at_batch_128() {
+    check(&gpu(), batch_128_shape(), BACKWARD, 2000);
 }

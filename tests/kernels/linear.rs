@@ -106,7 +106,7 @@ fn splits_in(plan: &Plan) -> bool {
 }
 
 #[test]
-fn linear_forward_matches_reference() {
+fn forward_matches_reference() {
     let gpu = gpu();
     let mut split = Vec::new();
     for &(n, i, o) in SHAPES {
@@ -207,7 +207,7 @@ fn check_backward(gpu: &Gpu, s: LinearShape, with_dx: bool) -> bool {
 }
 
 #[test]
-fn linear_backward_matches_reference() {
+fn backward_matches_reference() {
     let gpu = gpu();
     let split: Vec<bool> = SHAPES
         .iter()
@@ -217,7 +217,7 @@ fn linear_backward_matches_reference() {
 }
 
 #[test]
-fn linear_backward_without_dx_matches_reference() {
+fn backward_without_dx_matches_reference() {
     let gpu = gpu();
     let split: Vec<bool> = [(1, 1, 1), (3, 17, 5), (300, 20, 3)]
         .iter()

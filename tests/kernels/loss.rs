@@ -12,8 +12,24 @@ const SHAPES: &[(usize, usize)] = &[(1, 1), (3, 5), (130, 784), (2, 1000), (5, 1
 type Launcher = fn(&mut Plan, &Gpu, &Tensor, &Tensor, &Tensor, &Tensor, usize, usize, f32);
 type Reference = fn(&mut [f32], &mut [f32], &[f32], &[f32], usize, usize, f32);
 
-/// Runs one loss on the GPU and returns (loss, gradient); `loss` has a sentinel slot past N
-/// that must stay untouched.
+/// What one fused loss dispatch wrote.
+struct Outputs {
+    /// Per-example losses followed by one sentinel slot past N that must stay untouched.
+    loss_and_tail: Vec<f32>,
+    /// d(scale · Σ loss)/dx.
+    grad: Vec<f32>,
+}
+
+impl Outputs {
+    /// The per-example losses, after checking that the kernel did not write past loss[N − 1].
+    fn loss(&self) -> &[f32] {
+        let (tail, loss) = self.loss_and_tail.split_last().unwrap();
+        assert_eq!(*tail, 7.0, "loss kernel wrote past loss[N - 1]");
+        loss
+    }
+}
+
+/// Runs one loss on the GPU: one dispatch writes both the loss and the gradient.
 fn run_gpu(
     gpu: &Gpu,
     launch: Launcher,
@@ -22,7 +38,7 @@ fn run_gpu(
     n: usize,
     d: usize,
     scale: f32,
-) -> (Vec<f32>, Vec<f32>) {
+) -> Outputs {
     let xt = Tensor::from_f32(gpu, &[n, d], x, "x").unwrap();
     let tt = Tensor::from_f32(gpu, &[n, d], target, "target").unwrap();
     let lt = Tensor::from_f32(gpu, &[n + 1], &vec![7.0; n + 1], "loss").unwrap();
@@ -30,41 +46,75 @@ fn run_gpu(
     let mut plan = Plan::new();
     launch(&mut plan, gpu, &lt, &gt, &xt, &tt, n, d, scale);
     plan.run(gpu).unwrap();
-    let mut l = lt.read_f32(gpu).unwrap();
-    assert_eq!(l.pop(), Some(7.0), "loss kernel wrote past loss[N - 1]");
-    (l, gt.read_f32(gpu).unwrap())
+    Outputs {
+        loss_and_tail: lt.read_f32(gpu).unwrap(),
+        grad: gt.read_f32(gpu).unwrap(),
+    }
 }
 
-fn check(name: &str, launch: Launcher, reference: Reference, lo: f32, hi: f32) {
+/// Which output of the fused kernel a check asserts.
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    /// The per-example loss.
+    Forward,
+    /// The gradient with respect to the prediction (logits for BCE).
+    Backward,
+}
+
+fn check(name: &str, launch: Launcher, reference: Reference, lo: f32, hi: f32, part: Part) {
     let gpu = gpu();
     for &(n, d) in SHAPES {
         let x = values(n as u64 * 31 + d as u64, n * d, lo, hi);
         let target = values(n as u64 + 5 * d as u64, n * d, 0.0, 1.0);
         let scale = 1.0 / n as f32 + 0.5;
-        let (got_loss, got_grad) = run_gpu(&gpu, launch, &x, &target, n, d, scale);
+        let got = run_gpu(&gpu, launch, &x, &target, n, d, scale);
         let mut want_loss = vec![0.0; n];
         let mut want_grad = vec![0.0; n * d];
         reference(&mut want_loss, &mut want_grad, &x, &target, n, d, scale);
         let what = format!("{name} n{n} d{d}");
-        assert_close(&format!("{what} loss"), &got_loss, &want_loss, 1e-4, 1e-5);
-        assert_close(&format!("{what} grad"), &got_grad, &want_grad, 1e-6, 1e-5);
+        match part {
+            Part::Forward => {
+                assert_close(&format!("{what} loss"), got.loss(), &want_loss, 1e-4, 1e-5)
+            }
+            Part::Backward => {
+                assert_close(&format!("{what} grad"), &got.grad, &want_grad, 1e-6, 1e-5)
+            }
+        }
     }
 }
 
 #[test]
-fn bce_with_logits_matches_reference() {
+fn bce_with_logits_forward_matches_reference() {
     check(
         "bce_with_logits",
         loss::bce_with_logits,
         cpu::bce_with_logits,
         -6.0,
         6.0,
+        Part::Forward,
     );
 }
 
 #[test]
-fn mse_matches_reference() {
-    check("mse", loss::mse, cpu::mse, -0.5, 1.5);
+fn bce_with_logits_backward_matches_reference() {
+    check(
+        "bce_with_logits",
+        loss::bce_with_logits,
+        cpu::bce_with_logits,
+        -6.0,
+        6.0,
+        Part::Backward,
+    );
+}
+
+#[test]
+fn mse_forward_matches_reference() {
+    check("mse", loss::mse, cpu::mse, -0.5, 1.5, Part::Forward);
+}
+
+#[test]
+fn mse_backward_matches_reference() {
+    check("mse", loss::mse, cpu::mse, -0.5, 1.5, Part::Backward);
 }
 
 #[test]
@@ -73,7 +123,8 @@ fn bce_with_logits_agrees_with_binary_cross_entropy_on_probabilities() {
     let (n, d) = (4, 784);
     let logits = values(17, n * d, -8.0, 8.0);
     let target = values(18, n * d, 0.0, 1.0); // grey levels, not just 0/1
-    let (got, _) = run_gpu(&gpu, loss::bce_with_logits, &logits, &target, n, d, 1.0);
+    let out = run_gpu(&gpu, loss::bce_with_logits, &logits, &target, n, d, 1.0);
+    let got = out.loss();
     for i in 0..n {
         let row = i * d..(i + 1) * d;
         let p: Vec<f32> = logits[row.clone()]
@@ -97,14 +148,15 @@ fn bce_with_logits_is_finite_for_large_logits() {
     let logits = [60.0f32, -60.0, 60.0, -60.0, 100.0, -100.0, 60.0, -60.0];
     let target = [1.0f32, 0.0, 0.0, 1.0, 0.5, 0.5, 0.25, 0.75];
     let (n, d) = (2, 4);
-    let (got_loss, got_grad) = run_gpu(&gpu, loss::bce_with_logits, &logits, &target, n, d, 0.5);
-    assert!(got_loss.iter().chain(&got_grad).all(|x| x.is_finite()));
+    let out = run_gpu(&gpu, loss::bce_with_logits, &logits, &target, n, d, 0.5);
+    let (got_loss, got_grad) = (out.loss(), &out.grad);
+    assert!(got_loss.iter().chain(got_grad).all(|x| x.is_finite()));
     let mut want_loss = vec![0.0; n];
     let mut want_grad = vec![0.0; n * d];
     cpu::bce_with_logits(&mut want_loss, &mut want_grad, &logits, &target, n, d, 0.5);
     // Row 0: 0 + 0 + 60 + 60; row 1: 50 + 50 + 45 + 45.
-    assert_close("large logits loss", &got_loss, &want_loss, 1e-4, 1e-6);
-    assert_close("large logits grad", &got_grad, &want_grad, 1e-7, 1e-6);
+    assert_close("large logits loss", got_loss, &want_loss, 1e-4, 1e-6);
+    assert_close("large logits grad", got_grad, &want_grad, 1e-7, 1e-6);
     assert_close(
         "large logits loss value",
         &want_loss,

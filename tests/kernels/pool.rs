@@ -39,25 +39,20 @@ const MAX_POOL_SHAPES: &[(usize, usize, usize, usize, usize)] = &[
     (5, 8, 7, 7, 1),
 ];
 
-/// Runs forward and backward on the GPU and checks y, argmax and dx against the reference.
-fn check_max_pool(what: &str, s: Pool2dShape, x: &[f32], dy: &[f32]) {
+/// Runs the forward pass on the GPU and checks y and argmax against the reference. y and argmax
+/// start as sentinels, so every element must be written.
+fn check_max_pool_forward(what: &str, s: Pool2dShape, x: &[f32]) {
     let gpu = gpu();
     let out = s.n * s.c * s.out_h() * s.out_w();
-    let len = x.len();
     let xt = Tensor::from_f32(&gpu, &dims(&s), x, "x").unwrap();
     let yt = Tensor::from_f32(&gpu, &out_dims(&s), &vec![7.0; out], "y").unwrap();
     let at = Tensor::from_u32(&gpu, &out_dims(&s), &vec![u32::MAX; out], "argmax").unwrap();
-    let dyt = Tensor::from_f32(&gpu, &out_dims(&s), dy, "dy").unwrap();
-    // Sentinels in dx: the backward pass must overwrite every cell, winners or not.
-    let dxt = Tensor::from_f32(&gpu, &dims(&s), &vec![7.0; len], "dx").unwrap();
     let mut plan = Plan::new();
     pool::max_pool2x2_forward(&mut plan, &gpu, &yt, &at, &xt, s);
-    pool::max_pool2x2_backward(&mut plan, &gpu, &dxt, &dyt, &at, s);
     plan.run(&gpu).unwrap();
 
-    let (mut y, mut arg, mut dx) = (vec![0.0; out], vec![0; out], vec![0.0; len]);
+    let (mut y, mut arg) = (vec![0.0; out], vec![0; out]);
     cpu::max_pool2x2_forward(&mut y, &mut arg, x, s);
-    cpu::max_pool2x2_backward(&mut dx, dy, &arg, s);
     assert_eq!(at.read_u32(&gpu).unwrap(), arg, "{what}: argmax");
     assert_close(
         &format!("{what}: y"),
@@ -66,6 +61,26 @@ fn check_max_pool(what: &str, s: Pool2dShape, x: &[f32], dy: &[f32]) {
         0.0,
         0.0,
     );
+}
+
+/// Runs the backward pass on the GPU from a given dy and the reference's argmax for `x` (not the
+/// GPU forward's), and checks dx against the reference.
+fn check_max_pool_backward(what: &str, s: Pool2dShape, x: &[f32], dy: &[f32]) {
+    let gpu = gpu();
+    let out = s.n * s.c * s.out_h() * s.out_w();
+    let len = x.len();
+    let (mut y, mut arg) = (vec![0.0; out], vec![0; out]);
+    cpu::max_pool2x2_forward(&mut y, &mut arg, x, s);
+    let at = Tensor::from_u32(&gpu, &out_dims(&s), &arg, "argmax").unwrap();
+    let dyt = Tensor::from_f32(&gpu, &out_dims(&s), dy, "dy").unwrap();
+    // Sentinels in dx: the backward pass must overwrite every cell, winners or not.
+    let dxt = Tensor::from_f32(&gpu, &dims(&s), &vec![7.0; len], "dx").unwrap();
+    let mut plan = Plan::new();
+    pool::max_pool2x2_backward(&mut plan, &gpu, &dxt, &dyt, &at, s);
+    plan.run(&gpu).unwrap();
+
+    let mut dx = vec![0.0; len];
+    cpu::max_pool2x2_backward(&mut dx, dy, &arg, s);
     assert_close(
         &format!("{what}: dx"),
         &dxt.read_f32(&gpu).unwrap(),
@@ -75,13 +90,28 @@ fn check_max_pool(what: &str, s: Pool2dShape, x: &[f32], dy: &[f32]) {
     );
 }
 
+/// Both passes: the forward's y and argmax, then dx from `dy` and that argmax.
+fn check_max_pool(what: &str, s: Pool2dShape, x: &[f32], dy: &[f32]) {
+    check_max_pool_forward(what, s, x);
+    check_max_pool_backward(what, s, x, dy);
+}
+
 #[test]
-fn max_pool_matches_reference() {
+fn max_pool_forward_matches_reference() {
+    for (k, &(n, c, h, w, pad)) in MAX_POOL_SHAPES.iter().enumerate() {
+        let s = shape(n, c, h, w, pad);
+        let x = values(k as u64 + 1, n * c * h * w, -1.0, 1.0);
+        check_max_pool_forward(&format!("max pool forward {s:?}"), s, &x);
+    }
+}
+
+#[test]
+fn max_pool_backward_matches_reference() {
     for (k, &(n, c, h, w, pad)) in MAX_POOL_SHAPES.iter().enumerate() {
         let s = shape(n, c, h, w, pad);
         let x = values(k as u64 + 1, n * c * h * w, -1.0, 1.0);
         let dy = values(k as u64 + 50, n * c * s.out_h() * s.out_w(), 0.5, 1.5);
-        check_max_pool(&format!("max pool {s:?}"), s, &x, &dy);
+        check_max_pool_backward(&format!("max pool backward {s:?}"), s, &x, &dy);
     }
 }
 
@@ -112,34 +142,31 @@ fn max_pool_ties_pick_the_first_in_window_order() {
     }
 }
 
+/// Awkward shapes (n, c, h, w) and the decoders' 4 → 8, 8 → 16, 14 → 28.
+const UPSAMPLE_SHAPES: &[(usize, usize, usize, usize)] = &[
+    (1, 1, 1, 1),
+    (2, 3, 5, 3),
+    (1, 8, 4, 4),
+    (3, 8, 8, 8),
+    (2, 16, 14, 14),
+    (1, 1, 33, 17),
+];
+
 #[test]
-fn upsample_matches_reference() {
+fn upsample_forward_matches_reference() {
     let gpu = gpu();
-    // Awkward shapes and the decoders' 4 → 8, 8 → 16, 14 → 28.
-    for &(n, c, h, w) in &[
-        (1, 1, 1, 1),
-        (2, 3, 5, 3),
-        (1, 8, 4, 4),
-        (3, 8, 8, 8),
-        (2, 16, 14, 14),
-        (1, 1, 33, 17),
-    ] {
+    for &(n, c, h, w) in UPSAMPLE_SHAPES {
         let s = shape(n, c, h, w, 0);
         let len = n * c * h * w;
         let up = [n, c, 2 * h, 2 * w];
         let x = values(len as u64, len, -1.0, 1.0);
-        let dy = values(len as u64 + 1, 4 * len, -1.0, 1.0);
         let xt = Tensor::from_f32(&gpu, &dims(&s), &x, "x").unwrap();
         let yt = Tensor::from_f32(&gpu, &up, &vec![7.0; 4 * len], "y").unwrap();
-        let dyt = Tensor::from_f32(&gpu, &up, &dy, "dy").unwrap();
-        let dxt = Tensor::from_f32(&gpu, &dims(&s), &vec![7.0; len], "dx").unwrap();
         let mut plan = Plan::new();
         pool::upsample2x_forward(&mut plan, &gpu, &yt, &xt, s);
-        pool::upsample2x_backward(&mut plan, &gpu, &dxt, &dyt, s);
         plan.run(&gpu).unwrap();
-        let (mut y, mut dx) = (vec![0.0; 4 * len], vec![0.0; len]);
+        let mut y = vec![0.0; 4 * len];
         cpu::upsample2x_forward(&mut y, &x, s);
-        cpu::upsample2x_backward(&mut dx, &dy, s);
         assert_close(
             &format!("upsample forward {s:?}"),
             &yt.read_f32(&gpu).unwrap(),
@@ -147,6 +174,24 @@ fn upsample_matches_reference() {
             0.0,
             0.0,
         );
+    }
+}
+
+#[test]
+fn upsample_backward_matches_reference() {
+    let gpu = gpu();
+    for &(n, c, h, w) in UPSAMPLE_SHAPES {
+        let s = shape(n, c, h, w, 0);
+        let len = n * c * h * w;
+        let up = [n, c, 2 * h, 2 * w];
+        let dy = values(len as u64 + 1, 4 * len, -1.0, 1.0);
+        let dyt = Tensor::from_f32(&gpu, &up, &dy, "dy").unwrap();
+        let dxt = Tensor::from_f32(&gpu, &dims(&s), &vec![7.0; len], "dx").unwrap();
+        let mut plan = Plan::new();
+        pool::upsample2x_backward(&mut plan, &gpu, &dxt, &dyt, s);
+        plan.run(&gpu).unwrap();
+        let mut dx = vec![0.0; len];
+        cpu::upsample2x_backward(&mut dx, &dy, s);
         assert_close(
             &format!("upsample backward {s:?}"),
             &dxt.read_f32(&gpu).unwrap(),
@@ -187,8 +232,10 @@ fn upsample_forward_beyond_one_grid_dimension() {
     );
 }
 
+/// Forward only: average pooling is applied to the data (super-resolution's low-resolution
+/// input), never to an activation that needs a gradient, so it has no backward kernel.
 #[test]
-fn avg_pool_matches_reference() {
+fn avg_pool_forward_matches_reference() {
     let gpu = gpu();
     // Awkward shapes and super-resolution's 28 → 14.
     for &(n, c, h, w) in &[(1, 1, 2, 2), (2, 3, 6, 4), (1, 1, 2, 34), (5, 1, 28, 28)] {
