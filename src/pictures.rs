@@ -42,12 +42,40 @@ fn check_out(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn check_grid(rows: usize, cols: usize, scale: usize) -> Result<()> {
-    if rows == 0 || cols == 0 || scale == 0 {
-        bail!("--rows, --cols and --scale must be at least 1");
+/// Most pixels in one picture (a 16384×16384 square): larger grids would exhaust memory.
+const MAX_PICTURE_PIXELS: usize = 1 << 28;
+
+/// Checks a grid of `rows`×`cols` cells of 28×28 images before any work; `cols_flag` is the flag
+/// that set `cols` (`--cols`, or `--count` for the comparison pictures). The size arithmetic is
+/// checked, so absurd values are an error instead of an overflow or a failed allocation.
+fn check_grid(
+    rows: usize,
+    cols: usize,
+    cols_flag: &str,
+    scale: usize,
+    padding: usize,
+) -> Result<()> {
+    for (flag, v) in [("--rows", rows), (cols_flag, cols), ("--scale", scale)] {
+        if v == 0 {
+            bail!("{flag} must be at least 1");
+        }
     }
-    if rows * cols > 10_000 {
-        bail!("--rows × --cols = {} cells is more than 10000", rows * cols);
+    if rows.checked_mul(cols).is_none_or(|cells| cells > 10_000) {
+        bail!("{rows} rows × {cols_flag} {cols} is more than 10000 cells");
+    }
+    // The picture size of viz::digit_grid.
+    let side = |n: usize| {
+        (28 * n)
+            .checked_mul(scale)?
+            .checked_add(padding.checked_mul(n + 1)?)
+    };
+    let pixels = side(cols)
+        .zip(side(rows))
+        .and_then(|(w, h)| w.checked_mul(h));
+    if pixels.is_none_or(|p| p > MAX_PICTURE_PIXELS) {
+        bail!(
+            "--scale {scale} and --padding {padding} make a picture of more than {MAX_PICTURE_PIXELS} pixels"
+        );
     }
     Ok(())
 }
@@ -90,7 +118,7 @@ fn save_grid(
 
 pub fn sample(a: SampleArgs) -> Result<()> {
     let g = &a.grid;
-    check_grid(g.rows, g.cols, g.scale)?;
+    check_grid(g.rows, g.cols, "--cols", g.scale, g.padding)?;
     check_out(&a.out)?;
     let checkpoint = a
         .checkpoint
@@ -142,7 +170,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
 }
 
 pub fn reconstruct(a: PictureArgs) -> Result<()> {
-    check_grid(2, a.count, a.scale)?;
+    check_grid(2, a.count, "--count", a.scale, a.padding)?;
     let out = a.out.clone().unwrap_or_else(|| "reconstruction.png".into());
     check_out(&out)?;
     let (images, _) = test_images(&a.data.clone().unwrap_or_else(default_data))?;
@@ -164,6 +192,12 @@ pub fn reconstruct(a: PictureArgs) -> Result<()> {
 
 pub fn encode(a: EncodeArgs) -> Result<()> {
     let plot = a.out.with_extension("png");
+    if plot == a.out {
+        bail!(
+            "{}: --out is the CSV of codes and its scatter plot goes beside it as .png; name it .csv",
+            a.out.display()
+        );
+    }
     check_out(&a.out)?;
     let dir = a.data.clone().unwrap_or_else(default_data);
     let (images, labels) = test_images(&dir)?;
@@ -224,7 +258,7 @@ fn require_task(model: &Model, checkpoint: &Path, want: &str, command: &str) -> 
 }
 
 pub fn denoise(a: PictureArgs) -> Result<()> {
-    check_grid(3, a.count, a.scale)?;
+    check_grid(3, a.count, "--count", a.scale, a.padding)?;
     let out = a.out.clone().unwrap_or_else(|| "denoise.png".into());
     check_out(&out)?;
     let dir = a.data.clone().unwrap_or_else(default_data);
@@ -253,10 +287,8 @@ pub fn denoise(a: PictureArgs) -> Result<()> {
 }
 
 pub fn upscale(a: UpscaleArgs) -> Result<()> {
-    if a.scale == 0 {
-        bail!("--scale must be at least 1");
-    }
     if let Some(input) = &a.input {
+        check_grid(1, 1, "--cols", a.scale, 0)?;
         let out = a.out.clone().unwrap_or_else(|| "upscaled.png".into());
         check_out(&out)?;
         let (pixels, h, w) = viz::read_png_gray(input)?;
@@ -276,7 +308,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
         return Ok(());
     }
     let out = a.out.clone().unwrap_or_else(|| "upscale.png".into());
-    check_grid(4, a.count, a.scale)?;
+    check_grid(4, a.count, "--count", a.scale, a.padding)?;
     check_out(&out)?;
     let dir = a.data.clone().unwrap_or_else(default_data);
     let (gpu, model) = open(&a.adapter, &a.checkpoint)?;

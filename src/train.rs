@@ -548,8 +548,6 @@ pub fn run(gpu: &Gpu, cfg: TrainConfig, opts: &RunOptions, resume: bool) -> Resu
             out.display()
         );
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-
     let dataset = data::load(&opts.data_dir)?;
     let train_split = GpuSplit::upload(gpu, &dataset.train, &opts.data_dir)?;
     let test_split = GpuSplit::upload(gpu, &dataset.test, &opts.data_dir)?;
@@ -561,6 +559,8 @@ pub fn run(gpu: &Gpu, cfg: TrainConfig, opts: &RunOptions, resume: bool) -> Resu
         opts.eval_batch,
         cfg.seed as u32,
     )?;
+    // Only now that data, model and plans are ready: a run that cannot start leaves no folder.
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
 
     let metrics_path = out.join(METRICS_FILE);
     let mut history = read_history(&metrics_path)?;

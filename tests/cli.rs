@@ -1,0 +1,800 @@
+//! End-to-end tests of the `gpu-ae` binary, run as a user would: every subcommand on a tiny
+//! MNIST subset (256 training and 128 test images written as IDX files into a scratch folder),
+//! and for bad input a non-zero exit with exactly one `error: ` line naming the file or flag, no
+//! panic and no output left behind. Trained runs are shared between tests through `OnceLock`s.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use gpu_ae::checkpoint::{self, Checkpoint};
+use gpu_ae::data::{self, Images};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gpu-ae");
+const TRAIN_COUNT: usize = 256;
+const TEST_COUNT: usize = 128;
+/// Features after the conv encoder: 32 × 7 × 7.
+const FEAT: usize = 1568;
+
+// ---------------------------------------------------------------------------------------------
+// Scratch folders and the dataset fixture.
+
+/// This process's scratch folder under Cargo's target/tmp. Statics are never dropped, so each run
+/// leaves its folder behind; folders of earlier runs are removed first: those of processes that
+/// no longer run (where /proc tells) and any more than an hour old.
+fn root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let procfs = Path::new("/proc/self").exists();
+        for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix("cli-") else {
+                continue;
+            };
+            let gone = procfs && !Path::new("/proc").join(pid).exists();
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600);
+            if gone || old {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = base.join(format!("cli-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
+/// A fresh, empty folder `name` under [`root`].
+fn scratch(name: &str) -> PathBuf {
+    let dir = root().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn idx_images(im: &Images, count: usize) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 8, 3];
+    for d in [count, im.rows, im.cols] {
+        bytes.extend((d as u32).to_be_bytes());
+    }
+    bytes.extend(&im.pixels[..count * im.rows * im.cols]);
+    bytes
+}
+
+fn idx_labels(labels: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 8, 1];
+    bytes.extend((labels.len() as u32).to_be_bytes());
+    bytes.extend(labels);
+    bytes
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+fn mnist(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/mnist")
+        .join(name)
+}
+
+struct Fixture {
+    /// Raw training files, gzip test files.
+    data: PathBuf,
+    test_labels: Vec<u8>,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = scratch("data");
+        let train = data::read_images(&mnist("train-images-idx3-ubyte.gz")).unwrap();
+        let train_labels = data::read_labels(&mnist("train-labels-idx1-ubyte.gz")).unwrap();
+        let test = data::read_images(&mnist("t10k-images-idx3-ubyte.gz")).unwrap();
+        let test_labels = data::read_labels(&mnist("t10k-labels-idx1-ubyte.gz")).unwrap();
+        let test_labels = test_labels[..TEST_COUNT].to_vec();
+        let write = |name: &str, bytes: Vec<u8>| std::fs::write(dir.join(name), bytes).unwrap();
+        write("train-images-idx3-ubyte", idx_images(&train, TRAIN_COUNT));
+        write(
+            "train-labels-idx1-ubyte",
+            idx_labels(&train_labels[..TRAIN_COUNT]),
+        );
+        write(
+            "t10k-images-idx3-ubyte.gz",
+            gzip(&idx_images(&test, TEST_COUNT)),
+        );
+        write("t10k-labels-idx1-ubyte.gz", gzip(&idx_labels(&test_labels)));
+        Fixture {
+            data: dir,
+            test_labels,
+        }
+    })
+}
+
+/// A copy of the fixture dataset in a fresh folder `name`, to be spoiled by the caller.
+fn data_copy(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    for e in std::fs::read_dir(&fixture().data).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+fn data_dir() -> &'static str {
+    s(&fixture().data)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("scratch paths are UTF-8")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the binary.
+
+/// Runs `gpu-ae args…` in the scratch root (so nothing lands in the source tree).
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "gpu-ae {} failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+        args.join(" "),
+        out.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stdout
+}
+
+/// Runs a command that must fail cleanly: non-zero exit, stderr exactly one line starting
+/// `error: ` that contains every string of `names`, no panic, none of `absent` exists after.
+/// Returns the error line.
+fn fails(args: &[&str], names: &[&str], absent: &[&Path]) -> String {
+    let out = run(args);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let cmd = format!("gpu-ae {}", args.join(" "));
+    assert!(!out.status.success(), "{cmd} succeeded:\n{stdout}{stderr}");
+    assert!(
+        !stdout.contains("panicked") && !stderr.contains("panicked"),
+        "{cmd} panicked:\n{stdout}{stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("error: "),
+        "{cmd}: stderr is not one `error: ` line:\n{stderr}"
+    );
+    for name in names {
+        assert!(
+            lines[0].contains(name),
+            "{cmd}: error does not name {name:?}: {}",
+            lines[0]
+        );
+    }
+    for path in absent {
+        assert!(!path.exists(), "{cmd} left {} behind", path.display());
+    }
+    lines[0].to_string()
+}
+
+/// `train` on the fixture with the quick settings, plus `extra` flags.
+fn train(out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "train",
+        "--data",
+        data_dir(),
+        "--out",
+        s(out),
+        "--batch",
+        "64",
+        "--eval-batch",
+        "64",
+        "--epochs",
+        "1",
+        "--quiet",
+    ];
+    args.extend(extra);
+    ok(&args);
+}
+
+/// conv-vae with a 2-D latent, one epoch, seed 0.
+fn vae2() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = root().join("vae2");
+        train(&dir, &["--model", "conv-vae", "--latent", "2"]);
+        dir
+    })
+}
+
+/// conv-vae L=16 trained to denoise.
+fn denoise16() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = root().join("denoise16");
+        train(&dir, &["--model", "conv-vae", "--task", "denoise"]);
+        dir
+    })
+}
+
+/// conv-ae L=16 trained for super-resolution.
+fn superres_ae() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = root().join("superres");
+        train(&dir, &["--model", "conv-ae", "--task", "superres"]);
+        dir
+    })
+}
+
+fn model_file(run: &Path) -> PathBuf {
+    run.join("model.safetensors")
+}
+
+/// (width, height) of a PNG; also checks it decodes.
+fn png_size(path: &Path) -> (usize, usize) {
+    let (pixels, h, w) = gpu_ae::viz::read_png_gray(path).unwrap();
+    assert!(
+        pixels.iter().any(|&v| v != pixels[0]),
+        "{} is one flat colour",
+        path.display()
+    );
+    (w, h)
+}
+
+/// The numbers in front of "dB" in a line of output.
+fn db_figures(out: &str) -> Vec<f64> {
+    let words: Vec<&str> = out.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| w[1].trim_end_matches([',', '.']) == "dB")
+        .map(|w| w[0].parse::<f64>().unwrap_or_else(|_| panic!("{out}")))
+        .collect()
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn num(v: &serde_json::Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no number {key:?} in {v}"))
+}
+
+/// Every file of a folder with its bytes, sorted by name.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn copy_dir(from: &Path, name: &str) -> PathBuf {
+    let dir = scratch(name);
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands that work.
+
+#[test]
+fn devices_lists_adapters() {
+    let plain = ok(&["devices"]);
+    assert!(plain.lines().any(|l| l.starts_with("[0] ")), "{plain}");
+    let json = json_lines(&ok(&["devices", "--json"]));
+    assert!(!json.is_empty());
+    for (i, a) in json.iter().enumerate() {
+        assert_eq!(a["index"].as_u64(), Some(i as u64), "{a}");
+        assert!(a["name"].as_str().is_some_and(|n| !n.is_empty()), "{a}");
+        assert!(a["backend"].as_str().is_some_and(|b| !b.is_empty()), "{a}");
+    }
+}
+
+#[test]
+fn train_writes_a_pytorch_shaped_run_folder() {
+    let run = vae2();
+    let mut names: Vec<String> = std::fs::read_dir(run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "loss.png",
+            "metrics.jsonl",
+            "model.safetensors",
+            "optimizer.safetensors"
+        ]
+    );
+
+    let metrics = json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap());
+    assert_eq!(metrics.len(), 1);
+    assert_eq!(metrics[0]["epoch"].as_u64(), Some(1));
+    for key in ["train_loss", "test_bce", "test_kl", "test_neg_elbo"] {
+        assert!(num(&metrics[0], key).is_finite(), "{key}");
+    }
+    let loss_png = gpu_ae::viz::read_png_gray(&run.join("loss.png")).unwrap();
+    assert!(loss_png.1 > 50 && loss_png.2 > 50);
+
+    let ckpt = checkpoint::load(&model_file(run)).unwrap();
+    let mut got: Vec<(&str, &[usize])> = ckpt
+        .tensors
+        .iter()
+        .map(|t| (t.name.as_str(), t.shape.as_slice()))
+        .collect();
+    got.sort();
+    let mut want: Vec<(&str, &[usize])> = vec![
+        ("enc.0.weight", &[16, 1, 3, 3]),
+        ("enc.0.bias", &[16]),
+        ("enc.2.weight", &[32, 16, 3, 3]),
+        ("enc.2.bias", &[32]),
+        ("fc_mu.weight", &[2, FEAT]),
+        ("fc_mu.bias", &[2]),
+        ("fc_logvar.weight", &[2, FEAT]),
+        ("fc_logvar.bias", &[2]),
+        ("dec.0.weight", &[FEAT, 2]),
+        ("dec.0.bias", &[FEAT]),
+        ("dec.3.weight", &[32, 16, 3, 3]),
+        ("dec.3.bias", &[16]),
+        ("dec.5.weight", &[16, 1, 3, 3]),
+        ("dec.5.bias", &[1]),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(ckpt.meta("model"), Some("conv-vae"));
+    assert_eq!(ckpt.meta("latent"), Some("2"));
+    assert_eq!(ckpt.meta("task"), Some("reconstruct"));
+    assert_eq!(ckpt.meta("epoch"), Some("1"));
+
+    let params: usize = ckpt.tensors.iter().map(|t| t.data.len()).sum();
+    let opt = checkpoint::load(&run.join("optimizer.safetensors")).unwrap();
+    for name in ["adam.m", "adam.v"] {
+        assert_eq!(opt.get(name).map(|t| t.data.len()), Some(params), "{name}");
+    }
+}
+
+#[test]
+fn resume_is_bit_identical_to_an_uninterrupted_run() {
+    let resumed = copy_dir(vae2(), "resumed");
+    ok(&[
+        "train",
+        "--resume",
+        s(&resumed),
+        "--epochs",
+        "2",
+        "--data",
+        data_dir(),
+        "--eval-batch",
+        "64",
+        "--quiet",
+    ]);
+    let straight = root().join("straight");
+    let _ = std::fs::remove_dir_all(&straight);
+    ok(&[
+        "train",
+        "--model",
+        "conv-vae",
+        "--latent",
+        "2",
+        "--epochs",
+        "2",
+        "--batch",
+        "64",
+        "--eval-batch",
+        "64",
+        "--data",
+        data_dir(),
+        "--out",
+        s(&straight),
+        "--quiet",
+    ]);
+    let a = checkpoint::load(&model_file(&resumed)).unwrap();
+    let b = checkpoint::load(&model_file(&straight)).unwrap();
+    assert_eq!(a.tensors.len(), 14);
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for (x, y) in a.tensors.iter().zip(&b.tensors) {
+        assert_eq!((&x.name, &x.shape), (&y.name, &y.shape));
+        let bits = |t: &[f32]| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert!(
+            bits(&x.data) == bits(&y.data),
+            "{}: resumed and uninterrupted runs differ",
+            x.name
+        );
+    }
+    assert_eq!(a.meta("epoch"), Some("2"));
+    assert_eq!(a.meta("steps"), b.meta("steps"));
+    let metrics = json_lines(&std::fs::read_to_string(resumed.join("metrics.jsonl")).unwrap());
+    let epochs: Vec<Option<u64>> = metrics.iter().map(|m| m["epoch"].as_u64()).collect();
+    assert_eq!(epochs, [Some(1), Some(2)]);
+}
+
+#[test]
+fn eval_reproduces_the_training_metrics() {
+    let run = vae2();
+    let out = ok(&[
+        "eval",
+        "--checkpoint",
+        s(&model_file(run)),
+        "--data",
+        data_dir(),
+        "--batch",
+        "64",
+        "--json",
+    ]);
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{out}");
+    let e = &lines[0];
+    assert_eq!(e["images"].as_u64(), Some(TEST_COUNT as u64));
+    assert_eq!(e["model"].as_str(), Some("conv-vae"));
+    let metrics = json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap());
+    let want = num(metrics.last().unwrap(), "test_neg_elbo");
+    let got = num(e, "test_neg_elbo");
+    assert!(
+        (got - want).abs() <= 1e-3 * want.abs(),
+        "eval {got}, training {want}"
+    );
+    // The plain form is one line naming the figures.
+    let plain = ok(&[
+        "eval",
+        "--checkpoint",
+        s(&model_file(run)),
+        "--data",
+        data_dir(),
+    ]);
+    assert!(plain.contains("negative ELBO"), "{plain}");
+}
+
+#[test]
+fn sample_grids_have_the_documented_sizes() {
+    let ckpt = model_file(vae2());
+    let dir = scratch("sample");
+    let png = |name: &str| dir.join(name);
+    let c = s(&ckpt);
+
+    let exact = png("exact.png");
+    #[rustfmt::skip]
+    ok(&["sample", "--checkpoint", c, "--rows", "3", "--cols", "5", "--padding", "0", "--scale", "1", "--out", s(&exact)]);
+    assert_eq!(png_size(&exact), (140, 84));
+
+    let framed = png("framed.png");
+    #[rustfmt::skip]
+    ok(&["sample", "--checkpoint", c, "--rows", "3", "--cols", "5", "--out", s(&framed)]);
+    assert_eq!(png_size(&framed), (5 * 56 + 6 * 2, 3 * 56 + 4 * 2));
+
+    let manifold = png("manifold.png");
+    #[rustfmt::skip]
+    ok(&["sample", "--checkpoint", c, "--manifold", "--rows", "4", "--cols", "6", "--padding", "0", "--scale", "1", "--out", s(&manifold)]);
+    assert_eq!(png_size(&manifold), (6 * 28, 4 * 28));
+
+    let line = png("line.png");
+    #[rustfmt::skip]
+    ok(&["sample", "--checkpoint", c, "--interpolate", "0", "1", "--data", data_dir(), "--rows", "1", "--cols", "7", "--padding", "0", "--scale", "1", "--out", s(&line)]);
+    assert_eq!(png_size(&line), (7 * 28, 28));
+}
+
+#[test]
+fn reconstruct_and_encode_the_test_set() {
+    let ckpt = model_file(vae2());
+    let dir = scratch("encode");
+    let picture = dir.join("rec.png");
+    #[rustfmt::skip]
+    let out = ok(&["reconstruct", "--checkpoint", s(&ckpt), "--data", data_dir(), "--count", "6", "--scale", "1", "--padding", "0", "--out", s(&picture)]);
+    assert_eq!(png_size(&picture), (6 * 28, 2 * 28));
+    assert_eq!(db_figures(&out).len(), 1, "{out}");
+
+    let csv = dir.join("z.csv");
+    ok(&[
+        "encode",
+        "--checkpoint",
+        s(&ckpt),
+        "--data",
+        data_dir(),
+        "--out",
+        s(&csv),
+    ]);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("index,label,z0,z1"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), TEST_COUNT);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.len(), 4, "{row:?}");
+        assert_eq!(row[0], i.to_string());
+        assert_eq!(row[1], fixture().test_labels[i].to_string(), "row {i}");
+        for z in &row[2..] {
+            assert!(z.parse::<f32>().is_ok_and(f32::is_finite), "row {i}: {z}");
+        }
+    }
+    let scatter = gpu_ae::viz::read_png_gray(&dir.join("z.png")).unwrap();
+    assert!(scatter.1 > 100 && scatter.2 > 100);
+}
+
+#[test]
+fn denoise_trains_and_reports_two_psnr_figures() {
+    let ckpt = model_file(denoise16());
+    let picture = scratch("denoise").join("d.png");
+    #[rustfmt::skip]
+    let out = ok(&["denoise", "--checkpoint", s(&ckpt), "--data", data_dir(), "--count", "4", "--out", s(&picture)]);
+    let db = db_figures(&out);
+    assert_eq!(db.len(), 2, "{out}");
+    assert!(db.iter().all(|v| v.is_finite() && *v > 0.0), "{out}");
+    assert_eq!(png_size(&picture), (4 * 56 + 5 * 2, 3 * 56 + 4 * 2));
+}
+
+#[test]
+fn upscale_reports_three_psnr_figures_and_upscales_a_png() {
+    let ckpt = model_file(superres_ae());
+    let dir = scratch("upscale");
+    let picture = dir.join("u.png");
+    #[rustfmt::skip]
+    let out = ok(&["upscale", "--checkpoint", s(&ckpt), "--data", data_dir(), "--count", "3", "--out", s(&picture)]);
+    let db = db_figures(&out);
+    assert_eq!(db.len(), 3, "{out}");
+    assert!(db.iter().all(|v| v.is_finite() && *v > 0.0), "{out}");
+    assert_eq!(png_size(&picture), (3 * 56 + 4 * 2, 4 * 56 + 5 * 2));
+
+    let small = dir.join("small.png");
+    let img = image::GrayImage::from_fn(14, 14, |x, y| {
+        image::Luma([if (4..10).contains(&x) && (2..12).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    img.save(&small).unwrap();
+    let big = dir.join("big.png");
+    #[rustfmt::skip]
+    ok(&["upscale", "--checkpoint", s(&ckpt), "--input", s(&small), "--scale", "1", "--out", s(&big)]);
+    assert_eq!(png_size(&big), (28, 28));
+}
+
+#[test]
+fn bench_prints_timings_as_json() {
+    #[rustfmt::skip]
+    let out = ok(&["bench", "--data", data_dir(), "--train-limit", "128", "--epochs", "2", "--batch", "64"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(num(&v, "steady_epoch_s") > 0.0, "{v}");
+    assert!(num(&v, "images_per_s") > 0.0, "{v}");
+    assert!(
+        v["dispatches_per_step"].as_u64().is_some_and(|d| d > 10),
+        "{v}"
+    );
+    assert_eq!(v["images_per_epoch"].as_u64(), Some(128));
+    assert_eq!(v["steps_per_epoch"].as_u64(), Some(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: one clean error line, nothing left behind.
+
+#[test]
+fn bad_datasets_are_named_and_leave_no_run_folder() {
+    let dir = scratch("bad-data");
+    let out = dir.join("run");
+    let train_on = |data: &Path, names: &[&str]| {
+        #[rustfmt::skip]
+        let args = ["train", "--data", s(data), "--out", s(&out), "--batch", "64", "--quiet"];
+        fails(&args, names, &[&out])
+    };
+
+    let missing = dir.join("no-such-dataset");
+    train_on(&missing, &[s(&missing)]);
+
+    let truncated = data_copy("truncated-data");
+    let images = truncated.join("train-images-idx3-ubyte");
+    let bytes = std::fs::read(&images).unwrap();
+    std::fs::write(&images, &bytes[..bytes.len() - 100]).unwrap();
+    train_on(&truncated, &[s(&images), "truncated"]);
+
+    // A raw file wins over the .gz one, so this replaces the fixture's test images.
+    let magic = data_copy("magic-data");
+    let images = magic.join("t10k-images-idx3-ubyte");
+    std::fs::write(&images, idx_labels(&[1, 2, 3])).unwrap();
+    train_on(&magic, &[s(&images), "magic"]);
+    #[rustfmt::skip]
+    fails(&["eval", "--checkpoint", s(&model_file(vae2())), "--data", s(&magic)], &[s(&images), "magic"], &[]);
+}
+
+#[test]
+fn bad_checkpoints_are_named() {
+    let dir = scratch("bad-ckpt");
+    let eval = |ckpt: &Path, names: &[&str]| {
+        let mut all = vec![s(ckpt)];
+        all.extend(names);
+        fails(
+            &["eval", "--checkpoint", s(ckpt), "--data", data_dir()],
+            &all,
+            &[],
+        )
+    };
+
+    eval(&dir.join("missing.safetensors"), &[]);
+
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, "this is not a checkpoint\n").unwrap();
+    eval(&garbage, &["safetensors"]);
+
+    let good = checkpoint::load(&model_file(vae2())).unwrap();
+    let mut bad = good.clone();
+    let t = bad
+        .tensors
+        .iter_mut()
+        .find(|t| t.name == "fc_mu.weight")
+        .unwrap();
+    t.shape = vec![FEAT, 2];
+    let wrong_shape = dir.join("wrong-shape.safetensors");
+    checkpoint::save(&wrong_shape, &bad).unwrap();
+    eval(&wrong_shape, &["fc_mu.weight"]);
+
+    let no_meta = dir.join("no-metadata.safetensors");
+    let bare = Checkpoint {
+        tensors: good.tensors.clone(),
+        metadata: Default::default(),
+    };
+    checkpoint::save(&no_meta, &bare).unwrap();
+    eval(&no_meta, &["not a gpu-ae checkpoint"]);
+}
+
+#[test]
+fn picture_commands_refuse_unsuitable_checkpoints_and_inputs() {
+    let dir = scratch("misuse");
+    let out = dir.join("out.png");
+    let absent: &[&Path] = &[&out];
+    let (vae2, vae16, ae16) = (
+        model_file(vae2()),
+        model_file(denoise16()),
+        model_file(superres_ae()),
+    );
+
+    for ckpt in [&vae16, &ae16] {
+        #[rustfmt::skip]
+        let e = fails(&["sample", "--checkpoint", s(ckpt), "--manifold", "--out", s(&out)], &[s(ckpt), "--manifold"], absent);
+        assert!(e.contains("16"), "{e}");
+    }
+    #[rustfmt::skip]
+    fails(&["sample", "--checkpoint", s(&ae16), "--out", s(&out)], &[s(&ae16), "VAE"], absent);
+    #[rustfmt::skip]
+    fails(&["upscale", "--checkpoint", s(&vae2), "--data", data_dir(), "--out", s(&out)], &[s(&vae2), "superres"], absent);
+    #[rustfmt::skip]
+    fails(&["denoise", "--checkpoint", s(&vae2), "--data", data_dir(), "--out", s(&out)], &[s(&vae2), "denoise"], absent);
+
+    let not_png = dir.join("digit.png");
+    std::fs::write(&not_png, "GIF89a").unwrap();
+    #[rustfmt::skip]
+    fails(&["upscale", "--checkpoint", s(&ae16), "--input", s(&not_png), "--out", s(&out)], &[s(&not_png), "PNG"], absent);
+    let big = dir.join("big.png");
+    image::GrayImage::new(28, 28).save(&big).unwrap();
+    #[rustfmt::skip]
+    fails(&["upscale", "--checkpoint", s(&ae16), "--input", s(&big), "--out", s(&out)], &[s(&big), "14×14"], absent);
+
+    let nowhere = dir.join("no-such-folder");
+    let sample_out = nowhere.join("samples.png");
+    #[rustfmt::skip]
+    fails(&["sample", "--checkpoint", s(&vae2), "--out", s(&sample_out)], &[s(&sample_out)], &[&nowhere]);
+    let csv = nowhere.join("z.csv");
+    #[rustfmt::skip]
+    fails(&["encode", "--checkpoint", s(&vae2), "--data", data_dir(), "--out", s(&csv)], &[s(&csv)], &[&nowhere]);
+}
+
+#[test]
+fn bad_flags_give_one_line_errors() {
+    let dir = scratch("bad-flags");
+    let out = dir.join("run");
+    let train_with = |extra: &[&str], names: &[&str]| {
+        #[rustfmt::skip]
+        let mut args = vec!["train", "--data", data_dir(), "--out", s(&out), "--epochs", "1", "--quiet"];
+        args.extend(extra);
+        fails(&args, names, &[&out])
+    };
+    train_with(&["--adapter", "99"], &["--adapter 99"]);
+    train_with(&["--model", "bogus"], &["model", "bogus"]);
+    train_with(&["--batch", "0"], &["--batch"]);
+    fails(
+        &[
+            "eval",
+            "--adapter",
+            "no-such-gpu",
+            "--checkpoint",
+            s(&model_file(vae2())),
+        ],
+        &["--adapter", "no-such-gpu"],
+        &[],
+    );
+
+    // Picture sizes: zero, overflowing and memory-exhausting grids are refused up front.
+    let ckpt = model_file(vae2());
+    let c = s(&ckpt);
+    let png = dir.join("p.png");
+    let absent: &[&Path] = &[&png];
+    #[rustfmt::skip]
+    fails(&["reconstruct", "--checkpoint", c, "--data", data_dir(), "--count", "0", "--out", s(&png)], &["--count"], absent);
+    #[rustfmt::skip]
+    fails(&["sample", "--checkpoint", c, "--rows", "18446744073709551615", "--cols", "2", "--out", s(&png)], &["--cols", "10000"], absent);
+    #[rustfmt::skip]
+    fails(&["sample", "--checkpoint", c, "--rows", "1", "--cols", "1", "--scale", "100000", "--out", s(&png)], &["--scale"], absent);
+    #[rustfmt::skip]
+    fails(&["denoise", "--checkpoint", c, "--padding", "10000000000", "--out", s(&png)], &["--padding"], absent);
+    // encode writes its scatter plot beside the CSV as .png: a .png CSV would be overwritten.
+    #[rustfmt::skip]
+    fails(&["encode", "--checkpoint", c, "--data", data_dir(), "--out", s(&png)], &[s(&png), ".csv"], absent);
+}
+
+/// Batches larger than the dataset shrink to it, so this needs the full 60 000 images; the
+/// first activation then needs 60 000 × 784 × 4 bytes, more than lavapipe's 128 MiB per binding.
+#[test]
+fn a_batch_too_large_for_the_device_is_a_clean_error() {
+    let devices = json_lines(&ok(&["devices", "--json"]));
+    let limit = devices[0]["max_storage_buffer_binding_size"]
+        .as_u64()
+        .unwrap();
+    // The largest activation of a 60 000 batch: conv-vae's first conv output.
+    if limit >= 60_000 * 16 * 14 * 14 * 4 {
+        eprintln!("adapter 0 can bind {limit} bytes; a 60 000 batch fits, nothing to check");
+        return;
+    }
+    let out = scratch("big-batch").join("run");
+    let mnist_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
+    #[rustfmt::skip]
+    let e = fails(&["train", "--adapter", "0", "--data", s(&mnist_dir), "--batch", "4000000", "--epochs", "1", "--quiet", "--out", s(&out)], &["buffer", "at most", "--batch"], &[&out]);
+    assert!(e.contains("MiB"), "{e}");
+}
+
+#[test]
+fn resume_refuses_empty_and_finished_runs() {
+    let empty = scratch("resume-empty");
+    #[rustfmt::skip]
+    fails(&["train", "--resume", s(&empty), "--data", data_dir(), "--epochs", "2", "--quiet"], &[s(&empty.join("model.safetensors"))], &[]);
+    assert!(
+        snapshot(&empty).is_empty(),
+        "resume wrote into an empty folder"
+    );
+
+    let done = copy_dir(vae2(), "resume-done");
+    let before = snapshot(&done);
+    #[rustfmt::skip]
+    let e = fails(&["train", "--resume", s(&done), "--data", data_dir(), "--epochs", "1", "--quiet"], &[s(&done), "--epochs"], &[]);
+    assert!(e.contains("already trained for 1"), "{e}");
+    assert!(
+        snapshot(&done) == before,
+        "a refused resume changed the run folder"
+    );
+}
