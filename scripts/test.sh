@@ -14,4 +14,4 @@ WGPU_BACKEND=vulkan cargo run --release --quiet -- devices
 WGPU_BACKEND=vulkan cargo test --release
 echo "== GL =="
 WGPU_BACKEND=gl cargo run --release --quiet -- devices
-WGPU_BACKEND=gl cargo test --release --test kernels --test train
+WGPU_BACKEND=gl cargo test --release --test kernels --test train --test cli

@@ -542,6 +542,9 @@ pub fn run(gpu: &Gpu, cfg: TrainConfig, opts: &RunOptions, resume: bool) -> Resu
     } else {
         (cfg, None, None, 0, 0)
     };
+    if opts.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
     if first_epoch >= opts.epochs {
         bail!(
             "{}: already trained for {first_epoch} epochs; ask for more with --epochs",
@@ -560,7 +563,26 @@ pub fn run(gpu: &Gpu, cfg: TrainConfig, opts: &RunOptions, resume: bool) -> Resu
         cfg.seed as u32,
     )?;
     // Only now that data, model and plans are ready: a run that cannot start leaves no folder.
+    let created = !out.exists();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let result = train_epochs(gpu, &mut trainer, &evaluator, opts, first_epoch);
+    if result.is_err() && created {
+        // Removes the folder only while it is still empty (nothing good to keep).
+        let _ = std::fs::remove_dir(out);
+    }
+    result
+}
+
+/// Trains epochs `first_epoch..opts.epochs`, evaluating, checkpointing and logging each.
+fn train_epochs(
+    gpu: &Gpu,
+    trainer: &mut Trainer,
+    evaluator: &Evaluator,
+    opts: &RunOptions,
+    first_epoch: usize,
+) -> Result<()> {
+    let out = &opts.out_dir;
+    let cfg = trainer.cfg.clone();
 
     let metrics_path = out.join(METRICS_FILE);
     let mut history = read_history(&metrics_path)?;
