@@ -1,6 +1,7 @@
 //! `gpu-ae bench`: times whole training epochs (start-up included in the first), and reports
-//! images/s, dispatches per step, the model's FLOPs per step and, where the adapter has
-//! timestamp queries, the GPU time of each kernel within a step.
+//! images/s, dispatches per step, the storage bytes they bind (an upper bound on memory
+//! traffic), the model's FLOPs per step and, where the adapter has timestamp queries, the GPU
+//! time of each kernel within a step.
 
 use crate::data::{self, Images, Split};
 use crate::error::Result;
@@ -107,6 +108,7 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
         "steady_epoch_s": round(steady_s, 4),
         "images_per_s": round(images as f64 / steady_s, 1),
         "dispatches_per_step": plan.len(),
+        "bound_bytes_per_step": plan.bound_bytes(),
         "model_flops_per_step": flops_per_image * batch as f64,
         "model_gflops_per_s": round(flops_per_image * images as f64 / steady_s / 1e9, 3),
         "final_train_loss": round(last_loss, 4),

@@ -13,6 +13,8 @@ struct Dispatch {
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
+    /// Total size of the storage buffers bound (an upper bound on the bytes it touches).
+    bound_bytes: u64,
 }
 
 /// Dispatches recorded in order; wgpu inserts the barriers between them.
@@ -84,6 +86,7 @@ impl Plan {
             pipeline,
             bind_group,
             workgroups,
+            bound_bytes: buffers.iter().map(|(_, b)| b.size()).sum(),
         });
     }
 
@@ -98,6 +101,12 @@ impl Plan {
 
     pub fn is_empty(&self) -> bool {
         self.dispatches.is_empty()
+    }
+
+    /// Sum over dispatches of the storage bytes each binds: an upper bound on the memory
+    /// traffic of one replay (exact for kernels that stream through their buffers once).
+    pub fn bound_bytes(&self) -> u64 {
+        self.dispatches.iter().map(|d| d.bound_bytes).sum()
     }
 
     /// Labels of the dispatches, in order (`shader::entry`).
