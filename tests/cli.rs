@@ -513,6 +513,22 @@ fn sample_grids_have_the_documented_sizes() {
 }
 
 #[test]
+fn sample_works_out_of_the_box_with_the_shipped_checkpoints() {
+    // Run from a folder without assets/: the shipped checkpoints are found in the source tree.
+    let dir = scratch("shipped");
+    let grid = dir.join("grid.png");
+    #[rustfmt::skip]
+    let out = ok(&["sample", "--rows", "2", "--cols", "3", "--padding", "0", "--scale", "1", "--out", s(&grid)]);
+    assert!(out.contains("conv-vae-L16.safetensors"), "{out}");
+    assert_eq!(png_size(&grid), (84, 56));
+    let manifold = dir.join("manifold.png");
+    #[rustfmt::skip]
+    let out = ok(&["sample", "--manifold", "--rows", "4", "--cols", "4", "--padding", "0", "--scale", "1", "--out", s(&manifold)]);
+    assert!(out.contains("conv-vae-L2.safetensors"), "{out}");
+    assert_eq!(png_size(&manifold), (112, 112));
+}
+
+#[test]
 fn reconstruct_and_encode_the_test_set() {
     let ckpt = model_file(vae2());
     let dir = scratch("encode");
