@@ -31,17 +31,24 @@ fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
+// (plane, y, x) of flat index i in [planes, h, w].
+fn cell(i: u32, h: u32, w: u32) -> vec3<u32> {
+    let plane = i / (h * w);
+    let r = i - plane * h * w;
+    let y = r / w;
+    return vec3<u32>(plane, y, r - y * w);
+}
+
 @compute @workgroup_size(WG)
 fn max_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if (i >= p.total) {
         return;
     }
-    let per_plane = p.oh * p.ow;
-    let plane = i / per_plane;
-    let r = i - plane * per_plane;
-    let oy = r / p.ow;
-    let ox = r - oy * p.ow;
+    let c = cell(i, p.oh, p.ow);
+    let plane = c.x;
+    let oy = c.y;
+    let ox = c.z;
     let base = plane * p.h * p.w;
     var best = 0.0;
     var arg = 0u;
@@ -72,11 +79,10 @@ fn max_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     if (i >= p.total) {
         return;
     }
-    let per_plane = p.h * p.w;
-    let plane = i / per_plane;
-    let r = i - plane * per_plane;
-    let yy = r / p.w;
-    let xx = r - yy * p.w;
+    let c = cell(i, p.h, p.w);
+    let plane = c.x;
+    let yy = c.y;
+    let xx = c.z;
     let oy = (yy + p.pad) / 2u;
     let ox = (xx + p.pad) / 2u;
     var g = 0.0;
@@ -95,11 +101,10 @@ fn upsample_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     if (i >= p.total) {
         return;
     }
-    let per_plane = p.oh * p.ow;
-    let plane = i / per_plane;
-    let r = i - plane * per_plane;
-    let oy = r / p.ow;
-    let ox = r - oy * p.ow;
+    let c = cell(i, p.oh, p.ow);
+    let plane = c.x;
+    let oy = c.y;
+    let ox = c.z;
     dst[i] = src[(plane * p.h + oy / 2u) * p.w + ox / 2u];
 }
 
@@ -110,11 +115,10 @@ fn upsample_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     if (i >= p.total) {
         return;
     }
-    let per_plane = p.h * p.w;
-    let plane = i / per_plane;
-    let r = i - plane * per_plane;
-    let yy = r / p.w;
-    let xx = r - yy * p.w;
+    let c = cell(i, p.h, p.w);
+    let plane = c.x;
+    let yy = c.y;
+    let xx = c.z;
     let o = (plane * p.oh + 2u * yy) * p.ow + 2u * xx;
     dst[i] = src[o] + src[o + 1u] + src[o + p.ow] + src[o + p.ow + 1u];
 }
@@ -125,11 +129,10 @@ fn avg_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     if (i >= p.total) {
         return;
     }
-    let per_plane = p.oh * p.ow;
-    let plane = i / per_plane;
-    let r = i - plane * per_plane;
-    let oy = r / p.ow;
-    let ox = r - oy * p.ow;
+    let c = cell(i, p.oh, p.ow);
+    let plane = c.x;
+    let oy = c.y;
+    let ox = c.z;
     let j = (plane * p.h + 2u * oy) * p.w + 2u * ox;
     dst[i] = 0.25 * (src[j] + src[j + 1u] + src[j + p.w] + src[j + p.w + 1u]);
 }

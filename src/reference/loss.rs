@@ -76,23 +76,25 @@ mod tests {
     use super::*;
     use crate::reference::fd::{check_gradient, values};
 
-    #[test]
-    fn bce_with_logits_gradient_matches_finite_differences() {
-        let (n, d, scale) = (3, 5, 0.37);
-        let logits = values(1, n * d, -4.0, 4.0);
-        let target = values(2, n * d, 0.0, 1.0);
+    /// The fused kernels' signature: (loss, grad, input, target, n, d, grad_scale).
+    type Fused = fn(&mut [f32], &mut [f32], &[f32], &[f32], usize, usize, f32);
+
+    /// Checks the gradient a fused loss writes against finite differences of
+    /// `grad_scale · Σ loss`.
+    fn check_fused(name: &str, kernel: Fused, x: &[f32], target: &[f32], n: usize, scale: f32) {
+        let d = x.len() / n;
         let mut loss = vec![0.0; n];
         let mut grad = vec![0.0; n * d];
-        bce_with_logits(&mut loss, &mut grad, &logits, &target, n, d, scale);
+        kernel(&mut loss, &mut grad, x, target, n, d, scale);
         check_gradient(
-            "bce_with_logits",
-            &logits,
+            name,
+            x,
             &grad,
-            |l| {
+            |x| {
                 let mut loss = vec![0.0; n];
                 let mut g = vec![0.0; n * d];
-                bce_with_logits(&mut loss, &mut g, l, &target, n, d, scale);
-                scale as f64 * loss.iter().map(|&x| x as f64).sum::<f64>()
+                kernel(&mut loss, &mut g, x, target, n, d, scale);
+                scale as f64 * loss.iter().map(|&v| v as f64).sum::<f64>()
             },
             1e-3,
             1e-3,
@@ -100,26 +102,24 @@ mod tests {
     }
 
     #[test]
-    fn mse_gradient_matches_finite_differences() {
-        let (n, d, scale) = (2, 7, 0.25);
-        let y = values(3, n * d, -1.0, 1.0);
-        let target = values(4, n * d, 0.0, 1.0);
-        let mut loss = vec![0.0; n];
-        let mut grad = vec![0.0; n * d];
-        mse(&mut loss, &mut grad, &y, &target, n, d, scale);
-        check_gradient(
-            "mse",
-            &y,
-            &grad,
-            |y| {
-                let mut loss = vec![0.0; n];
-                let mut g = vec![0.0; n * d];
-                mse(&mut loss, &mut g, y, &target, n, d, scale);
-                scale as f64 * loss.iter().map(|&x| x as f64).sum::<f64>()
-            },
-            1e-3,
-            1e-3,
+    fn bce_with_logits_gradient_matches_finite_differences() {
+        let logits = values(1, 3 * 5, -4.0, 4.0);
+        let target = values(2, 3 * 5, 0.0, 1.0);
+        check_fused(
+            "bce_with_logits",
+            bce_with_logits,
+            &logits,
+            &target,
+            3,
+            0.37,
         );
+    }
+
+    #[test]
+    fn mse_gradient_matches_finite_differences() {
+        let y = values(3, 2 * 7, -1.0, 1.0);
+        let target = values(4, 2 * 7, 0.0, 1.0);
+        check_fused("mse", mse, &y, &target, 2, 0.25);
     }
 
     #[test]
