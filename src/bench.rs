@@ -131,6 +131,18 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
             })
             .collect::<Vec<_>>()
             .into();
+        report["dispatches"] = profile
+            .dispatches
+            .iter()
+            .map(|(name, workgroups, ns)| {
+                serde_json::json!({
+                    "kernel": name,
+                    "workgroups": workgroups,
+                    "gpu_us": round(ns / repeats as f64 / 1e3, 2),
+                })
+            })
+            .collect::<Vec<_>>()
+            .into();
     } else {
         report["kernels"] =
             serde_json::Value::String("timestamp queries not supported by this adapter".into());

@@ -36,11 +36,13 @@ pub fn grid_1d(gpu: &Gpu, threads: usize, wg: u32) -> [u32; 3] {
     }
 }
 
-/// GPU time per kernel label, from timestamp queries.
+/// GPU time per kernel label and per dispatch, from timestamp queries.
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
     /// (label, total nanoseconds, dispatch count), in first-seen order.
     pub kernels: Vec<(String, f64, usize)>,
+    /// One entry per dispatch of the plan, in order: (label, workgroups, total nanoseconds).
+    pub dispatches: Vec<(String, [u32; 3], f64)>,
 }
 
 impl Plan {
@@ -170,6 +172,7 @@ impl Plan {
         });
         let period = gpu.queue.get_timestamp_period() as f64;
         let mut totals: Vec<(String, f64, usize)> = Vec::new();
+        let mut per_dispatch = vec![0f64; self.dispatches.len()];
         for _ in 0..repeats {
             let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("profile staging"),
@@ -203,6 +206,7 @@ impl Plan {
             let stamps: &[u64] = bytemuck::cast_slice(&raw);
             for (i, d) in self.dispatches.iter().enumerate() {
                 let ns = stamps[2 * i + 1].saturating_sub(stamps[2 * i]) as f64 * period;
+                per_dispatch[i] += ns;
                 match totals.iter_mut().find(|(l, _, _)| *l == d.label) {
                     Some(t) => {
                         t.1 += ns;
@@ -213,6 +217,12 @@ impl Plan {
             }
         }
         profile.kernels = totals;
+        profile.dispatches = self
+            .dispatches
+            .iter()
+            .zip(per_dispatch)
+            .map(|(d, ns)| (d.label.clone(), d.workgroups, ns))
+            .collect();
         Ok(profile)
     }
 }
