@@ -1,13 +1,15 @@
 // Element-wise activations over a flat tensor of `numel` elements (any shape, e.g. the
 // [N, C, H, W] output of a convolution): forward y = act(x), and backward dx = dy · act'(x)
-// written in terms of the forward OUTPUT y, so the pre-activation need not be kept.
-// kind: 0 ReLU, 1 LeakyReLU(slope > 0), 2 sigmoid, 3 tanh. Each invocation handles PER
-// elements spaced `threads` apart, so neighbouring invocations touch neighbouring words.
+// written in terms of the forward OUTPUT y, so the pre-activation need not be kept. The
+// functions and their codes are in shaders/act.wgsl, prepended to this file. Layers followed by
+// an activation fuse it into their own kernels; these entry points serve the rest (an
+// activation after pooling, the sigmoid of pictures). Each invocation handles PER elements
+// spaced `threads` apart, so neighbouring invocations touch neighbouring words.
 
 struct Params {
     numel: u32,    // elements
     threads: u32,  // invocations with work: ceil(numel / PER)
-    kind: u32,     // activation, see above
+    kind: u32,     // activation code (shaders/act.wgsl)
     slope: f32,    // LeakyReLU negative slope
 }
 
@@ -19,45 +21,6 @@ struct Params {
 const WG: u32 = 256u;
 const PER: u32 = 4u;
 
-fn act(x: f32) -> f32 {
-    switch p.kind {
-        case 0u: {
-            return max(x, 0.0);
-        }
-        case 1u: {
-            return select(p.slope * x, x, x > 0.0);
-        }
-        case 2u: {
-            // 1 / (1 + e^-x) without overflow: e = e^-|x| ∈ (0, 1].
-            let e = exp(-abs(x));
-            let s = 1.0 / (1.0 + e);
-            return select(e * s, s, x >= 0.0);
-        }
-        default: {
-            // tanh(±15) is ±1 in f32; the clamp keeps exp-based tanh from giving inf/inf.
-            return tanh(clamp(x, -15.0, 15.0));
-        }
-    }
-}
-
-// act'(x) · g expressed through y = act(x).
-fn act_grad(y: f32, g: f32) -> f32 {
-    switch p.kind {
-        case 0u: {
-            return select(0.0, g, y > 0.0);
-        }
-        case 1u: {
-            return select(p.slope * g, g, y > 0.0);
-        }
-        case 2u: {
-            return g * y * (1.0 - y);
-        }
-        default: {
-            return g * (1.0 - y * y);
-        }
-    }
-}
-
 // dst = act(src)  (y = act(x))
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -68,7 +31,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     for (var k = 0u; k < PER; k = k + 1u) {
         let i = t + k * p.threads;
         if (i < p.numel) {
-            dst[i] = act(src[i]);
+            dst[i] = act_forward(p.kind, p.slope, src[i]);
         }
     }
 }
@@ -83,7 +46,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     for (var k = 0u; k < PER; k = k + 1u) {
         let i = t + k * p.threads;
         if (i < p.numel) {
-            dst[i] = act_grad(src[i], dy[i]);
+            dst[i] = act_backward(p.kind, p.slope, src[i], dy[i]);
         }
     }
 }

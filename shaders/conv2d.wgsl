@@ -15,8 +15,14 @@
 //       B = small[n, cs, (Y + p − ky)/s, (X + p − kx)/s]
 //   mode 2 "wgrad": dW partials, m = cs, col = tap (cb, ky, kx), k = small positions (n, y, x)
 //       of split workgroup_id.z (split-K); A = small (the output gradient for Conv2d, the input
-//       for ConvTranspose2d), B = big patches; partials [splits, C_small, C_big·KH·KW]
-// and `wgrad_sum` adds the split-K partials into the flat gradient buffer.
+//       for ConvTranspose2d), B = big patches; partials [splits, C_small, C_big·KH·KW (+1)]
+//       written at `w_off` of the gradient-partials scratch, which src/kernels/grads.rs sums
+//       into the flat gradient buffer. With `has_bias` a last column of ones makes the extra
+//       column Σ_k A[m, k]: the Conv2d bias gradient, at no extra pass.
+// Epilogue of modes 0/1: out = act(acc + bias), the layer's activation fused (`act`), or
+// out = acc · act'(y) with y = act_y at the same index (`dact`): the backward pass of the
+// activation that produced the layer input, fused into its input-gradient product.
+// Activation functions and codes: shaders/act.wgsl, prepended to this file.
 //
 // In every mode B[k, col] = b[row_off + col_off] if (row_y + col_y, row_x + col_x) lies inside
 // b's H×W, else 0: one term of the pair is a position (offset, top-left corner), the other a tap
@@ -35,8 +41,8 @@
 
 struct Params {
     mode: u32,       // 0 down, 1 up, 2 wgrad
-    m: u32,          // GEMM rows M (C_small in modes 0/2, C_big in mode 1); wgrad_sum: C_small
-    n_cols: u32,     // mode 0: N·SH·SW; mode 2 and wgrad_sum: C_big·KH·KW; mode 1: per phase
+    m: u32,          // GEMM rows M (C_small in modes 0/2, C_big in mode 1)
+    n_cols: u32,     // mode 0: N·SH·SW; mode 2: C_big·KH·KW (+1 ones column); mode 1: per phase
     k_rows: u32,     // mode 0: C_big·KH·KW; mode 2: N·SH·SW; mode 1: per phase
     log_wm: u32,
     log_wn: u32,
@@ -54,24 +60,26 @@ struct Params {
     kh: u32,
     kw: u32,
     pad: u32,
-    w_off: u32,      // modes 0/1: weight offset in the parameter buffer; wgrad_sum: in grads
+    w_off: u32,      // modes 0/1: weight offset in the parameter buffer; 2: partials offset
     bias_off: u32,
-    has_bias: u32,
-    splits: u32,     // wgrad_sum: number of partial slices
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    has_bias: u32,   // modes 0/1: add bias[m]; mode 2: append the ones column
+    splits: u32,     // mode 2: number of K splits
+    act: u32,        // modes 0/1: activation applied to the output (0: none)
+    slope: f32,      // LeakyReLU slope of `act` or `dact`
+    dact: u32,       // modes 0/1: multiply the output by this activation's derivative at act_y
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a_src: array<f32>;   // W and bias (modes 0/1), small (2), partials (wgrad_sum)
+@group(0) @binding(1) var<storage, read> a_src: array<f32>;   // W and bias (modes 0/1), small (2)
 @group(0) @binding(2) var<storage, read> b_src: array<f32>;   // big (modes 0/2), small (1)
-@group(0) @binding(3) var<storage, read_write> out: array<f32>; // small (0), big (1), partials (2), grads (wgrad_sum)
+@group(0) @binding(3) var<storage, read_write> out: array<f32>; // small (0), big (1), partials (2)
+@group(0) @binding(4) var<storage, read> act_y: array<f32>;    // output of the activation `dact` (modes 0/1)
 
 const WG: u32 = 64u;
 const CHUNK: u32 = 64u;      // K rows decoded per table refill (one per invocation)
 const SH_VEC: u32 = 896u;    // vec4s; ≥ kt·wk·(wm + wn) for every grid the launcher picks, ≥ 256
 const SENT: i32 = -536870912;
+const ONES: i32 = 536870912;  // column y of the mode-2 ones column (no real coordinate)
 
 // A tile [kt·wk, BM] then B tile [kt·wk, BN], four consecutive rows (A) or columns (B) per vec4;
 // with one row block (wm = 1) only the A rows of the current chunk, [CHUNK] vec4s.
@@ -150,7 +158,7 @@ fn job(z: u32) -> Job {
         j.k_end = min(p.k_rows, j.k_begin + p.k_split);
         j.a_mstride = p.small_h * p.small_w;
         j.o_mstride = p.n_cols;
-        j.e_base = z * p.m * p.n_cols;
+        j.e_base = p.w_off + z * p.m * p.n_cols;
     }
     return j;
 }
@@ -227,8 +235,12 @@ fn col_term(j: Job, col: u32) -> Term {
     return big_tap(j, col);
 }
 
-// Term of tile column `col`, or one that zeroes its B elements past the last column.
+// Term of tile column `col`, or one that zeroes its B elements past the last column. In mode 2
+// with a bias the last column is the ones column.
 fn column(j: Job, col: u32) -> Term {
+    if (p.mode == 2u && p.has_bias != 0u && col + 1u == j.n_cols) {
+        return Term(0, ONES, 0, j.e_base + col);
+    }
     if (col < j.n_cols) {
         return col_term(j, col);
     }
@@ -259,8 +271,12 @@ fn a_rows(row_a: u32, m: u32, a_mstride: u32) -> vec4<f32> {
     return a;
 }
 
-// One B element: b[row.off + col.off] if the summed coordinate lies inside b, else 0.
+// One B element: b[row.off + col.off] if the summed coordinate lies inside b, else 0; 1 in the
+// ones column (rows past the end meet A = 0 there).
 fn b_elem(row: vec4<i32>, col_off: i32, col_y: i32, col_x: i32, b_h: u32, b_w: u32) -> f32 {
+    if (col_y == ONES) {
+        return 1.0;
+    }
     if (u32(row.y + col_y) < b_h && u32(row.z + col_x) < b_w) {
         return b_src[u32(row.x + col_off)];
     }
@@ -402,28 +418,18 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             break;
         }
         var bias = 0.0;
-        if (p.has_bias != 0u) {
+        if (p.has_bias != 0u && p.mode != 2u) {
             bias = a_src[p.bias_off + m];
         }
         for (var jj = 0u; jj < 4u; jj = jj + 1u) {
             if (n0 + 4u * tn + jj < j.n_cols) {
-                out[u32(outs[jj]) + m * j.o_mstride] = accs[i][jj] + bias;
+                let o = u32(outs[jj]) + m * j.o_mstride;
+                var v = accs[i][jj] + bias;
+                if (p.dact != ACT_NONE) {
+                    v = act_backward(p.dact, p.slope, act_y[o], v);
+                }
+                out[o] = act_forward(p.act, p.slope, v);
             }
         }
     }
-}
-
-// grads[w_off + i] = Σ_z partials[z, i] for i < C_small·C_big·KH·KW (1-D grid).
-@compute @workgroup_size(256)
-fn wgrad_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    let len = p.m * p.n_cols;
-    if (i >= len) {
-        return;
-    }
-    var acc = 0.0;
-    for (var z = 0u; z < p.splits; z = z + 1u) {
-        acc = acc + a_src[z * len + i];
-    }
-    out[p.w_off + i] = acc;
 }

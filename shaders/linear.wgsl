@@ -5,10 +5,15 @@
 //   weight   dW[O, I] = dy[N, O]ᵀ · x[N, I]          (A = dyᵀ,  B = x)
 // C[M, Nc] = A[M, K] · B[K, Nc]: A(m, k) = a[a_off + m·a_sm + k·a_sk],
 // B(k, n) = b[b_off + k·b_sk + n·b_sn], C(m, n) = c[c_off + z·c_split + m·c_sm + n].
+//   weight   [dW | db][O, I + 1] = dy[N, O]ᵀ · [x | 1][N, I + 1]  (B's last column all ones)
 // `gemm` computes 64×64 tiles of C with 16×16 invocations of 4×4 outputs each, staging 16-deep
 // K slices of A and B in workgroup memory. Workgroup z covers K range [z·k_split, (z+1)·k_split);
 // with several splits each writes its partial product to scratch [S, M, Nc] and `sum_splits`
-// adds the partials (and the bias) into C.
+// adds the partials (and the bias) into C. The weight gradient always goes to partials, which
+// shaders/grads.wgsl adds up with every other layer's.
+// Epilogue (gemm without splits, or sum_splits): C = act(acc + bias) (the layer's activation,
+// fused), or C = acc · act'(y) with y = act_y at C's index (the backward pass of the activation
+// that produced the layer input, fused into the input gradient). Functions: shaders/act.wgsl.
 
 struct Params {
     m: u32,         // rows of C
@@ -27,12 +32,17 @@ struct Params {
     k_split: u32,   // K elements per workgroup z (multiple of BK when splits > 1)
     c_split: u32,   // element stride in `c` between the outputs of successive z
     splits: u32,    // number of K splits (sum_splits only)
+    ones_col: u32,  // 1: B's last column (n = Nc − 1) is all ones instead of read from `b`
+    act: u32,       // activation applied to C (0: none)
+    slope: f32,     // LeakyReLU slope of `act` or `dact`
+    dact: u32,      // multiply C by this activation's derivative at act_y (0: none)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> act_y: array<f32>;  // output of activation `dact`, C's layout
 
 const BM: u32 = 64u;   // tile rows
 const BN: u32 = 64u;   // tile columns
@@ -58,9 +68,18 @@ fn store_row(m: u32, n: u32, base: u32, v: vec4<f32>) {
     for (var j = 0u; j < 4u; j = j + 1u) {
         let col = n + 16u * j;
         if (col < p.n) {
-            c[row + col] = v[j] + bias_at(col);
+            c[row + col] = epilogue(row + col, v[j] + bias_at(col));
         }
     }
+}
+
+// act(v), or v · act'(y) at C index i; identity when neither is asked for.
+fn epilogue(i: u32, v: f32) -> f32 {
+    var out = v;
+    if (p.dact != ACT_NONE) {
+        out = act_backward(p.dact, p.slope, act_y[i], out);
+    }
+    return act_forward(p.act, p.slope, out);
 }
 
 @compute @workgroup_size(16, 16)
@@ -102,7 +121,11 @@ fn gemm(
             }
             var bv = 0.0;
             if (n0 + bn < p.n && k0 + bk < k_end) {
-                bv = b[p.b_off + (k0 + bk) * p.b_sk + (n0 + bn) * p.b_sn];
+                if (p.ones_col != 0u && n0 + bn + 1u == p.n) {
+                    bv = 1.0;
+                } else {
+                    bv = b[p.b_off + (k0 + bk) * p.b_sk + (n0 + bn) * p.b_sn];
+                }
             }
             b_tile[bk * LD + bn] = bv;
         }
@@ -143,5 +166,6 @@ fn sum_splits(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     for (var z = 0u; z < p.splits; z = z + 1u) {
         acc = acc + a[z * mn + i];
     }
-    c[p.c_off + m * p.c_sm + n] = acc + bias_at(n);
+    let o = p.c_off + m * p.c_sm + n;
+    c[o] = epilogue(o, acc + bias_at(n));
 }

@@ -1,11 +1,12 @@
-// Reductions: per-channel sums (bias gradients of linear and conv layers) and sums added into
-// a slot of a loss accumulator (the only values the host reads during training).
+// Reductions: per-channel partial sums (bias gradients of transposed convolutions, added up by
+// shaders/grads.wgsl) and sums added into a slot of a loss accumulator (the only values the
+// host reads during training).
 
 struct Params {
     n: u32,        // batch size
     c: u32,        // channels
     hw: u32,       // spatial size per channel (1 for linear layers)
-    out_off: u32,  // channel_sum: element offset of the result; sum_into: accumulator slot
+    out_off: u32,  // channel_partials: offset in the partials scratch; sum_into: accumulator slot
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -26,13 +27,17 @@ fn tree_sum(lid: u32) -> f32 {
     return partial[0];
 }
 
-// out[out_off + c] = Σ_{n, i} x[n, c, i] for x [N, C, HW]; one workgroup per channel.
+const CHUNK: u32 = 2048u;  // positions (n, i) per workgroup of channel_partials
+
+// out[out_off + z·C + c] = Σ x[n, c, i] over positions z·CHUNK ≤ n·HW + i < (z + 1)·CHUNK of
+// x [N, C, HW]; workgroup (z, c).
 @compute @workgroup_size(256)
-fn channel_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let c = wid.x;
+fn channel_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c = wid.y;
     let count = p.n * p.hw;
+    let end = min(count, (wid.x + 1u) * CHUNK);
     var acc = 0.0;
-    for (var j = lid; j < count; j = j + WG) {
+    for (var j = wid.x * CHUNK + lid; j < end; j = j + WG) {
         let n = j / p.hw;
         let i = j - n * p.hw;
         acc = acc + x[(n * p.c + c) * p.hw + i];
@@ -40,7 +45,7 @@ fn channel_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     partial[lid] = acc;
     let total = tree_sum(lid);
     if (lid == 0u) {
-        out[p.out_off + c] = total;
+        out[p.out_off + wid.x * p.c + c] = total;
     }
 }
 

@@ -6,7 +6,8 @@
 use crate::checkpoint::{Checkpoint, NamedTensor};
 use crate::error::Result;
 use crate::gpu::{Gpu, Plan, Tensor};
-use crate::kernels::{activation, data, linear, loss, pool, vae};
+use crate::kernels::grads::GradPartials;
+use crate::kernels::{InputGrad, activation, data, linear, loss, pool, vae};
 use crate::models::{Architecture, Head, IMAGE_SIDE, LossKind, Task};
 use crate::nn::{LayerKind, StackBuffers};
 use crate::shapes::{Activation, LinearShape, Pool2dShape};
@@ -322,6 +323,7 @@ impl Graph {
                 params,
                 l.params.expect("head has params"),
                 self.head_shape(l),
+                None,
             );
         }
         if let (Some(v), Some(h)) = (&self.vae, &self.head_out) {
@@ -391,21 +393,38 @@ impl Graph {
         }
     }
 
-    /// Records the backward pass of the whole model into the flat gradient buffer.
-    pub fn record_backward(&self, plan: &mut Plan, gpu: &Gpu, model: &Model, grads: &Tensor) {
+    /// Records the backward pass of the whole model into the flat gradient buffer: every
+    /// layer's parameter-gradient partials, then the one dispatch that sums them into `grads`.
+    pub fn record_backward(
+        &self,
+        plan: &mut Plan,
+        gpu: &Gpu,
+        model: &Model,
+        grads: &Tensor,
+    ) -> Result<()> {
         let arch = &model.arch;
         let params = &model.params.buffer;
         let t = self
             .train
             .as_ref()
             .expect("record_backward needs a graph built for training");
+        let head_partials = match &arch.head {
+            Head::Ae(l) | Head::Vae(l) => linear::backward_partials(self.head_shape(l)),
+            Head::None => 0,
+        };
+        let mut partials = GradPartials::new(
+            gpu,
+            arch.encoder.backward_partials(self.n)
+                + head_partials
+                + arch.decoder.backward_partials(self.n),
+        )?;
         self.dec.backward(
             plan,
             gpu,
             &arch.decoder,
             Some(&t.dcode),
-            &grads.buffer,
-            &self.dout,
+            &mut partials,
+            (&self.dout, false),
             self.code(),
             params,
         );
@@ -427,33 +446,36 @@ impl Graph {
             }
             _ => &t.dcode,
         };
-        let denc = match (&arch.head, &t.dfeat) {
+        // The head's input-gradient product also does the encoder's final activation backward.
+        let (denc, before_act) = match (&arch.head, &t.dfeat) {
             (Head::Ae(l) | Head::Vae(l), Some(dfeat)) => {
+                let act = arch.encoder.output_activation();
                 linear::backward(
                     plan,
                     gpu,
-                    Some(dfeat),
-                    &grads.buffer,
+                    Some(InputGrad { dx: dfeat, act }),
+                    &mut partials,
                     dhead,
                     self.enc.output(),
                     params,
                     l.params.expect("head has params"),
                     self.head_shape(l),
                 );
-                dfeat
+                (dfeat, act.is_some())
             }
-            _ => dhead,
+            _ => (dhead, false),
         };
         self.enc.backward(
             plan,
             gpu,
             &arch.encoder,
             None,
-            &grads.buffer,
-            denc,
+            &mut partials,
+            (denc, before_act),
             self.input(),
             params,
         );
+        partials.finish(plan, gpu, &grads.buffer)
     }
 
     fn head_shape(&self, l: &crate::nn::Layer) -> LinearShape {

@@ -7,7 +7,8 @@
 use crate::error::Result;
 use crate::gpu::{Gpu, Plan, Tensor};
 use crate::host_rng::SplitMix64;
-use crate::kernels::{activation, conv_transpose2d, conv2d, linear, pool};
+use crate::kernels::grads::GradPartials;
+use crate::kernels::{InputGrad, activation, conv_transpose2d, conv2d, linear, pool};
 use crate::shapes::{
     Activation, Conv2dShape, ConvTranspose2dShape, LinearShape, ParamOffsets, Pool2dShape,
 };
@@ -366,41 +367,116 @@ impl Stack {
     }
 }
 
-/// A [`Stack`] on the GPU for batch size `n`: one output tensor per layer, the gradient of each
-/// layer output (when built for training), and the pooling argmax indices.
+fn has_params(kind: LayerKind) -> bool {
+    matches!(
+        kind,
+        LayerKind::Linear { .. } | LayerKind::Conv2d { .. } | LayerKind::ConvTranspose2d { .. }
+    )
+}
+
+impl Stack {
+    /// The activation layer `i` is, when its input comes straight from a layer with parameters:
+    /// that layer then applies it in its own epilogue and layer `i` records nothing.
+    fn fused_forward(&self, i: usize) -> Option<Activation> {
+        match self.layers[i].kind {
+            LayerKind::Act(act) if i > 0 && has_params(self.layers[i - 1].kind) => Some(act),
+            _ => None,
+        }
+    }
+
+    /// The activation that produced layer `i`'s input, when layer `i` has parameters and so
+    /// can fold that activation's backward pass into its input-gradient product.
+    fn fused_backward(&self, i: usize) -> Option<Activation> {
+        match (
+            i.checked_sub(1).map(|j| self.layers[j].kind),
+            self.layers[i].kind,
+        ) {
+            (Some(LayerKind::Act(act)), kind) if has_params(kind) => Some(act),
+            _ => None,
+        }
+    }
+
+    /// The stack's final activation: a caller whose own input-gradient product produces the
+    /// stack output's gradient can fold it in and call [`StackBuffers::backward`] with
+    /// `dout_before_act`.
+    pub fn output_activation(&self) -> Option<Activation> {
+        match self.layers.last().map(|l| l.kind) {
+            Some(LayerKind::Act(act)) => Some(act),
+            _ => None,
+        }
+    }
+
+    /// Scratch values the backward pass reserves in its [`GradPartials`] at batch size `n`.
+    pub fn backward_partials(&self, n: usize) -> usize {
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| match l.kind {
+                LayerKind::Linear { .. } => linear::backward_partials(l.linear_shape(n)),
+                LayerKind::Conv2d { .. } => {
+                    conv2d::backward_partials(l.conv_shape(n, self.dims[i]))
+                }
+                LayerKind::ConvTranspose2d { .. } => {
+                    conv_transpose2d::backward_partials(l.conv_t_shape(n, self.dims[i]))
+                }
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// A [`Stack`] on the GPU for batch size `n`: the output of each layer, the gradient of each
+/// layer output (when built for training), and the pooling argmax indices. A layer whose
+/// activation is fused shares its output tensor with that activation (the pre-activation is
+/// never stored), and the gradient of an activation output whose backward pass is fused is
+/// never stored either.
 pub struct StackBuffers {
     n: usize,
-    /// Output of layer i: `[n, dims[i+1]]`.
-    pub outs: Vec<Tensor>,
-    /// Gradient w.r.t. the output of layer i, for i < len − 1 (the last one is the caller's).
-    grads: Vec<Tensor>,
+    tensors: Vec<Tensor>,
+    /// Index into `tensors` of the output of layer i: `[n, dims[i+1]]`.
+    outs: Vec<usize>,
+    /// Index into `tensors` of the gradient w.r.t. the output of layer i, for i < len − 1 (the
+    /// last one is the caller's); None where no pass writes it.
+    grads: Vec<Option<usize>>,
     argmax: Vec<Option<Tensor>>,
 }
 
 impl StackBuffers {
     pub fn new(gpu: &Gpu, stack: &Stack, n: usize, train: bool, label: &str) -> Result<Self> {
-        let mut outs = Vec::new();
-        let mut grads = Vec::new();
+        let len = stack.layers.len();
+        let mut tensors = Vec::new();
+        let mut outs = vec![0; len];
+        let mut grads = vec![None; len];
         let mut argmax = Vec::new();
-        let last = stack.layers.len() - 1;
-        for (i, layer) in stack.layers.iter().enumerate() {
+        // Outputs from the last layer back, so a fused layer can take its activation's tensor.
+        for i in (0..len).rev() {
+            let layer = &stack.layers[i];
             let shape = stack.dims[i + 1].batch(n);
-            outs.push(Tensor::zeros(
-                gpu,
-                &shape,
-                &format!("{label} {}", layer.name),
-            )?);
-            if train && i < last {
-                grads.push(Tensor::zeros(
+            if i + 1 < len && stack.fused_forward(i + 1).is_some() {
+                outs[i] = outs[i + 1];
+            } else {
+                outs[i] = tensors.len();
+                tensors.push(Tensor::zeros(
+                    gpu,
+                    &shape,
+                    &format!("{label} {}", layer.name),
+                )?);
+            }
+            let written = i + 1 < len && stack.fused_backward(i + 1).is_none();
+            if train && written {
+                grads[i] = Some(tensors.len());
+                tensors.push(Tensor::zeros(
                     gpu,
                     &shape,
                     &format!("{label} d{}", layer.name),
                 )?);
             }
+        }
+        for (i, layer) in stack.layers.iter().enumerate() {
             argmax.push(match layer.kind {
                 LayerKind::MaxPool2x2 { .. } => Some(Tensor::zeros(
                     gpu,
-                    &shape,
+                    &stack.dims[i + 1].batch(n),
                     &format!("{label} {} argmax", layer.name),
                 )?),
                 _ => None,
@@ -408,14 +484,23 @@ impl StackBuffers {
         }
         Ok(StackBuffers {
             n,
+            tensors,
             outs,
             grads,
             argmax,
         })
     }
 
+    fn out(&self, i: usize) -> &Tensor {
+        &self.tensors[self.outs[i]]
+    }
+
+    fn grad(&self, i: usize) -> &Tensor {
+        &self.tensors[self.grads[i].expect("a gradient tensor for every unfused layer output")]
+    }
+
     pub fn output(&self) -> &Tensor {
-        self.outs.last().expect("stacks are never empty")
+        self.out(self.outs.len() - 1)
     }
 
     /// Records the forward pass of `stack` from `input` into `plan`.
@@ -428,10 +513,16 @@ impl StackBuffers {
         params: &wgpu::Buffer,
     ) {
         let n = self.n;
+        let len = stack.layers.len();
         for (i, layer) in stack.layers.iter().enumerate() {
-            let x = if i == 0 { input } else { &self.outs[i - 1] };
-            let y = &self.outs[i];
+            if stack.fused_forward(i).is_some() {
+                continue;
+            }
+            let act = (i + 1 < len).then(|| stack.fused_forward(i + 1)).flatten();
+            let x = if i == 0 { input } else { self.out(i - 1) };
+            let y = self.out(i);
             let d = stack.dims[i];
+            let at = layer.params;
             match layer.kind {
                 LayerKind::Linear { .. } => linear::forward(
                     plan,
@@ -439,8 +530,9 @@ impl StackBuffers {
                     y,
                     x,
                     params,
-                    layer.params.expect("linear has params"),
+                    at.expect("linear has params"),
                     layer.linear_shape(n),
+                    act,
                 ),
                 LayerKind::Conv2d { .. } => conv2d::forward(
                     plan,
@@ -448,8 +540,9 @@ impl StackBuffers {
                     y,
                     x,
                     params,
-                    layer.params.expect("conv has params"),
+                    at.expect("conv has params"),
                     layer.conv_shape(n, d),
+                    act,
                 ),
                 LayerKind::ConvTranspose2d { .. } => conv_transpose2d::forward(
                     plan,
@@ -457,8 +550,9 @@ impl StackBuffers {
                     y,
                     x,
                     params,
-                    layer.params.expect("conv has params"),
+                    at.expect("conv has params"),
                     layer.conv_t_shape(n, d),
+                    act,
                 ),
                 LayerKind::Act(act) => activation::forward(plan, gpu, y, x, act),
                 LayerKind::MaxPool2x2 { padding } => pool::max_pool2x2_forward(
@@ -477,8 +571,10 @@ impl StackBuffers {
         }
     }
 
-    /// Records the backward pass: `dout` is the gradient of the stack output; writes parameter
-    /// gradients into `grads` and, when `din` is given, the gradient of the stack input.
+    /// Records the backward pass: `dout` is the gradient of the stack output, or, with
+    /// `dout_before_act`, of the input of the stack's final activation (the caller fused that
+    /// activation's backward pass, see [`Stack::output_activation`]). Parameter gradients go to
+    /// `partials`; the gradient of the stack input to `din` when given.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -486,61 +582,72 @@ impl StackBuffers {
         gpu: &Gpu,
         stack: &Stack,
         din: Option<&Tensor>,
-        grads: &wgpu::Buffer,
-        dout: &Tensor,
+        partials: &mut GradPartials,
+        (dout, dout_before_act): (&Tensor, bool),
         input: &Tensor,
         params: &wgpu::Buffer,
     ) {
         let n = self.n;
         let last = stack.layers.len() - 1;
-        for (i, layer) in stack.layers.iter().enumerate().rev() {
-            let x = if i == 0 { input } else { &self.outs[i - 1] };
-            let y = &self.outs[i];
-            let dy = if i == last { dout } else { &self.grads[i] };
-            let dx = if i == 0 {
+        let top = if dout_before_act {
+            debug_assert!(stack.output_activation().is_some());
+            last - 1
+        } else {
+            last
+        };
+        let mut i = top;
+        loop {
+            let layer = &stack.layers[i];
+            let x = if i == 0 { input } else { self.out(i - 1) };
+            let dy = if i == top { dout } else { self.grad(i) };
+            let fused = stack.fused_backward(i);
+            // Where the input gradient goes: past a fused activation, to that activation's input.
+            let target = if fused.is_some() { i - 1 } else { i };
+            let dx = if target == 0 {
                 din
             } else {
-                Some(&self.grads[i - 1])
+                Some(self.grad(target - 1))
             };
             let d = stack.dims[i];
+            let at = layer.params;
             match layer.kind {
                 LayerKind::Linear { .. } => linear::backward(
                     plan,
                     gpu,
-                    dx,
-                    grads,
+                    dx.map(|dx| InputGrad { dx, act: fused }),
+                    partials,
                     dy,
                     x,
                     params,
-                    layer.params.expect("linear has params"),
+                    at.expect("linear has params"),
                     layer.linear_shape(n),
                 ),
                 LayerKind::Conv2d { .. } => conv2d::backward(
                     plan,
                     gpu,
-                    dx,
-                    grads,
+                    dx.map(|dx| InputGrad { dx, act: fused }),
+                    partials,
                     dy,
                     x,
                     params,
-                    layer.params.expect("conv has params"),
+                    at.expect("conv has params"),
                     layer.conv_shape(n, d),
                 ),
                 LayerKind::ConvTranspose2d { .. } => conv_transpose2d::backward(
                     plan,
                     gpu,
-                    dx,
-                    grads,
+                    dx.map(|dx| InputGrad { dx, act: fused }),
+                    partials,
                     dy,
                     x,
                     params,
-                    layer.params.expect("conv has params"),
+                    at.expect("conv has params"),
                     layer.conv_t_shape(n, d),
                 ),
                 // Parameter-free layers only matter when someone needs their input gradient.
                 LayerKind::Act(act) => {
                     if let Some(dx) = dx {
-                        activation::backward(plan, gpu, dx, dy, y, act)
+                        activation::backward(plan, gpu, dx, dy, self.out(i), act)
                     }
                 }
                 LayerKind::MaxPool2x2 { padding } => {
@@ -562,6 +669,10 @@ impl StackBuffers {
                 }
                 LayerKind::Unflatten(_) => unreachable!("stacks hold no unflatten layers"),
             }
+            if target == 0 {
+                break;
+            }
+            i = target - 1;
         }
     }
 }

@@ -100,3 +100,16 @@ pub enum Activation {
     Sigmoid,
     Tanh,
 }
+
+impl Activation {
+    /// `(code, slope)` as the shaders take them (`shaders/act.wgsl`); `None` is code 0.
+    pub fn code(act: Option<Activation>) -> (u32, f32) {
+        match act {
+            None => (0, 0.0),
+            Some(Activation::Relu) => (1, 0.0),
+            Some(Activation::LeakyRelu(slope)) => (2, slope),
+            Some(Activation::Sigmoid) => (3, 0.0),
+            Some(Activation::Tanh) => (4, 0.0),
+        }
+    }
+}

@@ -244,7 +244,7 @@ impl<'g> Trainer<'g> {
         if let Some(kl) = g.kl() {
             reduce::sum_into(&mut plan, gpu, &self.acc, 1, kl, n);
         }
-        g.record_backward(&mut plan, gpu, &self.model, &self.grads);
+        g.record_backward(&mut plan, gpu, &self.model, &self.grads)?;
         adam::step(
             &mut plan,
             gpu,

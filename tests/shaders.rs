@@ -7,7 +7,7 @@ use naga::back::PipelineConstants;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 /// Fragments prepended to other shaders rather than compiled alone.
-const FRAGMENTS: &[&str] = &["rng"];
+const FRAGMENTS: &[&str] = &["act", "rng"];
 
 #[test]
 fn every_shader_file_is_registered() {

@@ -45,7 +45,8 @@ fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32]) {
     g.record_decode(&mut forward, gpu, &model);
     g.record_loss(&mut forward, gpu, &arch);
     let mut backward = Plan::new();
-    g.record_backward(&mut backward, gpu, &model, &grads);
+    g.record_backward(&mut backward, gpu, &model, &grads)
+        .unwrap();
 
     // The training objective: mean over the batch of (reconstruction + KL).
     let loss = || -> f64 {

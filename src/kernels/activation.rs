@@ -7,7 +7,10 @@ use crate::shapes::Activation;
 
 pub const SHADER: Shader = Shader {
     name: "activation",
-    source: include_str!("../../shaders/activation.wgsl"),
+    source: concat!(
+        include_str!("../../shaders/act.wgsl"),
+        include_str!("../../shaders/activation.wgsl")
+    ),
 };
 
 /// Workgroup size and elements per invocation (`WG` and `PER` in the shader).
@@ -24,12 +27,7 @@ struct Params {
 }
 
 fn params(numel: usize, act: Activation) -> Params {
-    let (kind, slope) = match act {
-        Activation::Relu => (0, 0.0),
-        Activation::LeakyRelu(slope) => (1, slope),
-        Activation::Sigmoid => (2, 0.0),
-        Activation::Tanh => (3, 0.0),
-    };
+    let (kind, slope) = Activation::code(Some(act));
     Params {
         numel: numel as u32,
         threads: numel.div_ceil(PER) as u32,

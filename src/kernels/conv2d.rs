@@ -3,13 +3,17 @@
 //! [`conv_transpose2d`](super::conv_transpose2d) reuses with the roles of input and output
 //! swapped.
 
-use super::reduce;
-use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
-use crate::shapes::{Conv2dShape, ParamOffsets};
+use super::InputGrad;
+use super::grads::{GradPartials, PartialLayout};
+use crate::gpu::{Gpu, Plan, Shader, Tensor};
+use crate::shapes::{Activation, Conv2dShape, ParamOffsets};
 
 pub const SHADER: Shader = Shader {
     name: "conv2d",
-    source: include_str!("../../shaders/conv2d.wgsl"),
+    source: concat!(
+        include_str!("../../shaders/act.wgsl"),
+        include_str!("../../shaders/conv2d.wgsl")
+    ),
 };
 
 /// Mirrors `Params` in `shaders/conv2d.wgsl`.
@@ -40,9 +44,9 @@ struct Params {
     bias_off: u32,
     has_bias: u32,
     splits: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    act: u32,
+    slope: f32,
+    dact: u32,
 }
 
 /// `SH_VEC` in the shader: workgroup vec4s for the A and B tiles.
@@ -133,6 +137,42 @@ fn check_groups(gpu: &Gpu, what: &str, groups: usize) -> u32 {
     groups as u32
 }
 
+/// What the epilogue of a `down` or `up` product does besides adding the bias: apply the
+/// layer's activation (forward), or multiply by the derivative of the activation whose output
+/// `y` has the output's layout (input gradient with that activation's backward fused).
+#[derive(Clone, Copy)]
+pub(super) enum Epilogue<'a> {
+    Act(Option<Activation>),
+    ActGrad(Activation, &'a Tensor),
+}
+
+impl Epilogue<'_> {
+    /// Input-gradient epilogue for `dx`: the derivative of `dx.act` at the layer input `x`.
+    pub(super) fn for_input<'a>(dx: &InputGrad, x: &'a Tensor) -> Epilogue<'a> {
+        match dx.act {
+            Some(act) => Epilogue::ActGrad(act, x),
+            None => Epilogue::Act(None),
+        }
+    }
+
+    /// (act, slope, dact) for `Params`, and the tensor bound as `act_y` (`other` when none).
+    fn fields<'a>(&self, other: &'a Tensor) -> ((u32, f32, u32), &'a Tensor)
+    where
+        Self: 'a,
+    {
+        match *self {
+            Epilogue::Act(act) => {
+                let (code, slope) = Activation::code(act);
+                ((code, slope, 0), other)
+            }
+            Epilogue::ActGrad(act, y) => {
+                let (code, slope) = Activation::code(Some(act));
+                ((0, slope, code), y)
+            }
+        }
+    }
+}
+
 /// `small = W ⋆ big (+ bias)`, W `[C_small, C_big, KH, KW]` at `params[w_off..]`, bias
 /// `[C_small]` at `params[bias..]`: Conv2d forward, ConvTranspose2d input gradient.
 #[allow(clippy::too_many_arguments)]
@@ -145,12 +185,17 @@ pub(super) fn down(
     w_off: usize,
     bias: Option<usize>,
     g: Pair,
+    epilogue: Epilogue,
 ) {
     debug_assert_eq!(small.numel(), g.small_len());
     debug_assert_eq!(big.numel(), g.big_len());
     let (wm, wn) = data_grid(g.c_small);
     let cols = g.n * g.small_h * g.small_w;
+    let ((act, slope, dact), act_y) = epilogue.fields(big);
     let p = Params {
+        act,
+        slope,
+        dact,
         m: g.c_small as u32,
         n_cols: cols as u32,
         k_rows: g.taps() as u32,
@@ -173,7 +218,12 @@ pub(super) fn down(
         "gemm",
         &[],
         &p,
-        &[(1, params), (2, &big.buffer), (3, &small.buffer)],
+        &[
+            (1, params),
+            (2, &big.buffer),
+            (3, &small.buffer),
+            (4, &act_y.buffer),
+        ],
         groups,
     );
 }
@@ -202,16 +252,21 @@ pub(super) fn up(
     w_off: usize,
     bias: Option<usize>,
     g: Pair,
+    epilogue: Epilogue,
 ) {
     debug_assert_eq!(small.numel(), g.small_len());
     debug_assert_eq!(big.numel(), g.big_len());
     let (wm, wn) = data_grid(g.c_big);
+    let ((act, slope, dact), act_y) = epilogue.fields(small);
     let s = g.stride;
     let max_rows = (0..s).map(|r| phase_len(g.big_h, g.pad, s, r)).max();
     let max_cols = (0..s).map(|r| phase_len(g.big_w, g.pad, s, r)).max();
     let cols = g.n * max_rows.unwrap_or(0) * max_cols.unwrap_or(0);
     let max_k = g.c_small * g.kh.div_ceil(s) * g.kw.div_ceil(s);
     let p = Params {
+        act,
+        slope,
+        dact,
         m: g.c_big as u32,
         log_wm: log2(wm),
         log_wn: log2(wn),
@@ -232,7 +287,12 @@ pub(super) fn up(
         "gemm",
         &[],
         &p,
-        &[(1, params), (2, &small.buffer), (3, &big.buffer)],
+        &[
+            (1, params),
+            (2, &small.buffer),
+            (3, &big.buffer),
+            (4, &act_y.buffer),
+        ],
         groups,
     );
 }
@@ -247,50 +307,65 @@ fn wgrad_grid(m: usize, n: usize) -> (usize, usize, usize) {
     (wm, wn, wk)
 }
 
+/// Split count and K rows per split of the weight-gradient product of `g`.
+fn wgrad_splits(g: &Pair) -> (usize, usize) {
+    let k_rows = g.n * g.small_h * g.small_w;
+    let k_split = k_rows
+        .div_ceil(MAX_SPLITS)
+        .max(MIN_SPLIT_ROWS)
+        .next_multiple_of(CHUNK);
+    (k_rows.div_ceil(k_split), k_split)
+}
+
+/// The partials of [`weight_grad`]: `[splits, C_small, C_big·KH·KW (+1)]`, summed into dW at
+/// `grads[w_off..]` (and, with `bias`, Σ small per channel into `grads[bias..]`).
+pub(super) fn weight_grad_layout(g: &Pair, w_off: usize, bias: Option<usize>) -> PartialLayout {
+    PartialLayout {
+        splits: wgrad_splits(g).0,
+        rows: g.c_small,
+        cols: g.taps(),
+        weight: w_off,
+        bias,
+    }
+}
+
 /// `dW[cs, cb, ky, kx] = Σ_{n, y, x} small[n, cs, y, x] · big[n, cb, y·s − p + ky, x·s − p + kx]`
-/// written (overwriting) to `grads[w_off..]`: split-K partials into a scratch buffer owned by
-/// the plan, then one summing pass.
+/// as split-K partials in `partials` (see [`weight_grad_layout`]); with `bias`, also
+/// `db[cs] = Σ_{n, y, x} small[n, cs, y, x]` from a column of ones in the same product.
 pub(super) fn weight_grad(
     plan: &mut Plan,
     gpu: &Gpu,
-    grads: &wgpu::Buffer,
-    w_off: usize,
+    partials: &mut GradPartials,
+    (w_off, bias): (usize, Option<usize>),
     small: &Tensor,
     big: &Tensor,
     g: Pair,
 ) {
     debug_assert_eq!(small.numel(), g.small_len());
     debug_assert_eq!(big.numel(), g.big_len());
+    let layout = weight_grad_layout(&g, w_off, bias);
+    let part_off = partials.reserve(layout);
     let m = g.c_small;
-    let taps = g.taps();
+    let n_cols = g.taps() + bias.is_some() as usize;
     let k_rows = g.n * g.small_h * g.small_w;
-    let k_split = k_rows
-        .div_ceil(MAX_SPLITS)
-        .max(MIN_SPLIT_ROWS)
-        .next_multiple_of(CHUNK);
-    let splits = k_rows.div_ceil(k_split);
-    let (wm, wn, wk) = wgrad_grid(m, taps);
-    let partials = gpu
-        .storage_buffer(
-            (splits * m * taps * 4) as u64,
-            "conv weight-gradient partials",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (splits, k_split) = wgrad_splits(&g);
+    let (wm, wn, wk) = wgrad_grid(m, n_cols);
     let p = Params {
         m: m as u32,
-        n_cols: taps as u32,
+        n_cols: n_cols as u32,
         k_rows: k_rows as u32,
         log_wm: log2(wm),
         log_wn: log2(wn),
         log_wk: log2(wk),
         k_split: k_split as u32,
         kt: rows_per_step(wm, wn, wk, k_split) as u32,
-        w_off: w_off as u32,
+        w_off: part_off as u32,
+        has_bias: bias.is_some() as u32,
         splits: splits as u32,
         ..g.params(2)
     };
     let groups = [
-        taps.div_ceil(4 * wn) as u32,
+        n_cols.div_ceil(4 * wn) as u32,
         m.div_ceil(4 * wm) as u32,
         check_groups(gpu, "conv weight gradient", splits),
     ];
@@ -300,17 +375,13 @@ pub(super) fn weight_grad(
         "gemm",
         &[],
         &p,
-        &[(1, &small.buffer), (2, &big.buffer), (3, &partials)],
+        &[
+            (1, &small.buffer),
+            (2, &big.buffer),
+            (3, partials.buffer()),
+            (4, &big.buffer),
+        ],
         groups,
-    );
-    plan.dispatch(
-        gpu,
-        &SHADER,
-        "wgrad_sum",
-        &[],
-        &p,
-        &[(1, &partials), (3, grads)],
-        grid_1d(gpu, m * taps, 256),
     );
 }
 
@@ -330,7 +401,9 @@ fn pair(s: Conv2dShape) -> Pair {
     }
 }
 
-/// y [N, C_out, out_h, out_w] = conv(x [N, C_in, H, W], W) + b; W at params[at.weight..], b at params[at.bias..]
+/// y [N, C_out, out_h, out_w] = act(conv(x [N, C_in, H, W], W) + b); W at params[at.weight..],
+/// b at params[at.bias..]; `act` (the layer's activation, fused) None for the plain conv.
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     plan: &mut Plan,
     gpu: &Gpu,
@@ -339,17 +412,35 @@ pub fn forward(
     params: &wgpu::Buffer,
     at: ParamOffsets,
     s: Conv2dShape,
+    act: Option<Activation>,
 ) {
-    down(plan, gpu, y, x, params, at.weight, Some(at.bias), pair(s));
+    let e = Epilogue::Act(act);
+    down(
+        plan,
+        gpu,
+        y,
+        x,
+        params,
+        at.weight,
+        Some(at.bias),
+        pair(s),
+        e,
+    );
 }
 
-/// Overwrites dW at grads[at.weight..], db at grads[at.bias..] (crate::kernels::reduce::channel_sum), and dx when Some.
+/// Scratch values [`backward`] reserves in the [`GradPartials`] it is given.
+pub fn backward_partials(s: Conv2dShape) -> usize {
+    weight_grad_layout(&pair(s), 0, Some(0)).len()
+}
+
+/// dW and db as partials in `partials` (summed into grads[at.weight..] and grads[at.bias..] by
+/// its `finish`), and dx when Some (see [`InputGrad`]).
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     plan: &mut Plan,
     gpu: &Gpu,
-    dx: Option<&Tensor>,
-    grads: &wgpu::Buffer,
+    dx: Option<InputGrad>,
+    partials: &mut GradPartials,
     dy: &Tensor,
     x: &Tensor,
     params: &wgpu::Buffer,
@@ -357,18 +448,9 @@ pub fn backward(
     s: Conv2dShape,
 ) {
     let g = pair(s);
-    weight_grad(plan, gpu, grads, at.weight, dy, x, g);
-    reduce::channel_sum(
-        plan,
-        gpu,
-        grads,
-        at.bias,
-        dy,
-        s.n,
-        s.c_out,
-        s.out_h() * s.out_w(),
-    );
-    if let Some(dx) = dx {
-        up(plan, gpu, dx, dy, params, at.weight, None, g);
+    weight_grad(plan, gpu, partials, (at.weight, Some(at.bias)), dy, x, g);
+    if let Some(d) = dx {
+        let e = Epilogue::for_input(&d, x);
+        up(plan, gpu, d.dx, dy, params, at.weight, None, g, e);
     }
 }

@@ -5,10 +5,12 @@
 //! `down` (Conv2d's forward) and the weight gradient is the same split-K correlation with x in
 //! the place of Conv2d's output gradient. Output padding only enlarges the big map.
 
-use super::conv2d::{Pair, down, up, weight_grad};
+use super::InputGrad;
+use super::conv2d::{Epilogue, Pair, down, up, weight_grad, weight_grad_layout};
+use super::grads::GradPartials;
 use super::reduce;
 use crate::gpu::{Gpu, Plan, Tensor};
-use crate::shapes::{ConvTranspose2dShape, ParamOffsets};
+use crate::shapes::{Activation, ConvTranspose2dShape, ParamOffsets};
 
 fn pair(s: ConvTranspose2dShape) -> Pair {
     Pair {
@@ -26,8 +28,9 @@ fn pair(s: ConvTranspose2dShape) -> Pair {
     }
 }
 
-/// y [N, C_out, out_h, out_w] = convT(x [N, C_in, H, W], W) + b; W [C_in, C_out, KH, KW] at
-/// params[at.weight..], b [C_out] at params[at.bias..].
+/// y [N, C_out, out_h, out_w] = act(convT(x [N, C_in, H, W], W) + b); W [C_in, C_out, KH, KW]
+/// at params[at.weight..], b [C_out] at params[at.bias..]; `act` None for the plain layer.
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     plan: &mut Plan,
     gpu: &Gpu,
@@ -36,17 +39,37 @@ pub fn forward(
     params: &wgpu::Buffer,
     at: ParamOffsets,
     s: ConvTranspose2dShape,
+    act: Option<Activation>,
 ) {
-    up(plan, gpu, y, x, params, at.weight, Some(at.bias), pair(s));
+    let e = Epilogue::Act(act);
+    up(
+        plan,
+        gpu,
+        y,
+        x,
+        params,
+        at.weight,
+        Some(at.bias),
+        pair(s),
+        e,
+    );
 }
 
-/// Overwrites dW at grads[at.weight..], db at grads[at.bias..] (crate::kernels::reduce::channel_sum), and dx when Some.
+/// Scratch values [`backward`] reserves in the [`GradPartials`] it is given.
+pub fn backward_partials(s: ConvTranspose2dShape) -> usize {
+    let hw = s.out_h() * s.out_w();
+    weight_grad_layout(&pair(s), 0, None).len()
+        + reduce::channel_partials_layout(0, s.n, s.c_out, hw).len()
+}
+
+/// dW (split-K product) and db (per-channel sums of dy) as partials in `partials`, summed into
+/// grads[at.weight..] and grads[at.bias..] by its `finish`; dx when Some (see [`InputGrad`]).
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     plan: &mut Plan,
     gpu: &Gpu,
-    dx: Option<&Tensor>,
-    grads: &wgpu::Buffer,
+    dx: Option<InputGrad>,
+    partials: &mut GradPartials,
     dy: &Tensor,
     x: &Tensor,
     params: &wgpu::Buffer,
@@ -54,18 +77,11 @@ pub fn backward(
     s: ConvTranspose2dShape,
 ) {
     let g = pair(s);
-    weight_grad(plan, gpu, grads, at.weight, x, dy, g);
-    reduce::channel_sum(
-        plan,
-        gpu,
-        grads,
-        at.bias,
-        dy,
-        s.n,
-        s.c_out,
-        s.out_h() * s.out_w(),
-    );
-    if let Some(dx) = dx {
-        down(plan, gpu, dx, dy, params, at.weight, None, g);
+    weight_grad(plan, gpu, partials, (at.weight, None), x, dy, g);
+    let hw = s.out_h() * s.out_w();
+    reduce::channel_partials(plan, gpu, partials, at.bias, dy, s.n, s.c_out, hw);
+    if let Some(d) = dx {
+        let e = Epilogue::for_input(&d, x);
+        down(plan, gpu, d.dx, dy, params, at.weight, None, g, e);
     }
 }

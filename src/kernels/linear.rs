@@ -1,14 +1,19 @@
 //! Launchers for `shaders/linear.wgsl`: `nn.Linear` forward and backward as one strided,
-//! tiled GEMM (plus a split-K pass when the output is too small to fill the GPU), and the
-//! bias gradient through [`reduce::channel_sum`](crate::kernels::reduce::channel_sum).
+//! tiled GEMM (plus a split-K pass when the output is too small to fill the GPU). The bias
+//! gradient rides along in the weight-gradient product as a column of ones, and that product
+//! always leaves split-K partials for [`GradPartials`] to add up.
 
+use super::InputGrad;
+use super::grads::{GradPartials, PartialLayout};
 use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
-use crate::kernels::reduce;
-use crate::shapes::{LinearShape, ParamOffsets};
+use crate::shapes::{Activation, LinearShape, ParamOffsets};
 
 pub const SHADER: Shader = Shader {
     name: "linear",
-    source: include_str!("../../shaders/linear.wgsl"),
+    source: concat!(
+        include_str!("../../shaders/act.wgsl"),
+        include_str!("../../shaders/linear.wgsl")
+    ),
 };
 
 /// Output tile of one `gemm` workgroup and the K slice it stages per step (as in the shader).
@@ -41,6 +46,10 @@ struct Params {
     k_split: u32,
     c_split: u32,
     splits: u32,
+    ones_col: u32,
+    act: u32,
+    slope: f32,
+    dact: u32,
 }
 
 /// One operand of [`gemm`]: element `(r, s)` lives at `buffer[off + r·s0 + s·s1]`.
@@ -66,21 +75,9 @@ fn split_k(m: usize, n: usize, k: usize) -> (usize, usize) {
     (k.div_ceil(k_split), k_split)
 }
 
-/// `C[m, n] = A[m, k] · B[k, n] (+ bias[n])`, C row-major at `c_off` of `c` with row stride
-/// `n`; the bias, when given, is an element offset into B's buffer.
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    plan: &mut Plan,
-    gpu: &Gpu,
-    c: &wgpu::Buffer,
-    c_off: usize,
-    a: Operand,
-    b: Operand,
-    bias: Option<usize>,
-    (m, n, k): (usize, usize, usize),
-) {
-    let (splits, k_split) = split_k(m, n, k);
-    let params = Params {
+/// Sizes and strides of `C[m, n] = A[m, k] · B[k, n]` for `Params` (no splits, no epilogue).
+fn base_params(c_off: usize, a: &Operand, b: &Operand, (m, n, k): (usize, usize, usize)) -> Params {
+    Params {
         m: m as u32,
         n: n as u32,
         k: k as u32,
@@ -92,44 +89,80 @@ fn gemm(
         b_sn: b.s1 as u32,
         c_off: c_off as u32,
         c_sm: n as u32,
-        bias_off: bias.unwrap_or(0) as u32,
-        has_bias: bias.is_some() as u32,
-        k_split: k_split as u32,
+        bias_off: 0,
+        has_bias: 0,
+        k_split: k as u32,
         c_split: 0,
         splits: 1,
-    };
-    let grid = |z: usize| {
-        [
-            n.div_ceil(TILE_N) as u32,
-            m.div_ceil(TILE_M) as u32,
-            z as u32,
-        ]
+        ones_col: 0,
+        act: 0,
+        slope: 0.0,
+        dact: 0,
+    }
+}
+
+fn grid(m: usize, n: usize, z: usize) -> [u32; 3] {
+    [
+        n.div_ceil(TILE_N) as u32,
+        m.div_ceil(TILE_M) as u32,
+        z as u32,
+    ]
+}
+
+/// What the epilogue does besides the bias: apply `act`, or multiply by the derivative of
+/// `dact.0` at `dact.1` (C's layout).
+struct Epilogue<'a> {
+    act: Option<Activation>,
+    dact: Option<(Activation, &'a Tensor)>,
+}
+
+/// `C[m, n] = epilogue(A[m, k] · B[k, n] (+ bias[n]))`, C row-major at `c_off` of `c` with row
+/// stride `n`; the bias, when given, is an element offset into B's buffer.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    c: &wgpu::Buffer,
+    c_off: usize,
+    a: Operand,
+    b: Operand,
+    bias: Option<usize>,
+    dims: (usize, usize, usize),
+    epilogue: Epilogue,
+) {
+    let (m, n, k) = dims;
+    let (splits, k_split) = split_k(m, n, k);
+    let (act, slope) = Activation::code(epilogue.act);
+    let (dact, dslope) = Activation::code(epilogue.dact.map(|d| d.0));
+    let act_y = epilogue.dact.map_or(b.buffer, |d| &d.1.buffer);
+    let params = Params {
+        bias_off: bias.unwrap_or(0) as u32,
+        has_bias: bias.is_some() as u32,
+        act,
+        slope: slope + dslope,
+        dact,
+        ..base_params(c_off, &a, &b, dims)
     };
     // Split-K needs scratch for the partials; without it, one pass over all of K still works.
     let scratch = (splits > 1)
         .then(|| gpu.storage_buffer((splits * m * n * 4) as u64, "linear split-K partials"))
         .and_then(|r| r.ok());
     let Some(scratch) = scratch else {
-        let params = Params {
-            k_split: k as u32,
-            ..params
-        };
         plan.dispatch(
             gpu,
             &SHADER,
             "gemm",
             &[],
             &params,
-            &[(1, a.buffer), (2, b.buffer), (3, c)],
-            grid(1),
+            &[(1, a.buffer), (2, b.buffer), (3, c), (4, act_y)],
+            grid(m, n, 1),
         );
         return;
     };
     let partial = Params {
-        c_off: 0,
-        has_bias: 0,
+        k_split: k_split as u32,
         c_split: (m * n) as u32,
-        ..params
+        ..base_params(0, &a, &b, dims)
     };
     plan.dispatch(
         gpu,
@@ -137,8 +170,8 @@ fn gemm(
         "gemm",
         &[],
         &partial,
-        &[(1, a.buffer), (2, b.buffer), (3, &scratch)],
-        grid(splits),
+        &[(1, a.buffer), (2, b.buffer), (3, &scratch), (4, b.buffer)],
+        grid(m, n, splits),
     );
     let total = Params {
         splits: splits as u32,
@@ -150,13 +183,14 @@ fn gemm(
         "sum_splits",
         &[],
         &total,
-        &[(1, &scratch), (2, b.buffer), (3, c)],
+        &[(1, &scratch), (2, b.buffer), (3, c), (4, act_y)],
         grid_1d(gpu, m * n, WG),
     );
 }
 
-/// `y[N, O] = x[N, I] · W[O, I]ᵀ + b[O]`; W at element offset `at.weight`, b at `at.bias` of
-/// `params`.
+/// `y[N, O] = act(x[N, I] · W[O, I]ᵀ + b[O])`; W at element offset `at.weight`, b at `at.bias`
+/// of `params`; `act` (the layer's activation, fused) None for the plain layer.
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     plan: &mut Plan,
     gpu: &Gpu,
@@ -165,6 +199,7 @@ pub fn forward(
     params: &wgpu::Buffer,
     at: ParamOffsets,
     s: LinearShape,
+    act: Option<Activation>,
 ) {
     let (n, i, o) = (s.n, s.in_features, s.out_features);
     debug_assert!(y.numel() == n * o && x.numel() == n * i);
@@ -181,17 +216,46 @@ pub fn forward(
         s0: 1,
         s1: i,
     };
-    gemm(plan, gpu, &y.buffer, 0, x_op, w_t, Some(at.bias), (n, o, i));
+    let e = Epilogue { act, dact: None };
+    gemm(
+        plan,
+        gpu,
+        &y.buffer,
+        0,
+        x_op,
+        w_t,
+        Some(at.bias),
+        (n, o, i),
+        e,
+    );
 }
 
-/// Writes (overwrites) dW `[O, I]` at `grads[at.weight..]`, db `[O]` at `grads[at.bias..]`,
-/// and dx `[N, I]` = dy · W when `dx` is `Some`.
+/// The weight-gradient partials: `[splits, O, I + 1]`, the last column the bias gradient.
+fn weight_grad_layout(s: LinearShape, at: ParamOffsets) -> PartialLayout {
+    let (n, i, o) = (s.n, s.in_features, s.out_features);
+    PartialLayout {
+        splits: split_k(o, i + 1, n).0,
+        rows: o,
+        cols: i,
+        weight: at.weight,
+        bias: Some(at.bias),
+    }
+}
+
+/// Scratch values [`backward`] reserves in the [`GradPartials`] it is given.
+pub fn backward_partials(s: LinearShape) -> usize {
+    let at = ParamOffsets { weight: 0, bias: 0 };
+    weight_grad_layout(s, at).len()
+}
+
+/// dW `[O, I]` and db `[O]` as partials in `partials` (summed into grads[at.weight..] and
+/// grads[at.bias..] by its `finish`), and dx `[N, I]` = dy · W when Some (see [`InputGrad`]).
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     plan: &mut Plan,
     gpu: &Gpu,
-    dx: Option<&Tensor>,
-    grads: &wgpu::Buffer,
+    dx: Option<InputGrad>,
+    partials: &mut GradPartials,
     dy: &Tensor,
     x: &Tensor,
     params: &wgpu::Buffer,
@@ -200,7 +264,7 @@ pub fn backward(
 ) {
     let (n, i, o) = (s.n, s.in_features, s.out_features);
     debug_assert!(dy.numel() == n * o && x.numel() == n * i);
-    // dW[O, I] = dy[N, O]ᵀ · x[N, I]: A(m = output, k = sample) = dy[sample, output].
+    // [dW | db][O, I + 1] = dy[N, O]ᵀ · [x | 1][N, I + 1]: A(m = output, k = sample).
     let dy_t = Operand {
         buffer: &dy.buffer,
         off: 0,
@@ -213,10 +277,32 @@ pub fn backward(
         s0: i,
         s1: 1,
     };
-    gemm(plan, gpu, grads, at.weight, dy_t, x_op, None, (o, i, n));
-    reduce::channel_sum(plan, gpu, grads, at.bias, dy, n, o, 1);
-    if let Some(dx) = dx {
-        debug_assert_eq!(dx.numel(), n * i);
+    let layout = weight_grad_layout(s, at);
+    let part_off = partials.reserve(layout);
+    let (splits, k_split) = split_k(o, i + 1, n);
+    debug_assert_eq!(splits, layout.splits);
+    let wgrad = Params {
+        k_split: k_split as u32,
+        c_split: layout.split_len() as u32,
+        ones_col: 1,
+        ..base_params(part_off, &dy_t, &x_op, (o, i + 1, n))
+    };
+    plan.dispatch(
+        gpu,
+        &SHADER,
+        "gemm",
+        &[],
+        &wgrad,
+        &[
+            (1, &dy.buffer),
+            (2, &x.buffer),
+            (3, partials.buffer()),
+            (4, &x.buffer),
+        ],
+        grid(o, i + 1, splits),
+    );
+    if let Some(d) = dx {
+        debug_assert_eq!(d.dx.numel(), n * i);
         let dy_op = Operand {
             buffer: &dy.buffer,
             off: 0,
@@ -229,6 +315,10 @@ pub fn backward(
             s0: i,
             s1: 1,
         };
-        gemm(plan, gpu, &dx.buffer, 0, dy_op, w, None, (n, i, o));
+        let e = Epilogue {
+            act: None,
+            dact: d.act.map(|a| (a, x)),
+        };
+        gemm(plan, gpu, &d.dx.buffer, 0, dy_op, w, None, (n, i, o), e);
     }
 }

@@ -1,6 +1,8 @@
-//! Launchers for `shaders/reduce.wgsl`: per-channel sums (bias gradients) and sums added into
-//! an accumulator slot (training losses, read back only when asked).
+//! Launchers for `shaders/reduce.wgsl`: per-channel partial sums (bias gradients, finished by
+//! [`GradPartials`]) and sums added into an accumulator slot (training losses, read back only
+//! when asked).
 
+use super::grads::{GradPartials, PartialLayout};
 use crate::gpu::{Gpu, Plan, Shader, Tensor};
 
 pub const SHADER: Shader = Shader {
@@ -17,34 +19,50 @@ struct Params {
     out_off: u32,
 }
 
-/// `out[out_offset + c] = Σ_{n, i} x[n, c, i]` for `x` `[N, C, HW]` (HW = 1 for linear layers).
-/// Overwrites; used for bias gradients in the flat gradient buffer.
+/// Positions per `channel_partials` workgroup (`CHUNK` in the shader).
+const CHUNK: usize = 2048;
+
+/// The partials of [`channel_partials`] for `x` `[N, C, HW]`: one per channel and chunk of
+/// [`CHUNK`] positions, summed into `out[bias..bias + C]`.
+pub fn channel_partials_layout(bias: usize, n: usize, c: usize, hw: usize) -> PartialLayout {
+    PartialLayout {
+        splits: (n * hw).div_ceil(CHUNK),
+        rows: c,
+        cols: 0,
+        weight: 0,
+        bias: Some(bias),
+    }
+}
+
+/// `grads[bias + c] = Σ_{n, i} x[n, c, i]` for `x` `[N, C, HW]` (a bias gradient), as per-chunk
+/// partial sums in `partials`, added up by its `finish`.
 #[allow(clippy::too_many_arguments)]
-pub fn channel_sum(
+pub fn channel_partials(
     plan: &mut Plan,
     gpu: &Gpu,
-    out: &wgpu::Buffer,
-    out_offset: usize,
+    partials: &mut GradPartials,
+    bias: usize,
     x: &Tensor,
     n: usize,
     c: usize,
     hw: usize,
 ) {
     debug_assert_eq!(x.numel(), n * c * hw);
+    let layout = channel_partials_layout(bias, n, c, hw);
     let params = Params {
         n: n as u32,
         c: c as u32,
         hw: hw as u32,
-        out_off: out_offset as u32,
+        out_off: partials.reserve(layout) as u32,
     };
     plan.dispatch(
         gpu,
         &SHADER,
-        "channel_sum",
+        "channel_partials",
         &[],
         &params,
-        &[(1, &x.buffer), (2, out)],
-        [c as u32, 1, 1],
+        &[(1, &x.buffer), (2, partials.buffer())],
+        [layout.splits as u32, c as u32, 1],
     );
 }
 

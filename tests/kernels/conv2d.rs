@@ -5,7 +5,7 @@
 //! outputs start as NaN so every element must be written.
 
 use crate::common::gpu;
-use crate::conv_common::{BACKWARD, Part, check};
+use crate::conv_common::{ACTIVATIONS, BACKWARD, Part, check};
 use gpu_ae::shapes::Conv2dShape;
 
 #[allow(clippy::too_many_arguments)]
@@ -70,6 +70,15 @@ fn model_shapes() -> [Conv2dShape; 11] {
     ]
 }
 
+/// Shapes for the fused activations: stride 1 and 2, batch 1, more channels than one tile.
+fn fused_shapes() -> [Conv2dShape; 3] {
+    [
+        shape(1, 3, 5, 7, 5, (3, 3), 1, 1),
+        shape(2, 3, 7, 6, 37, (3, 3), 2, 1),
+        shape(3, 16, 14, 14, 32, (3, 3), 2, 1),
+    ]
+}
+
 /// The strided encoder's second layer at the training batch size.
 fn batch_128_shape() -> Conv2dShape {
     shape(128, 16, 14, 14, 32, (3, 3), 2, 1)
@@ -123,4 +132,26 @@ fn forward_matches_reference_at_batch_128() {
 #[test]
 fn backward_matches_reference_at_batch_128() {
     check(&gpu(), batch_128_shape(), BACKWARD, 1000);
+}
+
+#[test]
+fn forward_fuses_each_activation() {
+    let gpu = gpu();
+    for (i, &act) in ACTIVATIONS.iter().enumerate() {
+        let seed = 3000 + 10 * i as u64;
+        for (j, &s) in fused_shapes().iter().enumerate() {
+            check(&gpu, s, Part::ForwardWith(act), seed + j as u64);
+        }
+    }
+}
+
+#[test]
+fn backward_fuses_each_activation_derivative() {
+    let gpu = gpu();
+    for (i, &act) in ACTIVATIONS.iter().enumerate() {
+        let seed = 3500 + 10 * i as u64;
+        for (j, &s) in fused_shapes().iter().enumerate() {
+            check(&gpu, s, Part::BackwardThrough(act), seed + j as u64);
+        }
+    }
 }

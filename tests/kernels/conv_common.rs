@@ -4,9 +4,10 @@
 
 use crate::common::{assert_close, values};
 use gpu_ae::gpu::{Gpu, Plan, Tensor};
-use gpu_ae::kernels::{conv_transpose2d, conv2d};
+use gpu_ae::kernels::grads::GradPartials;
+use gpu_ae::kernels::{InputGrad, conv_transpose2d, conv2d};
 use gpu_ae::reference;
-use gpu_ae::shapes::{Conv2dShape, ConvTranspose2dShape, ParamOffsets};
+use gpu_ae::shapes::{Activation, Conv2dShape, ConvTranspose2dShape, ParamOffsets};
 use std::fmt::Debug;
 
 /// Which part of the kernel pair a check runs and asserts.
@@ -16,18 +17,32 @@ pub enum Part {
     Forward,
     /// dW, db (and dx when `with_dx`) from a given dy, x and W; independent of the forward pass.
     Backward { with_dx: bool },
+    /// y = act(conv(x) + b): the layer's activation fused into the product.
+    ForwardWith(Activation),
+    /// dW, db and dx · act'(x) where x is the output of `act`: that activation's backward pass
+    /// fused into the input-gradient product.
+    BackwardThrough(Activation),
 }
+
+/// Every activation a layer can fuse.
+pub const ACTIVATIONS: [Activation; 4] = [
+    Activation::Relu,
+    Activation::LeakyRelu(0.1),
+    Activation::Sigmoid,
+    Activation::Tanh,
+];
 
 pub const BACKWARD: Part = Part::Backward { with_dx: true };
 
 /// x's shape, y's shape and the weight length; the bias has y's channel count.
 type Dims<S> = fn(S) -> ([usize; 4], [usize; 4], usize);
-type GpuForward<S> = fn(&mut Plan, &Gpu, &Tensor, &Tensor, &wgpu::Buffer, ParamOffsets, S);
+type GpuForward<S> =
+    fn(&mut Plan, &Gpu, &Tensor, &Tensor, &wgpu::Buffer, ParamOffsets, S, Option<Activation>);
 type GpuBackward<S> = fn(
     &mut Plan,
     &Gpu,
-    Option<&Tensor>,
-    &wgpu::Buffer,
+    Option<InputGrad>,
+    &mut GradPartials,
     &Tensor,
     &Tensor,
     &wgpu::Buffer,
@@ -49,6 +64,8 @@ pub struct Family<S> {
     dims: Dims<S>,
     gpu_forward: GpuForward<S>,
     gpu_backward: GpuBackward<S>,
+    /// Scratch the backward pass needs in its `GradPartials`.
+    partials: fn(S) -> usize,
     cpu_forward: CpuForward<S>,
     cpu_backward: CpuBackward<S>,
 }
@@ -69,6 +86,7 @@ impl ConvShape for Conv2dShape {
         },
         gpu_forward: conv2d::forward,
         gpu_backward: conv2d::backward,
+        partials: conv2d::backward_partials,
         cpu_forward: reference::conv2d::forward,
         cpu_backward: reference::conv2d::backward,
     };
@@ -85,6 +103,7 @@ impl ConvShape for ConvTranspose2dShape {
         },
         gpu_forward: conv_transpose2d::forward,
         gpu_backward: conv_transpose2d::backward,
+        partials: conv_transpose2d::backward_partials,
         cpu_forward: reference::conv_transpose2d::forward,
         cpu_backward: reference::conv_transpose2d::backward,
     };
@@ -97,7 +116,12 @@ pub fn check<S: ConvShape>(gpu: &Gpu, s: S, part: Part, seed: u64) {
     let f = &S::FAMILY;
     let what = format!("{} {part:?} {s:?}", f.name);
     let (x_shape, y_shape, weight_len) = (f.dims)(s);
-    let x = values(seed, x_shape.iter().product(), -1.0, 1.0);
+    let mut x = values(seed, x_shape.iter().product(), -1.0, 1.0);
+    if let Part::BackwardThrough(act) = part {
+        // x is that activation's output (for ReLU about half of it exactly 0).
+        let pre = x.clone();
+        reference::activation::forward(&mut x, &pre, act);
+    }
     let w = values(seed + 1, weight_len, -0.5, 0.5);
     let b = values(seed + 2, y_shape[1], -1.0, 1.0);
     let dy = values(seed + 3, y_shape.iter().product(), -1.0, 1.0);
@@ -114,14 +138,22 @@ pub fn check<S: ConvShape>(gpu: &Gpu, s: S, part: Part, seed: u64) {
     let params = Tensor::from_f32(gpu, &[total], &flat, "params").unwrap();
     let xt = Tensor::from_f32(gpu, &x_shape, &x, "x").unwrap();
     match part {
-        Part::Forward => {
+        Part::Forward | Part::ForwardWith(_) => {
+            let act = match part {
+                Part::ForwardWith(act) => Some(act),
+                _ => None,
+            };
             let yt = Tensor::from_f32(gpu, &y_shape, &vec![f32::NAN; dy.len()], "y").unwrap();
             let mut plan = Plan::new();
-            (f.gpu_forward)(&mut plan, gpu, &yt, &xt, &params.buffer, at, s);
+            (f.gpu_forward)(&mut plan, gpu, &yt, &xt, &params.buffer, at, s, act);
             plan.run(gpu).unwrap();
 
             let mut y = vec![0.0; dy.len()];
             (f.cpu_forward)(&mut y, &x, &w, &b, s);
+            if let Some(act) = act {
+                let pre = y.clone();
+                reference::activation::forward(&mut y, &pre, act);
+            }
             assert_close(
                 &format!("{what} y"),
                 &yt.read_f32(gpu).unwrap(),
@@ -130,29 +162,40 @@ pub fn check<S: ConvShape>(gpu: &Gpu, s: S, part: Part, seed: u64) {
                 1e-4,
             );
         }
-        Part::Backward { with_dx } => {
+        Part::Backward { .. } | Part::BackwardThrough(_) => {
+            let (with_dx, act) = match part {
+                Part::Backward { with_dx } => (with_dx, None),
+                Part::BackwardThrough(act) => (true, Some(act)),
+                _ => unreachable!(),
+            };
             let grads = Tensor::from_f32(gpu, &[total], &vec![f.sentinel; total], "grads").unwrap();
             let dyt = Tensor::from_f32(gpu, &y_shape, &dy, "dy").unwrap();
             let dxt = Tensor::from_f32(gpu, &x_shape, &vec![f32::NAN; x.len()], "dx").unwrap();
             let mut plan = Plan::new();
-            let dx_arg = if with_dx { Some(&dxt) } else { None };
+            let dx_arg = with_dx.then_some(InputGrad { dx: &dxt, act });
+            let mut partials = GradPartials::new(gpu, (f.partials)(s)).unwrap();
             (f.gpu_backward)(
                 &mut plan,
                 gpu,
                 dx_arg,
-                &grads.buffer,
+                &mut partials,
                 &dyt,
                 &xt,
                 &params.buffer,
                 at,
                 s,
             );
+            partials.finish(&mut plan, gpu, &grads.buffer).unwrap();
             plan.run(gpu).unwrap();
 
             let mut dx = vec![0.0; x.len()];
             let mut dw = vec![0.0; w.len()];
             let mut db = vec![0.0; b.len()];
             (f.cpu_backward)(Some(&mut dx), &mut dw, &mut db, &dy, &x, &w, s);
+            if let Some(act) = act {
+                let g = dx.clone();
+                reference::activation::backward(&mut dx, &g, &x, act);
+            }
 
             let g = grads.read_f32(gpu).unwrap();
             // n · out_h · out_w output positions are summed into each dW and db element.

@@ -6,7 +6,7 @@
 //! element must be written.
 
 use crate::common::gpu;
-use crate::conv_common::{BACKWARD, Part, check};
+use crate::conv_common::{ACTIVATIONS, BACKWARD, Part, check};
 use gpu_ae::shapes::ConvTranspose2dShape;
 
 #[allow(clippy::too_many_arguments)]
@@ -59,6 +59,16 @@ fn model_shapes() -> [(ConvTranspose2dShape, u64); 2] {
     [
         (shape(3, 32, 7, 7, 16, (3, 3), 2, 1, 1), 200),
         (shape(2, 16, 14, 14, 1, (3, 3), 2, 1, 1), 210),
+    ]
+}
+
+/// Shapes for the fused activations: stride 1 and 2 (with output padding), batch 1, more
+/// channels than one tile.
+fn fused_shapes() -> [ConvTranspose2dShape; 3] {
+    [
+        shape(1, 3, 5, 7, 5, (3, 3), 1, 1, 0),
+        shape(2, 5, 4, 3, 37, (3, 3), 2, 1, 1),
+        shape(3, 32, 7, 7, 16, (3, 3), 2, 1, 1),
     ]
 }
 
@@ -120,4 +130,26 @@ fn forward_matches_reference_at_batch_128() {
 #[test]
 fn backward_matches_reference_at_batch_128() {
     check(&gpu(), batch_128_shape(), BACKWARD, 2000);
+}
+
+#[test]
+fn forward_fuses_each_activation() {
+    let gpu = gpu();
+    for (i, &act) in ACTIVATIONS.iter().enumerate() {
+        let seed = 4000 + 10 * i as u64;
+        for (j, &s) in fused_shapes().iter().enumerate() {
+            check(&gpu, s, Part::ForwardWith(act), seed + j as u64);
+        }
+    }
+}
+
+#[test]
+fn backward_fuses_each_activation_derivative() {
+    let gpu = gpu();
+    for (i, &act) in ACTIVATIONS.iter().enumerate() {
+        let seed = 4500 + 10 * i as u64;
+        for (j, &s) in fused_shapes().iter().enumerate() {
+            check(&gpu, s, Part::BackwardThrough(act), seed + j as u64);
+        }
+    }
 }

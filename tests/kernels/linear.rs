@@ -3,9 +3,10 @@
 
 use crate::common::{assert_close, gpu, values};
 use gpu_ae::gpu::{Gpu, Plan, Tensor};
-use gpu_ae::kernels::linear;
-use gpu_ae::reference::linear as cpu;
-use gpu_ae::shapes::{LinearShape, ParamOffsets};
+use gpu_ae::kernels::grads::GradPartials;
+use gpu_ae::kernels::{InputGrad, linear};
+use gpu_ae::reference::{activation, linear as cpu};
+use gpu_ae::shapes::{Activation, LinearShape, ParamOffsets};
 
 /// Fills every element of the flat buffers that a kernel must not touch.
 const SENTINEL: f32 = -12345.0;
@@ -105,39 +106,75 @@ fn splits_in(plan: &Plan) -> bool {
     plan.labels().contains(&"linear::sum_splits")
 }
 
+/// Forward on the GPU, with `act` fused, vs the reference; true when it took the split-K path.
+fn check_forward(gpu: &Gpu, s: LinearShape, act: Option<Activation>) -> bool {
+    let (n, i, o) = (s.n, s.in_features, s.out_features);
+    let (at, len) = layout(s);
+    let seed = (n * 1000 + i * 10 + o) as u64;
+    let x = values(seed, n * i, -1.0, 1.0);
+    let w = values(seed + 1, o * i, -0.5, 0.5);
+    let b = values(seed + 2, o, -1.0, 1.0);
+    let params = Tensor::from_f32(gpu, &[len], &flat(&w, &b, at, len), "params").unwrap();
+    let xt = Tensor::from_f32(gpu, &[n, i], &x, "x").unwrap();
+    let yt = padded(gpu, &[n, o], &vec![SENTINEL; n * o], "y");
+    let mut plan = Plan::new();
+    linear::forward(&mut plan, gpu, &yt, &xt, &params.buffer, at, s, act);
+    plan.run(gpu).unwrap();
+    let what = format!("forward {} act {act:?}", tag(s));
+    let got = read_padded(gpu, &yt, &what);
+    let mut want = vec![0.0; n * o];
+    cpu::forward(&mut want, &x, &w, &b, s);
+    if let Some(act) = act {
+        let pre = want.clone();
+        activation::forward(&mut want, &pre, act);
+    }
+    assert_close(&format!("{what}: y"), &got, &want, 1e-4, 1e-4);
+    splits_in(&plan)
+}
+
 #[test]
 fn forward_matches_reference() {
     let gpu = gpu();
-    let mut split = Vec::new();
-    for &(n, i, o) in SHAPES {
-        let s = shape(n, i, o);
-        let (at, len) = layout(s);
-        let seed = (n * 1000 + i * 10 + o) as u64;
-        let x = values(seed, n * i, -1.0, 1.0);
-        let w = values(seed + 1, o * i, -0.5, 0.5);
-        let b = values(seed + 2, o, -1.0, 1.0);
-        let params = Tensor::from_f32(&gpu, &[len], &flat(&w, &b, at, len), "params").unwrap();
-        let xt = Tensor::from_f32(&gpu, &[n, i], &x, "x").unwrap();
-        let yt = padded(&gpu, &[n, o], &vec![SENTINEL; n * o], "y");
-        let mut plan = Plan::new();
-        linear::forward(&mut plan, &gpu, &yt, &xt, &params.buffer, at, s);
-        split.push(splits_in(&plan));
-        plan.run(&gpu).unwrap();
-        let got = read_padded(&gpu, &yt, &format!("forward {}", tag(s)));
-        let mut want = vec![0.0; n * o];
-        cpu::forward(&mut want, &x, &w, &b, s);
-        assert_close(&format!("forward y {}", tag(s)), &got, &want, 1e-4, 1e-4);
-    }
+    let split: Vec<bool> = SHAPES
+        .iter()
+        .map(|&(n, i, o)| check_forward(&gpu, shape(n, i, o), None))
+        .collect();
     check_both_paths("forward", &split);
 }
 
-/// Runs backward on the GPU (with or without dx) and compares dW, db and dx with the reference.
-/// Gradient slices and dx start as sentinels, so accumulating instead of overwriting fails.
-fn check_backward(gpu: &Gpu, s: LinearShape, with_dx: bool) -> bool {
+#[test]
+fn forward_fuses_each_activation() {
+    let gpu = gpu();
+    for act in ACTIVATIONS {
+        let split: Vec<bool> = [(3, 17, 5), (128, 16, 1568), (128, 1568, 32)]
+            .iter()
+            .map(|&(n, i, o)| check_forward(&gpu, shape(n, i, o), Some(act)))
+            .collect();
+        check_both_paths("forward with an activation", &split);
+    }
+}
+
+/// Every activation a layer can fuse.
+const ACTIVATIONS: [Activation; 4] = [
+    Activation::Relu,
+    Activation::LeakyRelu(0.1),
+    Activation::Sigmoid,
+    Activation::Tanh,
+];
+
+/// Runs backward on the GPU (with or without dx; with `act`, x is that activation's output and
+/// dx is taken through it) and compares dW, db and dx with the reference. Gradient slices and
+/// dx start as sentinels, so accumulating instead of overwriting fails. True when dx took the
+/// split-K path.
+fn check_backward(gpu: &Gpu, s: LinearShape, with_dx: bool, act: Option<Activation>) -> bool {
     let (n, i, o) = (s.n, s.in_features, s.out_features);
     let (at, len) = layout(s);
     let seed = (n * 1000 + i * 10 + o) as u64 + 17;
-    let x = values(seed, n * i, -1.0, 1.0);
+    let mut x = values(seed, n * i, -1.0, 1.0);
+    if let Some(act) = act {
+        let pre = x.clone();
+        activation::forward(&mut x, &pre, act);
+    }
     let w = values(seed + 1, o * i, -0.5, 0.5);
     let b = values(seed + 2, o, -1.0, 1.0);
     let dy = values(seed + 3, n * o, -1.0, 1.0);
@@ -147,20 +184,22 @@ fn check_backward(gpu: &Gpu, s: LinearShape, with_dx: bool) -> bool {
     let dyt = Tensor::from_f32(gpu, &[n, o], &dy, "dy").unwrap();
     let dxt = padded(gpu, &[n, i], &vec![SENTINEL; n * i], "dx");
     let mut plan = Plan::new();
+    let mut partials = GradPartials::new(gpu, linear::backward_partials(s)).unwrap();
     linear::backward(
         &mut plan,
         gpu,
-        with_dx.then_some(&dxt),
-        &grads.buffer,
+        with_dx.then_some(InputGrad { dx: &dxt, act }),
+        &mut partials,
         &dyt,
         &xt,
         &params.buffer,
         at,
         s,
     );
+    partials.finish(&mut plan, gpu, &grads.buffer).unwrap();
     plan.run(gpu).unwrap();
 
-    let what = format!("backward {} dx {with_dx}", tag(s));
+    let what = format!("backward {} dx {with_dx} act {act:?}", tag(s));
     let mut dx = vec![0.0; n * i];
     let (mut dw, mut db) = (vec![0.0; o * i], vec![0.0; o]);
     cpu::backward(
@@ -172,6 +211,10 @@ fn check_backward(gpu: &Gpu, s: LinearShape, with_dx: bool) -> bool {
         &w,
         s,
     );
+    if let Some(act) = act {
+        let g = dx.clone();
+        activation::backward(&mut dx, &g, &x, act);
+    }
     let g = grads.read_f32(gpu).unwrap();
     check_sentinels(&what, &g, at, s);
     assert_close(
@@ -211,7 +254,7 @@ fn backward_matches_reference() {
     let gpu = gpu();
     let split: Vec<bool> = SHAPES
         .iter()
-        .map(|&(n, i, o)| check_backward(&gpu, shape(n, i, o), true))
+        .map(|&(n, i, o)| check_backward(&gpu, shape(n, i, o), true, None))
         .collect();
     check_both_paths("backward", &split);
 }
@@ -219,9 +262,26 @@ fn backward_matches_reference() {
 #[test]
 fn backward_without_dx_matches_reference() {
     let gpu = gpu();
-    let split: Vec<bool> = [(1, 1, 1), (3, 17, 5), (300, 20, 3)]
+    let shapes = [(1, 1, 1), (3, 17, 5), (300, 20, 3)];
+    for &(n, i, o) in &shapes {
+        check_backward(&gpu, shape(n, i, o), false, None);
+    }
+    // The weight-gradient product runs split (partials of several splits) and unsplit.
+    let split: Vec<bool> = shapes
         .iter()
-        .map(|&(n, i, o)| check_backward(&gpu, shape(n, i, o), false))
+        .map(|&(n, i, o)| linear::backward_partials(shape(n, i, o)) > o * (i + 1))
         .collect();
-    check_both_paths("backward without dx", &split);
+    check_both_paths("weight gradient", &split);
+}
+
+#[test]
+fn backward_fuses_each_activation_derivative() {
+    let gpu = gpu();
+    for act in ACTIVATIONS {
+        let split: Vec<bool> = [(3, 17, 5), (128, 1568, 32), (128, 16, 1568)]
+            .iter()
+            .map(|&(n, i, o)| check_backward(&gpu, shape(n, i, o), true, Some(act)))
+            .collect();
+        check_both_paths("backward through an activation", &split);
+    }
 }

@@ -1,31 +1,40 @@
-//! GPU-vs-reference tests for the reductions (bias-gradient channel sums, loss accumulators).
+//! GPU-vs-reference tests for the reductions (bias-gradient channel sums through
+//! `GradPartials`, loss accumulators).
 
 use crate::common::{assert_close, gpu, values};
 use gpu_ae::gpu::{Plan, Tensor};
+use gpu_ae::kernels::grads::GradPartials;
 use gpu_ae::kernels::reduce;
 use gpu_ae::reference::reduce as cpu;
 
 #[test]
-fn channel_sum_matches_reference() {
+fn channel_partials_sum_to_the_reference() {
     let gpu = gpu();
-    for &(n, c, hw, off) in &[(1, 1, 1, 0), (3, 5, 7, 2), (2, 3, 300, 0), (130, 4, 1, 5)] {
+    // One chunk and several (2 · 1100 positions), one channel and several, batch 1.
+    for &(n, c, hw, off) in &[(1, 1, 1, 0), (3, 5, 7, 2), (2, 3, 1100, 0), (130, 4, 1, 5)] {
         let x = values(n as u64 + 7 * c as u64, n * c * hw, -1.0, 1.0);
         let xt = Tensor::from_f32(&gpu, &[n, c, hw], &x, "x").unwrap();
-        let out = Tensor::zeros(&gpu, &[off + c + 1], "out").unwrap();
+        let out = Tensor::from_f32(&gpu, &[off + c + 1], &vec![-7.0; off + c + 1], "out").unwrap();
+        let layout = reduce::channel_partials_layout(off, n, c, hw);
+        let mut partials = GradPartials::new(&gpu, layout.len()).unwrap();
         let mut plan = Plan::new();
-        reduce::channel_sum(&mut plan, &gpu, &out.buffer, off, &xt, n, c, hw);
+        reduce::channel_partials(&mut plan, &gpu, &mut partials, off, &xt, n, c, hw);
+        partials.finish(&mut plan, &gpu, &out.buffer).unwrap();
         plan.run(&gpu).unwrap();
         let got = out.read_f32(&gpu).unwrap();
         let mut want = vec![0.0; c];
         cpu::channel_sum(&mut want, &x, n, c, hw);
         assert_close(
-            &format!("channel_sum n{n} c{c} hw{hw}"),
+            &format!("channel sum n{n} c{c} hw{hw}"),
             &got[off..off + c],
             &want,
             1e-4,
             1e-4,
         );
-        assert_eq!(got[off + c], 0.0, "channel_sum wrote past its channels");
+        assert!(
+            got[..off].iter().chain(&got[off + c..]).all(|&v| v == -7.0),
+            "channel sum wrote outside its channels"
+        );
     }
 }
 
