@@ -251,36 +251,40 @@ fn term_vec(t: Term) -> vec4<i32> {
     return vec4<i32>(t.off, t.y, t.x, i32(t.e));
 }
 
-// A[m.., k] for the four rows m, m + 1, .. (0 past the last), from the offset of A[0, k].
+// Loads below are unconditional, at clamped indices, with the values past the end replaced by
+// 0 afterwards: a load under a branch waits for the previous one, so a step's staging would
+// cost one memory round trip per element instead of one per batch of elements.
+
+// A[m.., k] for the four rows m, m + 1, .. (0 past the last), from the offset of A[0, k]; rows
+// past the last read A[0, k] instead.
 fn a_rows(row_a: u32, m: u32, a_mstride: u32) -> vec4<f32> {
-    var a = vec4<f32>(0.0);
     let base = row_a + m * a_mstride;
     let left = p.m - min(m, p.m);
-    if (left > 0u) {
-        a.x = a_src[base];
-    }
-    if (left > 1u) {
-        a.y = a_src[base + a_mstride];
-    }
-    if (left > 2u) {
-        a.z = a_src[base + 2u * a_mstride];
-    }
-    if (left > 3u) {
-        a.w = a_src[base + 3u * a_mstride];
-    }
-    return a;
+    let a = vec4<f32>(
+        a_src[select(row_a, base, left > 0u)],
+        a_src[select(row_a, base + a_mstride, left > 1u)],
+        a_src[select(row_a, base + 2u * a_mstride, left > 2u)],
+        a_src[select(row_a, base + 3u * a_mstride, left > 3u)],
+    );
+    return select(vec4<f32>(0.0), a, vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(left));
 }
 
 // One B element: b[row.off + col.off] if the summed coordinate lies inside b, else 0; 1 in the
 // ones column (rows past the end meet A = 0 there).
 fn b_elem(row: vec4<i32>, col_off: i32, col_y: i32, col_x: i32, b_h: u32, b_w: u32) -> f32 {
-    if (col_y == ONES) {
-        return 1.0;
-    }
-    if (u32(row.y + col_y) < b_h && u32(row.z + col_x) < b_w) {
-        return b_src[u32(row.x + col_off)];
-    }
-    return 0.0;
+    let inside = (u32(row.y + col_y) < b_h) & (u32(row.z + col_x) < b_w) & (col_y != ONES);
+    let v = b_src[select(0u, u32(row.x + col_off), inside)];
+    return select(select(0.0, v, inside), 1.0, col_y == ONES);
+}
+
+// The B values of this invocation's four columns in one K row.
+fn b_cols(row: vec4<i32>, co: vec4<i32>, cy: vec4<i32>, cx: vec4<i32>, b_h: u32, b_w: u32) -> vec4<f32> {
+    return vec4<f32>(
+        b_elem(row, co.x, cy.x, cx.x, b_h, b_w),
+        b_elem(row, co.y, cy.y, cx.y, b_h, b_w),
+        b_elem(row, co.z, cy.z, cx.z, b_h, b_w),
+        b_elem(row, co.w, cy.w, cx.w, b_h, b_w),
+    );
 }
 
 @compute @workgroup_size(64)
@@ -327,26 +331,29 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let rows = min(CHUNK, j.k_end - kc);
         if (log_wm == 0u) {
             // One row block (BM = 4): no invocation shares another's B values, so each gathers
-            // its own straight into registers; A rows come from a table next to the row table.
-            var a = vec4<f32>(0.0);
-            if (lid < rows) {
-                a = a_rows(u32(t.e), m0, j.a_mstride);
-            }
-            sh[lid] = a;
+            // its own straight into registers, four K rows per batch of loads; A rows come from
+            // a table next to the row table.
+            let a = a_rows(u32(t.e), m0, j.a_mstride);
+            sh[lid] = select(vec4<f32>(0.0), a, lid < rows);
             workgroupBarrier();
-            for (var r = tk; r < rows; r = r + (1u << p.log_wk)) {
-                let row = row_tab[r];
-                let av = sh[r];
-                let b = vec4<f32>(
-                    b_elem(row, co.x, cy.x, cx.x, j.b_h, j.b_w),
-                    b_elem(row, co.y, cy.y, cx.y, j.b_h, j.b_w),
-                    b_elem(row, co.z, cy.z, cx.z, j.b_h, j.b_w),
-                    b_elem(row, co.w, cy.w, cx.w, j.b_h, j.b_w),
-                );
-                acc0 = acc0 + av.x * b;
-                acc1 = acc1 + av.y * b;
-                acc2 = acc2 + av.z * b;
-                acc3 = acc3 + av.w * b;
+            let wk = 1u << p.log_wk;
+            for (var r = tk; r < rows; r = r + 4u * wk) {
+                // Rows past `rows` (at most CHUNK − 1 here) hold zero A and sentinel terms.
+                let r1 = min(r + wk, CHUNK - 1u);
+                let r2 = min(r + 2u * wk, CHUNK - 1u);
+                let r3 = min(r + 3u * wk, CHUNK - 1u);
+                let b0 = b_cols(row_tab[r], co, cy, cx, j.b_h, j.b_w);
+                let b1 = b_cols(row_tab[r1], co, cy, cx, j.b_h, j.b_w);
+                let b2 = b_cols(row_tab[r2], co, cy, cx, j.b_h, j.b_w);
+                let b3 = b_cols(row_tab[r3], co, cy, cx, j.b_h, j.b_w);
+                let a0 = sh[r];
+                let a1 = select(vec4<f32>(0.0), sh[r1], r + wk < CHUNK);
+                let a2 = select(vec4<f32>(0.0), sh[r2], r + 2u * wk < CHUNK);
+                let a3 = select(vec4<f32>(0.0), sh[r3], r + 3u * wk < CHUNK);
+                acc0 = acc0 + a0.x * b0 + a1.x * b1 + a2.x * b2 + a3.x * b3;
+                acc1 = acc1 + a0.y * b0 + a1.y * b1 + a2.y * b2 + a3.y * b3;
+                acc2 = acc2 + a0.z * b0 + a1.z * b1 + a2.z * b2 + a3.z * b3;
+                acc3 = acc3 + a0.w * b0 + a1.w * b1 + a2.w * b2 + a3.w * b3;
             }
             workgroupBarrier();
         } else {
@@ -354,20 +361,11 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             for (var ks = 0u; ks < rows; ks = ks + rs) {
                 for (var v = lid; v < rs * wm; v = v + WG) {
                     let r = ks + (v >> log_wm);
-                    var a = vec4<f32>(0.0);
-                    if (r < rows) {
-                        a = a_rows(u32(row_tab[r].w), m0 + 4u * (v & (wm - 1u)), j.a_mstride);
-                    }
-                    sh[v] = a;
+                    let a = a_rows(u32(row_tab[r].w), m0 + 4u * (v & (wm - 1u)), j.a_mstride);
+                    sh[v] = select(vec4<f32>(0.0), a, r < rows);
                 }
                 for (var r = ks + r0; r < ks + rs; r = r + rstep) {
-                    let row = row_tab[r];
-                    sh[b_base + ((r - ks) << log_wn) + tn] = vec4<f32>(
-                        b_elem(row, co.x, cy.x, cx.x, j.b_h, j.b_w),
-                        b_elem(row, co.y, cy.y, cx.y, j.b_h, j.b_w),
-                        b_elem(row, co.z, cy.z, cx.z, j.b_h, j.b_w),
-                        b_elem(row, co.w, cy.w, cx.w, j.b_h, j.b_w),
-                    );
+                    sh[b_base + ((r - ks) << log_wn) + tn] = b_cols(row_tab[r], co, cy, cx, j.b_h, j.b_w);
                 }
                 workgroupBarrier();
                 var ar = ((kt * tk) << log_wm) + tm;
