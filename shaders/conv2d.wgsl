@@ -287,6 +287,40 @@ fn b_cols(row: vec4<i32>, co: vec4<i32>, cy: vec4<i32>, cx: vec4<i32>, b_h: u32,
     );
 }
 
+// One output through the epilogue: out[o] = act(v), or v · act'(act_y[o]).
+fn put(o: u32, v: f32) {
+    var r = v;
+    if (p.dact != ACT_NONE) {
+        r = act_backward(p.dact, p.slope, act_y[o], r);
+    }
+    out[o] = act_forward(p.act, p.slope, r);
+}
+
+// Row m (if it exists) of an invocation's block: the first `valid` of its four columns, whose
+// output offsets at row 0 are `cols`, plus the bias in modes 0/1.
+fn store_row(j: Job, m: u32, v: vec4<f32>, cols: vec4<u32>, valid: u32) {
+    if (m >= p.m) {
+        return;
+    }
+    var bias = 0.0;
+    if (p.has_bias != 0u && p.mode != 2u) {
+        bias = a_src[p.bias_off + m];
+    }
+    let at = cols + vec4<u32>(m * j.o_mstride);
+    if (valid > 0u) {
+        put(at.x, v.x + bias);
+    }
+    if (valid > 1u) {
+        put(at.y, v.y + bias);
+    }
+    if (valid > 2u) {
+        put(at.z, v.z + bias);
+    }
+    if (valid > 3u) {
+        put(at.w, v.w + bias);
+    }
+}
+
 @compute @workgroup_size(64)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let j = job(wid.z);
@@ -408,26 +442,14 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         return;
     }
 
-    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    var outs = vec4<i32>(i32(c0.e), i32(c1.e), i32(c2.e), i32(c3.e));
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        let m = m0 + 4u * tm + i;
-        if (m >= p.m) {
-            break;
-        }
-        var bias = 0.0;
-        if (p.has_bias != 0u && p.mode != 2u) {
-            bias = a_src[p.bias_off + m];
-        }
-        for (var jj = 0u; jj < 4u; jj = jj + 1u) {
-            if (n0 + 4u * tn + jj < j.n_cols) {
-                let o = u32(outs[jj]) + m * j.o_mstride;
-                var v = accs[i][jj] + bias;
-                if (p.dact != ACT_NONE) {
-                    v = act_backward(p.dact, p.slope, act_y[o], v);
-                }
-                out[o] = act_forward(p.act, p.slope, v);
-            }
-        }
-    }
+    // Written out for the four rows (no private arrays indexed at run time, which compilers
+    // may place in slow per-invocation memory).
+    let cols = vec4<u32>(c0.e, c1.e, c2.e, c3.e);
+    let first = n0 + 4u * tn;
+    let valid = select(0u, min(4u, j.n_cols - first), first < j.n_cols);
+    let row = m0 + 4u * tm;
+    store_row(j, row, acc0, cols, valid);
+    store_row(j, row + 1u, acc1, cols, valid);
+    store_row(j, row + 2u, acc2, cols, valid);
+    store_row(j, row + 3u, acc3, cols, valid);
 }

@@ -100,12 +100,6 @@ fn gemm(
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var k0 = k_begin; k0 < k_end; k0 = k0 + BK) {
-        // Unconditional loads at clamped indices (zeroed afterwards), so all eight of an
-        // invocation's loads are in flight at once rather than one round trip each.
-        var av: array<f32, 4>;
-        var bv: array<f32, 4>;
-        var a_at: array<u32, 4>;
-        var b_at: array<u32, 4>;
         for (var r = 0u; r < 4u; r = r + 1u) {
             let l = lid + r * TILE_WG;
             var am = l / BK;
@@ -114,25 +108,26 @@ fn gemm(
                 am = l % BM;
                 ak = l / BM;
             }
-            let a_ok = m0 + am < p.m && k0 + ak < k_end;
-            av[r] = a[select(0u, p.a_off + (m0 + am) * p.a_sm + (k0 + ak) * p.a_sk, a_ok)];
-            av[r] = select(0.0, av[r], a_ok);
-            a_at[r] = ak * LD + am;
+            var av = 0.0;
+            if (m0 + am < p.m && k0 + ak < k_end) {
+                av = a[p.a_off + (m0 + am) * p.a_sm + (k0 + ak) * p.a_sk];
+            }
+            a_tile[ak * LD + am] = av;
             var bn = l % BN;
             var bk = l / BN;
             if (!b_n_inner) {
                 bn = l / BK;
                 bk = l % BK;
             }
-            let b_ok = n0 + bn < p.n && k0 + bk < k_end;
-            let ones = p.ones_col != 0u && n0 + bn + 1u == p.n;
-            bv[r] = b[select(0u, p.b_off + (k0 + bk) * p.b_sk + (n0 + bn) * p.b_sn, b_ok && !ones)];
-            bv[r] = select(select(0.0, bv[r], b_ok), 1.0, ones && b_ok);
-            b_at[r] = bk * LD + bn;
-        }
-        for (var r = 0u; r < 4u; r = r + 1u) {
-            a_tile[a_at[r]] = av[r];
-            b_tile[b_at[r]] = bv[r];
+            var bv = 0.0;
+            if (n0 + bn < p.n && k0 + bk < k_end) {
+                if (p.ones_col != 0u && n0 + bn + 1u == p.n) {
+                    bv = 1.0;
+                } else {
+                    bv = b[p.b_off + (k0 + bk) * p.b_sk + (n0 + bn) * p.b_sn];
+                }
+            }
+            b_tile[bk * LD + bn] = bv;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk = kk + 1u) {
