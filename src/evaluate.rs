@@ -7,7 +7,7 @@ use crate::data::Split;
 use crate::error::Result;
 use crate::gpu::{Gpu, Plan, Tensor};
 use crate::graph::{Graph, ImageSource, Model};
-use crate::kernels::{data as data_kernels, reduce, step};
+use crate::kernels::{reduce, step};
 use crate::models::IMAGE_SIDE;
 use crate::reference::rng::STREAM_EVAL;
 use std::path::Path;
@@ -37,8 +37,10 @@ impl GpuSplit {
         if im.count == 0 {
             bail!("{}: the split holds no images", source.display());
         }
-        let packed = data_kernels::pack_bytes(&im.pixels);
-        let images = Tensor::from_u32(gpu, &[packed.len()], &packed, "dataset images")?;
+        // 28×28 images fill whole words, and the pixel bytes in file order are already the
+        // little-endian words of `kernels::data::pack_bytes`: upload them as they are.
+        let words = im.pixels.len() / 4;
+        let images = Tensor::from_bytes(gpu, &[words], &im.pixels, "dataset images")?;
         let order: Vec<u32> = (0..im.count as u32).collect();
         let perm = Tensor::from_u32(gpu, &[im.count], &order, "dataset order")?;
         Ok(GpuSplit {

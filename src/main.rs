@@ -327,7 +327,6 @@ fn devices(json: bool) -> Result<()> {
 
 fn train_cmd(a: TrainArgs) -> Result<()> {
     let spec = a.model.spec()?;
-    let gpu = a.adapter.open()?;
     let resume = a.resume.is_some();
     let out_dir = match (&a.resume, &a.out) {
         (Some(r), _) => r.clone(),
@@ -353,7 +352,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         eval_batch: a.eval_batch.max(1),
         quiet: a.quiet,
     };
-    train::run(&gpu, cfg, &opts, resume)
+    train::run(|| a.adapter.open(), cfg, &opts, resume)
 }
 
 /// `20261127-031500` for a Unix time (UTC), for run folder names.

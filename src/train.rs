@@ -12,7 +12,7 @@ use crate::gpu::{Gpu, Plan, Tensor};
 use crate::graph::{Graph, Model, values_from_checkpoint};
 use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
-use crate::kernels::{reduce, step};
+use crate::kernels::{self, reduce, step};
 use crate::models::{Architecture, LossKind, ModelKind, ModelSpec, Task};
 use crate::reference::rng::STREAM_REPARAM;
 use crate::viz;
@@ -145,8 +145,9 @@ pub struct Trainer<'g> {
 const PERM_PURPOSE: u64 = 0x7065_726d;
 
 impl<'g> Trainer<'g> {
-    /// Uploads the training split and records the step plans. `params` and `moments`
-    /// (Adam m, v) start a fresh run when None.
+    /// Compiles every pipeline ([`Gpu::prepare`]), uploads the parameters and records the step
+    /// plans over the uploaded training split. `params` and `moments` (Adam m, v) start a fresh
+    /// run when None.
     pub fn new(
         gpu: &'g Gpu,
         cfg: TrainConfig,
@@ -159,6 +160,8 @@ impl<'g> Trainer<'g> {
         if cfg.batch == 0 {
             bail!("--batch must be at least 1");
         }
+        // Every pipeline at once, on all cores (a no-op when the caller already did it).
+        gpu.prepare(kernels::ENTRY_POINTS);
         let p = arch.params.total;
         let values = params.unwrap_or_else(|| arch.params.init(cfg.seed));
         let model = Model::new(gpu, arch, &values)?;
@@ -485,73 +488,89 @@ fn metrics_line(
 
 /// Trains from scratch (`resume = None`) or continues the run in `opts.out_dir`, evaluating,
 /// checkpointing and logging after every epoch until `opts.epochs` epochs are done.
-pub fn run(gpu: &Gpu, cfg: TrainConfig, opts: &RunOptions, resume: bool) -> Result<()> {
+pub fn run(
+    open: impl FnOnce() -> Result<Gpu>,
+    cfg: TrainConfig,
+    opts: &RunOptions,
+    resume: bool,
+) -> Result<()> {
     let out = &opts.out_dir;
-    let (cfg, params, moments, first_epoch, steps_done) = if resume {
-        let model_path = out.join(MODEL_FILE);
-        let opt_path = out.join(OPTIMIZER_FILE);
-        let ckpt = checkpoint::load(&model_path)?;
-        let spec = spec_from_metadata(&ckpt, &model_path)?;
-        let meta_num = |key: &str| -> Result<f64> {
-            ckpt.meta(key).and_then(|v| v.parse().ok()).ok_or_else(|| {
-                Error::msg(format!(
-                    "{}: metadata has no valid {key:?}",
-                    model_path.display()
-                ))
-            })
-        };
-        let cfg = TrainConfig {
-            spec,
-            batch: meta_num("batch")? as usize,
-            lr: meta_num("lr")? as f32,
-            seed: ckpt
-                .meta("seed")
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| {
-                    Error::msg(format!(
-                        "{}: metadata has no valid \"seed\"",
-                        model_path.display()
-                    ))
-                })?,
-        };
-        let arch = Architecture::new(spec)?;
-        let params = values_from_checkpoint(&arch, &ckpt, &model_path)?;
-        let opt = checkpoint::load(&opt_path)?;
-        let epoch = meta_num("epoch")? as usize;
-        if opt.meta("epoch") != ckpt.meta("epoch") {
-            bail!(
-                "{}: optimizer state is from epoch {}, the model from epoch {epoch}",
-                opt_path.display(),
-                opt.meta("epoch").unwrap_or("?")
-            );
-        }
-        let moment = |name: &str| -> Result<Vec<f32>> {
-            match opt.get(name) {
-                Some(t) if t.data.len() == arch.params.total => Ok(t.data.clone()),
-                _ => bail!("{}: missing or mis-sized tensor {name}", opt_path.display()),
+    // The dataset is read and decompressed on a second thread while the adapter opens, the
+    // checkpoint loads and the pipelines compile; its errors come after theirs, as before.
+    let (gpu, dataset, (cfg, params, moments, first_epoch, steps_done)) =
+        std::thread::scope(|s| -> Result<_> {
+            let loader = s.spawn(|| data::load(&opts.data_dir));
+            let gpu = open()?;
+            let state = if resume {
+                let model_path = out.join(MODEL_FILE);
+                let opt_path = out.join(OPTIMIZER_FILE);
+                let ckpt = checkpoint::load(&model_path)?;
+                let spec = spec_from_metadata(&ckpt, &model_path)?;
+                let meta_num = |key: &str| -> Result<f64> {
+                    ckpt.meta(key).and_then(|v| v.parse().ok()).ok_or_else(|| {
+                        Error::msg(format!(
+                            "{}: metadata has no valid {key:?}",
+                            model_path.display()
+                        ))
+                    })
+                };
+                let cfg = TrainConfig {
+                    spec,
+                    batch: meta_num("batch")? as usize,
+                    lr: meta_num("lr")? as f32,
+                    seed: ckpt
+                        .meta("seed")
+                        .and_then(|v| v.parse().ok())
+                        .ok_or_else(|| {
+                            Error::msg(format!(
+                                "{}: metadata has no valid \"seed\"",
+                                model_path.display()
+                            ))
+                        })?,
+                };
+                let arch = Architecture::new(spec)?;
+                let params = values_from_checkpoint(&arch, &ckpt, &model_path)?;
+                let opt = checkpoint::load(&opt_path)?;
+                let epoch = meta_num("epoch")? as usize;
+                if opt.meta("epoch") != ckpt.meta("epoch") {
+                    bail!(
+                        "{}: optimizer state is from epoch {}, the model from epoch {epoch}",
+                        opt_path.display(),
+                        opt.meta("epoch").unwrap_or("?")
+                    );
+                }
+                let moment = |name: &str| -> Result<Vec<f32>> {
+                    match opt.get(name) {
+                        Some(t) if t.data.len() == arch.params.total => Ok(t.data.clone()),
+                        _ => bail!("{}: missing or mis-sized tensor {name}", opt_path.display()),
+                    }
+                };
+                let moments = (moment("adam.m")?, moment("adam.v")?);
+                (
+                    cfg,
+                    Some(params),
+                    Some(moments),
+                    epoch,
+                    meta_num("steps")? as u64,
+                )
+            } else {
+                (cfg, None, None, 0, 0)
+            };
+            let first_epoch = state.3;
+            if opts.epochs == 0 {
+                bail!("--epochs must be at least 1");
             }
-        };
-        let moments = (moment("adam.m")?, moment("adam.v")?);
-        (
-            cfg,
-            Some(params),
-            Some(moments),
-            epoch,
-            meta_num("steps")? as u64,
-        )
-    } else {
-        (cfg, None, None, 0, 0)
-    };
-    if opts.epochs == 0 {
-        bail!("--epochs must be at least 1");
-    }
-    if first_epoch >= opts.epochs {
-        bail!(
-            "{}: already trained for {first_epoch} epochs; ask for more with --epochs",
-            out.display()
-        );
-    }
-    let dataset = data::load(&opts.data_dir)?;
+            if first_epoch >= opts.epochs {
+                bail!(
+                    "{}: already trained for {first_epoch} epochs; ask for more with --epochs",
+                    out.display()
+                );
+            }
+            gpu.prepare(kernels::ENTRY_POINTS);
+            let dataset = loader.join().expect("the dataset loader does not panic")?;
+            Ok((gpu, dataset, state))
+        })?;
+    let gpu = &gpu;
     let train_split = GpuSplit::upload(gpu, &dataset.train, &opts.data_dir)?;
     let test_split = GpuSplit::upload(gpu, &dataset.test, &opts.data_dir)?;
     let mut trainer = Trainer::new(gpu, cfg.clone(), train_split, params, moments, steps_done)?;

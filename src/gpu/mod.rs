@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A WGSL source file, embedded in the binary. `name` is the file name without extension.
 /// Families that need random numbers embed `shaders/rng.wgsl` in front of their own source:
@@ -84,9 +86,12 @@ impl AdapterSummary {
 const NO_ADAPTER_HELP: &str = "install a GPU driver with Vulkan, Metal or DX12 support, or for the software \
      Vulkan adapter on Debian/Ubuntu `apt-get install mesa-vulkan-drivers`";
 
-fn instance() -> wgpu::Instance {
-    // Honours WGPU_BACKEND (e.g. `vulkan`, `gl`, `metal`, `dx12`) and the other WGPU_* variables.
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+/// An instance of the backends in `backends` that `WGPU_BACKEND` allows (it also honours the
+/// other WGPU_* variables).
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends &= backends;
+    wgpu::Instance::new(desc)
 }
 
 fn type_rank(t: wgpu::DeviceType) -> u32 {
@@ -99,17 +104,19 @@ fn type_rank(t: wgpu::DeviceType) -> u32 {
     }
 }
 
-/// Every adapter wgpu sees on the backends allowed by `WGPU_BACKEND`, in a stable order.
+/// Every adapter wgpu sees on the backends allowed by `WGPU_BACKEND`, in a stable order:
+/// Vulkan, Metal and DX12 adapters first, then GL ones.
 pub fn enumerate_adapters() -> Vec<AdapterSummary> {
-    let inst = instance();
-    list(&inst)
+    list(wgpu::Backends::all())
         .into_iter()
         .enumerate()
         .map(|(index, a)| summarize(index, &a))
         .collect()
 }
 
-fn list(inst: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+/// The adapters of `backends`, in wgpu's order (Vulkan, Metal, DX12, GL).
+fn list(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    let inst = instance(backends);
     pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()))
 }
 
@@ -143,12 +150,73 @@ struct PipelineKey {
     constants: Vec<(String, u64)>,
 }
 
+impl PipelineKey {
+    fn new(shader: &Shader, entry: &str, constants: &[(&str, f64)]) -> PipelineKey {
+        PipelineKey {
+            shader: shader.name,
+            entry: entry.to_string(),
+            constants: constants
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_bits()))
+                .collect(),
+        }
+    }
+}
+
+/// wgpu parses and validates the WGSL here.
+fn create_module(device: &wgpu::Device, shader: &Shader) -> wgpu::ShaderModule {
+    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(shader.name),
+        source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+    })
+}
+
+/// The driver compiles the entry point here (automatic bind-group layout).
+fn create_pipeline(
+    device: &wgpu::Device,
+    shader: &Shader,
+    module: &wgpu::ShaderModule,
+    entry: &str,
+    constants: &[(&str, f64)],
+) -> wgpu::ComputePipeline {
+    let label = format!("{}::{entry}", shader.name);
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(&label),
+        layout: None,
+        module,
+        entry_point: Some(entry),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants,
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    })
+}
+
 impl Gpu {
     /// Opens the chosen adapter with its full limits (so large buffers work where the hardware
     /// allows them) and the optional features gpu-ae can use (timestamp queries).
     pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
-        let inst = instance();
-        let adapters = list(&inst);
+        // Starting the GL backend can take long (EGL on a discrete GPU's driver), and GL
+        // adapters come after all the others in `gpu-ae devices`: start it only when the
+        // choice may fall on one.
+        let named = |a: &wgpu::Adapter, name: &str| {
+            a.get_info()
+                .name
+                .to_lowercase()
+                .contains(&name.to_lowercase())
+        };
+        let mut adapters = list(wgpu::Backends::PRIMARY);
+        let settled = match choice {
+            AdapterChoice::Best => adapters
+                .iter()
+                .any(|a| a.get_info().device_type == wgpu::DeviceType::DiscreteGpu),
+            AdapterChoice::Index(i) => *i < adapters.len(),
+            AdapterChoice::Name(name) => adapters.iter().any(|a| named(a, name)),
+        };
+        if !settled {
+            adapters.extend(list(!wgpu::Backends::PRIMARY));
+        }
         let backend_note = match std::env::var("WGPU_BACKEND") {
             Ok(b) => format!(" with WGPU_BACKEND={b}"),
             Err(_) => String::new(),
@@ -170,18 +238,12 @@ impl Gpu {
                     adapters.len()
                 ),
             },
-            AdapterChoice::Name(name) => {
-                let needle = name.to_lowercase();
-                match adapters
-                    .iter()
-                    .find(|a| a.get_info().name.to_lowercase().contains(&needle))
-                {
-                    Some(a) => a.clone(),
-                    None => bail!(
-                        "--adapter {name:?}: no adapter name contains it{backend_note} (see `gpu-ae devices`)"
-                    ),
-                }
-            }
+            AdapterChoice::Name(name) => match adapters.iter().find(|a| named(a, name)) {
+                Some(a) => a.clone(),
+                None => bail!(
+                    "--adapter {name:?}: no adapter name contains it{backend_note} (see `gpu-ae devices`)"
+                ),
+            },
         };
         Self::open(&adapter)
     }
@@ -231,14 +293,7 @@ impl Gpu {
         entry: &str,
         constants: &[(&str, f64)],
     ) -> wgpu::ComputePipeline {
-        let key = PipelineKey {
-            shader: shader.name,
-            entry: entry.to_string(),
-            constants: constants
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_bits()))
-                .collect(),
-        };
+        let key = PipelineKey::new(shader, entry, constants);
         if let Some(p) = self.pipelines.borrow().get(&key) {
             return p.clone();
         }
@@ -246,30 +301,94 @@ impl Gpu {
             .modules
             .borrow_mut()
             .entry(shader.name)
-            .or_insert_with(|| {
-                self.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(shader.name),
-                        source: wgpu::ShaderSource::Wgsl(shader.source.into()),
-                    })
-            })
+            .or_insert_with(|| create_module(&self.device, shader))
             .clone();
-        let label = format!("{}::{entry}", shader.name);
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&label),
-                layout: None,
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
+        let pipeline = create_pipeline(&self.device, shader, &module, entry, constants);
         self.pipelines.borrow_mut().insert(key, pipeline.clone());
         pipeline
+    }
+
+    /// Builds, on all CPU cores at once, the shader module of every listed shader and the
+    /// pipeline (without override constants) of every listed entry point that is not cached
+    /// yet, so that recording plans afterwards finds every pipeline in the cache. wgpu parses
+    /// and validates WGSL when a module is created and drivers compile a pipeline to machine
+    /// code when it is created: one after the other, that is most of a cold start-up.
+    /// Panics like [`Gpu::pipeline`] when the device rejects a shader.
+    pub fn prepare(&self, entry_points: &[(&Shader, &[&str])]) {
+        // One module slot per distinct shader, filled from the cache or by the first job that
+        // needs it (other jobs of that shader wait for it).
+        let mut shaders: Vec<&Shader> = Vec::new();
+        for (shader, _) in entry_points {
+            if !shaders.iter().any(|s| s.name == shader.name) {
+                shaders.push(shader);
+            }
+        }
+        let modules: Vec<OnceLock<wgpu::ShaderModule>> = shaders
+            .iter()
+            .map(|s| {
+                let slot = OnceLock::new();
+                if let Some(m) = self.modules.borrow().get(s.name) {
+                    let _ = slot.set(m.clone());
+                }
+                slot
+            })
+            .collect();
+        // (shader slot, entry) of every missing pipeline, taking the shaders in turn so that
+        // threads seldom wait for the same module.
+        let mut jobs: Vec<(usize, &str)> = Vec::new();
+        let depth = entry_points.iter().map(|(_, e)| e.len()).max().unwrap_or(0);
+        for k in 0..depth {
+            for (shader, entries) in entry_points {
+                let Some(&entry) = entries.get(k) else {
+                    continue;
+                };
+                let slot = shaders.iter().position(|s| s.name == shader.name);
+                let slot = slot.expect("every shader has a slot");
+                let key = PipelineKey::new(shader, entry, &[]);
+                if !self.pipelines.borrow().contains_key(&key) && !jobs.contains(&(slot, entry)) {
+                    jobs.push((slot, entry));
+                }
+            }
+        }
+        if jobs.is_empty() {
+            return;
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(jobs.len());
+        let device = &self.device;
+        let next = AtomicUsize::new(0);
+        let work = || {
+            let mut built = Vec::new();
+            while let Some(&(slot, entry)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let shader = shaders[slot];
+                let module = modules[slot].get_or_init(|| create_module(device, shader));
+                built.push((
+                    slot,
+                    entry,
+                    create_pipeline(device, shader, module, entry, &[]),
+                ));
+            }
+            built
+        };
+        let built = std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+            let mut built = work();
+            for h in helpers {
+                built.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            }
+            built
+        });
+        let mut cache = self.modules.borrow_mut();
+        for (shader, module) in shaders.iter().zip(modules) {
+            if let Some(m) = module.into_inner() {
+                cache.entry(shader.name).or_insert(m);
+            }
+        }
+        let mut cache = self.pipelines.borrow_mut();
+        for (slot, entry, pipeline) in built {
+            cache.insert(PipelineKey::new(shaders[slot], entry, &[]), pipeline);
+        }
     }
 
     /// Number of distinct pipelines built so far (tests check that plans reuse them).

@@ -23,15 +23,17 @@ impl Tensor {
 
     /// A tensor holding `data` (f32), whose length must match `shape`.
     pub fn from_f32(gpu: &Gpu, shape: &[usize], data: &[f32], label: &str) -> Result<Tensor> {
-        Self::from_words(gpu, shape, bytemuck::cast_slice(data), label)
+        Self::from_bytes(gpu, shape, bytemuck::cast_slice(data), label)
     }
 
     /// A tensor holding `data` (u32: indices, packed u8 pixels).
     pub fn from_u32(gpu: &Gpu, shape: &[usize], data: &[u32], label: &str) -> Result<Tensor> {
-        Self::from_words(gpu, shape, bytemuck::cast_slice(data), label)
+        Self::from_bytes(gpu, shape, bytemuck::cast_slice(data), label)
     }
 
-    fn from_words(gpu: &Gpu, shape: &[usize], bytes: &[u8], label: &str) -> Result<Tensor> {
+    /// A tensor holding `bytes` as the GPU reads them (4 per element, little-endian words), so
+    /// u8 data packed 4 to a u32 word needs no host-side packing pass.
+    pub fn from_bytes(gpu: &Gpu, shape: &[usize], bytes: &[u8], label: &str) -> Result<Tensor> {
         let t = Self::zeros(gpu, shape, label)?;
         assert_eq!(
             bytes.len(),

@@ -1,7 +1,8 @@
 //! One Rust launcher module per WGSL kernel family in `shaders/`. Each launcher records
 //! dispatches into a [`Plan`](crate::gpu::Plan); arguments are ordered outputs, inputs, sizes
 //! (llm.c style), and every launcher has a CPU twin of the same name in
-//! [`reference`](crate::reference).
+//! [`reference`](crate::reference). [`ENTRY_POINTS`] lists every compute entry point, for
+//! [`Gpu::prepare`](crate::gpu::Gpu::prepare) to compile them all at once at start-up.
 
 pub mod activation;
 pub mod adam;
@@ -49,3 +50,133 @@ pub const SHADERS: &[Shader] = &[
     step::SHADER,
     vae::SHADER,
 ];
+
+/// Every `@compute` entry point of every shader, compiled all at once by
+/// [`Gpu::prepare`](crate::gpu::Gpu::prepare) before plans are recorded (a test parses
+/// `shaders/*.wgsl` so that this list cannot go stale).
+pub const ENTRY_POINTS: &[(&Shader, &[&str])] = &[
+    (&activation::SHADER, &["forward", "backward"]),
+    (&adam::SHADER, &["adam_step"]),
+    (&conv2d::SHADER, &["gemm", "wgrad_sum"]),
+    (&data::SHADER, &["gather", "add_noise"]),
+    (&linear::SHADER, &["gemm", "sum_splits"]),
+    (&loss::SHADER, &["bce_with_logits", "mse"]),
+    (
+        &pool::SHADER,
+        &[
+            "max_pool_forward",
+            "max_pool_backward",
+            "upsample_forward",
+            "upsample_backward",
+            "avg_pool_forward",
+        ],
+    ),
+    (&reduce::SHADER, &["channel_sum", "sum_into"]),
+    (&step::SHADER, &["advance"]),
+    (&vae::SHADER, &["forward", "backward"]),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::{ENTRY_POINTS, SHADERS};
+    use std::collections::BTreeSet;
+
+    /// WGSL without its `//` and (nested) `/* */` comments.
+    fn strip_comments(src: &str) -> String {
+        let mut out = String::new();
+        let mut rest = src;
+        let mut depth = 0usize;
+        while !rest.is_empty() {
+            if rest.starts_with("/*") {
+                depth += 1;
+                rest = &rest[2..];
+            } else if depth > 0 && rest.starts_with("*/") {
+                depth -= 1;
+                rest = &rest[2..];
+            } else if depth == 0 && rest.starts_with("//") {
+                rest = &rest[rest.find('\n').unwrap_or(rest.len())..];
+            } else {
+                let c = rest.chars().next().expect("not empty");
+                if depth == 0 {
+                    out.push(c);
+                }
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        out
+    }
+
+    /// Names of the functions marked `@compute`: the first `fn NAME` after each `@compute`.
+    fn compute_entry_points(src: &str) -> Vec<String> {
+        let src = strip_comments(src);
+        let ident = |c: char| c.is_alphanumeric() || c == '_';
+        let mut names = Vec::new();
+        for (at, _) in src.match_indices("@compute") {
+            let after = &src[at..];
+            let fn_at = after
+                .match_indices("fn")
+                .map(|(i, _)| i)
+                .find(|&i| {
+                    !after[..i].ends_with(ident)
+                        && after[i + 2..].starts_with(|c: char| c.is_whitespace())
+                })
+                .unwrap_or_else(|| panic!("@compute without a fn after it"));
+            let name: String = after[fn_at + 2..]
+                .trim_start()
+                .chars()
+                .take_while(|&c| ident(c))
+                .collect();
+            names.push(name);
+        }
+        names
+    }
+
+    #[test]
+    fn entry_point_parser_reads_attributes_comments_and_layouts() {
+        let src = "// @compute fn commented()\n/* @compute /* nested */ fn blocked() */\n\
+                   @compute @workgroup_size(WG)\nfn first(@builtin(global_invocation_id) g: vec3<u32>) {}\n\
+                   fn helper() {}\n@compute @workgroup_size(8, 8) fn second_2() {}";
+        assert_eq!(compute_entry_points(src), ["first", "second_2"]);
+    }
+
+    #[test]
+    fn entry_points_name_every_compute_function_of_every_shader() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+        let mut in_files = BTreeSet::new();
+        for file in std::fs::read_dir(&dir).expect("shaders/ exists") {
+            let path = file.expect("readable shaders/").path();
+            if path.extension().is_none_or(|x| x != "wgsl") {
+                continue;
+            }
+            let name = path
+                .file_stem()
+                .expect("a name")
+                .to_string_lossy()
+                .into_owned();
+            let src = std::fs::read_to_string(&path).expect("readable shader");
+            for entry in compute_entry_points(&src) {
+                in_files.insert(format!("{name}::{entry}"));
+            }
+        }
+        let mut listed = BTreeSet::new();
+        for (shader, entries) in ENTRY_POINTS {
+            assert!(
+                SHADERS.contains(shader),
+                "{}: listed in ENTRY_POINTS but not in SHADERS",
+                shader.name
+            );
+            for entry in *entries {
+                assert!(
+                    listed.insert(format!("{}::{entry}", shader.name)),
+                    "{}::{entry} listed twice",
+                    shader.name
+                );
+            }
+        }
+        assert!(in_files.len() > 10, "found only {in_files:?}");
+        assert_eq!(
+            in_files, listed,
+            "@compute entry points in shaders/*.wgsl vs kernels::ENTRY_POINTS"
+        );
+    }
+}

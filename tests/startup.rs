@@ -1,0 +1,163 @@
+//! Start-up: `Gpu::prepare` builds, ahead of the plans, exactly the pipelines that training and
+//! evaluation record; the dataset upload writes the packed pixels; `gpu-ae bench` breaks its
+//! start-up into phases.
+
+use gpu_ae::bench::{self, BenchOptions};
+use gpu_ae::data::{self, Split};
+use gpu_ae::evaluate::{Evaluator, GpuSplit};
+use gpu_ae::gpu::{AdapterChoice, Gpu};
+use gpu_ae::kernels::{ENTRY_POINTS, data::pack_bytes};
+use gpu_ae::models::{LossKind, ModelKind, ModelSpec, Task};
+use gpu_ae::train::{TrainConfig, Trainer};
+use std::path::{Path, PathBuf};
+
+fn gpu() -> Gpu {
+    Gpu::new(&AdapterChoice::Best).unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
+}
+
+fn mnist_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist")
+}
+
+/// The first `n` test images of MNIST.
+fn few_images(n: usize) -> Split {
+    let mut split = data::load_test(&mnist_dir()).unwrap();
+    split.images.count = n;
+    split.images.pixels.truncate(n * 784);
+    split.labels.truncate(n);
+    split
+}
+
+#[test]
+fn prepare_builds_every_pipeline_that_training_and_evaluation_record() {
+    let gpu = gpu();
+    let entries: usize = ENTRY_POINTS.iter().map(|(_, e)| e.len()).sum();
+    gpu.prepare(ENTRY_POINTS);
+    assert_eq!(gpu.pipeline_count(), entries);
+    gpu.prepare(ENTRY_POINTS);
+    assert_eq!(
+        gpu.pipeline_count(),
+        entries,
+        "a second prepare rebuilt pipelines"
+    );
+
+    // 37 images in batches of 16: full batches and a tail batch, for every model and task.
+    let split = few_images(37);
+    let spec = |kind, task, loss| ModelSpec {
+        kind,
+        latent: 3,
+        task,
+        loss,
+    };
+    let mut specs: Vec<ModelSpec> = ModelKind::ALL
+        .iter()
+        .map(|&k| spec(k, Task::Reconstruct, LossKind::Bce))
+        .collect();
+    specs.push(spec(
+        ModelKind::ConvAe,
+        Task::Denoise { noise: 0.3 },
+        LossKind::Mse,
+    ));
+    specs.push(spec(ModelKind::ConvVae, Task::Superres, LossKind::Bce));
+    for spec in specs {
+        let cfg = TrainConfig {
+            spec,
+            batch: 16,
+            lr: 1e-3,
+            seed: 1,
+        };
+        let train = GpuSplit::upload(&gpu, &split, &mnist_dir()).unwrap();
+        let test = GpuSplit::upload(&gpu, &split, &mnist_dir()).unwrap();
+        let trainer = Trainer::new(&gpu, cfg, train, None, None, 0).unwrap();
+        Evaluator::new(&gpu, &trainer.model, &test, 16, 1).unwrap();
+        assert_eq!(
+            gpu.pipeline_count(),
+            entries,
+            "{spec:?}: its plans built a pipeline that prepare did not"
+        );
+    }
+}
+
+#[test]
+fn upload_writes_the_pixels_packed_four_to_a_word() {
+    let gpu = gpu();
+    let split = few_images(5);
+    let on_gpu = GpuSplit::upload(&gpu, &split, &mnist_dir()).unwrap();
+    let words = on_gpu.images.read_u32(&gpu).unwrap();
+    assert_eq!(words, pack_bytes(&split.images.pixels));
+    assert!(words.iter().any(|&w| w != 0));
+    assert_eq!(on_gpu.perm.read_u32(&gpu).unwrap(), [0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn bench_reports_the_start_up_phases() {
+    let opts = BenchOptions {
+        spec: ModelSpec {
+            kind: ModelKind::ConvVae,
+            latent: 4,
+            task: Task::Reconstruct,
+            loss: LossKind::Bce,
+        },
+        batch: 32,
+        epochs: 1,
+        train_limit: 32,
+        data_dir: mnist_dir(),
+        seed: 3,
+    };
+    let report = bench::run(&opts, || Ok(gpu())).unwrap();
+    let startup = report["startup_s"].as_f64().unwrap();
+    let phase = |key: &str| -> f64 {
+        let v = report["startup"][key].as_f64();
+        v.unwrap_or_else(|| panic!("no startup.{key} in {report}"))
+    };
+    for key in [
+        "adapter_s",
+        "data_s",
+        "pipelines_s",
+        "data_wait_s",
+        "upload_s",
+        "plans_s",
+    ] {
+        assert!(phase(key) >= 0.0, "startup.{key} in {report}");
+    }
+    assert!(phase("adapter_s") > 0.0 && phase("data_s") > 0.0 && phase("pipelines_s") > 0.0);
+    // The main thread's phases make up the start-up; data_s ran beside them.
+    let main: f64 = [
+        "adapter_s",
+        "pipelines_s",
+        "data_wait_s",
+        "upload_s",
+        "plans_s",
+    ]
+    .iter()
+    .map(|k| phase(k))
+    .sum();
+    assert!(
+        main <= startup + 1e-3 && main >= 0.9 * startup - 1e-3,
+        "phases add up to {main}, startup_s is {startup}: {report}"
+    );
+    assert!(phase("data_s") <= startup + 1e-3, "{report}");
+    assert_eq!(report["images_per_epoch"].as_u64(), Some(32));
+}
+
+#[test]
+fn bench_reports_a_bad_dataset_by_name() {
+    let opts = BenchOptions {
+        spec: ModelSpec {
+            kind: ModelKind::LessonAe,
+            latent: 4,
+            task: Task::Reconstruct,
+            loss: LossKind::Bce,
+        },
+        batch: 8,
+        epochs: 1,
+        train_limit: 8,
+        data_dir: PathBuf::from("no/such/dataset"),
+        seed: 3,
+    };
+    let err = bench::run(&opts, || Ok(gpu())).unwrap_err().to_string();
+    assert!(
+        err.contains("no/such/dataset") && !err.contains('\n'),
+        "{err}"
+    );
+}
