@@ -77,7 +77,7 @@ struct Params {
 
 const WG: u32 = 64u;
 const CHUNK: u32 = 64u;      // K rows decoded per table refill (one per invocation)
-const SH_VEC: u32 = 896u;    // vec4s; ≥ kt·wk·(wm + wn) for every grid the launcher picks, ≥ 256
+const SH_VEC: u32 = 320u;    // vec4s; ≥ kt·wk·(wm + wn) for every grid the launcher picks, ≥ 256
 const SENT: i32 = -536870912;
 const ONES: i32 = 536870912;  // column y of the mode-2 ones column (no real coordinate)
 

@@ -4,7 +4,7 @@
 
 struct Params {
     n: u32,        // batch size
-    c: u32,        // channels
+    c: u32,        // channels; sum_into: number of sources (1 or 2)
     hw: u32,       // spatial size per channel (1 for linear layers)
     out_off: u32,  // channel_partials: offset in the partials scratch; sum_into: accumulator slot
 }
@@ -12,6 +12,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read> x2: array<f32>;  // sum_into's second source
 
 const WG: u32 = 256u;
 var<workgroup> partial: array<f32, 256>;
@@ -49,7 +50,9 @@ fn channel_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     }
 }
 
-// out[out_off] += Σ_{i < n} x[i]; a single workgroup, so no atomics are needed.
+// out[out_off] += Σ_{i < n} x[i], and with c = 2 sources also out[out_off + 1] += Σ_{i < n} x2[i]
+// (the reconstruction and KL sums of a step in one dispatch); a single workgroup, so no
+// atomics are needed.
 @compute @workgroup_size(256)
 fn sum_into(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
@@ -60,5 +63,17 @@ fn sum_into(@builtin(local_invocation_index) lid: u32) {
     let total = tree_sum(lid);
     if (lid == 0u) {
         out[p.out_off] = out[p.out_off] + total;
+    }
+    if (p.c > 1u) {
+        var acc2 = 0.0;
+        for (var j = lid; j < p.n; j = j + WG) {
+            acc2 = acc2 + x2[j];
+        }
+        workgroupBarrier();  // everyone has read the first total
+        partial[lid] = acc2;
+        let total2 = tree_sum(lid);
+        if (lid == 0u) {
+            out[p.out_off + 1u] = out[p.out_off + 1u] + total2;
+        }
     }
 }

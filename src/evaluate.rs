@@ -121,10 +121,7 @@ impl Evaluator {
             g.record_encode(&mut plan, gpu, model, &state, seed, STREAM_EVAL, true);
             g.record_decode(&mut plan, gpu, model);
             g.record_loss(&mut plan, gpu, &model.arch);
-            reduce::sum_into(&mut plan, gpu, &acc, 0, &g.rec, n);
-            if let Some(kl) = g.kl() {
-                reduce::sum_into(&mut plan, gpu, &acc, 1, kl, n);
-            }
+            reduce::sum_into(&mut plan, gpu, &acc, 0, &g.rec, g.kl(), n);
             step::advance(&mut plan, gpu, &state);
             // The graph's tensors stay alive through the plan's bind groups.
             Ok(plan)

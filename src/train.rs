@@ -243,10 +243,7 @@ impl<'g> Trainer<'g> {
         );
         g.record_decode(&mut plan, gpu, &self.model);
         g.record_loss(&mut plan, gpu, arch);
-        reduce::sum_into(&mut plan, gpu, &self.acc, 0, &g.rec, n);
-        if let Some(kl) = g.kl() {
-            reduce::sum_into(&mut plan, gpu, &self.acc, 1, kl, n);
-        }
+        reduce::sum_into(&mut plan, gpu, &self.acc, 0, &g.rec, g.kl(), n);
         g.record_backward(&mut plan, gpu, &self.model, &self.grads)?;
         adam::step(
             &mut plan,

@@ -50,7 +50,7 @@ struct Params {
 }
 
 /// `SH_VEC` in the shader: workgroup vec4s for the A and B tiles.
-const SH_VEC: usize = 896;
+const SH_VEC: usize = 320;
 /// `CHUNK` in the shader: K rows per row-table refill; a step never spans two.
 const CHUNK: usize = 64;
 /// Rows of K per weight-gradient split stay within [`MIN_SPLIT_ROWS`, ...] and the split count

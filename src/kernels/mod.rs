@@ -57,8 +57,9 @@ pub const SHADERS: &[Shader] = &[
 pub const ENTRY_POINTS: &[(&Shader, &[&str])] = &[
     (&activation::SHADER, &["forward", "backward"]),
     (&adam::SHADER, &["adam_step"]),
-    (&conv2d::SHADER, &["gemm", "wgrad_sum"]),
+    (&conv2d::SHADER, &["gemm"]),
     (&data::SHADER, &["gather", "add_noise"]),
+    (&grads::SHADER, &["finish"]),
     (&linear::SHADER, &["gemm", "sum_splits"]),
     (&loss::SHADER, &["bce_with_logits", "mse"]),
     (
@@ -71,7 +72,7 @@ pub const ENTRY_POINTS: &[(&Shader, &[&str])] = &[
             "avg_pool_forward",
         ],
     ),
-    (&reduce::SHADER, &["channel_sum", "sum_into"]),
+    (&reduce::SHADER, &["channel_partials", "sum_into"]),
     (&step::SHADER, &["advance"]),
     (&vae::SHADER, &["forward", "backward"]),
 ];

@@ -66,22 +66,34 @@ pub fn channel_partials(
     );
 }
 
-/// `acc[slot] += Σ_{i < n} x[i]`.
-pub fn sum_into(plan: &mut Plan, gpu: &Gpu, acc: &Tensor, slot: usize, x: &Tensor, n: usize) {
-    debug_assert!(slot < acc.numel() && n <= x.numel());
+/// `acc[slot] += Σ_{i < n} x[i]`, and with `second` also `acc[slot + 1] += Σ_{i < n} second[i]`
+/// in the same dispatch.
+pub fn sum_into(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    acc: &Tensor,
+    slot: usize,
+    x: &Tensor,
+    second: Option<&Tensor>,
+    n: usize,
+) {
+    let sources = 1 + second.is_some() as usize;
+    debug_assert!(slot + sources <= acc.numel() && n <= x.numel());
+    debug_assert!(second.is_none_or(|s| n <= s.numel()));
     let params = Params {
         n: n as u32,
-        c: 1,
+        c: sources as u32,
         hw: 1,
         out_off: slot as u32,
     };
+    let x2 = second.unwrap_or(x);
     plan.dispatch(
         gpu,
         &SHADER,
         "sum_into",
         &[],
         &params,
-        &[(1, &x.buffer), (2, &acc.buffer)],
+        &[(1, &x.buffer), (2, &acc.buffer), (3, &x2.buffer)],
         [1, 1, 1],
     );
 }

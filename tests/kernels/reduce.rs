@@ -45,8 +45,8 @@ fn sum_into_accumulates() {
     let xt = Tensor::from_f32(&gpu, &[1000], &x, "x").unwrap();
     let acc = Tensor::from_f32(&gpu, &[3], &[0.0, 5.0, 0.0], "acc").unwrap();
     let mut plan = Plan::new();
-    reduce::sum_into(&mut plan, &gpu, &acc, 1, &xt, 777);
-    reduce::sum_into(&mut plan, &gpu, &acc, 1, &xt, 777);
+    reduce::sum_into(&mut plan, &gpu, &acc, 1, &xt, None, 777);
+    reduce::sum_into(&mut plan, &gpu, &acc, 1, &xt, None, 777);
     plan.run(&gpu).unwrap();
     let got = acc.read_f32(&gpu).unwrap();
     let mut want = 5.0;
@@ -55,6 +55,30 @@ fn sum_into_accumulates() {
     assert_close("sum_into", &got[1..2], &[want], 1e-3, 1e-5);
     assert_eq!(
         (got[0], got[2]),
+        (0.0, 0.0),
+        "sum_into touched another slot"
+    );
+}
+
+#[test]
+fn sum_into_adds_two_sources_in_one_dispatch() {
+    let gpu = gpu();
+    let x = values(4, 600, -1.0, 2.0);
+    let y = values(5, 600, 0.0, 3.0);
+    let xt = Tensor::from_f32(&gpu, &[600], &x, "x").unwrap();
+    let yt = Tensor::from_f32(&gpu, &[600], &y, "y").unwrap();
+    let acc = Tensor::from_f32(&gpu, &[4], &[0.0, 1.0, 2.0, 0.0], "acc").unwrap();
+    let mut plan = Plan::new();
+    reduce::sum_into(&mut plan, &gpu, &acc, 1, &xt, Some(&yt), 513);
+    assert_eq!(plan.len(), 1, "one dispatch for both sums");
+    plan.run(&gpu).unwrap();
+    let got = acc.read_f32(&gpu).unwrap();
+    let (mut want_x, mut want_y) = (1.0, 2.0);
+    cpu::sum_into(&mut want_x, &x[..513]);
+    cpu::sum_into(&mut want_y, &y[..513]);
+    assert_close("sum_into pair", &got[1..3], &[want_x, want_y], 1e-3, 1e-5);
+    assert_eq!(
+        (got[0], got[3]),
         (0.0, 0.0),
         "sum_into touched another slot"
     );
