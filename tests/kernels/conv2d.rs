@@ -5,7 +5,7 @@
 //! outputs start as NaN so every element must be written.
 
 use crate::common::gpu;
-use crate::conv_common::{ACTIVATIONS, BACKWARD, Part, check};
+use crate::conv_common::{BACKWARD, Part, check, check_activations};
 use gpu_ae::shapes::Conv2dShape;
 
 #[allow(clippy::too_many_arguments)]
@@ -136,22 +136,10 @@ fn backward_matches_reference_at_batch_128() {
 
 #[test]
 fn forward_fuses_each_activation() {
-    let gpu = gpu();
-    for (i, &act) in ACTIVATIONS.iter().enumerate() {
-        let seed = 3000 + 10 * i as u64;
-        for (j, &s) in fused_shapes().iter().enumerate() {
-            check(&gpu, s, Part::ForwardWith(act), seed + j as u64);
-        }
-    }
+    check_activations(&gpu(), &fused_shapes(), Part::ForwardWith, 3000);
 }
 
 #[test]
 fn backward_fuses_each_activation_derivative() {
-    let gpu = gpu();
-    for (i, &act) in ACTIVATIONS.iter().enumerate() {
-        let seed = 3500 + 10 * i as u64;
-        for (j, &s) in fused_shapes().iter().enumerate() {
-            check(&gpu, s, Part::BackwardThrough(act), seed + j as u64);
-        }
-    }
+    check_activations(&gpu(), &fused_shapes(), Part::BackwardThrough, 3500);
 }

@@ -24,6 +24,20 @@ pub enum Part {
     BackwardThrough(Activation),
 }
 
+/// `part(act)` for every activation a layer can fuse, on every shape (seeds from `seed`).
+pub fn check_activations<S: ConvShape>(
+    gpu: &Gpu,
+    shapes: &[S],
+    part: fn(Activation) -> Part,
+    seed: u64,
+) {
+    for (i, &act) in ACTIVATIONS.iter().enumerate() {
+        for (j, &s) in shapes.iter().enumerate() {
+            check(gpu, s, part(act), seed + 10 * i as u64 + j as u64);
+        }
+    }
+}
+
 /// Every activation a layer can fuse.
 pub const ACTIVATIONS: [Activation; 4] = [
     Activation::Relu,
