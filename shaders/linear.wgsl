@@ -9,7 +9,8 @@
 // `gemm` computes 64×64 tiles of C with 16×16 invocations of 4×4 outputs each, staging 16-deep
 // K slices of A and B in workgroup memory. Workgroup z covers K range [z·k_split, (z+1)·k_split);
 // with several splits each writes its partial product to scratch [S, M, Nc] and `sum_splits`
-// adds the partials (and the bias) into C. The weight gradient always goes to partials, which
+// adds the partials (and the bias) into C, or a consumer adds them itself (the bias then rides
+// in split 0). The weight gradient always goes to partials, which
 // shaders/grads.wgsl adds up with every other layer's.
 // Epilogue (gemm without splits, or sum_splits): C = act(acc + bias) (the layer's activation,
 // fused), or C = acc · act'(y) with y = act_y at C's index (the backward pass of the activation
@@ -52,15 +53,16 @@ const TILE_WG: u32 = 256u;
 var<workgroup> a_tile: array<f32, 1040>;  // [BK, LD]: a_tile[k·LD + m] = A(m0 + m, k0 + k)
 var<workgroup> b_tile: array<f32, 1040>;  // [BK, LD]: b_tile[k·LD + n] = B(k0 + k, n0 + n)
 
-fn bias_at(n: u32) -> f32 {
-    if (p.has_bias != 0u) {
+// bias[n] where asked for; in split z > 0 of a partial product 0 (split 0 carries it).
+fn bias_at(n: u32, z: u32) -> f32 {
+    if (p.has_bias != 0u && z == 0u) {
         return b[p.bias_off + n];
     }
     return 0.0;
 }
 
-// Writes row m of this invocation's 4×4 block (columns n, n+16, n+32, n+48) at `base`.
-fn store_row(m: u32, n: u32, base: u32, v: vec4<f32>) {
+// Writes row m of this invocation's 4×4 block (columns n, n+16, n+32, n+48) of split z at `base`.
+fn store_row(m: u32, n: u32, z: u32, base: u32, v: vec4<f32>) {
     if (m >= p.m) {
         return;
     }
@@ -68,7 +70,7 @@ fn store_row(m: u32, n: u32, base: u32, v: vec4<f32>) {
     for (var j = 0u; j < 4u; j = j + 1u) {
         let col = n + 16u * j;
         if (col < p.n) {
-            c[row + col] = epilogue(row + col, v[j] + bias_at(col));
+            c[row + col] = epilogue(row + col, v[j] + bias_at(col, z));
         }
     }
 }
@@ -144,10 +146,10 @@ fn gemm(
     let base = p.c_off + wid.z * p.c_split;
     let m = m0 + tid.y;
     let n = n0 + tid.x;
-    store_row(m, n, base, acc0);
-    store_row(m + 16u, n, base, acc1);
-    store_row(m + 32u, n, base, acc2);
-    store_row(m + 48u, n, base, acc3);
+    store_row(m, n, wid.z, base, acc0);
+    store_row(m + 16u, n, wid.z, base, acc1);
+    store_row(m + 32u, n, wid.z, base, acc2);
+    store_row(m + 48u, n, wid.z, base, acc3);
 }
 
 const WG: u32 = 256u;
@@ -167,5 +169,5 @@ fn sum_splits(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         acc = acc + a[z * mn + i];
     }
     let o = p.c_off + m * p.c_sm + n;
-    c[o] = epilogue(o, acc + bias_at(n));
+    c[o] = epilogue(o, acc + bias_at(n, 0u));
 }

@@ -7,7 +7,7 @@ use crate::checkpoint::{Checkpoint, NamedTensor};
 use crate::error::Result;
 use crate::gpu::{Gpu, Plan, Tensor};
 use crate::kernels::grads::GradPartials;
-use crate::kernels::{InputGrad, activation, data, linear, loss, pool, vae};
+use crate::kernels::{InputGrad, SplitTensor, activation, data, linear, loss, pool, vae};
 use crate::models::{Architecture, Head, IMAGE_SIDE, LossKind, Task};
 use crate::nn::{LayerKind, StackBuffers};
 use crate::shapes::{Activation, LinearShape, Pool2dShape};
@@ -298,7 +298,8 @@ impl Graph {
         }
     }
 
-    /// Records encoder → head → (VAE) sampling. `sample = false` decodes from μ.
+    /// Records encoder → head → (VAE) sampling. `sample = false` decodes from μ. A VAE head
+    /// leaves split-K slices that the latent layer adds up (no summing pass of its own).
     #[allow(clippy::too_many_arguments)]
     pub fn record_encode(
         &self,
@@ -309,39 +310,45 @@ impl Graph {
         seed: u32,
         stream: u32,
         sample: bool,
-    ) {
+    ) -> Result<()> {
         let arch = &model.arch;
         let params = &model.params.buffer;
         self.enc
             .forward(plan, gpu, &arch.encoder, self.input(), params);
-        if let (Head::Ae(l) | Head::Vae(l), Some(h)) = (&arch.head, &self.head_out) {
-            linear::forward(
+        let feat = self.enc.output();
+        match (&arch.head, &self.head_out, &self.vae) {
+            (Head::Vae(l), Some(h), Some(v)) => {
+                let at = l.params.expect("head has params");
+                let head = linear::forward_split(plan, gpu, feat, params, at, self.head_shape(l))?;
+                vae::forward(
+                    plan,
+                    gpu,
+                    h,
+                    &v.z,
+                    &v.eps,
+                    &v.kl,
+                    &head,
+                    state,
+                    seed,
+                    stream,
+                    sample,
+                    self.n,
+                    arch.code_len(),
+                );
+            }
+            (Head::Ae(l), Some(h), _) => linear::forward(
                 plan,
                 gpu,
                 h,
-                self.enc.output(),
+                feat,
                 params,
                 l.params.expect("head has params"),
                 self.head_shape(l),
                 None,
-            );
+            ),
+            _ => {}
         }
-        if let (Some(v), Some(h)) = (&self.vae, &self.head_out) {
-            vae::forward(
-                plan,
-                gpu,
-                &v.z,
-                &v.eps,
-                &v.kl,
-                h,
-                state,
-                seed,
-                stream,
-                sample,
-                self.n,
-                arch.code_len(),
-            );
-        }
+        Ok(())
     }
 
     /// Records the decoder from [`Graph::code`] to logits (or probabilities for MSE models).
@@ -418,11 +425,17 @@ impl Graph {
                 + head_partials
                 + arch.decoder.backward_partials(self.n),
         )?;
+        // A VAE whose decoder opens with a Linear layer takes that layer's input gradient as
+        // split-K slices straight into its latent layer's backward pass.
+        let split_input = match (&self.vae, arch.decoder.layers.first()) {
+            (Some(_), Some(first)) if matches!(first.kind, LayerKind::Linear { .. }) => Some(first),
+            _ => None,
+        };
         self.dec.backward(
             plan,
             gpu,
             &arch.decoder,
-            Some(&t.dcode),
+            split_input.is_none().then_some(&t.dcode),
             &mut partials,
             (&self.dout, false),
             self.code(),
@@ -431,11 +444,26 @@ impl Graph {
         // Gradient arriving at the head's output (or at the encoder output without a head).
         let dhead = match (&self.vae, &self.head_out, &t.dhead) {
             (Some(v), Some(h), Some(dh)) => {
+                let dz = match split_input {
+                    Some(first) => linear::input_grad_split(
+                        plan,
+                        gpu,
+                        self.dec.output_grad(0, &self.dout),
+                        params,
+                        first.params.expect("linear has params"),
+                        LinearShape {
+                            n: self.n,
+                            in_features: arch.code_len(),
+                            out_features: arch.decoder.dims[1].numel(),
+                        },
+                    )?,
+                    None => SplitTensor::whole(&t.dcode),
+                };
                 vae::backward(
                     plan,
                     gpu,
                     dh,
-                    &t.dcode,
+                    &dz,
                     h,
                     &v.eps,
                     self.n,

@@ -503,6 +503,16 @@ impl StackBuffers {
         self.out(self.outs.len() - 1)
     }
 
+    /// The gradient w.r.t. layer `i`'s output as the backward pass leaves it (`dout` for the
+    /// last layer; for a layer with a fused activation, w.r.t. its pre-activation).
+    pub fn output_grad<'a>(&'a self, i: usize, dout: &'a Tensor) -> &'a Tensor {
+        if i + 1 == self.outs.len() {
+            dout
+        } else {
+            self.grad(i)
+        }
+    }
+
     /// Records the forward pass of `stack` from `input` into `plan`.
     pub fn forward(
         &self,

@@ -240,7 +240,7 @@ impl<'g> Trainer<'g> {
             seed,
             STREAM_REPARAM,
             true,
-        );
+        )?;
         g.record_decode(&mut plan, gpu, &self.model);
         g.record_loss(&mut plan, gpu, arch);
         reduce::sum_into(&mut plan, gpu, &self.acc, 0, &g.rec, g.kl(), n);

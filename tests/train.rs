@@ -41,7 +41,8 @@ fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32]) {
     let grads = Tensor::zeros(gpu, &[arch.params.total], "grads").unwrap();
     let mut forward = Plan::new();
     g.record_task_input(&mut forward, gpu, &arch, &state, 11);
-    g.record_encode(&mut forward, gpu, &model, &state, 11, STREAM_REPARAM, true);
+    g.record_encode(&mut forward, gpu, &model, &state, 11, STREAM_REPARAM, true)
+        .unwrap();
     g.record_decode(&mut forward, gpu, &model);
     g.record_loss(&mut forward, gpu, &arch);
     let mut backward = Plan::new();

@@ -3,8 +3,9 @@
 //! gradient rides along in the weight-gradient product as a column of ones, and that product
 //! always leaves split-K partials for [`GradPartials`] to add up.
 
-use super::InputGrad;
 use super::grads::{GradPartials, PartialLayout};
+use super::{InputGrad, SplitTensor};
+use crate::error::Result;
 use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
 use crate::shapes::{Activation, LinearShape, ParamOffsets};
 
@@ -229,6 +230,96 @@ pub fn forward(
         (n, o, i),
         e,
     );
+}
+
+/// `C[m, n] = A[m, k] · B[k, n] (+ bias[n] in split 0)` as split-K partials `[splits, m, n]` in a
+/// new scratch buffer, for a consumer that adds them up itself.
+fn gemm_split(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    a: Operand,
+    b: Operand,
+    bias: Option<usize>,
+    dims: (usize, usize, usize),
+) -> Result<SplitTensor> {
+    let (m, n, k) = dims;
+    let (splits, k_split) = split_k(m, n, k);
+    let scratch = gpu.storage_buffer((splits * m * n * 4) as u64, "linear split-K partials")?;
+    let params = Params {
+        k_split: k_split as u32,
+        c_split: (m * n) as u32,
+        bias_off: bias.unwrap_or(0) as u32,
+        has_bias: bias.is_some() as u32,
+        ..base_params(0, &a, &b, dims)
+    };
+    plan.dispatch(
+        gpu,
+        &SHADER,
+        "gemm",
+        &[],
+        &params,
+        &[(1, a.buffer), (2, b.buffer), (3, &scratch), (4, b.buffer)],
+        grid(m, n, splits),
+    );
+    Ok(SplitTensor {
+        buffer: scratch,
+        splits,
+        shape: vec![m, n],
+    })
+}
+
+/// `y[N, O] = x[N, I] · W[O, I]ᵀ + b[O]` as split-K slices for a consumer that adds them up
+/// (the VAE latent layer), saving the summing pass.
+pub fn forward_split(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    x: &Tensor,
+    params: &wgpu::Buffer,
+    at: ParamOffsets,
+    s: LinearShape,
+) -> Result<SplitTensor> {
+    let (n, i, o) = (s.n, s.in_features, s.out_features);
+    debug_assert_eq!(x.numel(), n * i);
+    let x_op = Operand {
+        buffer: &x.buffer,
+        off: 0,
+        s0: i,
+        s1: 1,
+    };
+    let w_t = Operand {
+        buffer: params,
+        off: at.weight,
+        s0: 1,
+        s1: i,
+    };
+    gemm_split(plan, gpu, x_op, w_t, Some(at.bias), (n, o, i))
+}
+
+/// `dx[N, I] = dy[N, O] · W[O, I]` as split-K slices for a consumer that adds them up (the VAE
+/// latent layer's backward pass); the weight gradient is [`backward`]'s, called without dx.
+pub fn input_grad_split(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    dy: &Tensor,
+    params: &wgpu::Buffer,
+    at: ParamOffsets,
+    s: LinearShape,
+) -> Result<SplitTensor> {
+    let (n, i, o) = (s.n, s.in_features, s.out_features);
+    debug_assert_eq!(dy.numel(), n * o);
+    let dy_op = Operand {
+        buffer: &dy.buffer,
+        off: 0,
+        s0: o,
+        s1: 1,
+    };
+    let w = Operand {
+        buffer: params,
+        off: at.weight,
+        s0: i,
+        s1: 1,
+    };
+    gemm_split(plan, gpu, dy_op, w, None, (n, i, o))
 }
 
 /// The weight-gradient partials: `[splits, O, I + 1]`, the last column the bias gradient.

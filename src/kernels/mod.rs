@@ -29,6 +29,31 @@ pub struct InputGrad<'a> {
     pub act: Option<Activation>,
 }
 
+/// A tensor held as `splits` slices `[splits, ..shape]` that its consumer adds up: the split-K
+/// partials of a product whose summing pass is fused into the kernel that reads it (the VAE
+/// latent layer reads the head's and the decoder's partials this way). A plain tensor is one slice.
+pub struct SplitTensor {
+    pub buffer: wgpu::Buffer,
+    pub splits: usize,
+    pub shape: Vec<usize>,
+}
+
+impl SplitTensor {
+    /// `t` as a single slice.
+    pub fn whole(t: &Tensor) -> SplitTensor {
+        SplitTensor {
+            buffer: t.buffer.clone(),
+            splits: 1,
+            shape: t.shape.clone(),
+        }
+    }
+
+    /// Elements of one slice.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
 impl<'a> InputGrad<'a> {
     /// The plain input gradient, no activation fused.
     pub fn plain(dx: &'a Tensor) -> InputGrad<'a> {

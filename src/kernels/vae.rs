@@ -1,7 +1,9 @@
 //! Launchers for `shaders/vae.wgsl`: the VAE's reparameterisation `z = μ + exp(½·logvar)·ε`
 //! with ε from the counter-based RNG at the GPU step counter, the per-example KL divergence, and
-//! their backward pass. One invocation per latent element.
+//! their backward pass. Their inputs may arrive as split-K slices ([`SplitTensor`]), which
+//! they add up themselves: the head's and the decoder's summing passes cost no dispatch.
 
+use super::SplitTensor;
 use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
 
 pub const SHADER: Shader = Shader {
@@ -23,11 +25,12 @@ struct Params {
     stream: u32,
     sample: u32,
     kl_scale: f32,
+    splits: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
-/// `head` `[N, 2L]` holds (μ | logvar) per row: μ = `head[i, 0..L]`, logvar = `head[i, L..2L]`.
+/// `head` `[N, 2L]` (given as slices to add up) holds (μ | logvar) per row: μ = `head[i, 0..L]`,
+/// logvar = `head[i, L..2L]`; the sum goes to `head_out`.
 /// `eps[i, j] = rng_normal(seed, stream, state[0], i·L + j)` when `sample`, else 0;
 /// `z = μ + exp(½·logvar)·eps`; `kl[i] = −½·Σ_j (1 + logvar − μ² − exp(logvar))`.
 /// `z`, `eps`: `[N, L]`; `kl`: `[N]`. `state`: the GPU step counter (u32 `[4]`).
@@ -35,10 +38,11 @@ struct Params {
 pub fn forward(
     plan: &mut Plan,
     gpu: &Gpu,
+    head_out: &Tensor,
     z: &Tensor,
     eps: &Tensor,
     kl: &Tensor,
-    head: &Tensor,
+    head: &SplitTensor,
     state: &Tensor,
     seed: u32,
     stream: u32,
@@ -46,8 +50,8 @@ pub fn forward(
     n: usize,
     latent: usize,
 ) {
-    debug_assert!(head.numel() >= 2 * n * latent && kl.numel() >= n);
-    debug_assert!(z.numel() >= n * latent && eps.numel() >= n * latent);
+    debug_assert!(head.numel() == 2 * n * latent && head_out.numel() >= 2 * n * latent);
+    debug_assert!(z.numel() >= n * latent && eps.numel() >= n * latent && kl.numel() >= n);
     let params = Params {
         n: n as u32,
         latent: latent as u32,
@@ -55,8 +59,8 @@ pub fn forward(
         stream,
         sample: sample as u32,
         kl_scale: 0.0,
+        splits: head.splits as u32,
         _pad0: 0,
-        _pad1: 0,
     };
     plan.dispatch(
         gpu,
@@ -70,20 +74,22 @@ pub fn forward(
             (3, &state.buffer),
             (4, &z.buffer),
             (5, &kl.buffer),
+            (8, &head_out.buffer),
         ],
-        grid_1d(gpu, n * latent, WG),
+        grid_1d(gpu, n, 1),
     );
 }
 
 /// `dhead` `[N, 2L]`: dμ = dz + kl_scale·μ;
 /// dlogvar = dz·½·exp(½·logvar)·eps + kl_scale·½·(exp(logvar) − 1).
-/// The gradient of `loss(z) + kl_scale·Σ_i kl[i]` with `dz` = ∂loss/∂z `[N, L]`.
+/// The gradient of `loss(z) + kl_scale·Σ_i kl[i]` with `dz` = ∂loss/∂z `[N, L]` (given as
+/// slices to add up).
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     plan: &mut Plan,
     gpu: &Gpu,
     dhead: &Tensor,
-    dz: &Tensor,
+    dz: &SplitTensor,
     head: &Tensor,
     eps: &Tensor,
     n: usize,
@@ -91,7 +97,7 @@ pub fn backward(
     kl_scale: f32,
 ) {
     debug_assert!(head.numel() >= 2 * n * latent && dhead.numel() >= 2 * n * latent);
-    debug_assert!(dz.numel() >= n * latent && eps.numel() >= n * latent);
+    debug_assert!(dz.numel() == n * latent && eps.numel() >= n * latent);
     let params = Params {
         n: n as u32,
         latent: latent as u32,
@@ -99,8 +105,8 @@ pub fn backward(
         stream: 0,
         sample: 0,
         kl_scale,
+        splits: dz.splits as u32,
         _pad0: 0,
-        _pad1: 0,
     };
     plan.dispatch(
         gpu,

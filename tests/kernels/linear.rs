@@ -4,7 +4,7 @@
 use crate::common::{assert_close, gpu, values};
 use gpu_ae::gpu::{Gpu, Plan, Tensor};
 use gpu_ae::kernels::grads::GradPartials;
-use gpu_ae::kernels::{InputGrad, linear};
+use gpu_ae::kernels::{InputGrad, SplitTensor, linear};
 use gpu_ae::reference::{activation, linear as cpu};
 use gpu_ae::shapes::{Activation, LinearShape, ParamOffsets};
 
@@ -284,4 +284,68 @@ fn backward_fuses_each_activation_derivative() {
             .collect();
         check_both_paths("backward through an activation", &split);
     }
+}
+
+/// Adds up the slices of a split product.
+fn slices_sum(gpu: &Gpu, t: &SplitTensor) -> Vec<f32> {
+    let len = t.numel();
+    let all = Tensor {
+        buffer: t.buffer.clone(),
+        shape: vec![t.splits * len],
+    }
+    .read_f32(gpu)
+    .unwrap();
+    let mut sum = vec![0.0; len];
+    for slice in all.chunks(len) {
+        sum.iter_mut().zip(slice).for_each(|(s, v)| *s += v);
+    }
+    sum
+}
+
+#[test]
+fn split_products_add_up_to_the_reference() {
+    let gpu = gpu();
+    let mut splits = Vec::new();
+    for &(n, i, o) in &[(3, 17, 5), (128, 1568, 32), (130, 16, 1568)] {
+        let s = shape(n, i, o);
+        let (at, len) = layout(s);
+        let seed = (n * 1000 + i * 10 + o) as u64 + 31;
+        let x = values(seed, n * i, -1.0, 1.0);
+        let w = values(seed + 1, o * i, -0.5, 0.5);
+        let b = values(seed + 2, o, -1.0, 1.0);
+        let dy = values(seed + 3, n * o, -1.0, 1.0);
+        let params = Tensor::from_f32(&gpu, &[len], &flat(&w, &b, at, len), "params").unwrap();
+        let xt = Tensor::from_f32(&gpu, &[n, i], &x, "x").unwrap();
+        let dyt = Tensor::from_f32(&gpu, &[n, o], &dy, "dy").unwrap();
+        let mut plan = Plan::new();
+        let y = linear::forward_split(&mut plan, &gpu, &xt, &params.buffer, at, s).unwrap();
+        let dx = linear::input_grad_split(&mut plan, &gpu, &dyt, &params.buffer, at, s).unwrap();
+        plan.run(&gpu).unwrap();
+        splits.extend([y.splits > 1, dx.splits > 1]);
+        assert_eq!(
+            (y.shape.clone(), dx.shape.clone()),
+            (vec![n, o], vec![n, i])
+        );
+
+        let (mut want_y, mut want_dx) = (vec![0.0; n * o], vec![0.0; n * i]);
+        let (mut dw, mut db) = (vec![0.0; o * i], vec![0.0; o]);
+        cpu::forward(&mut want_y, &x, &w, &b, s);
+        cpu::backward(Some(&mut want_dx[..]), &mut dw, &mut db, &dy, &x, &w, s);
+        let what = format!("split {}", tag(s));
+        assert_close(
+            &format!("{what}: y"),
+            &slices_sum(&gpu, &y),
+            &want_y,
+            1e-4,
+            1e-4,
+        );
+        assert_close(
+            &format!("{what}: dx"),
+            &slices_sum(&gpu, &dx),
+            &want_dx,
+            1e-4,
+            1e-4,
+        );
+    }
+    check_both_paths("split products", &splits);
 }

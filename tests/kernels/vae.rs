@@ -1,9 +1,10 @@
 //! GPU-vs-reference tests for the VAE latent layer: ε from the shared RNG at the GPU step
-//! counter, z, the per-example KL, evaluation mode (z = μ) and the backward pass.
+//! counter, z, the per-example KL, evaluation mode (z = μ) and the backward pass, with the head
+//! and dz given whole or as split-K slices that the kernels add up.
 
 use crate::common::{assert_close, gpu, values};
 use gpu_ae::gpu::{Gpu, Plan, Tensor};
-use gpu_ae::kernels::{step::STATE_LEN, vae};
+use gpu_ae::kernels::{SplitTensor, step::STATE_LEN, vae};
 use gpu_ae::reference::rng::{STREAM_EVAL, STREAM_REPARAM};
 use gpu_ae::reference::vae as cpu;
 
@@ -14,33 +15,56 @@ const SHAPES: &[(usize, usize)] = &[(1, 1), (3, 2), (130, 16), (5, 17)];
 struct Forward {
     plan: Plan,
     state: Tensor,
+    head_out: Tensor,
     z: Tensor,
     eps: Tensor,
     kl: Tensor,
 }
 
+/// `whole` `[rows, cols]` as `splits` random slices that add up to it.
+fn sliced(gpu: &Gpu, whole: &[f32], splits: usize, shape: &[usize], seed: u64) -> SplitTensor {
+    let mut flat = Vec::with_capacity(splits * whole.len());
+    let mut rest = whole.to_vec();
+    for s in 1..splits {
+        let part = values(seed + s as u64, whole.len(), -1.0, 1.0);
+        rest.iter_mut().zip(&part).for_each(|(r, p)| *r -= p);
+        flat.extend(part);
+    }
+    flat.extend(rest);
+    let t = Tensor::from_f32(gpu, &[flat.len()], &flat, "slices").unwrap();
+    SplitTensor {
+        buffer: t.buffer,
+        splits,
+        shape: shape.to_vec(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn build_forward(
     gpu: &Gpu,
     head: &[f32],
+    splits: usize,
     seed: u32,
     stream: u32,
     sample: bool,
     n: usize,
     latent: usize,
 ) -> Forward {
-    let head_t = Tensor::from_f32(gpu, &[n, 2 * latent], head, "head").unwrap();
+    let head_s = sliced(gpu, head, splits, &[n, 2 * latent], seed as u64);
+    let head_out = Tensor::zeros(gpu, &[n, 2 * latent], "head out").unwrap();
     let state = Tensor::zeros(gpu, &[STATE_LEN], "state").unwrap();
     let z = Tensor::zeros(gpu, &[n, latent], "z").unwrap();
     let eps = Tensor::from_f32(gpu, &[n, latent], &vec![9.0; n * latent], "eps").unwrap();
     let kl = Tensor::from_f32(gpu, &[n + 1], &vec![9.0; n + 1], "kl").unwrap();
     let mut plan = Plan::new();
     vae::forward(
-        &mut plan, gpu, &z, &eps, &kl, &head_t, &state, seed, stream, sample, n, latent,
+        &mut plan, gpu, &head_out, &z, &eps, &kl, &head_s, &state, seed, stream, sample, n, latent,
     );
-    // The bind group keeps `head` alive.
+    // The bind group keeps the slices alive.
     Forward {
         plan,
         state,
+        head_out,
         z,
         eps,
         kl,
@@ -87,16 +111,20 @@ fn reference(
 #[test]
 fn forward_matches_reference() {
     let gpu = gpu();
-    for &(n, latent) in SHAPES {
-        let head = values(n as u64 * 13 + latent as u64, 2 * n * latent, -2.0, 2.0);
-        let seed = 1234 + n as u32;
-        let fwd = build_forward(&gpu, &head, seed, STREAM_REPARAM, true, n, latent);
-        let (z, eps, kl) = fwd.run(&gpu, 3);
-        let (wz, weps, wkl) = reference(&head, seed, STREAM_REPARAM, 3, true, n, latent);
-        let what = format!("vae forward n{n} L{latent}");
-        assert_close(&format!("{what} eps"), &eps, &weps, 1e-5, 1e-5);
-        assert_close(&format!("{what} z"), &z, &wz, 1e-5, 1e-5);
-        assert_close(&format!("{what} kl"), &kl, &wkl, 1e-5, 1e-5);
+    for splits in [1, 3] {
+        for &(n, latent) in SHAPES {
+            let head = values(n as u64 * 13 + latent as u64, 2 * n * latent, -2.0, 2.0);
+            let seed = 1234 + n as u32;
+            let fwd = build_forward(&gpu, &head, splits, seed, STREAM_REPARAM, true, n, latent);
+            let (z, eps, kl) = fwd.run(&gpu, 3);
+            let (wz, weps, wkl) = reference(&head, seed, STREAM_REPARAM, 3, true, n, latent);
+            let what = format!("vae forward n{n} L{latent} splits {splits}");
+            let summed = fwd.head_out.read_f32(&gpu).unwrap();
+            assert_close(&format!("{what} head"), &summed, &head, 1e-5, 1e-5);
+            assert_close(&format!("{what} eps"), &eps, &weps, 1e-5, 1e-5);
+            assert_close(&format!("{what} z"), &z, &wz, 1e-5, 1e-5);
+            assert_close(&format!("{what} kl"), &kl, &wkl, 1e-5, 1e-5);
+        }
     }
 }
 
@@ -105,7 +133,7 @@ fn forward_without_sampling_gives_the_mean() {
     let gpu = gpu();
     let (n, latent) = (3, 17);
     let head = values(21, 2 * n * latent, -2.0, 2.0);
-    let fwd = build_forward(&gpu, &head, 5, STREAM_EVAL, false, n, latent);
+    let fwd = build_forward(&gpu, &head, 1, 5, STREAM_EVAL, false, n, latent);
     let (z, eps, kl) = fwd.run(&gpu, 4);
     let mu: Vec<f32> = head
         .chunks(2 * latent)
@@ -125,7 +153,7 @@ fn noise_follows_the_gpu_step_counter() {
     let gpu = gpu();
     let (n, latent) = (4, 16);
     let head = values(22, 2 * n * latent, -1.0, 1.0);
-    let fwd = build_forward(&gpu, &head, 99, STREAM_REPARAM, true, n, latent);
+    let fwd = build_forward(&gpu, &head, 2, 99, STREAM_REPARAM, true, n, latent);
     // One plan, replayed with the counter rewritten in between (as training does).
     let (_, eps0, _) = fwd.run(&gpu, 0);
     let (z7, eps7, _) = fwd.run(&gpu, 7);
@@ -141,30 +169,32 @@ fn noise_follows_the_gpu_step_counter() {
 #[test]
 fn backward_matches_reference() {
     let gpu = gpu();
-    for &(n, latent) in SHAPES {
-        let seed = n as u64 * 7 + latent as u64;
-        let head = values(seed, 2 * n * latent, -2.0, 2.0);
-        let dz = values(seed + 1, n * latent, -1.0, 1.0);
-        let eps = values(seed + 2, n * latent, -2.0, 2.0);
-        let kl_scale = 0.3;
-        let head_t = Tensor::from_f32(&gpu, &[n, 2 * latent], &head, "head").unwrap();
-        let dz_t = Tensor::from_f32(&gpu, &[n, latent], &dz, "dz").unwrap();
-        let eps_t = Tensor::from_f32(&gpu, &[n, latent], &eps, "eps").unwrap();
-        let dhead_t = Tensor::zeros(&gpu, &[n, 2 * latent], "dhead").unwrap();
-        let mut plan = Plan::new();
-        vae::backward(
-            &mut plan, &gpu, &dhead_t, &dz_t, &head_t, &eps_t, n, latent, kl_scale,
-        );
-        plan.run(&gpu).unwrap();
-        let mut want = vec![0.0; 2 * n * latent];
-        cpu::backward(&mut want, &dz, &head, &eps, n, latent, kl_scale);
-        let got = dhead_t.read_f32(&gpu).unwrap();
-        assert_close(
-            &format!("vae backward n{n} L{latent}"),
-            &got,
-            &want,
-            1e-5,
-            1e-5,
-        );
+    for splits in [1, 4] {
+        for &(n, latent) in SHAPES {
+            let seed = n as u64 * 7 + latent as u64;
+            let head = values(seed, 2 * n * latent, -2.0, 2.0);
+            let dz = values(seed + 1, n * latent, -1.0, 1.0);
+            let eps = values(seed + 2, n * latent, -2.0, 2.0);
+            let kl_scale = 0.3;
+            let head_t = Tensor::from_f32(&gpu, &[n, 2 * latent], &head, "head").unwrap();
+            let dz_s = sliced(&gpu, &dz, splits, &[n, latent], seed + 3);
+            let eps_t = Tensor::from_f32(&gpu, &[n, latent], &eps, "eps").unwrap();
+            let dhead_t = Tensor::zeros(&gpu, &[n, 2 * latent], "dhead").unwrap();
+            let mut plan = Plan::new();
+            vae::backward(
+                &mut plan, &gpu, &dhead_t, &dz_s, &head_t, &eps_t, n, latent, kl_scale,
+            );
+            plan.run(&gpu).unwrap();
+            let mut want = vec![0.0; 2 * n * latent];
+            cpu::backward(&mut want, &dz, &head, &eps, n, latent, kl_scale);
+            let got = dhead_t.read_f32(&gpu).unwrap();
+            assert_close(
+                &format!("vae backward n{n} L{latent} splits {splits}"),
+                &got,
+                &want,
+                1e-5,
+                1e-5,
+            );
+        }
     }
 }
