@@ -55,7 +55,7 @@ const SH_VEC: usize = 320;
 const CHUNK: usize = 64;
 /// Rows of K per weight-gradient split stay within [`MIN_SPLIT_ROWS`, ...] and the split count
 /// at most [`MAX_SPLITS`] (bounds the partials buffer).
-const MIN_SPLIT_ROWS: usize = 128;
+const MIN_SPLIT_ROWS: usize = 64;
 const MAX_SPLITS: usize = 512;
 
 /// Two feature maps related by a strided correlation with weight `[C_small, C_big, KH, KW]`:
