@@ -46,8 +46,11 @@ fn round(x: f64, digits: i32) -> f64 {
 /// then still waited for it. The main thread's phases add up to `startup_s`.
 #[derive(Debug, Clone, Copy, Default)]
 struct Startup {
-    /// Instance, adapter and device (the `open` callback).
+    /// Instance, adapter and device (the `open` callback) ...
     adapter_s: f64,
+    /// ... of which finding the adapters (starting the drivers) and opening the device.
+    adapters_s: f64,
+    device_s: f64,
     /// Read, gunzip and parse the dataset (on the loader thread).
     data_s: f64,
     /// Shader modules and every pipeline, built in parallel by [`Gpu::prepare`].
@@ -63,6 +66,8 @@ impl Startup {
     fn to_json(self) -> serde_json::Value {
         serde_json::json!({
             "adapter_s": round(self.adapter_s, 4),
+            "adapter_enumerate_s": round(self.adapters_s, 4),
+            "device_open_s": round(self.device_s, 4),
             "data_s": round(self.data_s, 4),
             "pipelines_s": round(self.pipelines_s, 4),
             "data_wait_s": round(self.data_wait_s, 4),
@@ -97,6 +102,8 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
         let mut t = t0;
         let gpu = open()?;
         times.adapter_s = lap(&mut t);
+        times.adapters_s = gpu.open_times.adapters_s;
+        times.device_s = gpu.open_times.device_s;
         gpu.prepare(kernels::ENTRY_POINTS);
         times.pipelines_s = lap(&mut t);
         let (train, data_s) = loader.join().expect("the dataset loader does not panic");

@@ -138,8 +138,19 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// Seconds spent opening it: finding the adapters (driver start-up), then the device.
+    pub open_times: OpenTimes,
     modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: RefCell<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+}
+
+/// How long [`Gpu::new`] took, in seconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenTimes {
+    /// Instance creation and adapter enumeration (loading and starting the drivers).
+    pub adapters_s: f64,
+    /// `request_device`.
+    pub device_s: f64,
 }
 
 /// Pipelines are cached by (shader, entry point, override constants).
@@ -207,6 +218,7 @@ impl Gpu {
     /// Opens the chosen adapter with its full limits (so large buffers work where the hardware
     /// allows them) and the optional features gpu-ae can use (timestamp queries).
     pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
+        let start = std::time::Instant::now();
         // Starting the GL backend can take long (EGL on a discrete GPU's driver), and GL
         // adapters come after all the others in `gpu-ae devices`: start it only when the
         // choice may fall on one.
@@ -255,7 +267,13 @@ impl Gpu {
                 ),
             },
         };
-        Self::open(&adapter)
+        let adapters_s = start.elapsed().as_secs_f64();
+        let mut gpu = Self::open(&adapter)?;
+        gpu.open_times = OpenTimes {
+            adapters_s,
+            device_s: start.elapsed().as_secs_f64() - adapters_s,
+        };
+        Ok(gpu)
     }
 
     fn open(adapter: &wgpu::Adapter) -> Result<Gpu> {
@@ -278,6 +296,7 @@ impl Gpu {
             info,
             limits,
             features,
+            open_times: OpenTimes::default(),
             modules: RefCell::new(HashMap::new()),
             pipelines: RefCell::new(HashMap::new()),
         })
