@@ -287,45 +287,6 @@ fn b_cols(row: vec4<i32>, co: vec4<i32>, cy: vec4<i32>, cx: vec4<i32>, b_h: u32,
     );
 }
 
-// Staging of one step (K rows ks..ks + rs of the chunk, rs = kt·wk) held in registers: A slot
-// i is entry v = lid + 64·i of the [rs, BM] tile (when v < rs·wm), B slot i the invocation's
-// four columns in row r0 + i·rstep (when < rs). The launcher keeps rs·wm and rs·wn ≤ 256, so
-// four slots of each cover a step.
-fn stage_a(j: Job, ks: u32, rows: u32, m0: u32, lid: u32, i: u32) -> vec4<f32> {
-    let wm = 1u << p.log_wm;
-    let v = lid + WG * i;
-    if (v >= (p.kt << p.log_wk) * wm) {
-        return vec4<f32>(0.0);
-    }
-    let r = ks + (v >> p.log_wm);
-    let a = a_rows(u32(row_tab[r].w), m0 + 4u * (v & (wm - 1u)), j.a_mstride);
-    return select(vec4<f32>(0.0), a, r < rows);
-}
-
-fn stage_b(j: Job, ks: u32, r0: u32, rstep: u32, i: u32, co: vec4<i32>, cy: vec4<i32>, cx: vec4<i32>) -> vec4<f32> {
-    let r = r0 + rstep * i;
-    if (r >= (p.kt << p.log_wk)) {
-        return vec4<f32>(0.0);
-    }
-    return b_cols(row_tab[ks + r], co, cy, cx, j.b_h, j.b_w);
-}
-
-// Registers of A slot i into the A tile.
-fn put_a(lid: u32, i: u32, a: vec4<f32>) {
-    let v = lid + WG * i;
-    if (v < ((p.kt << p.log_wk) << p.log_wm)) {
-        sh[v] = a;
-    }
-}
-
-// Registers of B slot i into the B tile (after the A tile, at b_base).
-fn put_b(b_base: u32, r0: u32, rstep: u32, tn: u32, i: u32, b: vec4<f32>) {
-    let r = r0 + rstep * i;
-    if (r < (p.kt << p.log_wk)) {
-        sh[b_base + (r << p.log_wn) + tn] = b;
-    }
-}
-
 // One output through the epilogue: out[o] = act(v), or v · act'(act_y[o]).
 fn put(o: u32, v: f32) {
     var r = v;
@@ -430,38 +391,17 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
             workgroupBarrier();
         } else {
-            // Step by step through the chunk: the values of step ks + rs are loaded into
-            // registers while step ks is multiplied, so their latency hides behind the products.
             workgroupBarrier();
-            var pa0 = stage_a(j, 0u, rows, m0, lid, 0u);
-            var pa1 = stage_a(j, 0u, rows, m0, lid, 1u);
-            var pa2 = stage_a(j, 0u, rows, m0, lid, 2u);
-            var pa3 = stage_a(j, 0u, rows, m0, lid, 3u);
-            var pb0 = stage_b(j, 0u, r0, rstep, 0u, co, cy, cx);
-            var pb1 = stage_b(j, 0u, r0, rstep, 1u, co, cy, cx);
-            var pb2 = stage_b(j, 0u, r0, rstep, 2u, co, cy, cx);
-            var pb3 = stage_b(j, 0u, r0, rstep, 3u, co, cy, cx);
             for (var ks = 0u; ks < rows; ks = ks + rs) {
-                put_a(lid, 0u, pa0);
-                put_a(lid, 1u, pa1);
-                put_a(lid, 2u, pa2);
-                put_a(lid, 3u, pa3);
-                put_b(b_base, r0, rstep, tn, 0u, pb0);
-                put_b(b_base, r0, rstep, tn, 1u, pb1);
-                put_b(b_base, r0, rstep, tn, 2u, pb2);
-                put_b(b_base, r0, rstep, tn, 3u, pb3);
-                workgroupBarrier();
-                let next = ks + rs;
-                if (next < rows) {
-                    pa0 = stage_a(j, next, rows, m0, lid, 0u);
-                    pa1 = stage_a(j, next, rows, m0, lid, 1u);
-                    pa2 = stage_a(j, next, rows, m0, lid, 2u);
-                    pa3 = stage_a(j, next, rows, m0, lid, 3u);
-                    pb0 = stage_b(j, next, r0, rstep, 0u, co, cy, cx);
-                    pb1 = stage_b(j, next, r0, rstep, 1u, co, cy, cx);
-                    pb2 = stage_b(j, next, r0, rstep, 2u, co, cy, cx);
-                    pb3 = stage_b(j, next, r0, rstep, 3u, co, cy, cx);
+                for (var v = lid; v < rs * wm; v = v + WG) {
+                    let r = ks + (v >> log_wm);
+                    let a = a_rows(u32(row_tab[r].w), m0 + 4u * (v & (wm - 1u)), j.a_mstride);
+                    sh[v] = select(vec4<f32>(0.0), a, r < rows);
                 }
+                for (var r = ks + r0; r < ks + rs; r = r + rstep) {
+                    sh[b_base + ((r - ks) << log_wn) + tn] = b_cols(row_tab[r], co, cy, cx, j.b_h, j.b_w);
+                }
+                workgroupBarrier();
                 var ar = ((kt * tk) << log_wm) + tm;
                 var br = b_base + ((kt * tk) << log_wn) + tn;
                 for (var kk = 0u; kk < kt; kk = kk + 1u) {
