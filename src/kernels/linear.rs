@@ -62,6 +62,28 @@ struct Operand<'a> {
     s1: usize,
 }
 
+impl<'a> Operand<'a> {
+    /// A row-major `[rows, cols]` matrix at `off`: element (r, c) at `off + r·cols + c`.
+    fn rows(buffer: &'a wgpu::Buffer, off: usize, cols: usize) -> Operand<'a> {
+        Operand {
+            buffer,
+            off,
+            s0: cols,
+            s1: 1,
+        }
+    }
+
+    /// The transpose of [`Operand::rows`]: element (c, r) of the same memory.
+    fn transposed(buffer: &'a wgpu::Buffer, off: usize, cols: usize) -> Operand<'a> {
+        Operand {
+            buffer,
+            off,
+            s0: 1,
+            s1: cols,
+        }
+    }
+}
+
 /// How many K splits `gemm` uses for C `[m, n]` with reduction length `k`, and the K length
 /// of each (a multiple of `TILE_K`; the last split may be shorter).
 fn split_k(m: usize, n: usize, k: usize) -> (usize, usize) {
@@ -205,19 +227,9 @@ pub fn forward(
 ) {
     let (n, i, o) = (s.n, s.in_features, s.out_features);
     debug_assert!(y.numel() == n * o && x.numel() == n * i);
-    let x_op = Operand {
-        buffer: &x.buffer,
-        off: 0,
-        s0: i,
-        s1: 1,
-    };
+    let x_op = Operand::rows(&x.buffer, 0, i);
     // B(k = input, n = output) = W[output, input].
-    let w_t = Operand {
-        buffer: params,
-        off: at.weight,
-        s0: 1,
-        s1: i,
-    };
+    let w_t = Operand::transposed(params, at.weight, i);
     let e = Epilogue { act, dact: None };
     gemm(
         plan,
@@ -280,18 +292,8 @@ pub fn forward_split(
 ) -> Result<SplitTensor> {
     let (n, i, o) = (s.n, s.in_features, s.out_features);
     debug_assert_eq!(x.numel(), n * i);
-    let x_op = Operand {
-        buffer: &x.buffer,
-        off: 0,
-        s0: i,
-        s1: 1,
-    };
-    let w_t = Operand {
-        buffer: params,
-        off: at.weight,
-        s0: 1,
-        s1: i,
-    };
+    let x_op = Operand::rows(&x.buffer, 0, i);
+    let w_t = Operand::transposed(params, at.weight, i);
     gemm_split(plan, gpu, x_op, w_t, Some(at.bias), (n, o, i))
 }
 
@@ -307,18 +309,8 @@ pub fn input_grad_split(
 ) -> Result<SplitTensor> {
     let (n, i, o) = (s.n, s.in_features, s.out_features);
     debug_assert_eq!(dy.numel(), n * o);
-    let dy_op = Operand {
-        buffer: &dy.buffer,
-        off: 0,
-        s0: o,
-        s1: 1,
-    };
-    let w = Operand {
-        buffer: params,
-        off: at.weight,
-        s0: i,
-        s1: 1,
-    };
+    let dy_op = Operand::rows(&dy.buffer, 0, o);
+    let w = Operand::rows(params, at.weight, i);
     gemm_split(plan, gpu, dy_op, w, None, (n, i, o))
 }
 
@@ -357,18 +349,8 @@ pub fn backward(
     let (n, i, o) = (s.n, s.in_features, s.out_features);
     debug_assert!(dy.numel() == n * o && x.numel() == n * i);
     // [dW | db][O, I + 1] = dy[N, O]ᵀ · [x | 1][N, I + 1]: A(m = output, k = sample).
-    let dy_t = Operand {
-        buffer: &dy.buffer,
-        off: 0,
-        s0: 1,
-        s1: o,
-    };
-    let x_op = Operand {
-        buffer: &x.buffer,
-        off: 0,
-        s0: i,
-        s1: 1,
-    };
+    let dy_t = Operand::transposed(&dy.buffer, 0, o);
+    let x_op = Operand::rows(&x.buffer, 0, i);
     let layout = weight_grad_layout(s, at);
     let part_off = partials.reserve(layout);
     let (splits, k_split) = split_k(o, i + 1, n);
@@ -395,18 +377,8 @@ pub fn backward(
     );
     if let Some(d) = dx {
         debug_assert_eq!(d.dx.numel(), n * i);
-        let dy_op = Operand {
-            buffer: &dy.buffer,
-            off: 0,
-            s0: o,
-            s1: 1,
-        };
-        let w = Operand {
-            buffer: params,
-            off: at.weight,
-            s0: i,
-            s1: 1,
-        };
+        let dy_op = Operand::rows(&dy.buffer, 0, o);
+        let w = Operand::rows(params, at.weight, i);
         let e = Epilogue {
             act: None,
             dact: d.act.map(|a| (a, x)),
