@@ -3,8 +3,8 @@
 //! [`conv_transpose2d`](super::conv_transpose2d) reuses with the roles of input and output
 //! swapped.
 
-use super::InputGrad;
 use super::grads::{GradPartials, PartialLayout};
+use super::{Epilogue, InputGrad};
 use crate::gpu::{Gpu, Plan, Shader, Tensor};
 use crate::shapes::{Activation, Conv2dShape, ParamOffsets};
 
@@ -137,42 +137,6 @@ fn check_groups(gpu: &Gpu, what: &str, groups: usize) -> u32 {
     groups as u32
 }
 
-/// What the epilogue of a `down` or `up` product does besides adding the bias: apply the
-/// layer's activation (forward), or multiply by the derivative of the activation whose output
-/// `y` has the output's layout (input gradient with that activation's backward fused).
-#[derive(Clone, Copy)]
-pub(super) enum Epilogue<'a> {
-    Act(Option<Activation>),
-    ActGrad(Activation, &'a Tensor),
-}
-
-impl Epilogue<'_> {
-    /// Input-gradient epilogue for `dx`: the derivative of `dx.act` at the layer input `x`.
-    pub(super) fn for_input<'a>(dx: &InputGrad, x: &'a Tensor) -> Epilogue<'a> {
-        match dx.act {
-            Some(act) => Epilogue::ActGrad(act, x),
-            None => Epilogue::Act(None),
-        }
-    }
-
-    /// (act, slope, dact) for `Params`, and the tensor bound as `act_y` (`other` when none).
-    fn fields<'a>(&self, other: &'a Tensor) -> ((u32, f32, u32), &'a Tensor)
-    where
-        Self: 'a,
-    {
-        match *self {
-            Epilogue::Act(act) => {
-                let (code, slope) = Activation::code(act);
-                ((code, slope, 0), other)
-            }
-            Epilogue::ActGrad(act, y) => {
-                let (code, slope) = Activation::code(Some(act));
-                ((0, slope, code), y)
-            }
-        }
-    }
-}
-
 /// `small = W ⋆ big (+ bias)`, W `[C_small, C_big, KH, KW]` at `params[w_off..]`, bias
 /// `[C_small]` at `params[bias..]`: Conv2d forward, ConvTranspose2d input gradient.
 #[allow(clippy::too_many_arguments)]
@@ -191,7 +155,8 @@ pub(super) fn down(
     debug_assert_eq!(big.numel(), g.big_len());
     let (wm, wn) = data_grid(g.c_small);
     let cols = g.n * g.small_h * g.small_w;
-    let ((act, slope, dact), act_y) = epilogue.fields(big);
+    let ((act, slope, dact), act_y) = epilogue.fields();
+    let act_y = act_y.unwrap_or(big);
     let p = Params {
         act,
         slope,
@@ -257,7 +222,8 @@ pub(super) fn up(
     debug_assert_eq!(small.numel(), g.small_len());
     debug_assert_eq!(big.numel(), g.big_len());
     let (wm, wn) = data_grid(g.c_big);
-    let ((act, slope, dact), act_y) = epilogue.fields(small);
+    let ((act, slope, dact), act_y) = epilogue.fields();
+    let act_y = act_y.unwrap_or(small);
     let s = g.stride;
     let max_rows = (0..s).map(|r| phase_len(g.big_h, g.pad, s, r)).max();
     let max_cols = (0..s).map(|r| phase_len(g.big_w, g.pad, s, r)).max();

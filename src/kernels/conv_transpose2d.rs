@@ -5,8 +5,9 @@
 //! `down` (Conv2d's forward) and the weight gradient is the same split-K correlation with x in
 //! the place of Conv2d's output gradient. Output padding only enlarges the big map.
 
+use super::Epilogue;
 use super::InputGrad;
-use super::conv2d::{Epilogue, Pair, down, up, weight_grad, weight_grad_layout};
+use super::conv2d::{Pair, down, up, weight_grad, weight_grad_layout};
 use super::grads::GradPartials;
 use super::reduce;
 use crate::gpu::{Gpu, Plan, Tensor};

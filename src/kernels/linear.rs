@@ -4,7 +4,7 @@
 //! always leaves split-K partials for [`GradPartials`] to add up.
 
 use super::grads::{GradPartials, PartialLayout};
-use super::{InputGrad, SplitTensor};
+use super::{Epilogue, InputGrad, SplitTensor};
 use crate::error::Result;
 use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
 use crate::shapes::{Activation, LinearShape, ParamOffsets};
@@ -133,13 +133,6 @@ fn grid(m: usize, n: usize, z: usize) -> [u32; 3] {
     ]
 }
 
-/// What the epilogue does besides the bias: apply `act`, or multiply by the derivative of
-/// `dact.0` at `dact.1` (C's layout).
-struct Epilogue<'a> {
-    act: Option<Activation>,
-    dact: Option<(Activation, &'a Tensor)>,
-}
-
 /// `C[m, n] = epilogue(A[m, k] · B[k, n] (+ bias[n]))`, C row-major at `c_off` of `c` with row
 /// stride `n`; the bias, when given, is an element offset into B's buffer.
 #[allow(clippy::too_many_arguments)]
@@ -156,14 +149,13 @@ fn gemm(
 ) {
     let (m, n, k) = dims;
     let (splits, k_split) = split_k(m, n, k);
-    let (act, slope) = Activation::code(epilogue.act);
-    let (dact, dslope) = Activation::code(epilogue.dact.map(|d| d.0));
-    let act_y = epilogue.dact.map_or(b.buffer, |d| &d.1.buffer);
+    let ((act, slope, dact), act_y) = epilogue.fields();
+    let act_y = act_y.map_or(b.buffer, |y| &y.buffer);
     let params = Params {
         bias_off: bias.unwrap_or(0) as u32,
         has_bias: bias.is_some() as u32,
         act,
-        slope: slope + dslope,
+        slope,
         dact,
         ..base_params(c_off, &a, &b, dims)
     };
@@ -230,7 +222,7 @@ pub fn forward(
     let x_op = Operand::rows(&x.buffer, 0, i);
     // B(k = input, n = output) = W[output, input].
     let w_t = Operand::transposed(params, at.weight, i);
-    let e = Epilogue { act, dact: None };
+    let e = Epilogue::Act(act);
     gemm(
         plan,
         gpu,
@@ -379,10 +371,7 @@ pub fn backward(
         debug_assert_eq!(d.dx.numel(), n * i);
         let dy_op = Operand::rows(&dy.buffer, 0, o);
         let w = Operand::rows(params, at.weight, i);
-        let e = Epilogue {
-            act: None,
-            dact: d.act.map(|a| (a, x)),
-        };
+        let e = Epilogue::for_input(&d, x);
         gemm(plan, gpu, &d.dx.buffer, 0, dy_op, w, None, (n, i, o), e);
     }
 }

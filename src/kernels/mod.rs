@@ -54,6 +54,40 @@ impl SplitTensor {
     }
 }
 
+/// What a GEMM epilogue does besides adding the bias: apply the layer's activation (forward),
+/// or multiply by the derivative of the activation whose output `y` has the output's layout
+/// (an input gradient with that activation's backward pass fused).
+#[derive(Clone, Copy)]
+pub(crate) enum Epilogue<'a> {
+    Act(Option<Activation>),
+    ActGrad(Activation, &'a Tensor),
+}
+
+impl<'a> Epilogue<'a> {
+    /// Input-gradient epilogue for `dx`: the derivative of `dx.act` at the layer input `x`.
+    pub(crate) fn for_input(dx: &InputGrad, x: &'a Tensor) -> Epilogue<'a> {
+        match dx.act {
+            Some(act) => Epilogue::ActGrad(act, x),
+            None => Epilogue::Act(None),
+        }
+    }
+
+    /// `(act, slope, dact)` as the shaders' `Params` take them, and the tensor to bind as
+    /// `act_y` (None: the shader does not read it, bind any).
+    pub(crate) fn fields(&self) -> ((u32, f32, u32), Option<&'a Tensor>) {
+        match *self {
+            Epilogue::Act(act) => {
+                let (code, slope) = Activation::code(act);
+                ((code, slope, 0), None)
+            }
+            Epilogue::ActGrad(act, y) => {
+                let (code, slope) = Activation::code(Some(act));
+                ((0, slope, code), Some(y))
+            }
+        }
+    }
+}
+
 impl<'a> InputGrad<'a> {
     /// The plain input gradient, no activation fused.
     pub fn plain(dx: &'a Tensor) -> InputGrad<'a> {
