@@ -55,6 +55,7 @@ struct Params {
 }
 
 /// One operand of [`gemm`]: element `(r, s)` lives at `buffer[off + r·s0 + s·s1]`.
+#[derive(Clone, Copy)]
 struct Operand<'a> {
     buffer: &'a wgpu::Buffer,
     off: usize,
@@ -148,7 +149,7 @@ fn gemm(
     epilogue: Epilogue,
 ) {
     let (m, n, k) = dims;
-    let (splits, k_split) = split_k(m, n, k);
+    let splits = split_k(m, n, k).0;
     let ((act, slope, dact), act_y) = epilogue.fields();
     let act_y = act_y.map_or(b.buffer, |y| &y.buffer);
     let params = Params {
@@ -160,47 +161,32 @@ fn gemm(
         ..base_params(c_off, &a, &b, dims)
     };
     // Split-K needs scratch for the partials; without it, one pass over all of K still works.
-    let scratch = (splits > 1)
-        .then(|| gpu.storage_buffer((splits * m * n * 4) as u64, "linear split-K partials"))
-        .and_then(|r| r.ok());
-    let Some(scratch) = scratch else {
+    if splits > 1
+        && let Ok(partials) = gemm_split(plan, gpu, a, b, None, dims)
+    {
+        let total = Params {
+            splits: splits as u32,
+            ..params
+        };
         plan.dispatch(
             gpu,
             &SHADER,
-            "gemm",
+            "sum_splits",
             &[],
-            &params,
-            &[(1, a.buffer), (2, b.buffer), (3, c), (4, act_y)],
-            grid(m, n, 1),
+            &total,
+            &[(1, &partials.buffer), (2, b.buffer), (3, c), (4, act_y)],
+            grid_1d(gpu, m * n, WG),
         );
         return;
-    };
-    let partial = Params {
-        k_split: k_split as u32,
-        c_split: (m * n) as u32,
-        ..base_params(0, &a, &b, dims)
-    };
+    }
     plan.dispatch(
         gpu,
         &SHADER,
         "gemm",
         &[],
-        &partial,
-        &[(1, a.buffer), (2, b.buffer), (3, &scratch), (4, b.buffer)],
-        grid(m, n, splits),
-    );
-    let total = Params {
-        splits: splits as u32,
-        ..params
-    };
-    plan.dispatch(
-        gpu,
-        &SHADER,
-        "sum_splits",
-        &[],
-        &total,
-        &[(1, &scratch), (2, b.buffer), (3, c), (4, act_y)],
-        grid_1d(gpu, m * n, WG),
+        &params,
+        &[(1, a.buffer), (2, b.buffer), (3, c), (4, act_y)],
+        grid(m, n, 1),
     );
 }
 
