@@ -21,9 +21,9 @@ pub const SHADER: Shader = Shader {
 const TILE_M: usize = 64;
 const TILE_N: usize = 64;
 const TILE_K: usize = 16;
-/// Split K until about this many workgroups run (two per SM of a large GPU: a small product's
+/// Split K until about this many workgroups run (four per SM of a large GPU: a small product's
 /// time is one workgroup's walk along K, so shorter walks on more SMs finish sooner) ...
-const TARGET_GROUPS: usize = 264;
+const TARGET_GROUPS: usize = 528;
 /// ... but give every split at least this many K slices.
 const MIN_SLICES_PER_SPLIT: usize = 2;
 /// Workgroup size of `sum_splits`.
