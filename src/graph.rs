@@ -9,7 +9,7 @@ use crate::gpu::{Gpu, Plan, Tensor};
 use crate::kernels::grads::GradPartials;
 use crate::kernels::{InputGrad, SplitTensor, activation, data, linear, loss, pool, vae};
 use crate::models::{Architecture, Head, IMAGE_SIDE, LossKind, Task};
-use crate::nn::{LayerKind, StackBuffers};
+use crate::nn::{Backward, LayerKind, StackBuffers};
 use crate::shapes::{Activation, LinearShape, Pool2dShape};
 
 /// Architecture plus its parameters on the GPU (`[P]`, offsets in `arch.params`).
@@ -105,8 +105,9 @@ struct VaeBuffers {
 }
 
 struct TrainBuffers {
-    /// Gradient of the code (decoder input), `[n, code]`.
-    dcode: Tensor,
+    /// Gradient of the code (decoder input), `[n, code]`; None when the decoder's first layer
+    /// hands it to the VAE latent layer as split-K slices instead.
+    dcode: Option<Tensor>,
     /// VAE: gradient of the head output `[n, 2L]`.
     dhead: Option<Tensor>,
     /// Gradient of the encoder output `[n, F]` when a head sits between.
@@ -146,7 +147,18 @@ impl Graph {
                 "task input",
             )?),
         };
-        let enc = StackBuffers::new(gpu, &arch.encoder, n, train, "encoder")?;
+        // With a head, the head's input-gradient product applies the encoder's final activation.
+        let enc_backward = match (train, &arch.head, arch.encoder.output_activation()) {
+            (false, _, _) => Backward::None,
+            (true, Head::Ae(_) | Head::Vae(_), Some(_)) => Backward::BeforeOutputActivation,
+            (true, _, _) => Backward::FromOutput,
+        };
+        let dec_backward = if train {
+            Backward::FromOutput
+        } else {
+            Backward::None
+        };
+        let enc = StackBuffers::new(gpu, &arch.encoder, n, enc_backward, "encoder")?;
         let feat = arch.encoder.output().numel();
         let head_out = match &arch.head {
             Head::None => None,
@@ -166,7 +178,7 @@ impl Graph {
         } else {
             None
         };
-        let dec = StackBuffers::new(gpu, &arch.decoder, n, train, "decoder")?;
+        let dec = StackBuffers::new(gpu, &arch.decoder, n, dec_backward, "decoder")?;
         let pixels = IMAGE_SIDE * IMAGE_SIDE;
         let rec = Tensor::zeros(gpu, &[n], "reconstruction loss")?;
         let dout = Tensor::zeros(gpu, &[n, pixels], "d output")?;
@@ -177,7 +189,10 @@ impl Graph {
         };
         let train = if train {
             Some(TrainBuffers {
-                dcode: Tensor::zeros(gpu, &[n, code], "d code")?,
+                dcode: match split_input_layer(arch) {
+                    Some(_) => None,
+                    None => Some(Tensor::zeros(gpu, &[n, code], "d code")?),
+                },
                 dhead: match &arch.head {
                     Head::Vae(_) => Some(Tensor::zeros(gpu, &[n, 2 * code], "d head")?),
                     _ => None,
@@ -425,27 +440,22 @@ impl Graph {
                 + head_partials
                 + arch.decoder.backward_partials(self.n),
         )?;
-        // A VAE whose decoder opens with a Linear layer takes that layer's input gradient as
-        // split-K slices straight into its latent layer's backward pass.
-        let split_input = match (&self.vae, arch.decoder.layers.first()) {
-            (Some(_), Some(first)) if matches!(first.kind, LayerKind::Linear { .. }) => Some(first),
-            _ => None,
-        };
+        let split_input = split_input_layer(arch);
         self.dec.backward(
             plan,
             gpu,
             &arch.decoder,
-            split_input.is_none().then_some(&t.dcode),
+            t.dcode.as_ref(),
             &mut partials,
-            (&self.dout, false),
+            &self.dout,
             self.code(),
             params,
         );
         // Gradient arriving at the head's output (or at the encoder output without a head).
         let dhead = match (&self.vae, &self.head_out, &t.dhead) {
             (Some(v), Some(h), Some(dh)) => {
-                let dz = match split_input {
-                    Some(first) => linear::input_grad_split(
+                let dz = match (split_input, &t.dcode) {
+                    (Some(first), _) => linear::input_grad_split(
                         plan,
                         gpu,
                         self.dec.output_grad(0, &self.dout),
@@ -457,7 +467,8 @@ impl Graph {
                             out_features: arch.decoder.dims[1].numel(),
                         },
                     )?,
-                    None => SplitTensor::whole(&t.dcode),
+                    (None, Some(dcode)) => SplitTensor::whole(dcode),
+                    (None, None) => unreachable!("dcode is kept unless the input is split"),
                 };
                 vae::backward(
                     plan,
@@ -472,12 +483,12 @@ impl Graph {
                 );
                 dh
             }
-            _ => &t.dcode,
+            _ => t.dcode.as_ref().expect("models without a VAE keep dcode"),
         };
         // The head's input-gradient product also does the encoder's final activation backward.
-        let (denc, before_act) = match (&arch.head, &t.dfeat) {
+        let denc = match (&arch.head, &t.dfeat) {
             (Head::Ae(l) | Head::Vae(l), Some(dfeat)) => {
-                let act = arch.encoder.output_activation();
+                let act = self.enc.caller_activation(&arch.encoder);
                 linear::backward(
                     plan,
                     gpu,
@@ -489,9 +500,9 @@ impl Graph {
                     l.params.expect("head has params"),
                     self.head_shape(l),
                 );
-                (dfeat, act.is_some())
+                dfeat
             }
-            _ => (dhead, false),
+            _ => dhead,
         };
         self.enc.backward(
             plan,
@@ -499,7 +510,7 @@ impl Graph {
             &arch.encoder,
             None,
             &mut partials,
-            (denc, before_act),
+            denc,
             self.input(),
             params,
         );
@@ -519,6 +530,17 @@ impl Graph {
             in_features,
             out_features,
         }
+    }
+}
+
+/// A VAE whose decoder opens with a Linear layer: that layer's input gradient goes to the
+/// latent layer's backward pass as split-K slices, never summed into a `dcode` tensor.
+fn split_input_layer(arch: &Architecture) -> Option<&crate::nn::Layer> {
+    match arch.decoder.layers.first() {
+        Some(first) if arch.is_vae() && matches!(first.kind, LayerKind::Linear { .. }) => {
+            Some(first)
+        }
+        _ => None,
     }
 }
 

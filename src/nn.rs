@@ -397,8 +397,7 @@ impl Stack {
     }
 
     /// The stack's final activation: a caller whose own input-gradient product produces the
-    /// stack output's gradient can fold it in and call [`StackBuffers::backward`] with
-    /// `dout_before_act`.
+    /// stack output's gradient can fold it in ([`Backward::BeforeOutputActivation`]).
     pub fn output_activation(&self) -> Option<Activation> {
         match self.layers.last().map(|l| l.kind) {
             Some(LayerKind::Act(act)) => Some(act),
@@ -425,6 +424,19 @@ impl Stack {
     }
 }
 
+/// Which backward pass a [`StackBuffers`] is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backward {
+    /// None: inference, no gradient tensors.
+    None,
+    /// From the gradient of the stack output.
+    FromOutput,
+    /// From the gradient of the input of the stack's final activation: the caller's own
+    /// input-gradient product applies that activation's derivative
+    /// ([`Stack::output_activation`]), so the stack skips it.
+    BeforeOutputActivation,
+}
+
 /// A [`Stack`] on the GPU for batch size `n`: the output of each layer, the gradient of each
 /// layer output (when built for training), and the pooling argmax indices. A layer whose
 /// activation is fused shares its output tensor with that activation (the pre-activation is
@@ -439,10 +451,20 @@ pub struct StackBuffers {
     /// last one is the caller's); None where no pass writes it.
     grads: Vec<Option<usize>>,
     argmax: Vec<Option<Tensor>>,
+    backward: Backward,
 }
 
 impl StackBuffers {
-    pub fn new(gpu: &Gpu, stack: &Stack, n: usize, train: bool, label: &str) -> Result<Self> {
+    pub fn new(
+        gpu: &Gpu,
+        stack: &Stack,
+        n: usize,
+        backward: Backward,
+        label: &str,
+    ) -> Result<Self> {
+        debug_assert!(
+            backward != Backward::BeforeOutputActivation || stack.output_activation().is_some()
+        );
         let len = stack.layers.len();
         let mut tensors = Vec::new();
         let mut outs = vec![0; len];
@@ -462,8 +484,14 @@ impl StackBuffers {
                     &format!("{label} {}", layer.name),
                 )?);
             }
-            let written = i + 1 < len && stack.fused_backward(i + 1).is_none();
-            if train && written {
+            // The gradient of layer i's output is written by layer i + 1's backward pass unless
+            // that fuses an activation, and it is the caller's for the final activation's input.
+            let written = match backward {
+                Backward::None => false,
+                Backward::FromOutput => i + 1 < len,
+                Backward::BeforeOutputActivation => i + 2 < len,
+            } && stack.fused_backward(i + 1).is_none();
+            if written {
                 grads[i] = Some(tensors.len());
                 tensors.push(Tensor::zeros(
                     gpu,
@@ -488,6 +516,7 @@ impl StackBuffers {
             outs,
             grads,
             argmax,
+            backward,
         })
     }
 
@@ -501,6 +530,15 @@ impl StackBuffers {
 
     pub fn output(&self) -> &Tensor {
         self.out(self.outs.len() - 1)
+    }
+
+    /// The stack's final activation when the caller applies its backward pass
+    /// ([`Backward::BeforeOutputActivation`]).
+    pub fn caller_activation(&self, stack: &Stack) -> Option<Activation> {
+        match self.backward {
+            Backward::BeforeOutputActivation => stack.output_activation(),
+            _ => None,
+        }
     }
 
     /// The gradient w.r.t. layer `i`'s output as the backward pass leaves it (`dout` for the
@@ -581,10 +619,9 @@ impl StackBuffers {
         }
     }
 
-    /// Records the backward pass: `dout` is the gradient of the stack output, or, with
-    /// `dout_before_act`, of the input of the stack's final activation (the caller fused that
-    /// activation's backward pass, see [`Stack::output_activation`]). Parameter gradients go to
-    /// `partials`; the gradient of the stack input to `din` when given.
+    /// Records the backward pass: `dout` is the gradient of the stack output, or, when built
+    /// with [`Backward::BeforeOutputActivation`], of the input of the stack's final activation.
+    /// Parameter gradients go to `partials`; the gradient of the stack input to `din` when given.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -593,17 +630,15 @@ impl StackBuffers {
         stack: &Stack,
         din: Option<&Tensor>,
         partials: &mut GradPartials,
-        (dout, dout_before_act): (&Tensor, bool),
+        dout: &Tensor,
         input: &Tensor,
         params: &wgpu::Buffer,
     ) {
         let n = self.n;
         let last = stack.layers.len() - 1;
-        let top = if dout_before_act {
-            debug_assert!(stack.output_activation().is_some());
-            last - 1
-        } else {
-            last
+        let top = match self.backward {
+            Backward::BeforeOutputActivation => last - 1,
+            _ => last,
         };
         let mut i = top;
         loop {
