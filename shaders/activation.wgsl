@@ -14,9 +14,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;        // forward: x; backward: y
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;  // forward: y; backward: dx
-@group(0) @binding(3) var<storage, read> dy: array<f32>;         // backward only
+// Element types `*_t` are f32 or f16, per dispatch (src/gpu: Shader); the arithmetic is f32.
+@group(0) @binding(1) var<storage, read> src: array<src_t>;        // forward: x; backward: y
+@group(0) @binding(2) var<storage, read_write> dst: array<dst_t>;  // forward: y; backward: dx
+@group(0) @binding(3) var<storage, read> dy: array<dy_t>;          // backward only
 
 const WG: u32 = 256u;
 const PER: u32 = 4u;
@@ -31,7 +32,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     for (var k = 0u; k < PER; k = k + 1u) {
         let i = t + k * p.threads;
         if (i < p.numel) {
-            dst[i] = act_forward(p.kind, p.slope, src[i]);
+            dst[i] = dst_t(act_forward(p.kind, p.slope, f32(src[i])));
         }
     }
 }
@@ -46,7 +47,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     for (var k = 0u; k < PER; k = k + 1u) {
         let i = t + k * p.threads;
         if (i < p.numel) {
-            dst[i] = act_backward(p.kind, p.slope, src[i], dy[i]);
+            dst[i] = dst_t(act_backward(p.kind, p.slope, f32(src[i]), f32(dy[i])));
         }
     }
 }

@@ -70,10 +70,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a_src: array<f32>;   // W and bias (modes 0/1), small (2)
-@group(0) @binding(2) var<storage, read> b_src: array<f32>;   // big (modes 0/2), small (1)
-@group(0) @binding(3) var<storage, read_write> out: array<f32>; // small (0), big (1), partials (2)
-@group(0) @binding(4) var<storage, read> act_y: array<f32>;    // output of the activation `dact` (modes 0/1)
+// Element types `*_t` are f32 or f16, per dispatch (src/gpu: Shader); the arithmetic is f32.
+@group(0) @binding(1) var<storage, read> a_src: array<a_src_t>;   // W and bias (modes 0/1), small (2)
+@group(0) @binding(2) var<storage, read> b_src: array<b_src_t>;   // big (modes 0/2), small (1)
+@group(0) @binding(3) var<storage, read_write> out: array<out_t>; // small (0), big (1), partials (2)
+@group(0) @binding(4) var<storage, read> act_y: array<act_y_t>;    // output of the activation `dact` (modes 0/1)
 
 const WG: u32 = 64u;
 const CHUNK: u32 = 64u;      // K rows decoded per table refill (one per invocation)
@@ -261,10 +262,10 @@ fn a_rows(row_a: u32, m: u32, a_mstride: u32) -> vec4<f32> {
     let base = row_a + m * a_mstride;
     let left = p.m - min(m, p.m);
     let a = vec4<f32>(
-        a_src[select(row_a, base, left > 0u)],
-        a_src[select(row_a, base + a_mstride, left > 1u)],
-        a_src[select(row_a, base + 2u * a_mstride, left > 2u)],
-        a_src[select(row_a, base + 3u * a_mstride, left > 3u)],
+        f32(a_src[select(row_a, base, left > 0u)]),
+        f32(a_src[select(row_a, base + a_mstride, left > 1u)]),
+        f32(a_src[select(row_a, base + 2u * a_mstride, left > 2u)]),
+        f32(a_src[select(row_a, base + 3u * a_mstride, left > 3u)]),
     );
     return select(vec4<f32>(0.0), a, vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(left));
 }
@@ -273,7 +274,7 @@ fn a_rows(row_a: u32, m: u32, a_mstride: u32) -> vec4<f32> {
 // ones column (rows past the end meet A = 0 there).
 fn b_elem(row: vec4<i32>, col_off: i32, col_y: i32, col_x: i32, b_h: u32, b_w: u32) -> f32 {
     let inside = (u32(row.y + col_y) < b_h) & (u32(row.z + col_x) < b_w) & (col_y != ONES);
-    let v = b_src[select(0u, u32(row.x + col_off), inside)];
+    let v = f32(b_src[select(0u, u32(row.x + col_off), inside)]);
     return select(select(0.0, v, inside), 1.0, col_y == ONES);
 }
 
@@ -291,9 +292,9 @@ fn b_cols(row: vec4<i32>, co: vec4<i32>, cy: vec4<i32>, cx: vec4<i32>, b_h: u32,
 fn put(o: u32, v: f32) {
     var r = v;
     if (p.dact != ACT_NONE) {
-        r = act_backward(p.dact, p.slope, act_y[o], r);
+        r = act_backward(p.dact, p.slope, f32(act_y[o]), r);
     }
-    out[o] = act_forward(p.act, p.slope, r);
+    out[o] = out_t(act_forward(p.act, p.slope, r));
 }
 
 // Row m (if it exists) of an invocation's block: the first `valid` of its four columns, whose
@@ -304,7 +305,7 @@ fn store_row(j: Job, m: u32, v: vec4<f32>, cols: vec4<u32>, valid: u32) {
     }
     var bias = 0.0;
     if (p.has_bias != 0u && p.mode != 2u) {
-        bias = a_src[p.bias_off + m];
+        bias = f32(a_src[p.bias_off + m]);
     }
     let at = cols + vec4<u32>(m * j.o_mstride);
     if (valid > 0u) {

@@ -20,8 +20,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> images: array<u32>;    // packed u8 pixels
 @group(0) @binding(2) var<storage, read> perm: array<u32>;      // image order of the epoch
 @group(0) @binding(3) var<storage, read> state: array<u32>;     // step counter
-@group(0) @binding(4) var<storage, read_write> dst: array<f32>; // x, or noisy
-@group(0) @binding(5) var<storage, read> src: array<f32>;       // add_noise: clean x
+// Element types `*_t` are f32 or f16, per dispatch (src/gpu: Shader); the arithmetic is f32.
+@group(0) @binding(4) var<storage, read_write> dst: array<dst_t>; // x, or noisy
+@group(0) @binding(5) var<storage, read> src: array<src_t>;       // add_noise: clean x
 
 const WG: u32 = 256u;
 const STREAM_INPUT_NOISE: u32 = 1u;
@@ -37,7 +38,7 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let image = perm[state[1] * p.batch_size + b];
     let k = image * p.pixels + px;
     let byte = (images[k >> 2u] >> ((k & 3u) * 8u)) & 255u;
-    dst[i] = f32(byte) / 255.0;
+    dst[i] = dst_t(f32(byte) / 255.0);
 }
 
 @compute @workgroup_size(WG)
@@ -47,5 +48,5 @@ fn add_noise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         return;
     }
     let eps = rng_normal(p.seed, STREAM_INPUT_NOISE, state[0], i);
-    dst[i] = clamp(src[i] + p.noise_std * eps, 0.0, 1.0);
+    dst[i] = dst_t(clamp(f32(src[i]) + p.noise_std * eps, 0.0, 1.0));
 }

@@ -8,11 +8,12 @@
 // grads[bias_off + r] for the bias column c = cols.
 // Workgroups first_block.. of the 1-D grid serve a segment; in each, 2^log_lanes invocations
 // ("lanes") share one output, each summing every 2^log_lanes-th split, then a tree in
-// workgroup memory adds the lanes.
+// workgroup memory adds the lanes. Every sum is multiplied by `scale` (1, or 1/loss scale when
+// the backward pass ran on a scaled loss: see src/graph.rs).
 
 struct Params {
     segments: u32,
-    _pad0: u32,
+    scale: f32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -66,7 +67,7 @@ fn finish(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
     if (lane == 0u && o < len) {
         let r = o / width;
         let c = o - r * width;
-        let total = lane_sums[lid];
+        let total = lane_sums[lid] * p.scale;
         if (c < cols) {
             grads[table[seg + 5u] + r * cols + c] = total;
         } else {

@@ -40,10 +40,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<storage, read> act_y: array<f32>;  // output of activation `dact`, C's layout
+// Element types `*_t` are f32 or f16, per dispatch (src/gpu: Shader); the arithmetic is f32.
+@group(0) @binding(1) var<storage, read> a: array<a_t>;
+@group(0) @binding(2) var<storage, read> b: array<b_t>;
+@group(0) @binding(3) var<storage, read_write> c: array<c_t>;
+@group(0) @binding(4) var<storage, read> act_y: array<act_y_t>;  // output of activation `dact`, C's layout
 
 const BM: u32 = 64u;   // tile rows
 const BN: u32 = 64u;   // tile columns
@@ -56,7 +57,7 @@ var<workgroup> b_tile: array<f32, 1040>;  // [BK, LD]: b_tile[k·LD + n] = B(k0 
 // bias[n] where asked for; in split z > 0 of a partial product 0 (split 0 carries it).
 fn bias_at(n: u32, z: u32) -> f32 {
     if (p.has_bias != 0u && z == 0u) {
-        return b[p.bias_off + n];
+        return f32(b[p.bias_off + n]);
     }
     return 0.0;
 }
@@ -70,7 +71,7 @@ fn store_row(m: u32, n: u32, z: u32, base: u32, v: vec4<f32>) {
     for (var j = 0u; j < 4u; j = j + 1u) {
         let col = n + 16u * j;
         if (col < p.n) {
-            c[row + col] = epilogue(row + col, v[j] + bias_at(col, z));
+            c[row + col] = c_t(epilogue(row + col, v[j] + bias_at(col, z)));
         }
     }
 }
@@ -79,7 +80,7 @@ fn store_row(m: u32, n: u32, z: u32, base: u32, v: vec4<f32>) {
 fn epilogue(i: u32, v: f32) -> f32 {
     var out = v;
     if (p.dact != ACT_NONE) {
-        out = act_backward(p.dact, p.slope, act_y[i], out);
+        out = act_backward(p.dact, p.slope, f32(act_y[i]), out);
     }
     return act_forward(p.act, p.slope, out);
 }
@@ -112,7 +113,7 @@ fn gemm(
             }
             var av = 0.0;
             if (m0 + am < p.m && k0 + ak < k_end) {
-                av = a[p.a_off + (m0 + am) * p.a_sm + (k0 + ak) * p.a_sk];
+                av = f32(a[p.a_off + (m0 + am) * p.a_sm + (k0 + ak) * p.a_sk]);
             }
             a_tile[ak * LD + am] = av;
             var bn = l % BN;
@@ -126,7 +127,7 @@ fn gemm(
                 if (p.ones_col != 0u && n0 + bn + 1u == p.n) {
                     bv = 1.0;
                 } else {
-                    bv = b[p.b_off + (k0 + bk) * p.b_sk + (n0 + bn) * p.b_sn];
+                    bv = f32(b[p.b_off + (k0 + bk) * p.b_sk + (n0 + bn) * p.b_sn]);
                 }
             }
             b_tile[bk * LD + bn] = bv;
@@ -166,8 +167,8 @@ fn sum_splits(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let n = i - m * p.n;
     var acc = 0.0;
     for (var z = 0u; z < p.splits; z = z + 1u) {
-        acc = acc + a[z * mn + i];
+        acc = acc + f32(a[z * mn + i]);
     }
     let o = p.c_off + m * p.c_sm + n;
-    c[o] = epilogue(o, acc + bias_at(n, 0u));
+    c[o] = c_t(epilogue(o, acc + bias_at(n, 0u)));
 }

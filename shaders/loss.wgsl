@@ -11,10 +11,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;           // [N, D] logits or predictions
-@group(0) @binding(2) var<storage, read> tgt: array<f32>;         // [N, D] targets
+// Element types `*_t` are f32 or f16, per dispatch (src/gpu: Shader); the arithmetic is f32.
+@group(0) @binding(1) var<storage, read> x: array<x_t>;           // [N, D] logits or predictions
+@group(0) @binding(2) var<storage, read> tgt: array<tgt_t>;       // [N, D] targets
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;  // [N]
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;    // [N, D]
+@group(0) @binding(4) var<storage, read_write> dx: array<dx_t>;   // [N, D]
 
 const WG: u32 = 64u;
 var<workgroup> partial: array<f32, 64>;
@@ -47,12 +48,12 @@ fn bce_with_logits(
     let base = row * p.d;
     var acc = 0.0;
     for (var j = lid; j < p.d; j = j + WG) {
-        let l = x[base + j];
-        let t = tgt[base + j];
+        let l = f32(x[base + j]);
+        let t = f32(tgt[base + j]);
         let e = exp(-abs(l));
         acc = acc + max(l, 0.0) - l * t + log(1.0 + e);
         let sig = select(e, 1.0, l >= 0.0) / (1.0 + e);
-        dx[base + j] = (sig - t) * p.grad_scale;
+        dx[base + j] = dx_t((sig - t) * p.grad_scale);
     }
     let total = row_sum(lid, acc);
     if (lid == 0u) {
@@ -74,9 +75,9 @@ fn mse(
     let base = row * p.d;
     var acc = 0.0;
     for (var j = lid; j < p.d; j = j + WG) {
-        let r = x[base + j] - tgt[base + j];
+        let r = f32(x[base + j]) - f32(tgt[base + j]);
         acc = acc + r * r;
-        dx[base + j] = 2.0 * r * p.grad_scale;
+        dx[base + j] = dx_t(2.0 * r * p.grad_scale);
     }
     let total = row_sum(lid, acc);
     if (lid == 0u) {

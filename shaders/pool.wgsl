@@ -20,8 +20,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;          // x, or dy in backward passes
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;    // y, or dx in backward passes
+// Element types `*_t` are f32 or f16, per dispatch (src/gpu: Shader); the arithmetic is f32.
+@group(0) @binding(1) var<storage, read> src: array<src_t>;        // x, or dy in backward passes
+@group(0) @binding(2) var<storage, read_write> dst: array<dst_t>;  // y, or dx in backward passes
 @group(0) @binding(3) var<storage, read_write> arg_out: array<u32>; // max_pool_forward: argmax
 @group(0) @binding(4) var<storage, read> arg_in: array<u32>;       // max_pool_backward: argmax
 
@@ -59,7 +60,7 @@ fn max_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
             let xx = i32(2u * ox + dx) - i32(p.pad);
             if (yy >= 0 && yy < i32(p.h) && xx >= 0 && xx < i32(p.w)) {
                 let j = base + u32(yy) * p.w + u32(xx);
-                let v = src[j];
+                let v = f32(src[j]);
                 if (!found || v > best) {
                     best = v;
                     arg = j;
@@ -68,7 +69,7 @@ fn max_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
             }
         }
     }
-    dst[i] = best;
+    dst[i] = dst_t(best);
     arg_out[i] = arg;
 }
 
@@ -89,10 +90,10 @@ fn max_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     if (oy < p.oh && ox < p.ow) {
         let o = (plane * p.oh + oy) * p.ow + ox;
         if (arg_in[o] == i) {
-            g = src[o];
+            g = f32(src[o]);
         }
     }
-    dst[i] = g;
+    dst[i] = dst_t(g);
 }
 
 @compute @workgroup_size(WG)
@@ -105,7 +106,7 @@ fn upsample_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let plane = c.x;
     let oy = c.y;
     let ox = c.z;
-    dst[i] = src[(plane * p.h + oy / 2u) * p.w + ox / 2u];
+    dst[i] = dst_t(f32(src[(plane * p.h + oy / 2u) * p.w + ox / 2u]));
 }
 
 // One invocation per input cell, summing its 2×2 block of dy.
@@ -120,7 +121,7 @@ fn upsample_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let yy = c.y;
     let xx = c.z;
     let o = (plane * p.oh + 2u * yy) * p.ow + 2u * xx;
-    dst[i] = src[o] + src[o + 1u] + src[o + p.ow] + src[o + p.ow + 1u];
+    dst[i] = dst_t(f32(src[o]) + f32(src[o + 1u]) + f32(src[o + p.ow]) + f32(src[o + p.ow + 1u]));
 }
 
 @compute @workgroup_size(WG)
@@ -134,5 +135,5 @@ fn avg_pool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let oy = c.y;
     let ox = c.z;
     let j = (plane * p.h + 2u * oy) * p.w + 2u * ox;
-    dst[i] = 0.25 * (src[j] + src[j + 1u] + src[j + p.w] + src[j + p.w + 1u]);
+    dst[i] = dst_t(0.25 * (f32(src[j]) + f32(src[j + 1u]) + f32(src[j + p.w]) + f32(src[j + p.w + 1u])));
 }

@@ -10,9 +10,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+// Element types `*_t` are f32 or f16, per dispatch (src/gpu: Shader); the arithmetic is f32.
+@group(0) @binding(1) var<storage, read> x: array<x_t>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<storage, read> x2: array<f32>;  // sum_into's second source
+@group(0) @binding(3) var<storage, read> x2: array<x2_t>;  // sum_into's second source
 
 const WG: u32 = 256u;
 var<workgroup> partial: array<f32, 256>;
@@ -41,7 +42,7 @@ fn channel_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     for (var j = wid.x * CHUNK + lid; j < end; j = j + WG) {
         let n = j / p.hw;
         let i = j - n * p.hw;
-        acc = acc + x[(n * p.c + c) * p.hw + i];
+        acc = acc + f32(x[(n * p.c + c) * p.hw + i]);
     }
     partial[lid] = acc;
     let total = tree_sum(lid);
@@ -57,7 +58,7 @@ fn channel_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
 fn sum_into(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
     for (var j = lid; j < p.n; j = j + WG) {
-        acc = acc + x[j];
+        acc = acc + f32(x[j]);
     }
     partial[lid] = acc;
     let total = tree_sum(lid);
@@ -67,7 +68,7 @@ fn sum_into(@builtin(local_invocation_index) lid: u32) {
     if (p.c > 1u) {
         var acc2 = 0.0;
         for (var j = lid; j < p.n; j = j + WG) {
-            acc2 = acc2 + x2[j];
+            acc2 = acc2 + f32(x2[j]);
         }
         workgroupBarrier();  // everyone has read the first total
         partial[lid] = acc2;

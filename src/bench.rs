@@ -6,7 +6,7 @@
 use crate::data::{self, Split};
 use crate::error::Result;
 use crate::evaluate::GpuSplit;
-use crate::gpu::Gpu;
+use crate::gpu::{Elem, Gpu};
 use crate::kernels;
 use crate::models::{Architecture, ModelSpec};
 use crate::train::{TrainConfig, Trainer};
@@ -22,6 +22,8 @@ pub struct BenchOptions {
     pub train_limit: usize,
     pub data_dir: PathBuf,
     pub seed: u64,
+    /// Storage of activations and their gradients.
+    pub precision: Elem,
 }
 
 /// The first `limit` images of `split` (all when `limit` is 0).
@@ -120,6 +122,7 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
         batch: opts.batch,
         lr: 1e-3,
         seed: opts.seed,
+        precision: opts.precision,
     };
     let mut trainer = Trainer::new(&gpu, cfg, split, None, None, 0)?;
     flush(&gpu)?;
@@ -155,6 +158,7 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
         "latent": opts.spec.latent,
         "task": opts.spec.task.name(),
         "batch": batch,
+        "precision": opts.precision.wgsl(),
         "epochs": opts.epochs,
         "images_per_epoch": images,
         "steps_per_epoch": trainer.steps_per_epoch(),

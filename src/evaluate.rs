@@ -5,7 +5,7 @@
 use crate::bail;
 use crate::data::Split;
 use crate::error::Result;
-use crate::gpu::{Gpu, Plan, Tensor};
+use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::graph::{Graph, ImageSource, Model};
 use crate::kernels::{reduce, step};
 use crate::models::IMAGE_SIDE;
@@ -108,7 +108,7 @@ impl Evaluator {
         let acc = Tensor::zeros(gpu, &[4], "eval sums")?;
         let (full_batches, tail) = batches(split.count, batch);
         let build = |n: usize| -> Result<Plan> {
-            let g = Graph::new(gpu, &model.arch, n, false)?;
+            let g = Graph::new(gpu, &model.arch, n, false, Elem::F32)?;
             let mut plan = Plan::new();
             g.record_data(
                 &mut plan,
@@ -123,7 +123,8 @@ impl Evaluator {
             g.record_loss(&mut plan, gpu, &model.arch);
             reduce::sum_into(&mut plan, gpu, &acc, 0, &g.rec, g.kl(), n);
             step::advance(&mut plan, gpu, &state);
-            // The graph's tensors stay alive through the plan's bind groups.
+            plan.compile(gpu);
+            // The graph's tensors stay alive through the plan's bindings.
             Ok(plan)
         };
         let full = if full_batches > 0 {

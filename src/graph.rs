@@ -5,7 +5,7 @@
 
 use crate::checkpoint::{Checkpoint, NamedTensor};
 use crate::error::Result;
-use crate::gpu::{Gpu, Plan, Tensor};
+use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::kernels::grads::GradPartials;
 use crate::kernels::{InputGrad, SplitTensor, activation, data, linear, loss, pool, vae};
 use crate::models::{Architecture, Head, IMAGE_SIDE, LossKind, Task};
@@ -115,8 +115,18 @@ struct TrainBuffers {
 }
 
 /// A model instantiated for batch size `n`.
+///
+/// Storage: the images, every encoder and decoder activation and their gradients are `elem`
+/// (f16 with `--precision f16`); the small code-sized tensors (head output, z, eps, KL, their
+/// gradients), the per-example losses, the parameters and their gradients are always f32, and
+/// every kernel computes in f32. With f16 activation gradients the backward pass runs on the
+/// loss summed over the batch instead of its mean ([`Graph::loss_scale`] = n), so that the
+/// gradients stay in f16's normal range (≥ 6.1e-5), and the gradient sums are divided by n
+/// again as the partials are added up.
 pub struct Graph {
     pub n: usize,
+    /// Storage of the images, activations and their gradients.
+    pub elem: Elem,
     /// `[n, 1, 28, 28]` clean images: the loss target, and the input of `reconstruct`.
     pub target: Tensor,
     /// `[n, 1, h, w]` noisy or downsampled input when the task has one.
@@ -136,14 +146,22 @@ pub struct Graph {
 }
 
 impl Graph {
-    /// Allocates every tensor for batch `n`; `train` adds the gradient tensors.
-    pub fn new(gpu: &Gpu, arch: &Architecture, n: usize, train: bool) -> Result<Graph> {
-        let target = Tensor::zeros(gpu, &[n, 1, IMAGE_SIDE, IMAGE_SIDE], "target")?;
+    /// Allocates every tensor for batch `n`, images and activations stored as `elem`; `train`
+    /// adds the gradient tensors.
+    pub fn new(gpu: &Gpu, arch: &Architecture, n: usize, train: bool, elem: Elem) -> Result<Graph> {
+        if elem == Elem::F16 && !gpu.has_f16() {
+            crate::bail!(
+                "--precision f16: {} has no SHADER_F16 (f16 storage in shaders); use --precision f32",
+                gpu.describe()
+            );
+        }
+        let target = Tensor::zeros_as(gpu, &[n, 1, IMAGE_SIDE, IMAGE_SIDE], elem, "target")?;
         let input = match arch.spec.task {
             Task::Reconstruct => None,
-            _ => Some(Tensor::zeros(
+            _ => Some(Tensor::zeros_as(
                 gpu,
                 &arch.input_dims().batch(n),
+                elem,
                 "task input",
             )?),
         };
@@ -158,7 +176,7 @@ impl Graph {
         } else {
             Backward::None
         };
-        let enc = StackBuffers::new(gpu, &arch.encoder, n, enc_backward, "encoder")?;
+        let enc = StackBuffers::new(gpu, &arch.encoder, n, elem, enc_backward, "encoder")?;
         let feat = arch.encoder.output().numel();
         let head_out = match &arch.head {
             Head::None => None,
@@ -178,10 +196,10 @@ impl Graph {
         } else {
             None
         };
-        let dec = StackBuffers::new(gpu, &arch.decoder, n, dec_backward, "decoder")?;
+        let dec = StackBuffers::new(gpu, &arch.decoder, n, elem, dec_backward, "decoder")?;
         let pixels = IMAGE_SIDE * IMAGE_SIDE;
         let rec = Tensor::zeros(gpu, &[n], "reconstruction loss")?;
-        let dout = Tensor::zeros(gpu, &[n, pixels], "d output")?;
+        let dout = Tensor::zeros_as(gpu, &[n, pixels], elem, "d output")?;
         let probs = if !train && arch.spec.loss == LossKind::Bce {
             Some(Tensor::zeros(gpu, &[n, pixels], "probabilities")?)
         } else {
@@ -199,7 +217,7 @@ impl Graph {
                 },
                 dfeat: match &arch.head {
                     Head::None => None,
-                    _ => Some(Tensor::zeros(gpu, &[n, feat], "d features")?),
+                    _ => Some(Tensor::zeros_as(gpu, &[n, feat], elem, "d features")?),
                 },
             })
         } else {
@@ -207,6 +225,7 @@ impl Graph {
         };
         Ok(Graph {
             n,
+            elem,
             target,
             input,
             enc,
@@ -384,11 +403,20 @@ impl Graph {
         }
     }
 
-    /// Records the per-example reconstruction loss into `rec` and its gradient (scaled by
-    /// 1/n, the batch mean) into the decoder-output gradient.
+    /// What the backward pass multiplies the batch-mean loss by: 1, or n with f16 gradients
+    /// (see [`Graph`]); the parameter gradients come out unscaled.
+    pub fn loss_scale(&self) -> f32 {
+        match self.elem {
+            Elem::F32 => 1.0,
+            Elem::F16 => self.n as f32,
+        }
+    }
+
+    /// Records the per-example reconstruction loss into `rec` and its gradient (of the batch
+    /// mean times [`Graph::loss_scale`]) into the decoder-output gradient.
     pub fn record_loss(&self, plan: &mut Plan, gpu: &Gpu, arch: &Architecture) {
         let d = IMAGE_SIDE * IMAGE_SIDE;
-        let scale = 1.0 / self.n as f32;
+        let scale = self.loss_scale() / self.n as f32;
         match arch.spec.loss {
             LossKind::Bce => loss::bce_with_logits(
                 plan,
@@ -479,7 +507,7 @@ impl Graph {
                     &v.eps,
                     self.n,
                     arch.code_len(),
-                    1.0 / self.n as f32,
+                    self.loss_scale() / self.n as f32,
                 );
                 dh
             }
@@ -514,7 +542,7 @@ impl Graph {
             self.input(),
             params,
         );
-        partials.finish(plan, gpu, &grads.buffer)
+        partials.finish(plan, gpu, &grads.buffer, 1.0 / self.loss_scale())
     }
 
     fn head_shape(&self, l: &crate::nn::Layer) -> LinearShape {

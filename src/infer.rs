@@ -3,7 +3,7 @@
 //! plans are recorded once. Used by `sample`, `reconstruct`, `encode`, `denoise`, `upscale`.
 
 use crate::error::Result;
-use crate::gpu::{Gpu, Plan, Tensor};
+use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::graph::{Graph, Model};
 use crate::kernels::step;
 use crate::models::IMAGE_SIDE;
@@ -39,7 +39,7 @@ impl<'g> Inference<'g> {
     /// Builds the graph for batches of `batch` images; `seed` fixes the denoising noise.
     pub fn new(gpu: &'g Gpu, model: Model, batch: usize, seed: u32) -> Result<Inference<'g>> {
         let n = batch.max(1);
-        let graph = Graph::new(gpu, &model.arch, n, false)?;
+        let graph = Graph::new(gpu, &model.arch, n, false, Elem::F32)?;
         let state = Tensor::zeros(gpu, &[step::STATE_LEN], "inference state")?;
         let mut full = Plan::new();
         graph.record_task_input(&mut full, gpu, &model.arch, &state, seed);
@@ -49,6 +49,8 @@ impl<'g> Inference<'g> {
         let mut decode = Plan::new();
         graph.record_decode(&mut decode, gpu, &model);
         graph.record_probabilities(&mut decode, gpu);
+        full.compile(gpu);
+        decode.compile(gpu);
         Ok(Inference {
             gpu,
             model,
@@ -87,7 +89,7 @@ impl<'g> Inference<'g> {
                 0,
                 bytemuck::cast_slice(&[b as u32, 0, 0, 0]),
             );
-            self.full.run(self.gpu)?;
+            self.full.submit(self.gpu)?;
             out.inputs
                 .extend_from_slice(&self.graph.input().read_f32(self.gpu)?[..k * ip]);
             out.codes.extend_from_slice(&self.read_codes()?[..k * cl]);
@@ -124,7 +126,7 @@ impl<'g> Inference<'g> {
             let mut padded = chunk.to_vec();
             padded.resize(self.n * cl, 0.0);
             self.graph.code().write_f32(self.gpu, &padded);
-            self.decode.run(self.gpu)?;
+            self.decode.submit(self.gpu)?;
             out.extend_from_slice(&self.graph.probabilities().read_f32(self.gpu)?[..k * PIXELS]);
         }
         Ok(out)

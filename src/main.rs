@@ -162,6 +162,16 @@ impl AdapterArg {
     }
 }
 
+#[derive(Args)]
+struct PrecisionArg {
+    /// Storage of activations and their gradients: f32, or f16 (half the memory and traffic;
+    /// needs an adapter with SHADER_F16, see `gpu-ae devices`). Kernels compute in f32 and the
+    /// parameters, their gradients and Adam's moments stay f32 either way. A resumed run keeps
+    /// its own.
+    #[arg(long, default_value = "f32", value_name = "f32|f16")]
+    precision: String,
+}
+
 #[derive(Args, Clone)]
 struct ModelArgs {
     /// conv-vae, conv-ae, dense-vae or lesson-ae.
@@ -206,6 +216,8 @@ struct TrainArgs {
     lr: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    #[command(flatten)]
+    precision: PrecisionArg,
     /// Folder with the IDX files (train-images-idx3-ubyte[.gz], ...).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
@@ -257,6 +269,8 @@ struct BenchArgs {
     /// Use only the first N training images (0 = all), for slow adapters.
     #[arg(long, default_value_t = 0)]
     train_limit: usize,
+    #[command(flatten)]
+    precision: PrecisionArg,
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
@@ -344,6 +358,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         batch: a.batch,
         lr: a.lr,
         seed: a.seed,
+        precision: a.precision.precision.parse()?,
     };
     let opts = RunOptions {
         data_dir: a.data.unwrap_or_else(default_data),
@@ -425,6 +440,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         train_limit: a.train_limit,
         data_dir: a.data.unwrap_or_else(default_data),
         seed: a.seed,
+        precision: a.precision.precision.parse()?,
     };
     let report = bench::run(&opts, || a.adapter.open())?;
     println!(

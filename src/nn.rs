@@ -5,7 +5,7 @@
 //! beyond handing buffers to the kernel launchers.
 
 use crate::error::Result;
-use crate::gpu::{Gpu, Plan, Tensor};
+use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::host_rng::SplitMix64;
 use crate::kernels::grads::GradPartials;
 use crate::kernels::{InputGrad, activation, conv_transpose2d, conv2d, linear, pool};
@@ -438,10 +438,10 @@ pub enum Backward {
 }
 
 /// A [`Stack`] on the GPU for batch size `n`: the output of each layer, the gradient of each
-/// layer output (when built for training), and the pooling argmax indices. A layer whose
-/// activation is fused shares its output tensor with that activation (the pre-activation is
-/// never stored), and the gradient of an activation output whose backward pass is fused is
-/// never stored either.
+/// layer output (when built for training), all stored as one [`Elem`], and the pooling argmax
+/// indices. A layer whose activation is fused shares its output tensor with that activation
+/// (the pre-activation is never stored), and the gradient of an activation output whose
+/// backward pass is fused is never stored either.
 pub struct StackBuffers {
     n: usize,
     tensors: Vec<Tensor>,
@@ -459,6 +459,7 @@ impl StackBuffers {
         gpu: &Gpu,
         stack: &Stack,
         n: usize,
+        elem: Elem,
         backward: Backward,
         label: &str,
     ) -> Result<Self> {
@@ -478,9 +479,10 @@ impl StackBuffers {
                 outs[i] = outs[i + 1];
             } else {
                 outs[i] = tensors.len();
-                tensors.push(Tensor::zeros(
+                tensors.push(Tensor::zeros_as(
                     gpu,
                     &shape,
+                    elem,
                     &format!("{label} {}", layer.name),
                 )?);
             }
@@ -493,9 +495,10 @@ impl StackBuffers {
             } && stack.fused_backward(i + 1).is_none();
             if written {
                 grads[i] = Some(tensors.len());
-                tensors.push(Tensor::zeros(
+                tensors.push(Tensor::zeros_as(
                     gpu,
                     &shape,
+                    elem,
                     &format!("{label} d{}", layer.name),
                 )?);
             }

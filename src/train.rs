@@ -8,7 +8,7 @@ use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::data;
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalMetrics, Evaluator, GpuSplit, batches};
-use crate::gpu::{Gpu, Plan, Tensor};
+use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::graph::{Graph, Model, values_from_checkpoint};
 use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
@@ -36,6 +36,8 @@ pub struct TrainConfig {
     pub batch: usize,
     pub lr: f32,
     pub seed: u64,
+    /// Storage of activations and their gradients (`--precision`); see [`Graph`].
+    pub precision: Elem,
 }
 
 /// Loss sums of one epoch so far.
@@ -222,7 +224,7 @@ impl<'g> Trainer<'g> {
         let gpu = self.gpu;
         let arch = &self.model.arch;
         let seed = self.cfg.seed as u32;
-        let g = Graph::new(gpu, arch, n, true)?;
+        let g = Graph::new(gpu, arch, n, true, self.cfg.precision)?;
         let mut plan = Plan::new();
         g.record_data(
             &mut plan,
@@ -260,6 +262,7 @@ impl<'g> Trainer<'g> {
             arch.params.total,
         );
         step::advance(&mut plan, gpu, &self.state);
+        plan.compile(gpu);
         Ok(StepPlan { plan, n })
     }
 
@@ -420,6 +423,7 @@ impl<'g> Trainer<'g> {
         meta.insert("seed".into(), self.cfg.seed.to_string());
         meta.insert("lr".into(), self.cfg.lr.to_string());
         meta.insert("batch".into(), self.cfg.batch.to_string());
+        meta.insert("precision".into(), self.cfg.precision.wgsl().into());
         meta.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         let (m, v) = self.moments()?;
         let p = self.model.arch.params.total;
@@ -524,6 +528,13 @@ pub fn run(
                                 model_path.display()
                             ))
                         })?,
+                    // Runs written before --precision existed trained in f32.
+                    precision: match ckpt.meta("precision") {
+                        None => Elem::F32,
+                        Some(p) => p.parse().map_err(|e| {
+                            Error::msg(format!("{}: metadata: {e}", model_path.display()))
+                        })?,
+                    },
                 };
                 let arch = Architecture::new(spec)?;
                 let params = values_from_checkpoint(&arch, &ckpt, &model_path)?;

@@ -12,6 +12,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use gpu_ae::checkpoint::{self, Checkpoint};
 use gpu_ae::data::{self, Images};
+use gpu_ae::gpu::{AdapterChoice, Gpu};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gpu-ae");
 const TRAIN_COUNT: usize = 256;
@@ -220,6 +221,23 @@ fn train(out: &Path, extra: &[&str]) {
     ok(&args);
 }
 
+/// `train --resume run` up to `epochs` in total, on the fixture.
+fn resume(run: &Path, epochs: usize) {
+    let epochs = epochs.to_string();
+    ok(&[
+        "train",
+        "--resume",
+        s(run),
+        "--epochs",
+        &epochs,
+        "--data",
+        data_dir(),
+        "--eval-batch",
+        "64",
+        "--quiet",
+    ]);
+}
+
 /// conv-vae with a 2-D latent, one epoch, seed 0.
 fn vae2() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
@@ -396,18 +414,7 @@ fn train_writes_a_pytorch_shaped_run_folder() {
 #[test]
 fn resume_is_bit_identical_to_an_uninterrupted_run() {
     let resumed = copy_dir(vae2(), "resumed");
-    ok(&[
-        "train",
-        "--resume",
-        s(&resumed),
-        "--epochs",
-        "2",
-        "--data",
-        data_dir(),
-        "--eval-batch",
-        "64",
-        "--quiet",
-    ]);
+    resume(&resumed, 2);
     let straight = root().join("straight");
     let _ = std::fs::remove_dir_all(&straight);
     ok(&[
@@ -446,6 +453,48 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
     let metrics = json_lines(&std::fs::read_to_string(resumed.join("metrics.jsonl")).unwrap());
     let epochs: Vec<Option<u64>> = metrics.iter().map(|m| m["epoch"].as_u64()).collect();
     assert_eq!(epochs, [Some(1), Some(2)]);
+}
+
+/// `--precision f16` trains where the adapter has SHADER_F16 and is recorded in the run, so a
+/// resumed run keeps it; elsewhere (GL) it is a one-line error before any run folder exists.
+/// An unknown precision is refused before anything starts.
+#[test]
+fn precision_f16_trains_resumes_or_is_refused() {
+    let bad = root().join("precision-f8");
+    fails(
+        &["train", "--precision", "f8", "--out", s(&bad)],
+        &["--precision", "f8"],
+        &[&bad],
+    );
+    let run = root().join("precision-f16");
+    let _ = std::fs::remove_dir_all(&run);
+    let has_f16 = Gpu::new(&AdapterChoice::Best).unwrap().has_f16();
+    if !has_f16 {
+        let args = [
+            "train",
+            "--data",
+            data_dir(),
+            "--out",
+            s(&run),
+            "--precision",
+            "f16",
+        ];
+        fails(&args, &["--precision f16", "SHADER_F16"], &[&run]);
+        return;
+    }
+    train(
+        &run,
+        &["--model", "conv-vae", "--latent", "2", "--precision", "f16"],
+    );
+    let first = checkpoint::load(&model_file(&run)).unwrap();
+    assert_eq!(first.meta("precision"), Some("f16"));
+    resume(&run, 2);
+    let resumed = checkpoint::load(&model_file(&run)).unwrap();
+    assert_eq!(resumed.meta("precision"), Some("f16"));
+    assert_eq!(resumed.meta("epoch"), Some("2"));
+    let metrics = json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap());
+    let elbo: Vec<f64> = metrics.iter().map(|m| num(m, "test_neg_elbo")).collect();
+    assert!(elbo.len() == 2 && elbo[1] < elbo[0], "{elbo:?}");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use gpu_ae::bench::{self, BenchOptions};
 use gpu_ae::data::{self, Split};
 use gpu_ae::evaluate::{Evaluator, GpuSplit};
-use gpu_ae::gpu::{AdapterChoice, Gpu};
+use gpu_ae::gpu::{AdapterChoice, Elem, Gpu};
 use gpu_ae::kernels::{ENTRY_POINTS, data::pack_bytes};
 use gpu_ae::models::{LossKind, ModelKind, ModelSpec, Task};
 use gpu_ae::train::{TrainConfig, Trainer};
@@ -65,6 +65,7 @@ fn prepare_builds_every_pipeline_that_training_and_evaluation_record() {
             batch: 16,
             lr: 1e-3,
             seed: 1,
+            precision: Elem::F32,
         };
         let train = GpuSplit::upload(&gpu, &split, &mnist_dir()).unwrap();
         let test = GpuSplit::upload(&gpu, &split, &mnist_dir()).unwrap();
@@ -103,6 +104,7 @@ fn bench_reports_the_start_up_phases() {
         train_limit: 32,
         data_dir: mnist_dir(),
         seed: 3,
+        precision: Elem::F32,
     };
     let report = bench::run(&opts, || Ok(gpu())).unwrap();
     let startup = report["startup_s"].as_f64().unwrap();
@@ -154,6 +156,7 @@ fn bench_reports_a_bad_dataset_by_name() {
         train_limit: 8,
         data_dir: PathBuf::from("no/such/dataset"),
         seed: 3,
+        precision: Elem::F32,
     };
     let err = bench::run(&opts, || Ok(gpu())).unwrap_err().to_string();
     assert!(

@@ -8,7 +8,7 @@ mod plan;
 mod tensor;
 
 pub use plan::{Plan, Profile, grid_1d};
-pub use tensor::Tensor;
+pub use tensor::{Binding, Elem, Tensor};
 
 use crate::bail;
 use crate::error::{Error, Result};
@@ -21,10 +21,82 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// A WGSL source file, embedded in the binary. `name` is the file name without extension.
 /// Families that need random numbers embed `shaders/rng.wgsl` in front of their own source:
 /// `source: concat!(include_str!("../../shaders/rng.wgsl"), include_str!("../../shaders/x.wgsl"))`.
+///
+/// A storage binding declared `var<storage, ..> NAME: array<NAME_t>` holds floats whose storage
+/// the launcher picks per dispatch ([`Elem`] of the bound tensor): the shader is compiled with
+/// a prelude that makes each such `NAME_t` an alias of f32 or f16, and converts to and from f32
+/// where it loads and stores them (`f32(x[i])`, `y[i] = y_t(v)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Shader {
     pub name: &'static str,
     pub source: &'static str,
+}
+
+impl Shader {
+    /// (binding number, element alias) of every storage binding declared with an element type
+    /// named after the variable plus `_t`.
+    pub fn typed_bindings(&self) -> Vec<(u32, String)> {
+        let mut typed = Vec::new();
+        for line in self.source.lines() {
+            let line = line.trim_start();
+            if line.starts_with("//") || !line.contains("var<storage") {
+                continue;
+            }
+            let Some(binding) = line
+                .split_once("@binding(")
+                .and_then(|(_, rest)| rest.split_once(')'))
+                .and_then(|(n, _)| n.trim().parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let decl = line.split("//").next().unwrap_or(line);
+            let Some(name) = decl.split('>').nth(1).and_then(|s| s.split(':').next()) else {
+                continue;
+            };
+            let alias = format!("{}_t", name.trim());
+            if decl.contains(&format!("array<{alias}>")) {
+                typed.push((binding, alias));
+            }
+        }
+        typed
+    }
+
+    /// The WGSL of one storage variant: bit b of `halves` set makes typed binding b f16, the
+    /// other typed bindings are f32.
+    pub fn variant_source(&self, halves: u32) -> String {
+        let mut prelude = String::new();
+        if halves != 0 {
+            prelude.push_str("enable f16;\n");
+        }
+        for (binding, alias) in self.typed_bindings() {
+            let elem = if halves & (1 << binding) != 0 {
+                Elem::F16
+            } else {
+                Elem::F32
+            };
+            prelude.push_str(&format!("alias {alias} = {};\n", elem.wgsl()));
+        }
+        prelude + self.source
+    }
+
+    /// The `halves` mask for these bindings: bit b set where binding b is an f16 tensor.
+    /// Panics when an f16 tensor is bound where the shader only takes f32 (a plumbing bug).
+    pub fn halves(&self, entry: &str, bindings: &[(u32, Binding)]) -> u32 {
+        let mut halves = 0;
+        let mut typed: Option<Vec<(u32, String)>> = None;
+        for (b, binding) in bindings {
+            if binding.elem == Elem::F16 {
+                let typed = typed.get_or_insert_with(|| self.typed_bindings());
+                assert!(
+                    typed.iter().any(|(t, _)| t == b),
+                    "{}::{entry}: binding {b} takes f32 only, got an f16 tensor",
+                    self.name
+                );
+                halves |= 1 << b;
+            }
+        }
+        halves
+    }
 }
 
 /// Which adapter to open: the best one (discrete GPU first), or one picked by the user.
@@ -140,9 +212,12 @@ pub struct Gpu {
     pub features: wgpu::Features,
     /// Seconds spent opening it: finding the adapters (driver start-up), then the device.
     pub open_times: OpenTimes,
-    modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
+    modules: RefCell<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: RefCell<HashMap<PipelineKey, wgpu::ComputePipeline>>,
 }
+
+/// Shader modules are cached by shader and storage variant (the `halves` mask).
+type ModuleKey = (&'static str, u32);
 
 /// How long [`Gpu::new`] took, in seconds.
 #[derive(Debug, Clone, Copy, Default)]
@@ -153,18 +228,20 @@ pub struct OpenTimes {
     pub device_s: f64,
 }
 
-/// Pipelines are cached by (shader, entry point, override constants).
+/// Pipelines are cached by (shader, storage variant, entry point, override constants).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PipelineKey {
     shader: &'static str,
+    halves: u32,
     entry: String,
     constants: Vec<(String, u64)>,
 }
 
 impl PipelineKey {
-    fn new(shader: &Shader, entry: &str, constants: &[(&str, f64)]) -> PipelineKey {
+    fn new(shader: &Shader, halves: u32, entry: &str, constants: &[(&str, f64)]) -> PipelineKey {
         PipelineKey {
             shader: shader.name,
+            halves,
             entry: entry.to_string(),
             constants: constants
                 .iter()
@@ -174,13 +251,26 @@ impl PipelineKey {
     }
 }
 
+/// One pipeline to build: `entry` of `shader` in storage variant `halves`, with `constants`.
+pub(crate) struct PipelineRequest<'a> {
+    pub shader: &'a Shader,
+    pub halves: u32,
+    pub entry: &'a str,
+    pub constants: &'a [(&'a str, f64)],
+}
+
 /// wgpu parses and validates the WGSL here. Bounds checks stay on; the loop-bounding counter
 /// wgpu would add to every loop (a guard against infinite loops in untrusted shaders, at a cost
 /// in the GEMMs' inner loops) is left out.
-fn create_module(device: &wgpu::Device, shader: &Shader) -> wgpu::ShaderModule {
+fn create_module(device: &wgpu::Device, shader: &Shader, halves: u32) -> wgpu::ShaderModule {
+    let source = if shader.typed_bindings().is_empty() {
+        shader.source.into()
+    } else {
+        shader.variant_source(halves).into()
+    };
     let descriptor = wgpu::ShaderModuleDescriptor {
         label: Some(shader.name),
-        source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+        source: wgpu::ShaderSource::Wgsl(source),
     };
     let checks = wgpu::ShaderRuntimeChecks {
         force_loop_bounding: false,
@@ -279,7 +369,7 @@ impl Gpu {
     fn open(adapter: &wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let wanted = wgpu::Features::TIMESTAMP_QUERY;
+        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
         let features = adapter.features() & wanted;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("gpu-ae"),
@@ -314,23 +404,30 @@ impl Gpu {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
-    /// The compute pipeline for `entry` of `shader`, built on first use and cached.
-    /// `constants` are WGSL `override` values (workgroup sizes, flags).
+    /// Whether kernels can store f16 tensors (the adapter has SHADER_F16).
+    pub fn has_f16(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// The compute pipeline for `entry` of `shader` in storage variant `halves` (see
+    /// [`Shader::halves`]), built on first use and cached. `constants` are WGSL `override`
+    /// values (workgroup sizes, flags).
     pub fn pipeline(
         &self,
         shader: &Shader,
+        halves: u32,
         entry: &str,
         constants: &[(&str, f64)],
     ) -> wgpu::ComputePipeline {
-        let key = PipelineKey::new(shader, entry, constants);
+        let key = PipelineKey::new(shader, halves, entry, constants);
         if let Some(p) = self.pipelines.borrow().get(&key) {
             return p.clone();
         }
         let module = self
             .modules
             .borrow_mut()
-            .entry(shader.name)
-            .or_insert_with(|| create_module(&self.device, shader))
+            .entry((shader.name, halves))
+            .or_insert_with(|| create_module(&self.device, shader, halves))
             .clone();
         let pipeline = create_pipeline(&self.device, shader, &module, entry, constants);
         self.pipelines.borrow_mut().insert(key, pipeline.clone());
@@ -338,46 +435,56 @@ impl Gpu {
     }
 
     /// Builds, on all CPU cores at once, the shader module of every listed shader and the
-    /// pipeline (without override constants) of every listed entry point that is not cached
-    /// yet, so that recording plans afterwards finds every pipeline in the cache. wgpu parses
-    /// and validates WGSL when a module is created and drivers compile a pipeline to machine
-    /// code when it is created: one after the other, that is most of a cold start-up.
-    /// Panics like [`Gpu::pipeline`] when the device rejects a shader.
+    /// pipeline (f32 storage, no override constants) of every listed entry point that is not
+    /// cached yet, so that recording f32 plans afterwards finds every pipeline in the cache.
+    /// wgpu parses and validates WGSL when a module is created and drivers compile a pipeline
+    /// to machine code when it is created: one after the other, that is most of a cold
+    /// start-up. Panics like [`Gpu::pipeline`] when the device rejects a shader.
     pub fn prepare(&self, entry_points: &[(&Shader, &[&str])]) {
-        // One module slot per distinct shader, filled from the cache or by the first job that
-        // needs it (other jobs of that shader wait for it).
-        let mut shaders: Vec<&Shader> = Vec::new();
-        for (shader, _) in entry_points {
-            if !shaders.iter().any(|s| s.name == shader.name) {
-                shaders.push(shader);
-            }
-        }
-        let modules: Vec<OnceLock<wgpu::ShaderModule>> = shaders
-            .iter()
-            .map(|s| {
-                let slot = OnceLock::new();
-                if let Some(m) = self.modules.borrow().get(s.name) {
-                    let _ = slot.set(m.clone());
-                }
-                slot
-            })
-            .collect();
-        // (shader slot, entry) of every missing pipeline, taking the shaders in turn so that
-        // threads seldom wait for the same module.
-        let mut jobs: Vec<(usize, &str)> = Vec::new();
+        // Entry k of every shader before entry k + 1 of any, so that threads seldom wait for
+        // the same module.
+        let mut requests = Vec::new();
         let depth = entry_points.iter().map(|(_, e)| e.len()).max().unwrap_or(0);
         for k in 0..depth {
             for (shader, entries) in entry_points {
-                let Some(&entry) = entries.get(k) else {
-                    continue;
-                };
-                let slot = shaders.iter().position(|s| s.name == shader.name);
-                let slot = slot.expect("every shader has a slot");
-                let key = PipelineKey::new(shader, entry, &[]);
-                if !self.pipelines.borrow().contains_key(&key) && !jobs.contains(&(slot, entry)) {
-                    jobs.push((slot, entry));
+                if let Some(&entry) = entries.get(k) {
+                    requests.push(PipelineRequest {
+                        shader,
+                        halves: 0,
+                        entry,
+                        constants: &[],
+                    });
                 }
             }
+        }
+        self.build_pipelines(&requests);
+    }
+
+    /// Builds every requested pipeline that is not cached yet (and the shader modules they
+    /// need) on all CPU cores at once, and caches them.
+    pub(crate) fn build_pipelines(&self, requests: &[PipelineRequest]) {
+        // One module slot per distinct (shader, variant), filled from the cache or by the first
+        // job that needs it (other jobs of that module wait for it).
+        let mut modules: Vec<(ModuleKey, &Shader, OnceLock<wgpu::ShaderModule>)> = Vec::new();
+        let mut jobs: Vec<(usize, PipelineKey, &PipelineRequest)> = Vec::new();
+        for r in requests {
+            let key = PipelineKey::new(r.shader, r.halves, r.entry, r.constants);
+            if self.pipelines.borrow().contains_key(&key) || jobs.iter().any(|j| j.1 == key) {
+                continue;
+            }
+            let module_key = (r.shader.name, r.halves);
+            let slot = match modules.iter().position(|m| m.0 == module_key) {
+                Some(slot) => slot,
+                None => {
+                    let cell = OnceLock::new();
+                    if let Some(m) = self.modules.borrow().get(&module_key) {
+                        let _ = cell.set(m.clone());
+                    }
+                    modules.push((module_key, r.shader, cell));
+                    modules.len() - 1
+                }
+            };
+            jobs.push((slot, key, r));
         }
         if jobs.is_empty() {
             return;
@@ -389,13 +496,12 @@ impl Gpu {
         let next = AtomicUsize::new(0);
         let work = || {
             let mut built = Vec::new();
-            while let Some(&(slot, entry)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                let shader = shaders[slot];
-                let module = modules[slot].get_or_init(|| create_module(device, shader));
+            while let Some((slot, key, r)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let (_, shader, cell) = &modules[*slot];
+                let module = cell.get_or_init(|| create_module(device, shader, r.halves));
                 built.push((
-                    slot,
-                    entry,
-                    create_pipeline(device, shader, module, entry, &[]),
+                    key.clone(),
+                    create_pipeline(device, shader, module, r.entry, r.constants),
                 ));
             }
             built
@@ -409,15 +515,21 @@ impl Gpu {
             built
         });
         let mut cache = self.modules.borrow_mut();
-        for (shader, module) in shaders.iter().zip(modules) {
+        for (key, _, module) in modules {
             if let Some(m) = module.into_inner() {
-                cache.entry(shader.name).or_insert(m);
+                cache.entry(key).or_insert(m);
             }
         }
         let mut cache = self.pipelines.borrow_mut();
-        for (slot, entry, pipeline) in built {
-            cache.insert(PipelineKey::new(shaders[slot], entry, &[]), pipeline);
+        for (key, pipeline) in built {
+            cache.insert(key, pipeline);
         }
+    }
+
+    /// The cached pipeline for a request, if it was built.
+    pub(crate) fn cached_pipeline(&self, r: &PipelineRequest) -> Option<wgpu::ComputePipeline> {
+        let key = PipelineKey::new(r.shader, r.halves, r.entry, r.constants);
+        self.pipelines.borrow().get(&key).cloned()
     }
 
     /// Number of distinct pipelines built so far (tests check that plans reuse them).

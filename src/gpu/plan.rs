@@ -1,20 +1,74 @@
 //! `Plan`: a list of compute dispatches (pipeline + bind group + grid) built once and recorded
 //! many times. A model's training step is one plan recorded into one compute pass; `profile`
 //! records each dispatch in its own pass between timestamp queries for `gpu-ae bench`.
+//! Dispatches whose pipeline is not cached yet wait for [`Plan::compile`], which builds all of
+//! them at once on every CPU core.
 //!
 //! Binding convention for every kernel: `@group(0) @binding(0)` is a uniform struct of sizes
 //! and flags; storage buffers follow at the bindings the launcher names.
 
-use super::{Gpu, Shader, map_and_read};
+use super::{Binding, Gpu, PipelineRequest, Shader, map_and_read};
 use crate::error::{Error, Result};
 
 struct Dispatch {
     label: String,
-    pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
+    shader: Shader,
+    /// Storage variant (see [`Shader::halves`]).
+    halves: u32,
+    entry: String,
+    constants: Vec<(String, f64)>,
+    /// The uniform params, then the storage buffers by binding number.
+    bindings: Vec<(u32, wgpu::Buffer)>,
+    /// Pipeline and bind group; None until [`Plan::compile`] when the pipeline was not cached.
+    ready: Option<(wgpu::ComputePipeline, wgpu::BindGroup)>,
     workgroups: [u32; 3],
     /// Total size of the storage buffers bound (an upper bound on the bytes it touches).
     bound_bytes: u64,
+}
+
+impl Dispatch {
+    fn constants(&self) -> Vec<(&str, f64)> {
+        self.constants
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect()
+    }
+
+    /// The pipeline this dispatch needs; `constants` from [`Dispatch::constants`].
+    fn request<'a>(&'a self, constants: &'a [(&'a str, f64)]) -> PipelineRequest<'a> {
+        PipelineRequest {
+            shader: &self.shader,
+            halves: self.halves,
+            entry: &self.entry,
+            constants,
+        }
+    }
+
+    /// Creates the bind group for `pipeline` (automatic layout) and marks the dispatch ready.
+    fn bind(&mut self, gpu: &Gpu, pipeline: wgpu::ComputePipeline) {
+        let entries: Vec<wgpu::BindGroupEntry> = self
+            .bindings
+            .iter()
+            .map(|(b, buf)| wgpu::BindGroupEntry {
+                binding: *b,
+                resource: buf.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&self.label),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        self.ready = Some((pipeline, bind_group));
+    }
+
+    fn ready(&self) -> (&wgpu::ComputePipeline, &wgpu::BindGroup) {
+        let (p, b) = self
+            .ready
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: Plan::compile was not called", self.label));
+        (p, b)
+    }
 }
 
 /// Dispatches recorded in order; wgpu inserts the barriers between them.
@@ -51,8 +105,8 @@ impl Plan {
     }
 
     /// Adds one dispatch of `entry` in `shader`. `params` goes to binding 0 as a uniform;
-    /// `buffers` are bound as storage at the given binding numbers. A grid with a zero
-    /// dimension adds nothing.
+    /// `buffers` are bound as storage at the given binding numbers; the f16 ones pick the
+    /// shader's storage variant. A grid with a zero dimension adds nothing.
     #[allow(clippy::too_many_arguments)]
     pub fn dispatch<P: bytemuck::Pod>(
         &mut self,
@@ -61,35 +115,61 @@ impl Plan {
         entry: &str,
         constants: &[(&str, f64)],
         params: &P,
-        buffers: &[(u32, &wgpu::Buffer)],
+        buffers: &[(u32, Binding)],
         workgroups: [u32; 3],
     ) {
         if workgroups.contains(&0) {
             return;
         }
         let label = format!("{}::{entry}", shader.name);
-        let pipeline = gpu.pipeline(shader, entry, constants);
         let uniform = gpu.uniform(params, &label);
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
-        entries.extend(buffers.iter().map(|(b, buf)| wgpu::BindGroupEntry {
-            binding: *b,
-            resource: buf.as_entire_binding(),
-        }));
-        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(&label),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
-        self.dispatches.push(Dispatch {
+        let mut bindings = vec![(0, uniform)];
+        bindings.extend(buffers.iter().map(|(b, buf)| (*b, buf.buffer.clone())));
+        let mut d = Dispatch {
             label,
-            pipeline,
-            bind_group,
+            shader: *shader,
+            halves: shader.halves(entry, buffers),
+            entry: entry.to_string(),
+            constants: constants.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            bindings,
+            ready: None,
             workgroups,
-            bound_bytes: buffers.iter().map(|(_, b)| b.size()).sum(),
-        });
+            bound_bytes: buffers.iter().map(|(_, b)| b.buffer.size()).sum(),
+        };
+        if let Some(pipeline) = gpu.cached_pipeline(&d.request(&[])) {
+            d.bind(gpu, pipeline);
+        }
+        self.dispatches.push(d);
+    }
+
+    /// Builds the pipelines of every dispatch that is still waiting for one, all at once on
+    /// every CPU core, and their bind groups. Needed before [`Plan::record`] and
+    /// [`Plan::profile`] ([`Plan::run`] does it itself); cheap when nothing waits.
+    pub fn compile(&mut self, gpu: &Gpu) {
+        let waiting: Vec<usize> = (0..self.dispatches.len())
+            .filter(|&i| self.dispatches[i].ready.is_none())
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let constants: Vec<Vec<(&str, f64)>> = waiting
+            .iter()
+            .map(|&i| self.dispatches[i].constants())
+            .collect();
+        let requests: Vec<PipelineRequest> = waiting
+            .iter()
+            .zip(&constants)
+            .map(|(&i, c)| self.dispatches[i].request(c))
+            .collect();
+        gpu.build_pipelines(&requests);
+        let pipelines: Vec<wgpu::ComputePipeline> = requests
+            .iter()
+            .map(|r| gpu.cached_pipeline(r).expect("build_pipelines built it"))
+            .collect();
+        drop(requests);
+        for (i, pipeline) in waiting.into_iter().zip(pipelines) {
+            self.dispatches[i].bind(gpu, pipeline);
+        }
     }
 
     /// Appends all dispatches of `other` after this plan's.
@@ -116,18 +196,25 @@ impl Plan {
         self.dispatches.iter().map(|d| d.label.as_str()).collect()
     }
 
-    /// Records every dispatch into an open compute pass.
+    /// Records every dispatch into an open compute pass. Panics when [`Plan::compile`] is due.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         for d in &self.dispatches {
-            pass.set_pipeline(&d.pipeline);
-            pass.set_bind_group(0, &d.bind_group, &[]);
+            let (pipeline, bind_group) = d.ready();
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, bind_group, &[]);
             let [x, y, z] = d.workgroups;
             pass.dispatch_workgroups(x, y, z);
         }
     }
 
-    /// Records the plan into a new encoder, submits it and waits (tests, one-off work).
-    pub fn run(&self, gpu: &Gpu) -> Result<()> {
+    /// [`Plan::compile`], then [`Plan::submit`] (tests, one-off work).
+    pub fn run(&mut self, gpu: &Gpu) -> Result<()> {
+        self.compile(gpu);
+        self.submit(gpu)
+    }
+
+    /// Records the (compiled) plan into a new encoder, submits it and waits.
+    pub fn submit(&self, gpu: &Gpu) -> Result<()> {
         let mut encoder = gpu
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -194,8 +281,9 @@ impl Plan {
                         end_of_pass_write_index: Some(2 * i as u32 + 1),
                     }),
                 });
-                pass.set_pipeline(&d.pipeline);
-                pass.set_bind_group(0, &d.bind_group, &[]);
+                let (pipeline, bind_group) = d.ready();
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, bind_group, &[]);
                 let [x, y, z] = d.workgroups;
                 pass.dispatch_workgroups(x, y, z);
             }

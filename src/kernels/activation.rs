@@ -50,7 +50,7 @@ pub fn forward(plan: &mut Plan, gpu: &Gpu, y: &Tensor, x: &Tensor, act: Activati
         "forward",
         &[],
         &params,
-        &[(1, &x.buffer), (2, &y.buffer)],
+        &[(1, x.bind()), (2, y.bind())],
         grid_1d(gpu, params.threads as usize, WG),
     );
 }
@@ -75,7 +75,7 @@ pub fn backward(plan: &mut Plan, gpu: &Gpu, dx: &Tensor, dy: &Tensor, y: &Tensor
         "backward",
         &[],
         &params,
-        &[(1, &y.buffer), (2, &dx.buffer), (3, &dy.buffer)],
+        &[(1, y.bind()), (2, dx.bind()), (3, dy.bind())],
         grid_1d(gpu, params.threads as usize, WG),
     );
 }

@@ -82,11 +82,11 @@ pub fn step(
         &[],
         &p,
         &[
-            (1, &params.buffer),
-            (2, &m.buffer),
-            (3, &v.buffer),
-            (4, &grads.buffer),
-            (5, &state.buffer),
+            (1, params.bind()),
+            (2, m.bind()),
+            (3, v.bind()),
+            (4, grads.bind()),
+            (5, state.bind()),
         ],
         grid_1d(gpu, count.div_ceil(PER_THREAD), WG),
     );

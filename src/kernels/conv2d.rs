@@ -184,10 +184,10 @@ pub(super) fn down(
         &[],
         &p,
         &[
-            (1, params),
-            (2, &big.buffer),
-            (3, &small.buffer),
-            (4, &act_y.buffer),
+            (1, params.into()),
+            (2, big.bind()),
+            (3, small.bind()),
+            (4, act_y.bind()),
         ],
         groups,
     );
@@ -254,10 +254,10 @@ pub(super) fn up(
         &[],
         &p,
         &[
-            (1, params),
-            (2, &small.buffer),
-            (3, &big.buffer),
-            (4, &act_y.buffer),
+            (1, params.into()),
+            (2, small.bind()),
+            (3, big.bind()),
+            (4, act_y.bind()),
         ],
         groups,
     );
@@ -342,10 +342,10 @@ pub(super) fn weight_grad(
         &[],
         &p,
         &[
-            (1, &small.buffer),
-            (2, &big.buffer),
-            (3, partials.buffer()),
-            (4, &big.buffer),
+            (1, small.bind()),
+            (2, big.bind()),
+            (3, partials.buffer().into()),
+            (4, big.bind()),
         ],
         groups,
     );

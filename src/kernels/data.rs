@@ -78,10 +78,10 @@ pub fn gather(
         &[],
         &params,
         &[
-            (1, &images.buffer),
-            (2, &perm.buffer),
-            (3, &state.buffer),
-            (4, &x.buffer),
+            (1, images.bind()),
+            (2, perm.bind()),
+            (3, state.bind()),
+            (4, x.bind()),
         ],
         grid_1d(gpu, total, WG),
     );
@@ -119,7 +119,7 @@ pub fn add_noise(
         "add_noise",
         &[],
         &params,
-        &[(3, &state.buffer), (4, &noisy.buffer), (5, &x.buffer)],
+        &[(3, state.bind()), (4, noisy.bind()), (5, x.bind())],
         grid_1d(gpu, numel, WG),
     );
 }

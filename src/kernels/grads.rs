@@ -24,7 +24,7 @@ const ENTRY: usize = 9;
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
     segments: u32,
-    _pad0: u32,
+    scale: f32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -114,9 +114,15 @@ impl GradPartials {
         off
     }
 
-    /// Records the dispatch that writes every reserved segment's sums into `grads`
-    /// (overwriting them). Records nothing when nothing was reserved.
-    pub fn finish(&self, plan: &mut Plan, gpu: &Gpu, grads: &wgpu::Buffer) -> Result<()> {
+    /// Records the dispatch that writes every reserved segment's sums, times `scale`, into
+    /// `grads` (overwriting them). Records nothing when nothing was reserved.
+    pub fn finish(
+        &self,
+        plan: &mut Plan,
+        gpu: &Gpu,
+        grads: &wgpu::Buffer,
+        scale: f32,
+    ) -> Result<()> {
         if self.segments.is_empty() {
             return Ok(());
         }
@@ -129,7 +135,7 @@ impl GradPartials {
         )?;
         let params = Params {
             segments: self.segments.len() as u32,
-            _pad0: 0,
+            scale,
             _pad1: 0,
             _pad2: 0,
         };
@@ -139,7 +145,11 @@ impl GradPartials {
             "finish",
             &[],
             &params,
-            &[(1, &table.buffer), (2, &self.scratch.buffer), (3, grads)],
+            &[
+                (1, table.bind()),
+                (2, self.scratch.bind()),
+                (3, grads.into()),
+            ],
             [self.blocks as u32, 1, 1],
         );
         Ok(())

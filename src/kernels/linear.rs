@@ -6,7 +6,7 @@
 use super::grads::{GradPartials, PartialLayout};
 use super::{Epilogue, InputGrad, SplitTensor};
 use crate::error::Result;
-use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
+use crate::gpu::{Binding, Elem, Gpu, Plan, Shader, Tensor, grid_1d};
 use crate::shapes::{Activation, LinearShape, ParamOffsets};
 
 pub const SHADER: Shader = Shader {
@@ -57,7 +57,7 @@ struct Params {
 /// One operand of [`gemm`]: element `(r, s)` lives at `buffer[off + r·s0 + s·s1]`.
 #[derive(Clone, Copy)]
 struct Operand<'a> {
-    buffer: &'a wgpu::Buffer,
+    buffer: Binding<'a>,
     off: usize,
     s0: usize,
     s1: usize,
@@ -65,7 +65,7 @@ struct Operand<'a> {
 
 impl<'a> Operand<'a> {
     /// A row-major `[rows, cols]` matrix at `off`: element (r, c) at `off + r·cols + c`.
-    fn rows(buffer: &'a wgpu::Buffer, off: usize, cols: usize) -> Operand<'a> {
+    fn rows(buffer: Binding<'a>, off: usize, cols: usize) -> Operand<'a> {
         Operand {
             buffer,
             off,
@@ -75,7 +75,7 @@ impl<'a> Operand<'a> {
     }
 
     /// The transpose of [`Operand::rows`]: element (c, r) of the same memory.
-    fn transposed(buffer: &'a wgpu::Buffer, off: usize, cols: usize) -> Operand<'a> {
+    fn transposed(buffer: Binding<'a>, off: usize, cols: usize) -> Operand<'a> {
         Operand {
             buffer,
             off,
@@ -140,7 +140,7 @@ fn grid(m: usize, n: usize, z: usize) -> [u32; 3] {
 fn gemm(
     plan: &mut Plan,
     gpu: &Gpu,
-    c: &wgpu::Buffer,
+    c: Binding,
     c_off: usize,
     a: Operand,
     b: Operand,
@@ -151,7 +151,7 @@ fn gemm(
     let (m, n, k) = dims;
     let splits = split_k(m, n, k).0;
     let ((act, slope, dact), act_y) = epilogue.fields();
-    let act_y = act_y.map_or(b.buffer, |y| &y.buffer);
+    let act_y = act_y.map_or(b.buffer, |y| y.bind());
     let params = Params {
         bias_off: bias.unwrap_or(0) as u32,
         has_bias: bias.is_some() as u32,
@@ -174,7 +174,7 @@ fn gemm(
             "sum_splits",
             &[],
             &total,
-            &[(1, &partials.buffer), (2, b.buffer), (3, c), (4, act_y)],
+            &[(1, partials.bind()), (2, b.buffer), (3, c), (4, act_y)],
             grid_1d(gpu, m * n, WG),
         );
         return;
@@ -205,14 +205,14 @@ pub fn forward(
 ) {
     let (n, i, o) = (s.n, s.in_features, s.out_features);
     debug_assert!(y.numel() == n * o && x.numel() == n * i);
-    let x_op = Operand::rows(&x.buffer, 0, i);
+    let x_op = Operand::rows(x.bind(), 0, i);
     // B(k = input, n = output) = W[output, input].
-    let w_t = Operand::transposed(params, at.weight, i);
+    let w_t = Operand::transposed(params.into(), at.weight, i);
     let e = Epilogue::Act(act);
     gemm(
         plan,
         gpu,
-        &y.buffer,
+        y.bind(),
         0,
         x_op,
         w_t,
@@ -248,11 +248,17 @@ fn gemm_split(
         "gemm",
         &[],
         &params,
-        &[(1, a.buffer), (2, b.buffer), (3, &scratch), (4, b.buffer)],
+        &[
+            (1, a.buffer),
+            (2, b.buffer),
+            (3, (&scratch).into()),
+            (4, b.buffer),
+        ],
         grid(m, n, splits),
     );
     Ok(SplitTensor {
         buffer: scratch,
+        elem: Elem::F32,
         splits,
         shape: vec![m, n],
     })
@@ -270,8 +276,8 @@ pub fn forward_split(
 ) -> Result<SplitTensor> {
     let (n, i, o) = (s.n, s.in_features, s.out_features);
     debug_assert_eq!(x.numel(), n * i);
-    let x_op = Operand::rows(&x.buffer, 0, i);
-    let w_t = Operand::transposed(params, at.weight, i);
+    let x_op = Operand::rows(x.bind(), 0, i);
+    let w_t = Operand::transposed(params.into(), at.weight, i);
     gemm_split(plan, gpu, x_op, w_t, Some(at.bias), (n, o, i))
 }
 
@@ -287,8 +293,8 @@ pub fn input_grad_split(
 ) -> Result<SplitTensor> {
     let (n, i, o) = (s.n, s.in_features, s.out_features);
     debug_assert_eq!(dy.numel(), n * o);
-    let dy_op = Operand::rows(&dy.buffer, 0, o);
-    let w = Operand::rows(params, at.weight, i);
+    let dy_op = Operand::rows(dy.bind(), 0, o);
+    let w = Operand::rows(params.into(), at.weight, i);
     gemm_split(plan, gpu, dy_op, w, None, (n, i, o))
 }
 
@@ -327,8 +333,8 @@ pub fn backward(
     let (n, i, o) = (s.n, s.in_features, s.out_features);
     debug_assert!(dy.numel() == n * o && x.numel() == n * i);
     // [dW | db][O, I + 1] = dy[N, O]ᵀ · [x | 1][N, I + 1]: A(m = output, k = sample).
-    let dy_t = Operand::transposed(&dy.buffer, 0, o);
-    let x_op = Operand::rows(&x.buffer, 0, i);
+    let dy_t = Operand::transposed(dy.bind(), 0, o);
+    let x_op = Operand::rows(x.bind(), 0, i);
     let layout = weight_grad_layout(s, at);
     let part_off = partials.reserve(layout);
     let (splits, k_split) = split_k(o, i + 1, n);
@@ -346,18 +352,18 @@ pub fn backward(
         &[],
         &wgrad,
         &[
-            (1, &dy.buffer),
-            (2, &x.buffer),
-            (3, partials.buffer()),
-            (4, &x.buffer),
+            (1, dy.bind()),
+            (2, x.bind()),
+            (3, partials.buffer().into()),
+            (4, x.bind()),
         ],
         grid(o, i + 1, splits),
     );
     if let Some(d) = dx {
         debug_assert_eq!(d.dx.numel(), n * i);
-        let dy_op = Operand::rows(&dy.buffer, 0, o);
-        let w = Operand::rows(params, at.weight, i);
+        let dy_op = Operand::rows(dy.bind(), 0, o);
+        let w = Operand::rows(params.into(), at.weight, i);
         let e = Epilogue::for_input(&d, x);
-        gemm(plan, gpu, &d.dx.buffer, 0, dy_op, w, None, (n, i, o), e);
+        gemm(plan, gpu, d.dx.bind(), 0, dy_op, w, None, (n, i, o), e);
     }
 }

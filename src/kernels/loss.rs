@@ -92,10 +92,10 @@ fn launch(
         &[],
         &params,
         &[
-            (1, &x.buffer),
-            (2, &target.buffer),
-            (3, &loss.buffer),
-            (4, &dx.buffer),
+            (1, x.bind()),
+            (2, target.bind()),
+            (3, loss.bind()),
+            (4, dx.bind()),
         ],
         // One workgroup per example (split over x and y past the per-dimension limit).
         grid_1d(gpu, n, 1),

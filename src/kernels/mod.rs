@@ -17,7 +17,7 @@ pub mod reduce;
 pub mod step;
 pub mod vae;
 
-use crate::gpu::{Shader, Tensor};
+use crate::gpu::{Binding, Elem, Shader, Tensor};
 use crate::shapes::Activation;
 
 /// Where a layer's backward pass writes the gradient of its input: `dx`, or, when the layer
@@ -32,8 +32,10 @@ pub struct InputGrad<'a> {
 /// A tensor held as `splits` slices `[splits, ..shape]` that its consumer adds up: the split-K
 /// partials of a product whose summing pass is fused into the kernel that reads it (the VAE
 /// latent layer reads the head's and the decoder's partials this way). A plain tensor is one slice.
+/// Split-K slices are f32 (sums still to be added up); a whole tensor keeps its storage.
 pub struct SplitTensor {
     pub buffer: wgpu::Buffer,
+    pub elem: Elem,
     pub splits: usize,
     pub shape: Vec<usize>,
 }
@@ -43,8 +45,17 @@ impl SplitTensor {
     pub fn whole(t: &Tensor) -> SplitTensor {
         SplitTensor {
             buffer: t.buffer.clone(),
+            elem: t.elem,
             splits: 1,
             shape: t.shape.clone(),
+        }
+    }
+
+    /// The slices as a kernel binding.
+    pub fn bind(&self) -> Binding<'_> {
+        Binding {
+            buffer: &self.buffer,
+            elem: self.elem,
         }
     }
 

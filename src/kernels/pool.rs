@@ -72,7 +72,7 @@ pub fn max_pool2x2_forward(
         "max_pool_forward",
         &[],
         &params(&s, oh, ow, total),
-        &[(1, &x.buffer), (2, &y.buffer), (3, &argmax.buffer)],
+        &[(1, x.bind()), (2, y.bind()), (3, argmax.bind())],
         grid_1d(gpu, total, WG),
     );
 }
@@ -99,7 +99,7 @@ pub fn max_pool2x2_backward(
         "max_pool_backward",
         &[],
         &params(&s, oh, ow, total),
-        &[(1, &dy.buffer), (2, &dx.buffer), (4, &argmax.buffer)],
+        &[(1, dy.bind()), (2, dx.bind()), (4, argmax.bind())],
         grid_1d(gpu, total, WG),
     );
 }
@@ -118,7 +118,7 @@ pub fn upsample2x_forward(plan: &mut Plan, gpu: &Gpu, y: &Tensor, x: &Tensor, s:
         "upsample_forward",
         &[],
         &params(&s, 2 * s.h_in, 2 * s.w_in, total),
-        &[(1, &x.buffer), (2, &y.buffer)],
+        &[(1, x.bind()), (2, y.bind())],
         grid_1d(gpu, total, WG),
     );
 }
@@ -137,7 +137,7 @@ pub fn upsample2x_backward(plan: &mut Plan, gpu: &Gpu, dx: &Tensor, dy: &Tensor,
         "upsample_backward",
         &[],
         &params(&s, 2 * s.h_in, 2 * s.w_in, total),
-        &[(1, &dy.buffer), (2, &dx.buffer)],
+        &[(1, dy.bind()), (2, dx.bind())],
         grid_1d(gpu, total, WG),
     );
 }
@@ -160,7 +160,7 @@ pub fn avg_pool2x2_forward(plan: &mut Plan, gpu: &Gpu, y: &Tensor, x: &Tensor, s
         "avg_pool_forward",
         &[],
         &params(&s, oh, ow, total),
-        &[(1, &x.buffer), (2, &y.buffer)],
+        &[(1, x.bind()), (2, y.bind())],
         grid_1d(gpu, total, WG),
     );
 }

@@ -61,7 +61,7 @@ pub fn channel_partials(
         "channel_partials",
         &[],
         &params,
-        &[(1, &x.buffer), (2, partials.buffer())],
+        &[(1, x.bind()), (2, partials.buffer().into())],
         [layout.splits as u32, c as u32, 1],
     );
 }
@@ -93,7 +93,7 @@ pub fn sum_into(
         "sum_into",
         &[],
         &params,
-        &[(1, &x.buffer), (2, &acc.buffer), (3, &x2.buffer)],
+        &[(1, x.bind()), (2, acc.bind()), (3, x2.bind())],
         [1, 1, 1],
     );
 }

@@ -23,7 +23,7 @@ pub fn advance(plan: &mut Plan, gpu: &Gpu, state: &Tensor) {
         "advance",
         &[],
         &[1u32, 0, 0, 0],
-        &[(1, &state.buffer)],
+        &[(1, state.bind())],
         [1, 1, 1],
     );
 }

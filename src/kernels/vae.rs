@@ -69,12 +69,12 @@ pub fn forward(
         &[],
         &params,
         &[
-            (1, &head.buffer),
-            (2, &eps.buffer),
-            (3, &state.buffer),
-            (4, &z.buffer),
-            (5, &kl.buffer),
-            (8, &head_out.buffer),
+            (1, head.bind()),
+            (2, eps.bind()),
+            (3, state.bind()),
+            (4, z.bind()),
+            (5, kl.bind()),
+            (8, head_out.bind()),
         ],
         grid_1d(gpu, n, 1),
     );
@@ -115,10 +115,10 @@ pub fn backward(
         &[],
         &params,
         &[
-            (1, &head.buffer),
-            (2, &eps.buffer),
-            (6, &dz.buffer),
-            (7, &dhead.buffer),
+            (1, head.bind()),
+            (2, eps.bind()),
+            (6, dz.bind()),
+            (7, dhead.bind()),
         ],
         grid_1d(gpu, n * latent, WG),
     );

@@ -199,7 +199,7 @@ pub fn check<S: ConvShape>(gpu: &Gpu, s: S, part: Part, seed: u64) {
                 at,
                 s,
             );
-            partials.finish(&mut plan, gpu, &grads.buffer).unwrap();
+            partials.finish(&mut plan, gpu, &grads.buffer, 1.0).unwrap();
             plan.run(gpu).unwrap();
 
             let mut dx = vec![0.0; x.len()];

@@ -58,6 +58,7 @@ fn padded(gpu: &Gpu, shape: &[usize], data: &[f32], label: &str) -> Tensor {
     Tensor {
         buffer: t.buffer,
         shape: shape.to_vec(),
+        elem: t.elem,
     }
 }
 
@@ -67,6 +68,7 @@ fn read_padded(gpu: &Gpu, t: &Tensor, what: &str) -> Vec<f32> {
     let all = Tensor {
         buffer: t.buffer.clone(),
         shape: vec![n + TAIL],
+        elem: t.elem,
     }
     .read_f32(gpu)
     .unwrap();
@@ -196,7 +198,7 @@ fn check_backward(gpu: &Gpu, s: LinearShape, with_dx: bool, act: Option<Activati
         at,
         s,
     );
-    partials.finish(&mut plan, gpu, &grads.buffer).unwrap();
+    partials.finish(&mut plan, gpu, &grads.buffer, 1.0).unwrap();
     plan.run(gpu).unwrap();
 
     let what = format!("backward {} dx {with_dx} act {act:?}", tag(s));
@@ -292,6 +294,7 @@ fn slices_sum(gpu: &Gpu, t: &SplitTensor) -> Vec<f32> {
     let all = Tensor {
         buffer: t.buffer.clone(),
         shape: vec![t.splits * len],
+        elem: t.elem,
     }
     .read_f32(gpu)
     .unwrap();

@@ -19,7 +19,7 @@ fn channel_partials_sum_to_the_reference() {
         let mut partials = GradPartials::new(&gpu, layout.len()).unwrap();
         let mut plan = Plan::new();
         reduce::channel_partials(&mut plan, &gpu, &mut partials, off, &xt, n, c, hw);
-        partials.finish(&mut plan, &gpu, &out.buffer).unwrap();
+        partials.finish(&mut plan, &gpu, &out.buffer, 1.0).unwrap();
         plan.run(&gpu).unwrap();
         let got = out.read_f32(&gpu).unwrap();
         let mut want = vec![0.0; c];

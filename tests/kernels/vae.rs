@@ -34,6 +34,7 @@ fn sliced(gpu: &Gpu, whole: &[f32], splits: usize, shape: &[usize], seed: u64) -
     let t = Tensor::from_f32(gpu, &[flat.len()], &flat, "slices").unwrap();
     SplitTensor {
         buffer: t.buffer,
+        elem: t.elem,
         splits,
         shape: shape.to_vec(),
     }
@@ -60,7 +61,8 @@ fn build_forward(
     vae::forward(
         &mut plan, gpu, &head_out, &z, &eps, &kl, &head_s, &state, seed, stream, sample, n, latent,
     );
-    // The bind group keeps the slices alive.
+    plan.compile(gpu);
+    // The plan's bindings keep the slices alive.
     Forward {
         plan,
         state,
@@ -79,7 +81,7 @@ impl Forward {
             0,
             bytemuck::cast_slice(&[step, 0, 0, 0]),
         );
-        self.plan.run(gpu).unwrap();
+        self.plan.submit(gpu).unwrap();
         let mut kl = self.kl.read_f32(gpu).unwrap();
         assert_eq!(kl.pop(), Some(9.0), "vae forward wrote past kl[N - 1]");
         (
