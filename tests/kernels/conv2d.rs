@@ -4,8 +4,8 @@
 //! sit at nonzero offsets of larger buffers whose other elements must stay untouched, and the
 //! outputs start as NaN so every element must be written.
 
-use crate::common::gpu;
-use crate::conv_common::{BACKWARD, Part, check, check_activations};
+use crate::common::{Storage, gpu, gpu_with_f16};
+use crate::conv_common::{BACKWARD, Part, check, check_activations, check_every_part};
 use gpu_ae::shapes::Conv2dShape;
 
 #[allow(clippy::too_many_arguments)]
@@ -88,7 +88,7 @@ fn batch_128_shape() -> Conv2dShape {
 fn forward_matches_reference_on_awkward_shapes() {
     let gpu = gpu();
     for (i, &s) in awkward_shapes().iter().enumerate() {
-        check(&gpu, s, Part::Forward, 10 * i as u64 + 1);
+        check(&gpu, s, Part::Forward, 10 * i as u64 + 1, Storage::F32);
     }
 }
 
@@ -96,7 +96,7 @@ fn forward_matches_reference_on_awkward_shapes() {
 fn backward_matches_reference_on_awkward_shapes() {
     let gpu = gpu();
     for (i, &s) in awkward_shapes().iter().enumerate() {
-        check(&gpu, s, BACKWARD, 10 * i as u64 + 1);
+        check(&gpu, s, BACKWARD, 10 * i as u64 + 1, Storage::F32);
     }
 }
 
@@ -104,15 +104,27 @@ fn backward_matches_reference_on_awkward_shapes() {
 fn backward_without_dx_matches_reference() {
     let gpu = gpu();
     let without_dx = Part::Backward { with_dx: false };
-    check(&gpu, shape(2, 3, 5, 7, 5, (3, 3), 2, 1), without_dx, 7);
-    check(&gpu, shape(3, 1, 28, 28, 16, (3, 3), 2, 1), without_dx, 8);
+    check(
+        &gpu,
+        shape(2, 3, 5, 7, 5, (3, 3), 2, 1),
+        without_dx,
+        7,
+        Storage::F32,
+    );
+    check(
+        &gpu,
+        shape(3, 1, 28, 28, 16, (3, 3), 2, 1),
+        without_dx,
+        8,
+        Storage::F32,
+    );
 }
 
 #[test]
 fn forward_matches_reference_on_model_shapes() {
     let gpu = gpu();
     for (i, &s) in model_shapes().iter().enumerate() {
-        check(&gpu, s, Part::Forward, 100 + 10 * i as u64);
+        check(&gpu, s, Part::Forward, 100 + 10 * i as u64, Storage::F32);
     }
 }
 
@@ -120,26 +132,52 @@ fn forward_matches_reference_on_model_shapes() {
 fn backward_matches_reference_on_model_shapes() {
     let gpu = gpu();
     for (i, &s) in model_shapes().iter().enumerate() {
-        check(&gpu, s, BACKWARD, 100 + 10 * i as u64);
+        check(&gpu, s, BACKWARD, 100 + 10 * i as u64, Storage::F32);
     }
 }
 
 #[test]
 fn forward_matches_reference_at_batch_128() {
-    check(&gpu(), batch_128_shape(), Part::Forward, 1000);
+    check(&gpu(), batch_128_shape(), Part::Forward, 1000, Storage::F32);
 }
 
 #[test]
 fn backward_matches_reference_at_batch_128() {
-    check(&gpu(), batch_128_shape(), BACKWARD, 1000);
+    check(&gpu(), batch_128_shape(), BACKWARD, 1000, Storage::F32);
 }
 
 #[test]
 fn forward_fuses_each_activation() {
-    check_activations(&gpu(), &fused_shapes(), Part::ForwardWith, 3000);
+    check_activations(
+        &gpu(),
+        &fused_shapes(),
+        Part::ForwardWith,
+        3000,
+        Storage::F32,
+    );
 }
 
 #[test]
 fn backward_fuses_each_activation_derivative() {
-    check_activations(&gpu(), &fused_shapes(), Part::BackwardThrough, 3500);
+    check_activations(
+        &gpu(),
+        &fused_shapes(),
+        Part::BackwardThrough,
+        3500,
+        Storage::F32,
+    );
+}
+
+/// The f16 storage variants of every part, the fused activations included (x, y, dy, dx f16 as
+/// in every conv layer with `--precision f16`; W, b, dW, db f32): batch 1 with odd element
+/// counts in x and y, stride 2 with padding 0, more output channels than one tile at stride 2.
+#[test]
+fn f16_storage_matches_reference() {
+    let Some(gpu) = gpu_with_f16() else { return };
+    let shapes = [
+        shape(1, 3, 5, 7, 5, (3, 3), 1, 1),
+        shape(2, 3, 5, 7, 5, (2, 2), 2, 0),
+        shape(2, 3, 7, 6, 37, (3, 3), 2, 1),
+    ];
+    check_every_part(&gpu, &shapes, 5000, Storage::F16);
 }

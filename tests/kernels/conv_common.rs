@@ -2,7 +2,7 @@
 //! vs its CPU reference. The two families differ only in their shape type, kernel and reference
 //! modules, and where W and b sit in the padded parameter buffer; a [`Family`] describes that.
 
-use crate::common::{assert_close, values};
+use crate::common::{Storage, assert_close, padded, read_padded, rtol, stored, values};
 use gpu_ae::gpu::{Gpu, Plan, Tensor};
 use gpu_ae::kernels::grads::GradPartials;
 use gpu_ae::kernels::{InputGrad, conv_transpose2d, conv2d};
@@ -30,12 +30,24 @@ pub fn check_activations<S: ConvShape>(
     shapes: &[S],
     part: fn(Activation) -> Part,
     seed: u64,
+    storage: Storage,
 ) {
     for (i, &act) in ACTIVATIONS.iter().enumerate() {
         for (j, &s) in shapes.iter().enumerate() {
-            check(gpu, s, part(act), seed + 10 * i as u64 + j as u64);
+            check(gpu, s, part(act), seed + 10 * i as u64 + j as u64, storage);
         }
     }
+}
+
+/// Every part, the fused activations included, on every shape with x, y, dy and dx stored as
+/// `storage` says (seeds from `seed`).
+pub fn check_every_part<S: ConvShape>(gpu: &Gpu, shapes: &[S], seed: u64, storage: Storage) {
+    for (j, &s) in shapes.iter().enumerate() {
+        check(gpu, s, Part::Forward, seed + j as u64, storage);
+        check(gpu, s, BACKWARD, seed + j as u64, storage);
+    }
+    check_activations(gpu, shapes, Part::ForwardWith, seed + 100, storage);
+    check_activations(gpu, shapes, Part::BackwardThrough, seed + 200, storage);
 }
 
 /// Every activation a layer can fuse.
@@ -123,12 +135,13 @@ impl ConvShape for ConvTranspose2dShape {
     };
 }
 
-/// One part on the GPU vs the reference, with W and b at nonzero offsets of a padded parameter
-/// buffer (and dW, db at the same offsets of a sentinel-filled gradient buffer). Outputs start as
-/// NaN so every element must be written; the parameter buffer must come back unchanged.
-pub fn check<S: ConvShape>(gpu: &Gpu, s: S, part: Part, seed: u64) {
+/// One part on the GPU vs the reference, with x, y, dy and dx stored as `storage` says and W and
+/// b at nonzero offsets of a padded f32 parameter buffer (and dW, db at the same offsets of a
+/// sentinel-filled gradient buffer). Outputs start as NaN so every element must be written, and
+/// continue with a sentinel tail that must stay; the parameter buffer must come back unchanged.
+pub fn check<S: ConvShape>(gpu: &Gpu, s: S, part: Part, seed: u64, storage: Storage) {
     let f = &S::FAMILY;
-    let what = format!("{} {part:?} {s:?}", f.name);
+    let what = format!("{} {part:?} {s:?} {storage:?}", f.name);
     let (x_shape, y_shape, weight_len) = (f.dims)(s);
     let mut x = values(seed, x_shape.iter().product(), -1.0, 1.0);
     if let Part::BackwardThrough(act) = part {
@@ -136,9 +149,13 @@ pub fn check<S: ConvShape>(gpu: &Gpu, s: S, part: Part, seed: u64) {
         let pre = x.clone();
         reference::activation::forward(&mut x, &pre, act);
     }
+    let x = stored(storage.input, x);
     let w = values(seed + 1, weight_len, -0.5, 0.5);
     let b = values(seed + 2, y_shape[1], -1.0, 1.0);
-    let dy = values(seed + 3, y_shape.iter().product(), -1.0, 1.0);
+    let dy = stored(
+        storage.output,
+        values(seed + 3, y_shape.iter().product(), -1.0, 1.0),
+    );
     let [before, between, after] = f.padding;
     let at = ParamOffsets {
         weight: before,
@@ -150,14 +167,20 @@ pub fn check<S: ConvShape>(gpu: &Gpu, s: S, part: Part, seed: u64) {
     flat[at.bias..at.bias + b.len()].copy_from_slice(&b);
 
     let params = Tensor::from_f32(gpu, &[total], &flat, "params").unwrap();
-    let xt = Tensor::from_f32(gpu, &x_shape, &x, "x").unwrap();
+    let xt = Tensor::from_f32_as(gpu, &x_shape, storage.input, &x, "x").unwrap();
     match part {
         Part::Forward | Part::ForwardWith(_) => {
             let act = match part {
                 Part::ForwardWith(act) => Some(act),
                 _ => None,
             };
-            let yt = Tensor::from_f32(gpu, &y_shape, &vec![f32::NAN; dy.len()], "y").unwrap();
+            let yt = padded(
+                gpu,
+                &y_shape,
+                storage.output,
+                &vec![f32::NAN; dy.len()],
+                "y",
+            );
             let mut plan = Plan::new();
             (f.gpu_forward)(&mut plan, gpu, &yt, &xt, &params.buffer, at, s, act);
             plan.run(gpu).unwrap();
@@ -170,10 +193,10 @@ pub fn check<S: ConvShape>(gpu: &Gpu, s: S, part: Part, seed: u64) {
             }
             assert_close(
                 &format!("{what} y"),
-                &yt.read_f32(gpu).unwrap(),
+                &read_padded(gpu, &yt, &what),
                 &y,
                 1e-4,
-                1e-4,
+                rtol(storage.output, 1e-4),
             );
         }
         Part::Backward { .. } | Part::BackwardThrough(_) => {
@@ -183,8 +206,8 @@ pub fn check<S: ConvShape>(gpu: &Gpu, s: S, part: Part, seed: u64) {
                 _ => unreachable!(),
             };
             let grads = Tensor::from_f32(gpu, &[total], &vec![f.sentinel; total], "grads").unwrap();
-            let dyt = Tensor::from_f32(gpu, &y_shape, &dy, "dy").unwrap();
-            let dxt = Tensor::from_f32(gpu, &x_shape, &vec![f32::NAN; x.len()], "dx").unwrap();
+            let dyt = Tensor::from_f32_as(gpu, &y_shape, storage.output, &dy, "dy").unwrap();
+            let dxt = padded(gpu, &x_shape, storage.input, &vec![f32::NAN; x.len()], "dx");
             let mut plan = Plan::new();
             let dx_arg = with_dx.then_some(InputGrad { dx: &dxt, act });
             let mut partials = GradPartials::new(gpu, (f.partials)(s)).unwrap();
@@ -237,9 +260,10 @@ pub fn check<S: ConvShape>(gpu: &Gpu, s: S, part: Part, seed: u64) {
                     "{what}: gradient element {i} outside dW/db was written"
                 );
             }
-            let got_dx = dxt.read_f32(gpu).unwrap();
+            let got_dx = read_padded(gpu, &dxt, &what);
             if with_dx {
-                assert_close(&format!("{what} dx"), &got_dx, &dx, 1e-4, 1e-4);
+                let dx_rtol = rtol(storage.input, 1e-4);
+                assert_close(&format!("{what} dx"), &got_dx, &dx, 1e-4, dx_rtol);
             } else {
                 assert!(
                     got_dx.iter().all(|v| v.is_nan()),

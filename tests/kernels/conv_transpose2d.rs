@@ -5,8 +5,8 @@
 //! buffers whose other elements must stay untouched, and the outputs start as NaN so every
 //! element must be written.
 
-use crate::common::gpu;
-use crate::conv_common::{BACKWARD, Part, check, check_activations};
+use crate::common::{Storage, gpu, gpu_with_f16};
+use crate::conv_common::{BACKWARD, Part, check, check_activations, check_every_part};
 use gpu_ae::shapes::ConvTranspose2dShape;
 
 #[allow(clippy::too_many_arguments)]
@@ -81,7 +81,7 @@ fn batch_128_shape() -> ConvTranspose2dShape {
 fn forward_matches_reference_on_awkward_shapes() {
     let gpu = gpu();
     for (i, &s) in awkward_shapes().iter().enumerate() {
-        check(&gpu, s, Part::Forward, 10 * i as u64 + 3);
+        check(&gpu, s, Part::Forward, 10 * i as u64 + 3, Storage::F32);
     }
 }
 
@@ -89,7 +89,7 @@ fn forward_matches_reference_on_awkward_shapes() {
 fn backward_matches_reference_on_awkward_shapes() {
     let gpu = gpu();
     for (i, &s) in awkward_shapes().iter().enumerate() {
-        check(&gpu, s, BACKWARD, 10 * i as u64 + 3);
+        check(&gpu, s, BACKWARD, 10 * i as u64 + 3, Storage::F32);
     }
 }
 
@@ -97,12 +97,19 @@ fn backward_matches_reference_on_awkward_shapes() {
 fn backward_without_dx_matches_reference() {
     let gpu = gpu();
     let without_dx = Part::Backward { with_dx: false };
-    check(&gpu, shape(2, 3, 5, 7, 5, (3, 3), 2, 1, 1), without_dx, 9);
+    check(
+        &gpu,
+        shape(2, 3, 5, 7, 5, (3, 3), 2, 1, 1),
+        without_dx,
+        9,
+        Storage::F32,
+    );
     check(
         &gpu,
         shape(2, 16, 14, 14, 1, (3, 3), 2, 1, 1),
         without_dx,
         19,
+        Storage::F32,
     );
 }
 
@@ -110,7 +117,7 @@ fn backward_without_dx_matches_reference() {
 fn forward_matches_reference_on_model_shapes() {
     let gpu = gpu();
     for (s, seed) in model_shapes() {
-        check(&gpu, s, Part::Forward, seed);
+        check(&gpu, s, Part::Forward, seed, Storage::F32);
     }
 }
 
@@ -118,26 +125,53 @@ fn forward_matches_reference_on_model_shapes() {
 fn backward_matches_reference_on_model_shapes() {
     let gpu = gpu();
     for (s, seed) in model_shapes() {
-        check(&gpu, s, BACKWARD, seed);
+        check(&gpu, s, BACKWARD, seed, Storage::F32);
     }
 }
 
 #[test]
 fn forward_matches_reference_at_batch_128() {
-    check(&gpu(), batch_128_shape(), Part::Forward, 2000);
+    check(&gpu(), batch_128_shape(), Part::Forward, 2000, Storage::F32);
 }
 
 #[test]
 fn backward_matches_reference_at_batch_128() {
-    check(&gpu(), batch_128_shape(), BACKWARD, 2000);
+    check(&gpu(), batch_128_shape(), BACKWARD, 2000, Storage::F32);
 }
 
 #[test]
 fn forward_fuses_each_activation() {
-    check_activations(&gpu(), &fused_shapes(), Part::ForwardWith, 4000);
+    check_activations(
+        &gpu(),
+        &fused_shapes(),
+        Part::ForwardWith,
+        4000,
+        Storage::F32,
+    );
 }
 
 #[test]
 fn backward_fuses_each_activation_derivative() {
-    check_activations(&gpu(), &fused_shapes(), Part::BackwardThrough, 4500);
+    check_activations(
+        &gpu(),
+        &fused_shapes(),
+        Part::BackwardThrough,
+        4500,
+        Storage::F32,
+    );
+}
+
+/// The f16 storage variants of every part, the fused activations included (x, y, dy, dx f16 as
+/// in every conv layer with `--precision f16`; W, b, dW, db f32): batch 1 with odd element
+/// counts in x and y, stride 2 with output padding, a kernel-1 stride-2 layer whose odd rows and
+/// columns get only the bias.
+#[test]
+fn f16_storage_matches_reference() {
+    let Some(gpu) = gpu_with_f16() else { return };
+    let shapes = [
+        shape(1, 3, 5, 7, 5, (3, 3), 1, 1, 0),
+        shape(2, 5, 4, 3, 37, (3, 3), 2, 1, 1),
+        shape(1, 4, 3, 4, 2, (1, 1), 2, 0, 1),
+    ];
+    check_every_part(&gpu, &shapes, 7000, Storage::F16);
 }
