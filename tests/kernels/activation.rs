@@ -1,7 +1,9 @@
 //! GPU-vs-reference tests for the element-wise activations, forward and backward.
 
-use crate::common::{assert_close, gpu, values};
-use gpu_ae::gpu::{Gpu, Plan, Tensor};
+use crate::common::{
+    Storage, assert_close, gpu, gpu_with_f16, padded, read_padded, rtol, stored, values,
+};
+use gpu_ae::gpu::{Elem, Gpu, Plan, Tensor};
 use gpu_ae::kernels::activation;
 use gpu_ae::reference::activation as cpu;
 use gpu_ae::shapes::Activation;
@@ -37,65 +39,87 @@ fn inputs(seed: u64, n: usize) -> Vec<f32> {
     x
 }
 
-fn run_forward(gpu: &Gpu, shape: &[usize], x: &[f32], act: Activation) -> Vec<f32> {
-    let xt = Tensor::from_f32(gpu, shape, x, "x").unwrap();
-    // Sentinels: every element must be overwritten.
-    let yt = Tensor::from_f32(gpu, shape, &vec![7.0; x.len()], "y").unwrap();
-    let mut plan = Plan::new();
-    activation::forward(&mut plan, gpu, &yt, &xt, act);
-    plan.run(gpu).unwrap();
-    yt.read_f32(gpu).unwrap()
+/// y = act(x) on the GPU vs the reference for every activation, x and y stored as `storage`
+/// says. y starts as 7.0 with a sentinel tail: every element and nothing past them is written.
+fn check_forward(gpu: &Gpu, shapes: &[&[usize]], storage: Storage) {
+    for (k, shape) in shapes.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let x = stored(storage.input, inputs(k as u64 + 1, n));
+        let xt = Tensor::from_f32_as(gpu, shape, storage.input, &x, "x").unwrap();
+        for act in ACTS {
+            let what = format!("{act:?} forward {shape:?} {storage:?}");
+            let yt = padded(gpu, shape, storage.output, &vec![7.0; n], "y");
+            let mut plan = Plan::new();
+            activation::forward(&mut plan, gpu, &yt, &xt, act);
+            plan.run(gpu).unwrap();
+            let mut want = vec![0.0; n];
+            cpu::forward(&mut want, &x, act);
+            let got = read_padded(gpu, &yt, &what);
+            assert_close(&what, &got, &want, 2e-6, rtol(storage.output, 2e-6));
+        }
+    }
+}
+
+/// dx from dy and y = act(x) on the GPU vs the reference for every activation, y, dy and dx
+/// stored as `storage` says. dx starts as 7.0 with a sentinel tail.
+fn check_backward(gpu: &Gpu, shapes: &[&[usize]], storage: Storage) {
+    for (k, shape) in shapes.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let x = inputs(k as u64 + 11, n);
+        let dy = stored(storage.output, values(k as u64 + 21, n, -1.0, 1.0));
+        let dyt = Tensor::from_f32_as(gpu, shape, storage.output, &dy, "dy").unwrap();
+        for act in ACTS {
+            let what = format!("{act:?} backward {shape:?} {storage:?}");
+            let mut y = vec![0.0; n];
+            cpu::forward(&mut y, &x, act);
+            let y = stored(storage.output, y);
+            let yt = Tensor::from_f32_as(gpu, shape, storage.output, &y, "y").unwrap();
+            let dxt = padded(gpu, shape, storage.input, &vec![7.0; n], "dx");
+            let mut plan = Plan::new();
+            activation::backward(&mut plan, gpu, &dxt, &dyt, &yt, act);
+            plan.run(gpu).unwrap();
+            let got = read_padded(gpu, &dxt, &what);
+            let mut want = vec![0.0; n];
+            cpu::backward(&mut want, &dy, &y, act);
+            assert_close(&what, &got, &want, 1e-6, rtol(storage.input, 1e-6));
+        }
+    }
 }
 
 #[test]
 fn forward_matches_reference() {
-    let gpu = gpu();
-    for (k, shape) in SHAPES.iter().enumerate() {
-        let n: usize = shape.iter().product();
-        let x = inputs(k as u64 + 1, n);
-        for act in ACTS {
-            let got = run_forward(&gpu, shape, &x, act);
-            let mut want = vec![0.0; n];
-            cpu::forward(&mut want, &x, act);
-            assert_close(
-                &format!("{act:?} forward {shape:?}"),
-                &got,
-                &want,
-                2e-6,
-                2e-6,
-            );
-        }
-    }
+    check_forward(&gpu(), SHAPES, Storage::F32);
 }
 
 #[test]
 fn backward_matches_reference() {
-    let gpu = gpu();
-    for (k, shape) in SHAPES.iter().enumerate() {
-        let n: usize = shape.iter().product();
-        let x = inputs(k as u64 + 11, n);
-        let dy = values(k as u64 + 21, n, -1.0, 1.0);
-        let dyt = Tensor::from_f32(&gpu, shape, &dy, "dy").unwrap();
-        for act in ACTS {
-            let mut y = vec![0.0; n];
-            cpu::forward(&mut y, &x, act);
-            let yt = Tensor::from_f32(&gpu, shape, &y, "y").unwrap();
-            let dxt = Tensor::from_f32(&gpu, shape, &vec![7.0; n], "dx").unwrap();
-            let mut plan = Plan::new();
-            activation::backward(&mut plan, &gpu, &dxt, &dyt, &yt, act);
-            plan.run(&gpu).unwrap();
-            let got = dxt.read_f32(&gpu).unwrap();
-            let mut want = vec![0.0; n];
-            cpu::backward(&mut want, &dy, &y, act);
-            assert_close(
-                &format!("{act:?} backward {shape:?}"),
-                &got,
-                &want,
-                1e-6,
-                1e-6,
-            );
-        }
+    check_backward(&gpu(), SHAPES, Storage::F32);
+}
+
+/// Shapes for the f16 variants: a single element, an odd [N, C, H, W], one element past a
+/// workgroup's 1024.
+const F16_SHAPES: &[&[usize]] = &[&[1], &[1, 3, 5, 3], &[1025]];
+
+/// The f16 storage variants of the forward pass: x and y f16 (an activation layer with
+/// `--precision f16`), and an f16 x with an f32 y (the sigmoid that turns the decoder's f16
+/// logits into f32 pictures).
+#[test]
+fn f16_forward_matches_reference() {
+    let Some(gpu) = gpu_with_f16() else { return };
+    let to_f32 = Storage {
+        input: Elem::F16,
+        output: Elem::F32,
+    };
+    for storage in [Storage::F16, to_f32] {
+        check_forward(&gpu, F16_SHAPES, storage);
     }
+}
+
+/// The f16 storage variant of the backward pass: y, dy and dx f16.
+#[test]
+fn f16_backward_matches_reference() {
+    let Some(gpu) = gpu_with_f16() else { return };
+    check_backward(&gpu, F16_SHAPES, Storage::F16);
 }
 
 #[test]
