@@ -1,8 +1,8 @@
 //! GPU-vs-reference tests for the per-example losses (BCE on logits, squared error) and their
 //! fused gradients, plus agreement with PyTorch's probability-form BCE and large-logit safety.
 
-use crate::common::{assert_close, gpu, values};
-use gpu_ae::gpu::{Gpu, Plan, Tensor};
+use crate::common::{assert_close, gpu, gpu_with_f16, padded, read_padded, rtol, stored, values};
+use gpu_ae::gpu::{Elem, Gpu, Plan, Tensor};
 use gpu_ae::kernels::loss;
 use gpu_ae::reference::loss as cpu;
 
@@ -29,7 +29,10 @@ impl Outputs {
     }
 }
 
-/// Runs one loss on the GPU: one dispatch writes both the loss and the gradient.
+/// Runs one loss on the GPU, x, target and the gradient stored as `elem` (the loss is f32):
+/// one dispatch writes both the loss and the gradient. The gradient starts as 7.0 with a
+/// sentinel tail.
+#[allow(clippy::too_many_arguments)]
 fn run_gpu(
     gpu: &Gpu,
     launch: Launcher,
@@ -38,17 +41,18 @@ fn run_gpu(
     n: usize,
     d: usize,
     scale: f32,
+    elem: Elem,
 ) -> Outputs {
-    let xt = Tensor::from_f32(gpu, &[n, d], x, "x").unwrap();
-    let tt = Tensor::from_f32(gpu, &[n, d], target, "target").unwrap();
+    let xt = Tensor::from_f32_as(gpu, &[n, d], elem, x, "x").unwrap();
+    let tt = Tensor::from_f32_as(gpu, &[n, d], elem, target, "target").unwrap();
     let lt = Tensor::from_f32(gpu, &[n + 1], &vec![7.0; n + 1], "loss").unwrap();
-    let gt = Tensor::zeros(gpu, &[n, d], "grad").unwrap();
+    let gt = padded(gpu, &[n, d], elem, &vec![7.0; n * d], "grad");
     let mut plan = Plan::new();
     launch(&mut plan, gpu, &lt, &gt, &xt, &tt, n, d, scale);
     plan.run(gpu).unwrap();
     Outputs {
         loss_and_tail: lt.read_f32(gpu).unwrap(),
-        grad: gt.read_f32(gpu).unwrap(),
+        grad: read_padded(gpu, &gt, "loss gradient"),
     }
 }
 
@@ -61,60 +65,91 @@ enum Part {
     Backward,
 }
 
-fn check(name: &str, launch: Launcher, reference: Reference, lo: f32, hi: f32, part: Part) {
-    let gpu = gpu();
-    for &(n, d) in SHAPES {
-        let x = values(n as u64 * 31 + d as u64, n * d, lo, hi);
-        let target = values(n as u64 + 5 * d as u64, n * d, 0.0, 1.0);
+/// A loss under test: its kernel, its reference, and the range of its predictions x.
+struct Loss {
+    name: &'static str,
+    launch: Launcher,
+    reference: Reference,
+    x_range: (f32, f32),
+}
+
+const BCE_WITH_LOGITS: Loss = Loss {
+    name: "bce_with_logits",
+    launch: loss::bce_with_logits,
+    reference: cpu::bce_with_logits,
+    x_range: (-6.0, 6.0),
+};
+
+const MSE: Loss = Loss {
+    name: "mse",
+    launch: loss::mse,
+    reference: cpu::mse,
+    x_range: (-0.5, 1.5),
+};
+
+/// `part` of `loss` on the GPU vs the reference on every shape, x, target and the gradient
+/// stored as `elem`. The loss is f32 and its reference gets the same (rounded) inputs, so its
+/// tolerance does not depend on `elem`.
+fn check(gpu: &Gpu, loss: &Loss, part: Part, shapes: &[(usize, usize)], elem: Elem) {
+    let (lo, hi) = loss.x_range;
+    for &(n, d) in shapes {
+        let x = stored(elem, values(n as u64 * 31 + d as u64, n * d, lo, hi));
+        let target = stored(elem, values(n as u64 + 5 * d as u64, n * d, 0.0, 1.0));
         let scale = 1.0 / n as f32 + 0.5;
-        let got = run_gpu(&gpu, launch, &x, &target, n, d, scale);
+        let got = run_gpu(gpu, loss.launch, &x, &target, n, d, scale, elem);
         let mut want_loss = vec![0.0; n];
         let mut want_grad = vec![0.0; n * d];
-        reference(&mut want_loss, &mut want_grad, &x, &target, n, d, scale);
-        let what = format!("{name} n{n} d{d}");
+        (loss.reference)(&mut want_loss, &mut want_grad, &x, &target, n, d, scale);
+        let what = format!("{} n{n} d{d} {elem:?}", loss.name);
         match part {
             Part::Forward => {
                 assert_close(&format!("{what} loss"), got.loss(), &want_loss, 1e-4, 1e-5)
             }
-            Part::Backward => {
-                assert_close(&format!("{what} grad"), &got.grad, &want_grad, 1e-6, 1e-5)
-            }
+            Part::Backward => assert_close(
+                &format!("{what} grad"),
+                &got.grad,
+                &want_grad,
+                1e-6,
+                rtol(elem, 1e-5),
+            ),
         }
     }
 }
 
 #[test]
 fn bce_with_logits_forward_matches_reference() {
-    check(
-        "bce_with_logits",
-        loss::bce_with_logits,
-        cpu::bce_with_logits,
-        -6.0,
-        6.0,
-        Part::Forward,
-    );
+    check(&gpu(), &BCE_WITH_LOGITS, Part::Forward, SHAPES, Elem::F32);
 }
 
 #[test]
 fn bce_with_logits_backward_matches_reference() {
-    check(
-        "bce_with_logits",
-        loss::bce_with_logits,
-        cpu::bce_with_logits,
-        -6.0,
-        6.0,
-        Part::Backward,
-    );
+    check(&gpu(), &BCE_WITH_LOGITS, Part::Backward, SHAPES, Elem::F32);
 }
 
 #[test]
 fn mse_forward_matches_reference() {
-    check("mse", loss::mse, cpu::mse, -0.5, 1.5, Part::Forward);
+    check(&gpu(), &MSE, Part::Forward, SHAPES, Elem::F32);
 }
 
 #[test]
 fn mse_backward_matches_reference() {
-    check("mse", loss::mse, cpu::mse, -0.5, 1.5, Part::Backward);
+    check(&gpu(), &MSE, Part::Backward, SHAPES, Elem::F32);
+}
+
+/// Shapes for the f16 variants: a single pixel, odd sizes, a few MNIST-sized rows.
+const F16_SHAPES: &[(usize, usize)] = &[(1, 1), (3, 5), (5, 196)];
+
+/// The f16 storage variants of both losses (predictions, targets and gradient f16 as the
+/// decoder output, the images and its gradient with `--precision f16`; the loss f32), loss
+/// and gradient.
+#[test]
+fn f16_losses_match_reference() {
+    let Some(gpu) = gpu_with_f16() else { return };
+    for loss in [&BCE_WITH_LOGITS, &MSE] {
+        for part in [Part::Forward, Part::Backward] {
+            check(&gpu, loss, part, F16_SHAPES, Elem::F16);
+        }
+    }
 }
 
 #[test]
@@ -123,7 +158,16 @@ fn bce_with_logits_agrees_with_binary_cross_entropy_on_probabilities() {
     let (n, d) = (4, 784);
     let logits = values(17, n * d, -8.0, 8.0);
     let target = values(18, n * d, 0.0, 1.0); // grey levels, not just 0/1
-    let out = run_gpu(&gpu, loss::bce_with_logits, &logits, &target, n, d, 1.0);
+    let out = run_gpu(
+        &gpu,
+        loss::bce_with_logits,
+        &logits,
+        &target,
+        n,
+        d,
+        1.0,
+        Elem::F32,
+    );
     let got = out.loss();
     for i in 0..n {
         let row = i * d..(i + 1) * d;
@@ -148,7 +192,16 @@ fn bce_with_logits_is_finite_for_large_logits() {
     let logits = [60.0f32, -60.0, 60.0, -60.0, 100.0, -100.0, 60.0, -60.0];
     let target = [1.0f32, 0.0, 0.0, 1.0, 0.5, 0.5, 0.25, 0.75];
     let (n, d) = (2, 4);
-    let out = run_gpu(&gpu, loss::bce_with_logits, &logits, &target, n, d, 0.5);
+    let out = run_gpu(
+        &gpu,
+        loss::bce_with_logits,
+        &logits,
+        &target,
+        n,
+        d,
+        0.5,
+        Elem::F32,
+    );
     let (got_loss, got_grad) = (out.loss(), &out.grad);
     assert!(got_loss.iter().chain(got_grad).all(|x| x.is_finite()));
     let mut want_loss = vec![0.0; n];
