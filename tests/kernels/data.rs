@@ -1,7 +1,7 @@
 //! GPU-vs-reference tests for the batch gather from packed bytes and the denoising noise.
 
-use crate::common::{assert_close, gpu, values};
-use gpu_ae::gpu::{Gpu, Plan, Tensor};
+use crate::common::{assert_close, gpu, gpu_with_f16, rtol, stored, values};
+use gpu_ae::gpu::{Elem, Gpu, Plan, Tensor};
 use gpu_ae::kernels::{data, step};
 use gpu_ae::reference::data as cpu;
 
@@ -42,49 +42,52 @@ fn pack_bytes_is_little_endian_and_zero_padded() {
     }
 }
 
-#[test]
-fn gather_matches_reference() {
-    let gpu = gpu();
-    // (images, pixels, batch_size, batch): a partial last batch of 5 with 5×3 images that start
-    // mid-word, a full batch, batch 0, and MNIST's 784 pixels with batch 128 (partial: 44).
-    for &(count, pixels, batch_size, batch) in &[
-        (37, 15, 8, 4),
-        (37, 15, 8, 2),
-        (10, 7, 3, 0),
-        (300, 784, 128, 2),
-    ] {
+/// Gathers on the GPU into an x stored as `elem` vs the reference, for each case (images,
+/// pixels, batch_size, batch). x holds a full batch of -1.0 sentinels, and the rows past the
+/// batch's n images must keep them.
+fn check_gather(gpu: &Gpu, cases: &[(usize, usize, usize, usize)], elem: Elem) {
+    for &(count, pixels, batch_size, batch) in cases {
         let n = batch_size.min(count - batch * batch_size);
         let b = bytes(count as u64, count * pixels);
         let perm = permutation(pixels as u64, count);
-        let images = Tensor::from_u32(
-            &gpu,
-            &[b.len().div_ceil(4)],
-            &data::pack_bytes(&b),
-            "images",
-        )
-        .unwrap();
-        let permt = Tensor::from_u32(&gpu, &[count], &perm, "perm").unwrap();
+        let images =
+            Tensor::from_u32(gpu, &[b.len().div_ceil(4)], &data::pack_bytes(&b), "images").unwrap();
+        let permt = Tensor::from_u32(gpu, &[count], &perm, "perm").unwrap();
         // The step counter's word 0 is not the batch: a kernel reading it would fail.
-        let st = state(&gpu, 1000 + batch as u32, batch as u32);
-        // x holds a full batch: the rows past n must keep their sentinels.
+        let st = state(gpu, 1000 + batch as u32, batch as u32);
         let len = batch_size * pixels;
-        let xt =
-            Tensor::from_f32(&gpu, &[batch_size, 1, pixels, 1], &vec![-1.0; len], "x").unwrap();
+        let x_dims = [batch_size, 1, pixels, 1];
+        let xt = Tensor::from_f32_as(gpu, &x_dims, elem, &vec![-1.0; len], "x").unwrap();
         let mut plan = Plan::new();
         data::gather(
-            &mut plan, &gpu, &xt, &images, &permt, &st, batch_size, n, pixels,
+            &mut plan, gpu, &xt, &images, &permt, &st, batch_size, n, pixels,
         );
-        plan.run(&gpu).unwrap();
-        let got = xt.read_f32(&gpu).unwrap();
+        plan.run(gpu).unwrap();
+        let got = xt.read_f32(gpu).unwrap();
         let mut want = vec![-1.0; len];
         cpu::gather(&mut want, &b, &perm, batch as u32, batch_size, n, pixels);
-        let what = format!("gather {count} images of {pixels}, batch {batch} of {batch_size}");
-        assert_close(&what, &got[..n * pixels], &want[..n * pixels], 1e-6, 1e-6);
+        let what =
+            format!("gather {count} images of {pixels}, batch {batch} of {batch_size} {elem:?}");
+        let rtol = rtol(elem, 1e-6);
+        assert_close(&what, &got[..n * pixels], &want[..n * pixels], 1e-6, rtol);
         assert!(
             got[n * pixels..].iter().all(|&v| v == -1.0),
             "{what}: wrote past n images"
         );
     }
+}
+
+#[test]
+fn gather_matches_reference() {
+    // A partial last batch of 5 with 5×3 images that start mid-word, a full batch, batch 0,
+    // and MNIST's 784 pixels with batch 128 (partial: 44).
+    let cases = [
+        (37, 15, 8, 4),
+        (37, 15, 8, 2),
+        (10, 7, 3, 0),
+        (300, 784, 128, 2),
+    ];
+    check_gather(&gpu(), &cases, Elem::F32);
 }
 
 #[test]
@@ -123,10 +126,11 @@ fn gather_follows_the_step_counter() {
     }
 }
 
-fn run_add_noise(gpu: &Gpu, x: &[f32], steps: u32, seed: u32, std: f32) -> Vec<f32> {
+/// Adds noise on the GPU to an x stored as `elem`, into noisy stored as `elem`.
+fn run_add_noise(gpu: &Gpu, x: &[f32], steps: u32, seed: u32, std: f32, elem: Elem) -> Vec<f32> {
     let n = x.len();
-    let xt = Tensor::from_f32(gpu, &[n], x, "x").unwrap();
-    let noisy = Tensor::zeros(gpu, &[n], "noisy").unwrap();
+    let xt = Tensor::from_f32_as(gpu, &[n], elem, x, "x").unwrap();
+    let noisy = Tensor::zeros_as(gpu, &[n], elem, "noisy").unwrap();
     let st = state(gpu, steps, 3);
     let mut plan = Plan::new();
     data::add_noise(&mut plan, gpu, &noisy, &xt, &st, seed, std, n);
@@ -134,47 +138,65 @@ fn run_add_noise(gpu: &Gpu, x: &[f32], steps: u32, seed: u32, std: f32) -> Vec<f
     noisy.read_f32(gpu).unwrap()
 }
 
-#[test]
-fn add_noise_matches_reference() {
-    let gpu = gpu();
-    for &(n, steps, seed, std) in &[
-        (1, 0, 1, 0.3),
-        (1000, 17, 42, 0.3),
-        (5 * 28 * 28 + 3, 123_456, 7, 0.1),
-    ] {
-        let x = values(n as u64, n, 0.0, 1.0);
-        let got = run_add_noise(&gpu, &x, steps, seed, std);
+/// Adds noise on the GPU vs the reference for each case (n, steps, seed, std), x and noisy
+/// stored as `elem`. Same integer hashes on both sides; only log/cos rounding differs between
+/// GPU and CPU (2e-5), plus the rounding of f16 storage.
+fn check_add_noise(gpu: &Gpu, cases: &[(usize, u32, u32, f32)], elem: Elem) {
+    for &(n, steps, seed, std) in cases {
+        let x = stored(elem, values(n as u64, n, 0.0, 1.0));
+        let got = run_add_noise(gpu, &x, steps, seed, std, elem);
         let mut want = vec![0.0; n];
         cpu::add_noise(&mut want, &x, seed, steps, std);
-        // Same integer hashes; only log/cos rounding differs between GPU and CPU.
-        assert_close(
-            &format!("add_noise n{n} step{steps}"),
-            &got,
-            &want,
-            2e-5,
-            0.0,
-        );
+        let what = format!("add_noise n{n} step{steps} {elem:?}");
+        assert_close(&what, &got, &want, 2e-5, rtol(elem, 0.0));
     }
 }
 
 #[test]
-fn add_noise_only_writes_numel() {
-    let gpu = gpu();
-    let x = values(3, 50, 0.0, 1.0);
-    let xt = Tensor::from_f32(&gpu, &[50], &x, "x").unwrap();
-    let noisy = Tensor::from_f32(&gpu, &[50], &[-1.0; 50], "noisy").unwrap();
-    let st = state(&gpu, 9, 0);
+fn add_noise_matches_reference() {
+    let cases = [
+        (1, 0, 1, 0.3),
+        (1000, 17, 42, 0.3),
+        (5 * 28 * 28 + 3, 123_456, 7, 0.1),
+    ];
+    check_add_noise(&gpu(), &cases, Elem::F32);
+}
+
+/// Noise for the first 33 of 50 elements, x and noisy stored as `elem`: the other 17 keep
+/// their -1.0 (with f16 the 33rd shares its word with the 34th).
+fn check_add_noise_only_writes_numel(gpu: &Gpu, elem: Elem) {
+    let x = stored(elem, values(3, 50, 0.0, 1.0));
+    let xt = Tensor::from_f32_as(gpu, &[50], elem, &x, "x").unwrap();
+    let noisy = Tensor::from_f32_as(gpu, &[50], elem, &[-1.0; 50], "noisy").unwrap();
+    let st = state(gpu, 9, 0);
     let mut plan = Plan::new();
-    data::add_noise(&mut plan, &gpu, &noisy, &xt, &st, 5, 0.2, 33);
-    plan.run(&gpu).unwrap();
-    let got = noisy.read_f32(&gpu).unwrap();
+    data::add_noise(&mut plan, gpu, &noisy, &xt, &st, 5, 0.2, 33);
+    plan.run(gpu).unwrap();
+    let got = noisy.read_f32(gpu).unwrap();
     let mut want = vec![0.0; 33];
     cpu::add_noise(&mut want, &x[..33], 5, 9, 0.2);
-    assert_close("add_noise first 33", &got[..33], &want, 2e-5, 0.0);
+    let what = format!("add_noise first 33 {elem:?}");
+    assert_close(&what, &got[..33], &want, 2e-5, rtol(elem, 0.0));
     assert!(
         got[33..].iter().all(|&v| v == -1.0),
-        "add_noise wrote past numel"
+        "{what}: wrote past numel"
     );
+}
+
+#[test]
+fn add_noise_only_writes_numel() {
+    check_add_noise_only_writes_numel(&gpu(), Elem::F32);
+}
+
+/// The f16 storage variants of gather (x f16: the images with `--precision f16`; a partial
+/// batch of odd length whose last image ends mid-word, the rows past it kept) and add_noise (x
+/// and noisy f16; odd lengths, and nothing written past numel).
+#[test]
+fn f16_data_matches_reference() {
+    let Some(gpu) = gpu_with_f16() else { return };
+    check_gather(&gpu, &[(37, 15, 8, 4), (300, 784, 128, 2)], Elem::F16);
+    check_add_noise(&gpu, &[(1, 0, 1, 0.3), (1001, 17, 42, 0.3)], Elem::F16);
+    check_add_noise_only_writes_numel(&gpu, Elem::F16);
 }
 
 #[test]
@@ -183,7 +205,7 @@ fn add_noise_statistics() {
     // Mid-grey with std 0.1: clamping is a 5σ event, so noisy − x is N(0, 0.01).
     let n = 200_000;
     let std = 0.1;
-    let got = run_add_noise(&gpu, &vec![0.5; n], 3, 11, std);
+    let got = run_add_noise(&gpu, &vec![0.5; n], 3, 11, std, Elem::F32);
     let d: Vec<f64> = got.iter().map(|&v| v as f64 - 0.5).collect();
     let mean = d.iter().sum::<f64>() / n as f64;
     let var = d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
@@ -191,8 +213,8 @@ fn add_noise_statistics() {
     assert!(mean.abs() < 1e-3, "noise mean {mean}");
     assert!((var - 0.01).abs() < 2e-4, "noise variance {var}");
     // Another step or seed gives other noise.
-    let other_step = run_add_noise(&gpu, &vec![0.5; 1000], 4, 11, std);
-    let other_seed = run_add_noise(&gpu, &vec![0.5; 1000], 3, 12, std);
+    let other_step = run_add_noise(&gpu, &vec![0.5; 1000], 4, 11, std, Elem::F32);
+    let other_seed = run_add_noise(&gpu, &vec![0.5; 1000], 3, 12, std, Elem::F32);
     assert!(
         got[..1000]
             .iter()
@@ -214,7 +236,7 @@ fn add_noise_statistics() {
     let x: Vec<f32> = (0..10_000)
         .map(|i| if i % 2 == 0 { 0.05 } else { 0.95 })
         .collect();
-    let got = run_add_noise(&gpu, &x, 5, 13, 1.0);
+    let got = run_add_noise(&gpu, &x, 5, 13, 1.0, Elem::F32);
     assert!(
         got.iter().all(|v| (0.0..=1.0).contains(v)),
         "noisy outside [0, 1]"
