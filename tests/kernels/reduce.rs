@@ -1,31 +1,32 @@
 //! GPU-vs-reference tests for the reductions (bias-gradient channel sums through
 //! `GradPartials`, loss accumulators).
 
-use crate::common::{assert_close, gpu, values};
-use gpu_ae::gpu::{Plan, Tensor};
+use crate::common::{assert_close, gpu, gpu_with_f16, stored, values};
+use gpu_ae::gpu::{Elem, Gpu, Plan, Tensor};
 use gpu_ae::kernels::grads::GradPartials;
 use gpu_ae::kernels::reduce;
 use gpu_ae::reference::reduce as cpu;
 
-#[test]
-fn channel_partials_sum_to_the_reference() {
-    let gpu = gpu();
-    // One chunk and several (2 · 1100 positions), one channel and several, batch 1.
-    for &(n, c, hw, off) in &[(1, 1, 1, 0), (3, 5, 7, 2), (2, 3, 1100, 0), (130, 4, 1, 5)] {
-        let x = values(n as u64 + 7 * c as u64, n * c * hw, -1.0, 1.0);
-        let xt = Tensor::from_f32(&gpu, &[n, c, hw], &x, "x").unwrap();
-        let out = Tensor::from_f32(&gpu, &[off + c + 1], &vec![-7.0; off + c + 1], "out").unwrap();
+/// Channel sums of x (stored as `elem`) through `GradPartials` into slots `off..off + c` of an
+/// f32 buffer, vs the reference, for each case (n, c, hw, off); the other slots keep -7.0. The
+/// reference gets the same (rounded) x and the sums are f32, so the tolerance does not depend
+/// on `elem`.
+fn check_channel_partials(gpu: &Gpu, cases: &[(usize, usize, usize, usize)], elem: Elem) {
+    for &(n, c, hw, off) in cases {
+        let x = stored(elem, values(n as u64 + 7 * c as u64, n * c * hw, -1.0, 1.0));
+        let xt = Tensor::from_f32_as(gpu, &[n, c, hw], elem, &x, "x").unwrap();
+        let out = Tensor::from_f32(gpu, &[off + c + 1], &vec![-7.0; off + c + 1], "out").unwrap();
         let layout = reduce::channel_partials_layout(off, n, c, hw);
-        let mut partials = GradPartials::new(&gpu, layout.len()).unwrap();
+        let mut partials = GradPartials::new(gpu, layout.len()).unwrap();
         let mut plan = Plan::new();
-        reduce::channel_partials(&mut plan, &gpu, &mut partials, off, &xt, n, c, hw);
-        partials.finish(&mut plan, &gpu, &out.buffer, 1.0).unwrap();
-        plan.run(&gpu).unwrap();
-        let got = out.read_f32(&gpu).unwrap();
+        reduce::channel_partials(&mut plan, gpu, &mut partials, off, &xt, n, c, hw);
+        partials.finish(&mut plan, gpu, &out.buffer, 1.0).unwrap();
+        plan.run(gpu).unwrap();
+        let got = out.read_f32(gpu).unwrap();
         let mut want = vec![0.0; c];
         cpu::channel_sum(&mut want, &x, n, c, hw);
         assert_close(
-            &format!("channel sum n{n} c{c} hw{hw}"),
+            &format!("channel sum n{n} c{c} hw{hw} {elem:?}"),
             &got[off..off + c],
             &want,
             1e-4,
@@ -36,6 +37,21 @@ fn channel_partials_sum_to_the_reference() {
             "channel sum wrote outside its channels"
         );
     }
+}
+
+#[test]
+fn channel_partials_sum_to_the_reference() {
+    // One chunk and several (2 · 1100 positions), one channel and several, batch 1.
+    let cases = [(1, 1, 1, 0), (3, 5, 7, 2), (2, 3, 1100, 0), (130, 4, 1, 5)];
+    check_channel_partials(&gpu(), &cases, Elem::F32);
+}
+
+/// The f16 storage variant of the channel sums (x f16: the conv_transpose2d output gradient
+/// whose sums are the bias gradient; the sums f32): an odd element count, several chunks.
+#[test]
+fn f16_channel_partials_sum_to_the_reference() {
+    let Some(gpu) = gpu_with_f16() else { return };
+    check_channel_partials(&gpu, &[(3, 5, 7, 2), (2, 3, 1100, 0)], Elem::F16);
 }
 
 #[test]
