@@ -63,8 +63,10 @@ pub fn stored(elem: Elem, mut v: Vec<f32>) -> Vec<f32> {
 
 /// The relative tolerance of an output stored as `elem`, from the one its f32 storage needs.
 /// With the reference given the same (rounded) inputs, f16 storage only adds the rounding of
-/// the output: at most 2^-11 ≈ 4.9e-4 of a normal value (below 6.1e-5, subnormals, at most
-/// 2^-25 ≈ 3e-8 absolute, which every atol used with f16 covers). 1e-3 allows twice that.
+/// the output: at most 2^-11 ≈ 4.9e-4 of a normal value where the conversion rounds to nearest
+/// (lavapipe), 2^-10 ≈ 9.8e-4 where it picks the other neighbour, which WGSL allows; 1e-3
+/// covers both. Below 6.1e-5 (subnormals) it is at most 2^-24 ≈ 6e-8 absolute, which every
+/// atol used with f16 covers (the exact comparisons are of copies, which f16 keeps exact).
 pub fn rtol(elem: Elem, f32_rtol: f32) -> f32 {
     match elem {
         Elem::F32 => f32_rtol,
