@@ -86,11 +86,13 @@ fn check_backward(gpu: &Gpu, shapes: &[&[usize]], storage: Storage) {
     }
 }
 
+/// The forward pass of every activation with f32 storage, on every size.
 #[test]
 fn forward_matches_reference() {
     check_forward(&gpu(), SHAPES, Storage::F32);
 }
 
+/// The backward pass (from y) of every activation with f32 storage, on every size.
 #[test]
 fn backward_matches_reference() {
     check_backward(&gpu(), SHAPES, Storage::F32);

@@ -77,6 +77,7 @@ fn check_gather(gpu: &Gpu, cases: &[(usize, usize, usize, usize)], elem: Elem) {
     }
 }
 
+/// Gather into an f32 x.
 #[test]
 fn gather_matches_reference() {
     // A partial last batch of 5 with 5×3 images that start mid-word, a full batch, batch 0,
@@ -152,6 +153,7 @@ fn check_add_noise(gpu: &Gpu, cases: &[(usize, u32, u32, f32)], elem: Elem) {
     }
 }
 
+/// Noise into an f32 noisy, from an f32 x.
 #[test]
 fn add_noise_matches_reference() {
     let cases = [
@@ -183,6 +185,7 @@ fn check_add_noise_only_writes_numel(gpu: &Gpu, elem: Elem) {
     );
 }
 
+/// add_noise with f32 storage writes the first numel elements only.
 #[test]
 fn add_noise_only_writes_numel() {
     check_add_noise_only_writes_numel(&gpu(), Elem::F32);

@@ -116,21 +116,25 @@ fn check(gpu: &Gpu, loss: &Loss, part: Part, shapes: &[(usize, usize)], elem: El
     }
 }
 
+/// The per-example BCE on logits, f32 storage.
 #[test]
 fn bce_with_logits_forward_matches_reference() {
     check(&gpu(), &BCE_WITH_LOGITS, Part::Forward, SHAPES, Elem::F32);
 }
 
+/// The BCE gradient with respect to the logits, f32 storage.
 #[test]
 fn bce_with_logits_backward_matches_reference() {
     check(&gpu(), &BCE_WITH_LOGITS, Part::Backward, SHAPES, Elem::F32);
 }
 
+/// The per-example squared error, f32 storage.
 #[test]
 fn mse_forward_matches_reference() {
     check(&gpu(), &MSE, Part::Forward, SHAPES, Elem::F32);
 }
 
+/// The squared-error gradient, f32 storage.
 #[test]
 fn mse_backward_matches_reference() {
     check(&gpu(), &MSE, Part::Backward, SHAPES, Elem::F32);

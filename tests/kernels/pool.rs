@@ -119,6 +119,7 @@ fn max_pool_cases(
     })
 }
 
+/// Max pooling forward, f32 storage: y and argmax.
 #[test]
 fn max_pool_forward_matches_reference() {
     let gpu = gpu();
@@ -128,6 +129,7 @@ fn max_pool_forward_matches_reference() {
     }
 }
 
+/// Max pooling backward, f32 storage: dx from dy and the argmax.
 #[test]
 fn max_pool_backward_matches_reference() {
     let gpu = gpu();
@@ -219,11 +221,13 @@ fn check_upsample_backward(gpu: &Gpu, shapes: &[(usize, usize, usize, usize)], s
     }
 }
 
+/// Upsampling forward, f32 storage.
 #[test]
 fn upsample_forward_matches_reference() {
     check_upsample_forward(&gpu(), UPSAMPLE_SHAPES, Storage::F32);
 }
 
+/// Upsampling backward, f32 storage.
 #[test]
 fn upsample_backward_matches_reference() {
     check_upsample_backward(&gpu(), UPSAMPLE_SHAPES, Storage::F32);

@@ -39,6 +39,7 @@ fn check_channel_partials(gpu: &Gpu, cases: &[(usize, usize, usize, usize)], ele
     }
 }
 
+/// Channel sums of an f32 x.
 #[test]
 fn channel_partials_sum_to_the_reference() {
     // One chunk and several (2 · 1100 positions), one channel and several, batch 1.
