@@ -79,16 +79,17 @@ impl Shader {
         prelude + self.source
     }
 
-    /// The `halves` mask for these bindings: bit b set where binding b is an f16 tensor.
-    /// Panics when an f16 tensor is bound where the shader only takes f32 (a plumbing bug).
-    pub fn halves(&self, entry: &str, bindings: &[(u32, Binding)]) -> u32 {
+    /// The `halves` mask for tensors stored as given at these binding numbers: bit b set where
+    /// binding b is f16. Panics when an f16 tensor is bound where the shader only takes f32 (a
+    /// plumbing bug).
+    pub fn halves(&self, entry: &str, bindings: impl IntoIterator<Item = (u32, Elem)>) -> u32 {
         let mut halves = 0;
         let mut typed: Option<Vec<(u32, String)>> = None;
-        for (b, binding) in bindings {
-            if binding.elem == Elem::F16 {
+        for (b, elem) in bindings {
+            if elem == Elem::F16 {
                 let typed = typed.get_or_insert_with(|| self.typed_bindings());
                 assert!(
-                    typed.iter().any(|(t, _)| t == b),
+                    typed.iter().any(|(t, _)| *t == b),
                     "{}::{entry}: binding {b} takes f32 only, got an f16 tensor",
                     self.name
                 );
@@ -647,5 +648,44 @@ pub fn human_bytes(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Elem, Shader};
+
+    const SHADER: Shader = Shader {
+        name: "test",
+        source: "@group(0) @binding(0) var<uniform> p: Params;\n\
+                 @group(0) @binding(1) var<storage, read> x: array<x_t>;  // array<nope_t>\n\
+                 // @group(0) @binding(2) var<storage, read> c: array<c_t>;\n\
+                 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;\n\
+                 @group(0) @binding(4) var<storage, read_write> dx: array<dx_t>;\n\
+                 @group(0) @binding(5) var<storage, read> other: array<x_t>;\n",
+    };
+
+    #[test]
+    fn typed_bindings_are_those_named_after_their_variable() {
+        let typed = SHADER.typed_bindings();
+        assert_eq!(typed, [(1, "x_t".to_string()), (4, "dx_t".to_string())]);
+        let src = SHADER.variant_source(1 << 4);
+        assert!(src.starts_with("enable f16;\nalias x_t = f32;\nalias dx_t = f16;\n@group"));
+        assert!(!SHADER.variant_source(0).contains("enable f16"));
+    }
+
+    #[test]
+    fn halves_marks_the_f16_bindings() {
+        assert_eq!(
+            SHADER.halves("e", [(1, Elem::F16), (4, Elem::F16)]),
+            0b10010
+        );
+        assert_eq!(SHADER.halves("e", [(1, Elem::F32), (3, Elem::F32)]), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "test::e: binding 3 takes f32 only, got an f16 tensor")]
+    fn an_f16_tensor_on_an_f32_only_binding_panics() {
+        SHADER.halves("e", [(1, Elem::F16), (3, Elem::F16)]);
     }
 }

@@ -128,7 +128,7 @@ impl Plan {
         let mut d = Dispatch {
             label,
             shader: *shader,
-            halves: shader.halves(entry, buffers),
+            halves: shader.halves(entry, buffers.iter().map(|(b, x)| (*b, x.elem))),
             entry: entry.to_string(),
             constants: constants.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             bindings,
