@@ -149,6 +149,7 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
     let flops_per_image = 6.0 * arch.forward_macs() as f64;
     let batch = trainer.cfg.batch;
     let plan = trainer.step_plan();
+    let (epoch_dispatches, epoch_bytes) = trainer.epoch_totals();
     let mut report = serde_json::json!({
         "adapter": gpu.info.name,
         "backend": format!("{:?}", gpu.info.backend),
@@ -170,8 +171,11 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
         "steady_epoch_s": round(steady_s, 4),
         "images_per_s": round(images as f64 / steady_s, 1),
         "dispatches_per_step": plan.len(),
+        "dispatches_per_epoch": epoch_dispatches,
         "bound_bytes_per_step": plan.bound_bytes(),
+        "bound_bytes_per_epoch": epoch_bytes,
         "model_flops_per_step": flops_per_image * batch as f64,
+        "model_flops_per_epoch": flops_per_image * images as f64,
         "model_gflops_per_s": round(flops_per_image * images as f64 / steady_s / 1e9, 3),
         "final_train_loss": round(last_loss, 4),
     });

@@ -280,6 +280,20 @@ impl<'g> Trainer<'g> {
             .plan
     }
 
+    /// (dispatches, bound storage bytes) of one epoch: every full-batch step plus the tail step.
+    pub fn epoch_totals(&self) -> (usize, u64) {
+        let steps = [(&self.full, self.full_batches), (&self.tail, 1)];
+        steps
+            .iter()
+            .filter_map(|(sp, count)| sp.as_ref().map(|sp| (&sp.plan, *count)))
+            .fold((0, 0), |(d, b), (plan, count)| {
+                (
+                    d + plan.len() * count,
+                    b + plan.bound_bytes() * count as u64,
+                )
+            })
+    }
+
     pub fn images_per_epoch(&self) -> usize {
         self.train.count
     }

@@ -656,7 +656,7 @@ fn upscale_reports_three_psnr_figures_and_upscales_a_png() {
 #[test]
 fn bench_prints_timings_as_json() {
     #[rustfmt::skip]
-    let out = ok(&["bench", "--data", data_dir(), "--train-limit", "128", "--epochs", "2", "--batch", "64"]);
+    let out = ok(&["bench", "--data", data_dir(), "--train-limit", "160", "--epochs", "2", "--batch", "64"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert!(num(&v, "steady_epoch_s") > 0.0, "{v}");
     assert!(num(&v, "images_per_s") > 0.0, "{v}");
@@ -664,8 +664,23 @@ fn bench_prints_timings_as_json() {
         v["dispatches_per_step"].as_u64().is_some_and(|d| d > 10),
         "{v}"
     );
-    assert_eq!(v["images_per_epoch"].as_u64(), Some(128));
-    assert_eq!(v["steps_per_epoch"].as_u64(), Some(2));
+    assert_eq!(v["images_per_epoch"].as_u64(), Some(160));
+    assert_eq!(v["steps_per_epoch"].as_u64(), Some(3));
+    assert_eq!(v["precision"], "f32");
+    // Two full steps of 64 and a tail step of 32 per epoch; the per-step figures are a full
+    // step's.
+    let per = |what: &str| {
+        let step = num(&v, &format!("{what}_per_step"));
+        assert!(step > 0.0, "{what}: {v}");
+        num(&v, &format!("{what}_per_epoch")) / step
+    };
+    assert_eq!(per("model_flops"), 2.5);
+    assert_eq!(per("dispatches"), 3.0);
+    let bytes = per("bound_bytes");
+    assert!(
+        bytes > 2.5 && bytes < 3.0,
+        "bound bytes: {bytes} full steps per epoch"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
