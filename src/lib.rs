@@ -2,9 +2,9 @@
 //! on wgpu (Vulkan, Metal, DX12, GL), with a plain-Rust CPU reference for every kernel.
 //!
 //! Layers of the crate, bottom up: [`gpu`] (device, tensors, plans) → [`kernels`] (one launcher
-//! per WGSL family, with its CPU twin in [`reference`]) → [`nn`] (layers, stacks) → [`models`]
+//! per WGSL family, with its CPU twin in [`reference`](mod@reference)) → [`nn`] (layers, stacks) → [`models`]
 //! (architectures) → [`graph`] (a model on the GPU for one batch size) → [`train`],
-//! [`evaluate`], [`bench`]; [`data`], [`checkpoint`], [`viz`] and [`files`] do the host I/O.
+//! [`evaluate`], [`bench`](mod@bench); [`data`], [`checkpoint`], [`viz`] and [`files`] do the host I/O.
 
 pub mod apply;
 pub mod bench;

@@ -14,7 +14,7 @@ use crate::files::write_atomic;
 /// Grey of the frame and gaps between digit cells (empty cells stay black).
 const GRID_PADDING_GREY: u8 = 72;
 
-/// Grid of rows×cols cells of h×w grey images (values in [0,1], `[count, h, w]`, count ≤ rows·cols,
+/// Grid of rows×cols cells of h×w grey images (values in `[0, 1]`, `[count, h, w]`, count ≤ rows·cols,
 /// extra images ignored; empty cells dark), each enlarged `scale`× (nearest), separated and framed
 /// by `padding` pixels of a mid-dark grey. The image is `w·scale·cols + padding·(cols+1)` wide and
 /// `h·scale·rows + padding·(rows+1)` high, so with padding 0 and scale 1 exactly (h·rows)×(w·cols).
@@ -265,7 +265,7 @@ pub fn save_png(path: &Path, img: &DynamicImage) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-/// Reads a PNG as grey values in [0,1]: (pixels `[h, w]`, h, w); colour is converted to
+/// Reads a PNG as grey values in `[0, 1]`: (pixels `[h, w]`, h, w); colour is converted to
 /// luminance and alpha ignored. Errors name the file if missing or not a PNG.
 pub fn read_png_gray(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;

@@ -410,37 +410,12 @@ impl Gpu {
         self.features.contains(wgpu::Features::SHADER_F16)
     }
 
-    /// The compute pipeline for `entry` of `shader` in storage variant `halves` (see
-    /// [`Shader::halves`]), built on first use and cached. `constants` are WGSL `override`
-    /// values (workgroup sizes, flags).
-    pub fn pipeline(
-        &self,
-        shader: &Shader,
-        halves: u32,
-        entry: &str,
-        constants: &[(&str, f64)],
-    ) -> wgpu::ComputePipeline {
-        let key = PipelineKey::new(shader, halves, entry, constants);
-        if let Some(p) = self.pipelines.borrow().get(&key) {
-            return p.clone();
-        }
-        let module = self
-            .modules
-            .borrow_mut()
-            .entry((shader.name, halves))
-            .or_insert_with(|| create_module(&self.device, shader, halves))
-            .clone();
-        let pipeline = create_pipeline(&self.device, shader, &module, entry, constants);
-        self.pipelines.borrow_mut().insert(key, pipeline.clone());
-        pipeline
-    }
-
     /// Builds, on all CPU cores at once, the shader module of every listed shader and the
     /// pipeline (f32 storage, no override constants) of every listed entry point that is not
     /// cached yet, so that recording f32 plans afterwards finds every pipeline in the cache.
     /// wgpu parses and validates WGSL when a module is created and drivers compile a pipeline
     /// to machine code when it is created: one after the other, that is most of a cold
-    /// start-up. Panics like [`Gpu::pipeline`] when the device rejects a shader.
+    /// start-up. wgpu panics when the device rejects a shader.
     pub fn prepare(&self, entry_points: &[(&Shader, &[&str])]) {
         // Entry k of every shader before entry k + 1 of any, so that threads seldom wait for
         // the same module.
@@ -462,7 +437,8 @@ impl Gpu {
     }
 
     /// Builds every requested pipeline that is not cached yet (and the shader modules they
-    /// need) on all CPU cores at once, and caches them.
+    /// need) on all CPU cores at once, and caches them. wgpu reports a shader the device
+    /// rejects as a panic (our own shaders are validated by naga in the tests).
     pub(crate) fn build_pipelines(&self, requests: &[PipelineRequest]) {
         // One module slot per distinct (shader, variant), filled from the cache or by the first
         // job that needs it (other jobs of that module wait for it).

@@ -1,6 +1,6 @@
 //! Launchers for `shaders/activation.wgsl`: element-wise ReLU, LeakyReLU, sigmoid and tanh,
 //! forward and backward. The backward pass works from the forward output `y`, so layers keep
-//! only `y`. Each invocation handles [`PER`] elements spaced one grid apart (coalesced).
+//! only `y`. Each invocation handles `PER` elements spaced one grid apart (coalesced).
 
 use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
 use crate::shapes::Activation;

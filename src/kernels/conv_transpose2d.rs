@@ -30,7 +30,7 @@ fn pair(s: ConvTranspose2dShape) -> Pair {
 }
 
 /// y [N, C_out, out_h, out_w] = act(convT(x [N, C_in, H, W], W) + b); W [C_in, C_out, KH, KW]
-/// at params[at.weight..], b [C_out] at params[at.bias..]; `act` None for the plain layer.
+/// at `params[at.weight..]`, b `[C_out]` at `params[at.bias..]`; `act` None for the plain layer.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     plan: &mut Plan,

@@ -40,7 +40,7 @@ pub fn pack_bytes(bytes: &[u8]) -> Vec<u32> {
 }
 
 /// x[b, p] = byte(images, perm[batch·batch_size + b]·pixels + p) / 255 for b < n, p < pixels,
-/// where batch = state[1] (the GPU step counter, see src/kernels/step.rs). x is [n, 1, H, W] with H·W = pixels.
+/// where batch = `state[1]` (the GPU step counter, see src/kernels/step.rs). x is `[n, 1, H, W]` with H·W = pixels.
 ///
 /// `x` may be allocated for a full batch; only its first `n·pixels` elements are written.
 #[allow(clippy::too_many_arguments)]
@@ -87,7 +87,7 @@ pub fn gather(
     );
 }
 
-/// noisy[i] = clamp(x[i] + std·ε_i, 0, 1), ε_i = rng_normal(seed, STREAM_INPUT_NOISE (=1), state[0], i), for i < numel.
+/// `noisy[i] = clamp(x[i] + std·ε_i, 0, 1)`, `ε_i = rng_normal(seed, STREAM_INPUT_NOISE (=1), state[0], i)`, for i < numel.
 #[allow(clippy::too_many_arguments)]
 pub fn add_noise(
     plan: &mut Plan,

@@ -23,7 +23,7 @@ struct Params {
 const CHUNK: usize = 2048;
 
 /// The partials of [`channel_partials`] for `x` `[N, C, HW]`: one per channel and chunk of
-/// [`CHUNK`] positions, summed into `out[bias..bias + C]`.
+/// `CHUNK` positions, summed into `out[bias..bias + C]`.
 pub fn channel_partials_layout(bias: usize, n: usize, c: usize, hw: usize) -> PartialLayout {
     PartialLayout {
         splits: (n * hw).div_ceil(CHUNK),
