@@ -201,8 +201,14 @@ fn fails(args: &[&str], names: &[&str], absent: &[&Path]) -> String {
     lines[0].to_string()
 }
 
-/// `train` on the fixture with the quick settings, plus `extra` flags.
+/// `train` on the fixture with the quick settings for one epoch, plus `extra` flags.
 fn train(out: &Path, extra: &[&str]) {
+    train_epochs(out, 1, extra);
+}
+
+/// `train` on the fixture with the quick settings for `epochs`, plus `extra` flags.
+fn train_epochs(out: &Path, epochs: usize, extra: &[&str]) {
+    let epochs = epochs.to_string();
     let mut args = vec![
         "train",
         "--data",
@@ -214,7 +220,7 @@ fn train(out: &Path, extra: &[&str]) {
         "--eval-batch",
         "64",
         "--epochs",
-        "1",
+        &epochs,
         "--quiet",
     ];
     args.extend(extra);
@@ -411,32 +417,10 @@ fn train_writes_a_pytorch_shaped_run_folder() {
     }
 }
 
-#[test]
-fn resume_is_bit_identical_to_an_uninterrupted_run() {
-    let resumed = copy_dir(vae2(), "resumed");
-    resume(&resumed, 2);
-    let straight = root().join("straight");
-    let _ = std::fs::remove_dir_all(&straight);
-    ok(&[
-        "train",
-        "--model",
-        "conv-vae",
-        "--latent",
-        "2",
-        "--epochs",
-        "2",
-        "--batch",
-        "64",
-        "--eval-batch",
-        "64",
-        "--data",
-        data_dir(),
-        "--out",
-        s(&straight),
-        "--quiet",
-    ]);
-    let a = checkpoint::load(&model_file(&resumed)).unwrap();
-    let b = checkpoint::load(&model_file(&straight)).unwrap();
+/// The checkpoints of two runs, after checking that their parameters are bit for bit the same.
+fn same_parameters(run_a: &Path, run_b: &Path) -> (Checkpoint, Checkpoint) {
+    let a = checkpoint::load(&model_file(run_a)).unwrap();
+    let b = checkpoint::load(&model_file(run_b)).unwrap();
     assert_eq!(a.tensors.len(), 14);
     assert_eq!(a.tensors.len(), b.tensors.len());
     for (x, y) in a.tensors.iter().zip(&b.tensors) {
@@ -444,10 +428,23 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
         let bits = |t: &[f32]| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert!(
             bits(&x.data) == bits(&y.data),
-            "{}: resumed and uninterrupted runs differ",
-            x.name
+            "{}: {} and {} differ",
+            x.name,
+            run_a.display(),
+            run_b.display()
         );
     }
+    (a, b)
+}
+
+#[test]
+fn resume_is_bit_identical_to_an_uninterrupted_run() {
+    let resumed = copy_dir(vae2(), "resumed");
+    resume(&resumed, 2);
+    let straight = root().join("straight");
+    let _ = std::fs::remove_dir_all(&straight);
+    train_epochs(&straight, 2, &["--model", "conv-vae", "--latent", "2"]);
+    let (a, b) = same_parameters(&resumed, &straight);
     assert_eq!(a.meta("epoch"), Some("2"));
     assert_eq!(a.meta("steps"), b.meta("steps"));
     let metrics = json_lines(&std::fs::read_to_string(resumed.join("metrics.jsonl")).unwrap());
@@ -456,7 +453,8 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
 }
 
 /// `--precision f16` trains where the adapter has SHADER_F16 and is recorded in the run, so a
-/// resumed run keeps it; elsewhere (GL) it is a one-line error before any run folder exists.
+/// resumed run keeps it and ends bit for bit where an uninterrupted f16 run does; elsewhere
+/// (GL) it is a one-line error before any run folder exists.
 /// An unknown precision is refused before anything starts.
 #[test]
 fn precision_f16_trains_resumes_or_is_refused() {
@@ -482,14 +480,15 @@ fn precision_f16_trains_resumes_or_is_refused() {
         fails(&args, &["--precision f16", "SHADER_F16"], &[&run]);
         return;
     }
-    train(
-        &run,
-        &["--model", "conv-vae", "--latent", "2", "--precision", "f16"],
-    );
+    let vae2_f16 = ["--model", "conv-vae", "--latent", "2", "--precision", "f16"];
+    train(&run, &vae2_f16);
     let first = checkpoint::load(&model_file(&run)).unwrap();
     assert_eq!(first.meta("precision"), Some("f16"));
     resume(&run, 2);
-    let resumed = checkpoint::load(&model_file(&run)).unwrap();
+    let straight = root().join("precision-f16-straight");
+    let _ = std::fs::remove_dir_all(&straight);
+    train_epochs(&straight, 2, &vae2_f16);
+    let (resumed, _) = same_parameters(&run, &straight);
     assert_eq!(resumed.meta("precision"), Some("f16"));
     assert_eq!(resumed.meta("epoch"), Some("2"));
     let metrics = json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap());
