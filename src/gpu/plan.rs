@@ -136,7 +136,8 @@ impl Plan {
             workgroups,
             bound_bytes: buffers.iter().map(|(_, b)| b.buffer.size()).sum(),
         };
-        if let Some(pipeline) = gpu.cached_pipeline(&d.request(&[])) {
+        let cached = gpu.cached_pipeline(&d.request(&d.constants()));
+        if let Some(pipeline) = cached {
             d.bind(gpu, pipeline);
         }
         self.dispatches.push(d);
