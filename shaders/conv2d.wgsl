@@ -39,16 +39,20 @@
 // values, so B is gathered straight into registers and only the A rows go through workgroup
 // memory, one barrier pair per 64 K rows.
 
+// The mode and the tile shape are pipeline-overridable constants, set by the launchers: each
+// configuration is a pipeline of its own, so the driver compiles the inner product with its
+// trip count and workgroup-memory strides known (unrolled) and without the other modes' paths.
+override MODE: u32;      // 0 down, 1 up, 2 wgrad
+override LOG_WM: u32;    // log2 of the invocation grid wm × wn × wk
+override LOG_WN: u32;
+override LOG_WK: u32;
+override KT: u32;        // K rows per k-group and step (power of two, KT·wk ≤ 64)
+
 struct Params {
-    mode: u32,       // 0 down, 1 up, 2 wgrad
     m: u32,          // GEMM rows M (C_small in modes 0/2, C_big in mode 1)
     n_cols: u32,     // mode 0: N·SH·SW; mode 2: C_big·KH·KW (+1 ones column); mode 1: per phase
     k_rows: u32,     // mode 0: C_big·KH·KW; mode 2: N·SH·SW; mode 1: per phase
-    log_wm: u32,
-    log_wn: u32,
-    log_wk: u32,
     k_split: u32,    // mode 2: rows of K per split (a multiple of 64)
-    kt: u32,         // K rows per k-group and step (power of two, kt·wk ≤ 64)
     batch: u32,
     c_small: u32,
     c_big: u32,
@@ -127,14 +131,14 @@ fn job(z: u32) -> Job {
     let s = p.stride;
     j.b_h = p.big_h;
     j.b_w = p.big_w;
-    if (p.mode == 0u) {
+    if (MODE == 0u) {
         j.n_cols = p.n_cols;
         j.k_begin = 0u;
         j.k_end = p.k_rows;
         j.a_mstride = p.k_rows;
         j.o_mstride = p.small_h * p.small_w;
         j.e_base = p.w_off;
-    } else if (p.mode == 1u) {
+    } else if (MODE == 1u) {
         j.ry = z / s;
         j.rx = z - j.ry * s;
         j.tky = phase_taps(j.ry, p.kh, s);
@@ -217,20 +221,20 @@ fn phase_pos(j: Job, col: u32) -> Term {
 }
 
 fn row_term(j: Job, k: u32) -> Term {
-    if (p.mode == 0u) {
+    if (MODE == 0u) {
         return big_tap(j, k);
     }
-    if (p.mode == 1u) {
+    if (MODE == 1u) {
         return phase_tap(j, k);
     }
     return small_pos(k);
 }
 
 fn col_term(j: Job, col: u32) -> Term {
-    if (p.mode == 0u) {
+    if (MODE == 0u) {
         return small_pos(col);
     }
-    if (p.mode == 1u) {
+    if (MODE == 1u) {
         return phase_pos(j, col);
     }
     return big_tap(j, col);
@@ -239,7 +243,7 @@ fn col_term(j: Job, col: u32) -> Term {
 // Term of tile column `col`, or one that zeroes its B elements past the last column. In mode 2
 // with a bias the last column is the ones column.
 fn column(j: Job, col: u32) -> Term {
-    if (p.mode == 2u && p.has_bias != 0u && col + 1u == j.n_cols) {
+    if (MODE == 2u && p.has_bias != 0u && col + 1u == j.n_cols) {
         return Term(0, ONES, 0, j.e_base + col);
     }
     if (col < j.n_cols) {
@@ -273,9 +277,10 @@ fn a_rows(row_a: u32, m: u32, a_mstride: u32) -> vec4<f32> {
 // One B element: b[row.off + col.off] if the summed coordinate lies inside b, else 0; 1 in the
 // ones column (rows past the end meet A = 0 there).
 fn b_elem(row: vec4<i32>, col_off: i32, col_y: i32, col_x: i32, b_h: u32, b_w: u32) -> f32 {
-    let inside = (u32(row.y + col_y) < b_h) & (u32(row.z + col_x) < b_w) & (col_y != ONES);
+    let ones = (MODE == 2u) & (col_y == ONES);
+    let inside = (u32(row.y + col_y) < b_h) & (u32(row.z + col_x) < b_w) & !ones;
     let v = f32(b_src[select(0u, u32(row.x + col_off), inside)]);
-    return select(select(0.0, v, inside), 1.0, col_y == ONES);
+    return select(select(0.0, v, inside), 1.0, ones);
 }
 
 // The B values of this invocation's four columns in one K row.
@@ -304,7 +309,7 @@ fn store_row(j: Job, m: u32, v: vec4<f32>, cols: vec4<u32>, valid: u32) {
         return;
     }
     var bias = 0.0;
-    if (p.has_bias != 0u && p.mode != 2u) {
+    if (p.has_bias != 0u && MODE != 2u) {
         bias = f32(a_src[p.bias_off + m]);
     }
     let at = cols + vec4<u32>(m * j.o_mstride);
@@ -325,12 +330,9 @@ fn store_row(j: Job, m: u32, v: vec4<f32>, cols: vec4<u32>, valid: u32) {
 @compute @workgroup_size(64)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let j = job(wid.z);
-    let log_wm = p.log_wm;
-    let log_wn = p.log_wn;
-    let wm = 1u << log_wm;
-    let wn = 1u << log_wn;
-    let kt = p.kt;                       // K rows per k-group and step
-    let rs = kt << p.log_wk;             // K rows per step
+    let wm = 1u << LOG_WM;
+    let wn = 1u << LOG_WN;
+    let rs = KT << LOG_WK;               // K rows per step
     let m0 = wid.y * 4u * wm;
     let n0 = wid.x * 4u * wn;
     if (n0 >= j.n_cols) {
@@ -340,10 +342,10 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Thread layout: rows 4tm.., columns 4tn.. of the tile, K rows kt·tk.. of each step. An
     // invocation also stages the B values of its own four columns, rows r0, r0 + rstep, ...
     let tn = lid & (wn - 1u);
-    let tm = (lid >> log_wn) & (wm - 1u);
-    let tk = lid >> (log_wn + log_wm);
-    let r0 = lid >> log_wn;
-    let rstep = WG >> log_wn;
+    let tm = (lid >> LOG_WN) & (wm - 1u);
+    let tk = lid >> (LOG_WN + LOG_WM);
+    let r0 = lid >> LOG_WN;
+    let rstep = WG >> LOG_WN;
     let c0 = column(j, n0 + 4u * tn);
     let c1 = column(j, n0 + 4u * tn + 1u);
     let c2 = column(j, n0 + 4u * tn + 2u);
@@ -364,14 +366,14 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         row_tab[lid] = term_vec(t);
         let rows = min(CHUNK, j.k_end - kc);
-        if (log_wm == 0u) {
+        if (LOG_WM == 0u) {
             // One row block (BM = 4): no invocation shares another's B values, so each gathers
             // its own straight into registers, four K rows per batch of loads; A rows come from
             // a table next to the row table.
             let a = a_rows(u32(t.e), m0, j.a_mstride);
             sh[lid] = select(vec4<f32>(0.0), a, lid < rows);
             workgroupBarrier();
-            let wk = 1u << p.log_wk;
+            let wk = 1u << LOG_WK;
             for (var r = tk; r < rows; r = r + 4u * wk) {
                 // Rows past `rows` (at most CHUNK − 1 here) hold zero A and sentinel terms.
                 let r1 = min(r + wk, CHUNK - 1u);
@@ -395,17 +397,17 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             workgroupBarrier();
             for (var ks = 0u; ks < rows; ks = ks + rs) {
                 for (var v = lid; v < rs * wm; v = v + WG) {
-                    let r = ks + (v >> log_wm);
+                    let r = ks + (v >> LOG_WM);
                     let a = a_rows(u32(row_tab[r].w), m0 + 4u * (v & (wm - 1u)), j.a_mstride);
                     sh[v] = select(vec4<f32>(0.0), a, r < rows);
                 }
                 for (var r = ks + r0; r < ks + rs; r = r + rstep) {
-                    sh[b_base + ((r - ks) << log_wn) + tn] = b_cols(row_tab[r], co, cy, cx, j.b_h, j.b_w);
+                    sh[b_base + ((r - ks) << LOG_WN) + tn] = b_cols(row_tab[r], co, cy, cx, j.b_h, j.b_w);
                 }
                 workgroupBarrier();
-                var ar = ((kt * tk) << log_wm) + tm;
-                var br = b_base + ((kt * tk) << log_wn) + tn;
-                for (var kk = 0u; kk < kt; kk = kk + 1u) {
+                var ar = ((KT * tk) << LOG_WM) + tm;
+                var br = b_base + ((KT * tk) << LOG_WN) + tn;
+                for (var kk = 0u; kk < KT; kk = kk + 1u) {
                     let a = sh[ar];
                     let b = sh[br];
                     acc0 = acc0 + a.x * b;
@@ -420,7 +422,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
     }
 
-    if (p.log_wk > 0u) {
+    if (LOG_WK > 0u) {
         // k-groups 1.. hand their blocks to k-group 0 (four vec4s per invocation).
         if (tk > 0u) {
             sh[4u * lid] = acc0;
@@ -430,8 +432,8 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
         if (tk == 0u) {
-            for (var k = 1u; k < (1u << p.log_wk); k = k + 1u) {
-                let o = 4u * (lid + (k << (log_wm + log_wn)));
+            for (var k = 1u; k < (1u << LOG_WK); k = k + 1u) {
+                let o = 4u * (lid + (k << (LOG_WM + LOG_WN)));
                 acc0 = acc0 + sh[o];
                 acc1 = acc1 + sh[o + 1u];
                 acc2 = acc2 + sh[o + 2u];

@@ -111,11 +111,19 @@ fn check_variant(shader: &Shader, halves: u32) {
     );
     for ep in &module.entry_points {
         let what = format!("{}::{}{tag}", shader.name, ep.name);
+        // Overrides without a default (a specialised shader's configuration) get 1, a value
+        // every one of them accepts.
+        let constants: PipelineConstants = module
+            .overrides
+            .iter()
+            .filter(|(_, o)| o.init.is_none())
+            .map(|(_, o)| (o.name.clone().expect("overrides are named"), 1.0))
+            .collect();
         let (module, info) = naga::back::pipeline_constants::process_overrides(
             &module,
             &info,
             Some((ep.stage, &ep.name)),
-            &PipelineConstants::default(),
+            &constants,
         )
         .unwrap_or_else(|e| panic!("{what}: overrides: {e:?}"));
 

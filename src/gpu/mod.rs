@@ -61,6 +61,16 @@ impl Shader {
         typed
     }
 
+    /// Whether the shader declares pipeline-overridable constants without a default
+    /// (`override NAME: T;`): it has no pipeline until a launcher picks their values, one
+    /// pipeline per configuration, built when a plan records it.
+    pub fn is_specialised(&self) -> bool {
+        self.source.lines().any(|line| {
+            let decl = line.split("//").next().unwrap_or(line).trim_start();
+            decl.starts_with("override ") && !decl.contains('=')
+        })
+    }
+
     /// The WGSL of one storage variant: bit b of `halves` set makes typed binding b f16, the
     /// other typed bindings are f32.
     pub fn variant_source(&self, halves: u32) -> String {
@@ -412,8 +422,9 @@ impl Gpu {
 
     /// Builds, on all CPU cores at once, the shader module of every listed shader and the
     /// pipeline (f32 storage, no override constants) of every listed entry point that is not
-    /// cached yet, so that recording f32 plans afterwards finds every pipeline in the cache.
-    /// wgpu parses and validates WGSL when a module is created and drivers compile a pipeline
+    /// cached yet, so that recording f32 plans afterwards finds them in the cache. Specialised
+    /// shaders ([`Shader::is_specialised`]) are left to [`Plan::compile`], which knows their
+    /// configurations. wgpu parses and validates WGSL when a module is created and drivers compile a pipeline
     /// to machine code when it is created: one after the other, that is most of a cold
     /// start-up. wgpu panics when the device rejects a shader.
     pub fn prepare(&self, entry_points: &[(&Shader, &[&str])]) {
@@ -422,7 +433,7 @@ impl Gpu {
         let mut requests = Vec::new();
         let depth = entry_points.iter().map(|(_, e)| e.len()).max().unwrap_or(0);
         for k in 0..depth {
-            for (shader, entries) in entry_points {
+            for (shader, entries) in entry_points.iter().filter(|(s, _)| !s.is_specialised()) {
                 if let Some(&entry) = entries.get(k) {
                     requests.push(PipelineRequest {
                         shader,
@@ -509,9 +520,17 @@ impl Gpu {
         self.pipelines.borrow().get(&key).cloned()
     }
 
-    /// Number of distinct pipelines built so far (tests check that plans reuse them).
-    pub fn pipeline_count(&self) -> usize {
-        self.pipelines.borrow().len()
+    /// "shader::entry" of every pipeline built so far, one per storage variant and
+    /// configuration (tests check which ones plans build and that they reuse them).
+    pub fn pipelines_built(&self) -> Vec<String> {
+        let mut built: Vec<String> = self
+            .pipelines
+            .borrow()
+            .keys()
+            .map(|k| format!("{}::{}", k.shader, k.entry))
+            .collect();
+        built.sort();
+        built
     }
 
     /// A storage buffer of `bytes` bytes (zeroed), checked against the device limits first so a

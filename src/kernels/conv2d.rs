@@ -5,7 +5,7 @@
 
 use super::grads::{GradPartials, PartialLayout};
 use super::{Epilogue, InputGrad};
-use crate::gpu::{Gpu, Plan, Shader, Tensor};
+use crate::gpu::{Binding, Gpu, Plan, Shader, Tensor};
 use crate::shapes::{Activation, Conv2dShape, ParamOffsets};
 
 pub const SHADER: Shader = Shader {
@@ -20,15 +20,10 @@ pub const SHADER: Shader = Shader {
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
-    mode: u32,
     m: u32,
     n_cols: u32,
     k_rows: u32,
-    log_wm: u32,
-    log_wn: u32,
-    log_wk: u32,
     k_split: u32,
-    kt: u32,
     batch: u32,
     c_small: u32,
     c_big: u32,
@@ -86,9 +81,8 @@ impl Pair {
     fn taps(&self) -> usize {
         self.c_big * self.kh * self.kw
     }
-    fn params(&self, mode: u32) -> Params {
+    fn params(&self) -> Params {
         Params {
-            mode,
             batch: self.n as u32,
             c_small: self.c_small as u32,
             c_big: self.c_big as u32,
@@ -127,6 +121,46 @@ fn data_grid(m: usize) -> (usize, usize) {
     (wm, 64 / wm)
 }
 
+/// One configuration of `gemm`: its pipeline-overridable constants (a pipeline each).
+struct Gemm {
+    mode: u32,
+    wm: usize,
+    wn: usize,
+    wk: usize,
+    kt: usize,
+}
+
+impl Gemm {
+    /// Records `gemm` in this configuration with `p` and bindings 1..4 (`a_src`, `b_src`, `out`,
+    /// `act_y`).
+    fn dispatch(
+        &self,
+        plan: &mut Plan,
+        gpu: &Gpu,
+        p: &Params,
+        bindings: [Binding; 4],
+        groups: [u32; 3],
+    ) {
+        let constants = [
+            ("MODE", self.mode as f64),
+            ("LOG_WM", log2(self.wm) as f64),
+            ("LOG_WN", log2(self.wn) as f64),
+            ("LOG_WK", log2(self.wk) as f64),
+            ("KT", self.kt as f64),
+        ];
+        let [a_src, b_src, out, act_y] = bindings;
+        plan.dispatch(
+            gpu,
+            &SHADER,
+            "gemm",
+            &constants,
+            p,
+            &[(1, a_src), (2, b_src), (3, out), (4, act_y)],
+            groups,
+        );
+    }
+}
+
 fn check_groups(gpu: &Gpu, what: &str, groups: usize) -> u32 {
     let max = gpu.limits.max_compute_workgroups_per_dimension as usize;
     assert!(
@@ -157,6 +191,13 @@ pub(super) fn down(
     let cols = g.n * g.small_h * g.small_w;
     let ((act, slope, dact), act_y) = epilogue.fields();
     let act_y = act_y.unwrap_or(big);
+    let gemm = Gemm {
+        mode: 0,
+        wm,
+        wn,
+        wk: 1,
+        kt: rows_per_step(wm, wn, 1, g.taps()),
+    };
     let p = Params {
         act,
         slope,
@@ -164,33 +205,18 @@ pub(super) fn down(
         m: g.c_small as u32,
         n_cols: cols as u32,
         k_rows: g.taps() as u32,
-        log_wm: log2(wm),
-        log_wn: log2(wn),
-        kt: rows_per_step(wm, wn, 1, g.taps()) as u32,
         w_off: w_off as u32,
         bias_off: bias.unwrap_or(0) as u32,
         has_bias: bias.is_some() as u32,
-        ..g.params(0)
+        ..g.params()
     };
     let groups = [
         check_groups(gpu, "conv2d", cols.div_ceil(4 * wn)),
         g.c_small.div_ceil(4 * wm) as u32,
         1,
     ];
-    plan.dispatch(
-        gpu,
-        &SHADER,
-        "gemm",
-        &[],
-        &p,
-        &[
-            (1, params.into()),
-            (2, big.bind()),
-            (3, small.bind()),
-            (4, act_y.bind()),
-        ],
-        groups,
-    );
+    let bindings = [params.into(), big.bind(), small.bind(), act_y.bind()];
+    gemm.dispatch(plan, gpu, &p, bindings, groups);
 }
 
 /// Number of big rows (or columns) `Y < big` with `(Y + pad) mod stride == r`.
@@ -229,38 +255,30 @@ pub(super) fn up(
     let max_cols = (0..s).map(|r| phase_len(g.big_w, g.pad, s, r)).max();
     let cols = g.n * max_rows.unwrap_or(0) * max_cols.unwrap_or(0);
     let max_k = g.c_small * g.kh.div_ceil(s) * g.kw.div_ceil(s);
+    let gemm = Gemm {
+        mode: 1,
+        wm,
+        wn,
+        wk: 1,
+        kt: rows_per_step(wm, wn, 1, max_k),
+    };
     let p = Params {
         act,
         slope,
         dact,
         m: g.c_big as u32,
-        log_wm: log2(wm),
-        log_wn: log2(wn),
-        kt: rows_per_step(wm, wn, 1, max_k) as u32,
         w_off: w_off as u32,
         bias_off: bias.unwrap_or(0) as u32,
         has_bias: bias.is_some() as u32,
-        ..g.params(1)
+        ..g.params()
     };
     let groups = [
         check_groups(gpu, "conv_transpose2d", cols.div_ceil(4 * wn)),
         g.c_big.div_ceil(4 * wm) as u32,
         (s * s) as u32,
     ];
-    plan.dispatch(
-        gpu,
-        &SHADER,
-        "gemm",
-        &[],
-        &p,
-        &[
-            (1, params.into()),
-            (2, small.bind()),
-            (3, big.bind()),
-            (4, act_y.bind()),
-        ],
-        groups,
-    );
+    let bindings = [params.into(), small.bind(), big.bind(), act_y.bind()];
+    gemm.dispatch(plan, gpu, &p, bindings, groups);
 }
 
 /// Invocation grid (wm, wn, wk) for the weight gradient: a tile just covering `m` × `n` (at
@@ -316,39 +334,36 @@ pub(super) fn weight_grad(
     let k_rows = g.n * g.small_h * g.small_w;
     let (splits, k_split) = wgrad_splits(&g);
     let (wm, wn, wk) = wgrad_grid(m, n_cols);
+    let gemm = Gemm {
+        mode: 2,
+        wm,
+        wn,
+        wk,
+        kt: rows_per_step(wm, wn, wk, k_split),
+    };
     let p = Params {
         m: m as u32,
         n_cols: n_cols as u32,
         k_rows: k_rows as u32,
-        log_wm: log2(wm),
-        log_wn: log2(wn),
-        log_wk: log2(wk),
         k_split: k_split as u32,
-        kt: rows_per_step(wm, wn, wk, k_split) as u32,
         w_off: part_off as u32,
         has_bias: bias.is_some() as u32,
         splits: splits as u32,
-        ..g.params(2)
+        ..g.params()
     };
     let groups = [
         n_cols.div_ceil(4 * wn) as u32,
         m.div_ceil(4 * wm) as u32,
         check_groups(gpu, "conv weight gradient", splits),
     ];
-    plan.dispatch(
-        gpu,
-        &SHADER,
-        "gemm",
-        &[],
-        &p,
-        &[
-            (1, small.bind()),
-            (2, big.bind()),
-            (3, partials.buffer().into()),
-            (4, big.bind()),
-        ],
-        groups,
-    );
+    // `act_y` is unused in mode 2; `big` fills its slot.
+    let bindings = [
+        small.bind(),
+        big.bind(),
+        partials.buffer().into(),
+        big.bind(),
+    ];
+    gemm.dispatch(plan, gpu, &p, bindings, groups);
 }
 
 fn pair(s: Conv2dShape) -> Pair {
