@@ -34,8 +34,9 @@
 // 64), each computing a 4 × 4 register block, so a workgroup tile is BM × BN = 4wm × 4wn. Each
 // step stages kt·wk rows of K (A: [kt·wk, BM], B: [kt·wk, BN], kt as large as workgroup memory
 // allows, to keep barriers rare) in workgroup memory; k-group tk multiplies rows kt·tk.. and the
-// wk partial blocks are added at the end (wk > 1 only for small weight-gradient tiles, where K
-// is long and M·N small). With a single row block (M ≤ 4, wm = 1) no two invocations share B
+// wk partial blocks are added at the end (wk > 1 for small weight-gradient tiles, where K is
+// long and M·N small, and for data products whose grid would otherwise leave a GPU's SMs idle:
+// more, shorter walks along K). With a single row block (M ≤ 4, wm = 1) no two invocations share B
 // values, so B is gathered straight into registers and only the A rows go through workgroup
 // memory, one barrier pair per 64 K rows.
 

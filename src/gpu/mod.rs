@@ -223,9 +223,18 @@ pub struct Gpu {
     pub features: wgpu::Features,
     /// Seconds spent opening it: finding the adapters (driver start-up), then the device.
     pub open_times: OpenTimes,
+    /// Workgroups a dispatch should have for this adapter to be busy: kernels whose grid would
+    /// have fewer may trade tile size for more, shorter workgroups. [`LARGE_GPU_WORKGROUPS`] on
+    /// GPUs; 1 on CPU adapters, where each workgroup costs fixed work and barriers and a few
+    /// cores are busy anyway.
+    pub busy_workgroups: usize,
     modules: RefCell<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: RefCell<HashMap<PipelineKey, wgpu::ComputePipeline>>,
 }
+
+/// Workgroups that keep a large GPU busy: four per SM of a 132-SM GPU. Fewer leave SMs idle,
+/// and a small product then takes as long as one workgroup's walk along K.
+pub const LARGE_GPU_WORKGROUPS: usize = 528;
 
 /// Shader modules are cached by shader and storage variant (the `halves` mask).
 type ModuleKey = (&'static str, u32);
@@ -391,6 +400,10 @@ impl Gpu {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::msg(format!("{}: could not open the device: {e}", info.name)))?;
+        let busy_workgroups = match info.device_type {
+            wgpu::DeviceType::Cpu => 1,
+            _ => LARGE_GPU_WORKGROUPS,
+        };
         Ok(Gpu {
             device,
             queue,
@@ -398,6 +411,7 @@ impl Gpu {
             limits,
             features,
             open_times: OpenTimes::default(),
+            busy_workgroups,
             modules: RefCell::new(HashMap::new()),
             pipelines: RefCell::new(HashMap::new()),
         })

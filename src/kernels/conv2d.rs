@@ -114,11 +114,23 @@ fn rows_per_step(wm: usize, wn: usize, wk: usize, k: usize) -> usize {
     kt
 }
 
-/// Invocation grid (wm, wn) for the data kernels: a 4·wm-row tile just covering `m` (at most
-/// 32 rows), the rest of the 64 invocations along the columns.
-fn data_grid(m: usize) -> (usize, usize) {
+/// Data kernels trade tile columns for K groups only while each K group keeps at least this
+/// many rows of K.
+const MIN_GROUP_ROWS: usize = 16;
+
+/// Invocation grid (wm, wn, wk) for the data kernels (`layers` grid layers of `cols` columns,
+/// `k` rows of K): a 4·wm-row tile just covering `m` (at most 32 rows), the rest of the 64
+/// invocations along the columns, traded for K groups (at most 8; more, shorter walks along K)
+/// while the grid has fewer than `busy` workgroups ([`Gpu::busy_workgroups`]).
+fn data_grid(m: usize, cols: usize, layers: usize, k: usize, busy: usize) -> (usize, usize, usize) {
     let wm = m.div_ceil(4).next_power_of_two().min(8);
-    (wm, 64 / wm)
+    let groups = |wn: usize| cols.div_ceil(4 * wn) * m.div_ceil(4 * wm) * layers;
+    let (mut wn, mut wk) = (64 / wm, 1);
+    while wk < 8 && wn > 1 && groups(wn) < busy && k >= 2 * wk * MIN_GROUP_ROWS {
+        wn /= 2;
+        wk *= 2;
+    }
+    (wm, wn, wk)
 }
 
 /// One configuration of `gemm`: its pipeline-overridable constants (a pipeline each).
@@ -187,16 +199,16 @@ pub(super) fn down(
 ) {
     debug_assert_eq!(small.numel(), g.small_len());
     debug_assert_eq!(big.numel(), g.big_len());
-    let (wm, wn) = data_grid(g.c_small);
     let cols = g.n * g.small_h * g.small_w;
+    let (wm, wn, wk) = data_grid(g.c_small, cols, 1, g.taps(), gpu.busy_workgroups);
     let ((act, slope, dact), act_y) = epilogue.fields();
     let act_y = act_y.unwrap_or(big);
     let gemm = Gemm {
         mode: 0,
         wm,
         wn,
-        wk: 1,
-        kt: rows_per_step(wm, wn, 1, g.taps()),
+        wk,
+        kt: rows_per_step(wm, wn, wk, g.taps()),
     };
     let p = Params {
         act,
@@ -247,7 +259,6 @@ pub(super) fn up(
 ) {
     debug_assert_eq!(small.numel(), g.small_len());
     debug_assert_eq!(big.numel(), g.big_len());
-    let (wm, wn) = data_grid(g.c_big);
     let ((act, slope, dact), act_y) = epilogue.fields();
     let act_y = act_y.unwrap_or(small);
     let s = g.stride;
@@ -255,12 +266,13 @@ pub(super) fn up(
     let max_cols = (0..s).map(|r| phase_len(g.big_w, g.pad, s, r)).max();
     let cols = g.n * max_rows.unwrap_or(0) * max_cols.unwrap_or(0);
     let max_k = g.c_small * g.kh.div_ceil(s) * g.kw.div_ceil(s);
+    let (wm, wn, wk) = data_grid(g.c_big, cols, s * s, max_k, gpu.busy_workgroups);
     let gemm = Gemm {
         mode: 1,
         wm,
         wn,
-        wk: 1,
-        kt: rows_per_step(wm, wn, 1, max_k),
+        wk,
+        kt: rows_per_step(wm, wn, wk, max_k),
     };
     let p = Params {
         act,
@@ -433,5 +445,29 @@ pub fn backward(
     if let Some(d) = dx {
         let e = Epilogue::for_input(&d, x);
         up(plan, gpu, d.dx, dy, params, at.weight, None, g, e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::data_grid;
+    use crate::gpu::LARGE_GPU_WORKGROUPS;
+
+    #[test]
+    fn small_grids_trade_columns_for_k_groups_on_gpus_only() {
+        // conv-vae's second conv at batch 128: M = 32, 128·7·7 columns, K = 16·3·3.
+        let (m, cols, k) = (32, 128 * 49, 144);
+        assert_eq!(data_grid(m, cols, 1, k, LARGE_GPU_WORKGROUPS), (8, 2, 4));
+        assert_eq!(data_grid(m, cols, 1, k, 1), (8, 8, 1));
+        // At batch 1024 the grid is large enough as it is.
+        assert_eq!(
+            data_grid(m, 1024 * 49, 1, k, LARGE_GPU_WORKGROUPS),
+            (8, 8, 1)
+        );
+        // A short K (the first conv's 9 taps) is not split.
+        assert_eq!(
+            data_grid(16, 128 * 196, 1, 9, LARGE_GPU_WORKGROUPS),
+            (4, 16, 1)
+        );
     }
 }

@@ -6,7 +6,7 @@
 use super::grads::{GradPartials, PartialLayout};
 use super::{Epilogue, InputGrad, SplitTensor};
 use crate::error::Result;
-use crate::gpu::{Binding, Elem, Gpu, Plan, Shader, Tensor, grid_1d};
+use crate::gpu::{Binding, Elem, Gpu, LARGE_GPU_WORKGROUPS, Plan, Shader, Tensor, grid_1d};
 use crate::shapes::{Activation, LinearShape, ParamOffsets};
 
 pub const SHADER: Shader = Shader {
@@ -21,9 +21,10 @@ pub const SHADER: Shader = Shader {
 const TILE_M: usize = 64;
 const TILE_N: usize = 64;
 const TILE_K: usize = 16;
-/// Split K until about this many workgroups run (four per SM of a large GPU: a small product's
-/// time is one workgroup's walk along K, so shorter walks on more SMs finish sooner) ...
-const TARGET_GROUPS: usize = 528;
+/// Split K until about this many workgroups run (shorter walks along K on more SMs finish
+/// sooner). The same on every adapter: the split count sizes the gradient scratch, which is
+/// laid out before an adapter is at hand ...
+const TARGET_GROUPS: usize = LARGE_GPU_WORKGROUPS;
 /// ... but give every split at least this many K slices.
 const MIN_SLICES_PER_SPLIT: usize = 2;
 /// Workgroup size of `sum_splits`.

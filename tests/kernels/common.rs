@@ -1,15 +1,24 @@
 //! Shared test helpers: the GPU under test, deterministic inputs, how tensors are stored,
 //! sentinel-padded outputs, tolerance checks.
 
-use gpu_ae::gpu::{AdapterChoice, Elem, Gpu, Tensor};
+use gpu_ae::gpu::{AdapterChoice, Elem, Gpu, LARGE_GPU_WORKGROUPS, Tensor};
 
-/// The adapter under test. Fails (never skips) when there is none, saying how to get one.
+/// The adapter under test, choosing its grids as a large GPU does (`busy_workgroups`), so
+/// that the shapes reach the tile shapes GPUs run whatever adapter runs the tests. Fails
+/// (never skips) when there is none, saying how to get one.
 pub fn gpu() -> Gpu {
     match Gpu::new(&AdapterChoice::Best) {
-        Ok(g) => g,
+        Ok(mut g) => {
+            g.busy_workgroups = LARGE_GPU_WORKGROUPS;
+            g
+        }
         Err(e) => panic!("GPU tests need an adapter: {e}"),
     }
 }
+
+/// `Gpu::busy_workgroups` of a large GPU and of a CPU adapter: kernels whose grids depend on
+/// it are checked under both.
+pub const BUSY: [usize; 2] = [LARGE_GPU_WORKGROUPS, 1];
 
 /// The adapter under test for the f16 storage variants, or None (saying so) where it has no
 /// SHADER_F16. Vulkan, Metal and DX12 adapters have it, lavapipe too; only a GL adapter may

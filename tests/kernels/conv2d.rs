@@ -4,7 +4,7 @@
 //! sit at nonzero offsets of larger buffers whose other elements must stay untouched, and the
 //! outputs start as NaN so every element must be written.
 
-use crate::common::{Storage, gpu, gpu_with_f16};
+use crate::common::{BUSY, Storage, gpu, gpu_with_f16};
 use crate::conv_common::{BACKWARD, Part, check, check_activations, check_every_part};
 use gpu_ae::shapes::Conv2dShape;
 
@@ -86,17 +86,23 @@ fn batch_128_shape() -> Conv2dShape {
 
 #[test]
 fn forward_matches_reference_on_awkward_shapes() {
-    let gpu = gpu();
-    for (i, &s) in awkward_shapes().iter().enumerate() {
-        check(&gpu, s, Part::Forward, 10 * i as u64 + 1, Storage::F32);
+    let mut gpu = gpu();
+    for busy in BUSY {
+        gpu.busy_workgroups = busy;
+        for (i, &s) in awkward_shapes().iter().enumerate() {
+            check(&gpu, s, Part::Forward, 10 * i as u64 + 1, Storage::F32);
+        }
     }
 }
 
 #[test]
 fn backward_matches_reference_on_awkward_shapes() {
-    let gpu = gpu();
-    for (i, &s) in awkward_shapes().iter().enumerate() {
-        check(&gpu, s, BACKWARD, 10 * i as u64 + 1, Storage::F32);
+    let mut gpu = gpu();
+    for busy in BUSY {
+        gpu.busy_workgroups = busy;
+        for (i, &s) in awkward_shapes().iter().enumerate() {
+            check(&gpu, s, BACKWARD, 10 * i as u64 + 1, Storage::F32);
+        }
     }
 }
 
@@ -122,17 +128,23 @@ fn backward_without_dx_matches_reference() {
 
 #[test]
 fn forward_matches_reference_on_model_shapes() {
-    let gpu = gpu();
-    for (i, &s) in model_shapes().iter().enumerate() {
-        check(&gpu, s, Part::Forward, 100 + 10 * i as u64, Storage::F32);
+    let mut gpu = gpu();
+    for busy in BUSY {
+        gpu.busy_workgroups = busy;
+        for (i, &s) in model_shapes().iter().enumerate() {
+            check(&gpu, s, Part::Forward, 100 + 10 * i as u64, Storage::F32);
+        }
     }
 }
 
 #[test]
 fn backward_matches_reference_on_model_shapes() {
-    let gpu = gpu();
-    for (i, &s) in model_shapes().iter().enumerate() {
-        check(&gpu, s, BACKWARD, 100 + 10 * i as u64, Storage::F32);
+    let mut gpu = gpu();
+    for busy in BUSY {
+        gpu.busy_workgroups = busy;
+        for (i, &s) in model_shapes().iter().enumerate() {
+            check(&gpu, s, BACKWARD, 100 + 10 * i as u64, Storage::F32);
+        }
     }
 }
 

@@ -141,7 +141,10 @@ impl ConvShape for ConvTranspose2dShape {
 /// continue with a sentinel tail that must stay; the parameter buffer must come back unchanged.
 pub fn check<S: ConvShape>(gpu: &Gpu, s: S, part: Part, seed: u64, storage: Storage) {
     let f = &S::FAMILY;
-    let what = format!("{} {part:?} {s:?} {storage:?}", f.name);
+    let what = format!(
+        "{} {part:?} {s:?} {storage:?} busy_workgroups {}",
+        f.name, gpu.busy_workgroups
+    );
     let (x_shape, y_shape, weight_len) = (f.dims)(s);
     let mut x = values(seed, x_shape.iter().product(), -1.0, 1.0);
     if let Part::BackwardThrough(act) = part {

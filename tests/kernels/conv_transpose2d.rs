@@ -5,7 +5,7 @@
 //! buffers whose other elements must stay untouched, and the outputs start as NaN so every
 //! element must be written.
 
-use crate::common::{Storage, gpu, gpu_with_f16};
+use crate::common::{BUSY, Storage, gpu, gpu_with_f16};
 use crate::conv_common::{BACKWARD, Part, check, check_activations, check_every_part};
 use gpu_ae::shapes::ConvTranspose2dShape;
 
@@ -79,17 +79,23 @@ fn batch_128_shape() -> ConvTranspose2dShape {
 
 #[test]
 fn forward_matches_reference_on_awkward_shapes() {
-    let gpu = gpu();
-    for (i, &s) in awkward_shapes().iter().enumerate() {
-        check(&gpu, s, Part::Forward, 10 * i as u64 + 3, Storage::F32);
+    let mut gpu = gpu();
+    for busy in BUSY {
+        gpu.busy_workgroups = busy;
+        for (i, &s) in awkward_shapes().iter().enumerate() {
+            check(&gpu, s, Part::Forward, 10 * i as u64 + 3, Storage::F32);
+        }
     }
 }
 
 #[test]
 fn backward_matches_reference_on_awkward_shapes() {
-    let gpu = gpu();
-    for (i, &s) in awkward_shapes().iter().enumerate() {
-        check(&gpu, s, BACKWARD, 10 * i as u64 + 3, Storage::F32);
+    let mut gpu = gpu();
+    for busy in BUSY {
+        gpu.busy_workgroups = busy;
+        for (i, &s) in awkward_shapes().iter().enumerate() {
+            check(&gpu, s, BACKWARD, 10 * i as u64 + 3, Storage::F32);
+        }
     }
 }
 
@@ -115,17 +121,23 @@ fn backward_without_dx_matches_reference() {
 
 #[test]
 fn forward_matches_reference_on_model_shapes() {
-    let gpu = gpu();
-    for (s, seed) in model_shapes() {
-        check(&gpu, s, Part::Forward, seed, Storage::F32);
+    let mut gpu = gpu();
+    for busy in BUSY {
+        gpu.busy_workgroups = busy;
+        for (s, seed) in model_shapes() {
+            check(&gpu, s, Part::Forward, seed, Storage::F32);
+        }
     }
 }
 
 #[test]
 fn backward_matches_reference_on_model_shapes() {
-    let gpu = gpu();
-    for (s, seed) in model_shapes() {
-        check(&gpu, s, BACKWARD, seed, Storage::F32);
+    let mut gpu = gpu();
+    for busy in BUSY {
+        gpu.busy_workgroups = busy;
+        for (s, seed) in model_shapes() {
+            check(&gpu, s, BACKWARD, seed, Storage::F32);
+        }
     }
 }
 
