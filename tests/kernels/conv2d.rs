@@ -4,8 +4,10 @@
 //! sit at nonzero offsets of larger buffers whose other elements must stay untouched, and the
 //! outputs start as NaN so every element must be written.
 
-use crate::common::{BUSY, Storage, gpu, gpu_with_f16};
-use crate::conv_common::{BACKWARD, Part, check, check_activations, check_every_part};
+use crate::common::{Storage, gpu, gpu_with_f16};
+use crate::conv_common::{
+    BACKWARD, Part, check, check_activations, check_every_part, check_on_both_grids,
+};
 use gpu_ae::shapes::Conv2dShape;
 
 #[allow(clippy::too_many_arguments)]
@@ -86,24 +88,24 @@ fn batch_128_shape() -> Conv2dShape {
 
 #[test]
 fn forward_matches_reference_on_awkward_shapes() {
-    let mut gpu = gpu();
-    for busy in BUSY {
-        gpu.busy_workgroups = busy;
-        for (i, &s) in awkward_shapes().iter().enumerate() {
-            check(&gpu, s, Part::Forward, 10 * i as u64 + 1, Storage::F32);
-        }
-    }
+    check_on_both_grids(
+        awkward_shapes()
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (s, 10 * i as u64 + 1)),
+        Part::Forward,
+    );
 }
 
 #[test]
 fn backward_matches_reference_on_awkward_shapes() {
-    let mut gpu = gpu();
-    for busy in BUSY {
-        gpu.busy_workgroups = busy;
-        for (i, &s) in awkward_shapes().iter().enumerate() {
-            check(&gpu, s, BACKWARD, 10 * i as u64 + 1, Storage::F32);
-        }
-    }
+    check_on_both_grids(
+        awkward_shapes()
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (s, 10 * i as u64 + 1)),
+        BACKWARD,
+    );
 }
 
 #[test]
@@ -128,24 +130,24 @@ fn backward_without_dx_matches_reference() {
 
 #[test]
 fn forward_matches_reference_on_model_shapes() {
-    let mut gpu = gpu();
-    for busy in BUSY {
-        gpu.busy_workgroups = busy;
-        for (i, &s) in model_shapes().iter().enumerate() {
-            check(&gpu, s, Part::Forward, 100 + 10 * i as u64, Storage::F32);
-        }
-    }
+    check_on_both_grids(
+        model_shapes()
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (s, 100 + 10 * i as u64)),
+        Part::Forward,
+    );
 }
 
 #[test]
 fn backward_matches_reference_on_model_shapes() {
-    let mut gpu = gpu();
-    for busy in BUSY {
-        gpu.busy_workgroups = busy;
-        for (i, &s) in model_shapes().iter().enumerate() {
-            check(&gpu, s, BACKWARD, 100 + 10 * i as u64, Storage::F32);
-        }
-    }
+    check_on_both_grids(
+        model_shapes()
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (s, 100 + 10 * i as u64)),
+        BACKWARD,
+    );
 }
 
 #[test]

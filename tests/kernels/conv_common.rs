@@ -2,7 +2,7 @@
 //! vs its CPU reference. The two families differ only in their shape type, kernel and reference
 //! modules, and where W and b sit in the padded parameter buffer; a [`Family`] describes that.
 
-use crate::common::{Storage, assert_close, padded, read_padded, rtol, stored, values};
+use crate::common::{BUSY, Storage, assert_close, gpu, padded, read_padded, rtol, stored, values};
 use gpu_ae::gpu::{Gpu, Plan, Tensor};
 use gpu_ae::kernels::grads::GradPartials;
 use gpu_ae::kernels::{InputGrad, conv_transpose2d, conv2d};
@@ -22,6 +22,19 @@ pub enum Part {
     /// dW, db and dx · act'(x) where x is the output of `act`: that activation's backward pass
     /// fused into the input-gradient product.
     BackwardThrough(Activation),
+}
+
+/// `part` on every (shape, seed) in f32, with the tiles a large GPU picks and with those a CPU
+/// adapter picks (`Gpu::busy_workgroups`, see [`BUSY`]).
+pub fn check_on_both_grids<S: ConvShape>(shapes: impl IntoIterator<Item = (S, u64)>, part: Part) {
+    let shapes: Vec<(S, u64)> = shapes.into_iter().collect();
+    let mut gpu = gpu();
+    for busy in BUSY {
+        gpu.busy_workgroups = busy;
+        for &(s, seed) in &shapes {
+            check(&gpu, s, part, seed, Storage::F32);
+        }
+    }
 }
 
 /// `part(act)` for every activation a layer can fuse, on every shape (seeds from `seed`).

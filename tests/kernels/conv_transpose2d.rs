@@ -5,8 +5,10 @@
 //! buffers whose other elements must stay untouched, and the outputs start as NaN so every
 //! element must be written.
 
-use crate::common::{BUSY, Storage, gpu, gpu_with_f16};
-use crate::conv_common::{BACKWARD, Part, check, check_activations, check_every_part};
+use crate::common::{Storage, gpu, gpu_with_f16};
+use crate::conv_common::{
+    BACKWARD, Part, check, check_activations, check_every_part, check_on_both_grids,
+};
 use gpu_ae::shapes::ConvTranspose2dShape;
 
 #[allow(clippy::too_many_arguments)]
@@ -79,24 +81,24 @@ fn batch_128_shape() -> ConvTranspose2dShape {
 
 #[test]
 fn forward_matches_reference_on_awkward_shapes() {
-    let mut gpu = gpu();
-    for busy in BUSY {
-        gpu.busy_workgroups = busy;
-        for (i, &s) in awkward_shapes().iter().enumerate() {
-            check(&gpu, s, Part::Forward, 10 * i as u64 + 3, Storage::F32);
-        }
-    }
+    check_on_both_grids(
+        awkward_shapes()
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (s, 10 * i as u64 + 3)),
+        Part::Forward,
+    );
 }
 
 #[test]
 fn backward_matches_reference_on_awkward_shapes() {
-    let mut gpu = gpu();
-    for busy in BUSY {
-        gpu.busy_workgroups = busy;
-        for (i, &s) in awkward_shapes().iter().enumerate() {
-            check(&gpu, s, BACKWARD, 10 * i as u64 + 3, Storage::F32);
-        }
-    }
+    check_on_both_grids(
+        awkward_shapes()
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (s, 10 * i as u64 + 3)),
+        BACKWARD,
+    );
 }
 
 #[test]
@@ -121,24 +123,12 @@ fn backward_without_dx_matches_reference() {
 
 #[test]
 fn forward_matches_reference_on_model_shapes() {
-    let mut gpu = gpu();
-    for busy in BUSY {
-        gpu.busy_workgroups = busy;
-        for (s, seed) in model_shapes() {
-            check(&gpu, s, Part::Forward, seed, Storage::F32);
-        }
-    }
+    check_on_both_grids(model_shapes(), Part::Forward);
 }
 
 #[test]
 fn backward_matches_reference_on_model_shapes() {
-    let mut gpu = gpu();
-    for busy in BUSY {
-        gpu.busy_workgroups = busy;
-        for (s, seed) in model_shapes() {
-            check(&gpu, s, BACKWARD, seed, Storage::F32);
-        }
-    }
+    check_on_both_grids(model_shapes(), BACKWARD);
 }
 
 #[test]
