@@ -438,9 +438,9 @@ impl Gpu {
     /// pipeline (f32 storage, no override constants) of every listed entry point that is not
     /// cached yet, so that recording f32 plans afterwards finds them in the cache. Specialised
     /// shaders ([`Shader::is_specialised`]) are left to [`Plan::compile`], which knows their
-    /// configurations. wgpu parses and validates WGSL when a module is created and drivers compile a pipeline
-    /// to machine code when it is created: one after the other, that is most of a cold
-    /// start-up. wgpu panics when the device rejects a shader.
+    /// configurations. wgpu parses and validates WGSL when a module is created and drivers
+    /// compile a pipeline to machine code when it is created: one after the other, that is most
+    /// of a cold start-up. wgpu panics when the device rejects a shader.
     pub fn prepare(&self, entry_points: &[(&Shader, &[&str])]) {
         // Entry k of every shader before entry k + 1 of any, so that threads seldom wait for
         // the same module.
