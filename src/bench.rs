@@ -4,7 +4,7 @@
 //! time of each kernel within a step.
 
 use crate::data::{self, Split};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::evaluate::GpuSplit;
 use crate::gpu::{Elem, Gpu};
 use crate::kernels;
@@ -18,17 +18,17 @@ pub struct BenchOptions {
     pub spec: ModelSpec,
     pub batch: usize,
     pub epochs: usize,
-    /// Only the first N training images (0 = all).
-    pub train_limit: usize,
+    /// Only the first N training images (all when None).
+    pub train_limit: Option<usize>,
     pub data_dir: PathBuf,
     pub seed: u64,
     /// Storage of activations and their gradients.
     pub precision: Elem,
 }
 
-/// The first `limit` images of `split` (all when `limit` is 0).
-fn first_images(mut split: Split, limit: usize) -> Split {
-    if limit > 0 && limit < split.images.count {
+/// The first `limit` images of `split` (all when None).
+fn first_images(mut split: Split, limit: Option<usize>) -> Split {
+    if let Some(limit) = limit.filter(|&l| l < split.images.count) {
         let per = split.images.pixels_per_image();
         split.images.count = limit;
         split.images.pixels.truncate(limit * per);
@@ -133,7 +133,9 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
     let mut last_loss = 0.0;
     for e in 0..opts.epochs {
         let t = Instant::now();
-        let p = trainer.run_epoch(e, &mut |_| {})?;
+        let p = trainer
+            .run_epoch(e, &mut |_| {})?
+            .ok_or_else(|| Error::msg("bench: stopped"))?;
         epoch_s.push(t.elapsed().as_secs_f64());
         last_loss = p.mean_loss();
     }

@@ -1,9 +1,11 @@
 //! Small file helpers shared by the writers (checkpoints, PNGs): an atomic write that never leaves
-//! a half-written file at the destination.
+//! a half-written file at the destination, an atomic rename, and the crash points the fault tests
+//! use to kill the process at every step of a checkpoint write (`GPU_AE_CRASH_AT`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
@@ -34,22 +36,81 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = write_temp(&temp, bytes).and_then(|()| fs::rename(&temp, path));
+    let result = write_temp(&temp, bytes).and_then(|()| {
+        crash_point();
+        fs::rename(&temp, path)
+    });
     if let Err(err) = result {
         // Best effort: the temp file may not exist if creating it was what failed.
         let _ = fs::remove_file(&temp);
         return Err(Error::io(path, err));
     }
-    // Make the rename itself durable; not every platform can open a directory, so this is best
-    // effort (the data is already synced).
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
+    sync_dir(&dir);
+    crash_point();
     Ok(())
 }
 
+/// Renames `from` to `to` (same folder) and makes the rename durable. Error names `to`.
+pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
+    crash_point();
+    fs::rename(from, to).map_err(|e| Error::io(to, e))?;
+    if let Some(dir) = to.parent() {
+        sync_dir(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        });
+    }
+    crash_point();
+    Ok(())
+}
+
+/// Whether `name` is a temp file of [`write_atomic`] (`.NAME.tmp-PID-N`), which a process killed
+/// mid-write leaves behind.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.')
+        && name.rsplit_once(".tmp-").is_some_and(|(_, tail)| {
+            tail.split_once('-').is_some_and(|(pid, n)| {
+                !pid.is_empty()
+                    && !n.is_empty()
+                    && pid.bytes().chain(n.bytes()).all(|b| b.is_ascii_digit())
+            })
+        })
+}
+
+/// Makes renames in `dir` durable; not every platform can open a directory, so this is best
+/// effort (the data itself is already synced).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
 fn write_temp(temp: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    crash_point();
     let mut file = OpenOptions::new().write(true).create_new(true).open(temp)?;
-    file.write_all(bytes)?;
+    let half = bytes.len() / 2;
+    file.write_all(&bytes[..half])?;
+    crash_point();
+    file.write_all(&bytes[half..])?;
     file.sync_all()
+}
+
+/// Test hook: with `GPU_AE_CRASH_AT=N` in the environment the process aborts (as a `kill -9`
+/// would end it) at the N-th crash point it reaches. Crash points sit before and after every
+/// step of [`write_atomic`] and [`rename_durable`]: temp file created, half written, renamed.
+/// Without the variable it only reads a cached `None`.
+pub fn crash_point() {
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    static REACHED: AtomicU64 = AtomicU64::new(0);
+    let Some(at) = *AT.get_or_init(|| {
+        std::env::var("GPU_AE_CRASH_AT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    }) else {
+        return;
+    };
+    if REACHED.fetch_add(1, Ordering::Relaxed) + 1 == at {
+        std::process::abort();
+    }
 }

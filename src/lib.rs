@@ -9,10 +9,12 @@
 pub mod apply;
 pub mod bench;
 pub mod checkpoint;
+pub mod console;
 pub mod data;
 pub mod error;
 pub mod evaluate;
 pub mod files;
+pub mod fingerprint;
 pub mod gpu;
 pub mod graph;
 pub mod host_rng;
@@ -21,7 +23,9 @@ pub mod kernels;
 pub mod models;
 pub mod nn;
 pub mod reference;
+pub mod run;
 pub mod shapes;
+pub mod stop;
 pub mod train;
 pub mod viz;
 

@@ -1,15 +1,19 @@
 //! The `gpu-ae` command line: each subcommand parses its flags and calls into the library.
-//! Errors are printed as one line and exit with status 1 (usage errors: 2).
+//! Errors are printed as one line and exit with status 1 (usage errors: 2; a training stopped by
+//! Ctrl-C: 130). Output never panics on a closed pipe ([`gpu_ae::console`]).
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use gpu_ae::bench::{self, BenchOptions};
 use gpu_ae::error::{Error, Result};
 use gpu_ae::evaluate::{Evaluator, GpuSplit};
 use gpu_ae::gpu::{AdapterChoice, Gpu, enumerate_adapters};
 use gpu_ae::models::{LossKind, ModelKind, ModelSpec, Task};
-use gpu_ae::train::{self, RunOptions, TrainConfig};
+use gpu_ae::train::{self, Claim, RunOptions, RunOutcome, RunTarget, TrainConfig};
+use gpu_ae::{noteln, outln, stop};
 use std::path::{Path, PathBuf};
 
+mod flags;
 mod pictures;
 
 #[derive(Parser)]
@@ -51,15 +55,15 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct GridArgs {
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = flags::count, allow_negative_numbers = true)]
     rows: usize,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = flags::count, allow_negative_numbers = true)]
     cols: usize,
     /// Enlarge each image this many times.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = flags::count, allow_negative_numbers = true)]
     scale: usize,
     /// Pixels between cells.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = flags::whole::<usize>, allow_negative_numbers = true)]
     padding: usize,
 }
 
@@ -70,7 +74,7 @@ struct SampleArgs {
     checkpoint: Option<PathBuf>,
     #[command(flatten)]
     grid: GridArgs,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = flags::whole::<u32>, allow_negative_numbers = true)]
     seed: u32,
     #[arg(long, default_value = "samples.png", value_name = "PNG")]
     out: PathBuf,
@@ -94,14 +98,14 @@ struct PictureArgs {
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Test images shown.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = flags::count, allow_negative_numbers = true)]
     count: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = flags::count, allow_negative_numbers = true)]
     scale: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = flags::whole::<usize>, allow_negative_numbers = true)]
     padding: usize,
     /// Seed of the input noise (denoise).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = flags::whole::<u32>, allow_negative_numbers = true)]
     seed: u32,
     #[arg(long, value_name = "PNG")]
     out: Option<PathBuf>,
@@ -132,11 +136,11 @@ struct UpscaleArgs {
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Test images shown in the comparison picture.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = flags::count, allow_negative_numbers = true)]
     count: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = flags::count, allow_negative_numbers = true)]
     scale: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = flags::whole::<usize>, allow_negative_numbers = true)]
     padding: usize,
     #[arg(long, value_name = "PNG")]
     out: Option<PathBuf>,
@@ -153,12 +157,17 @@ struct AdapterArg {
 }
 
 impl AdapterArg {
-    fn open(&self) -> Result<Gpu> {
+    /// Opens the adapter and names it on stderr (unless `quiet`).
+    fn open(&self, quiet: bool) -> Result<Gpu> {
         let choice = match &self.adapter {
             Some(a) => a.parse()?,
             None => AdapterChoice::Best,
         };
-        Gpu::new(&choice)
+        let gpu = Gpu::new(&choice)?;
+        if !quiet {
+            noteln!("adapter: {}", gpu.describe());
+        }
+        Ok(gpu)
     }
 }
 
@@ -178,13 +187,13 @@ struct ModelArgs {
     #[arg(long, default_value = "conv-vae")]
     model: String,
     /// Latent size (lesson-ae ignores it: its code is 8×4×4).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = flags::count, allow_negative_numbers = true)]
     latent: usize,
     /// reconstruct, denoise (noisy input, clean target) or superres (14×14 input, 28×28 target).
     #[arg(long, default_value = "reconstruct")]
     task: String,
     /// Standard deviation of the Gaussian input noise for --task denoise.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = flags::positive, allow_negative_numbers = true)]
     noise: f32,
     /// Reconstruction loss: bce (on sigmoid outputs, summed over pixels) or mse.
     #[arg(long, default_value = "bce")]
@@ -207,28 +216,36 @@ struct TrainArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Epochs to train (in total, when resuming).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = flags::count, allow_negative_numbers = true)]
     epochs: usize,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = flags::count, allow_negative_numbers = true)]
     batch: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = flags::positive, allow_negative_numbers = true)]
     lr: f32,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = flags::whole::<u64>, allow_negative_numbers = true)]
     seed: u64,
     #[command(flatten)]
     precision: PrecisionArg,
-    /// Folder with the IDX files (train-images-idx3-ubyte[.gz], ...).
+    /// Folder with the IDX files (train-images-idx3-ubyte[.gz], ...); default assets/mnist, or
+    /// with --resume the run's own dataset.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Run folder (default runs/<model>-<time>).
+    /// Run folder (default runs/<model>-<UTC time>); refused if it holds a run.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Continue the run in this folder (model, optimizer state and settings come from it).
+    /// Continue the run in this folder (model, optimizer state, settings and dataset come from
+    /// it; settings flags that differ from the run's are refused).
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
+    /// Replace the run that --out already holds (without it such a folder is refused).
+    #[arg(long, requires = "out", conflicts_with = "resume")]
+    overwrite: bool,
+    /// With --resume: continue on a dataset whose images differ from the recorded one.
+    #[arg(long, requires = "resume")]
+    allow_data_change: bool,
     /// Batch size of the test-set evaluation after each epoch.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = flags::count, allow_negative_numbers = true)]
     eval_batch: usize,
     /// No progress bar or per-epoch lines.
     #[arg(long)]
@@ -245,10 +262,10 @@ struct EvalArgs {
     /// Folder with t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz].
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = flags::count, allow_negative_numbers = true)]
     batch: usize,
     /// Seed of the VAE's ε and the denoising noise.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = flags::whole::<u32>, allow_negative_numbers = true)]
     seed: u32,
     /// Print JSON.
     #[arg(long)]
@@ -261,19 +278,19 @@ struct EvalArgs {
 struct BenchArgs {
     #[command(flatten)]
     model: ModelArgs,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = flags::count, allow_negative_numbers = true)]
     batch: usize,
     /// Epochs to time (the first includes start-up; the rest give the steady figure).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = flags::count, allow_negative_numbers = true)]
     epochs: usize,
-    /// Use only the first N training images (0 = all), for slow adapters.
-    #[arg(long, default_value_t = 0)]
-    train_limit: usize,
+    /// Use only the first N training images (default: all), for slow adapters.
+    #[arg(long, value_parser = flags::count, allow_negative_numbers = true, value_name = "N")]
+    train_limit: Option<usize>,
     #[command(flatten)]
     precision: PrecisionArg,
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = flags::whole::<u64>, allow_negative_numbers = true)]
     seed: u64,
     #[command(flatten)]
     adapter: AdapterArg,
@@ -289,17 +306,75 @@ fn default_data() -> PathBuf {
 }
 
 fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| usage_exit(e));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage_exit(e));
+    let explicit = matches
+        .subcommand_matches("train")
+        .map(explicit_settings)
+        .unwrap_or_default();
+    match run(cli, explicit) {
+        Ok(status) => std::process::exit(status),
+        Err(e) => {
+            noteln!("error: {e}");
+            std::process::exit(1);
+        }
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// Help and version go to stdout (status 0); a command-line error is one line on stderr
+/// (status 2), its first line in clap's words.
+fn usage_exit(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            std::process::exit(0)
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("error: bad command line")
+                .trim_end();
+            let first = if first.starts_with("error:") {
+                first.to_string()
+            } else {
+                format!("error: {first}")
+            };
+            noteln!("{first} (see --help)");
+            std::process::exit(2)
+        }
+    }
+}
+
+/// The settings flags of `train` given on the command line (not left at their defaults): a
+/// resume compares them with the run's own.
+fn explicit_settings(m: &clap::ArgMatches) -> Vec<String> {
+    [
+        "model",
+        "latent",
+        "task",
+        "noise",
+        "loss",
+        "batch",
+        "lr",
+        "seed",
+        "precision",
+    ]
+    .into_iter()
+    .filter(|id| m.value_source(id) == Some(ValueSource::CommandLine))
+    .map(String::from)
+    .collect()
+}
+
+/// Runs a command; `Ok` holds the exit status.
+fn run(cli: Cli, explicit: Vec<String>) -> Result<i32> {
     match cli.command {
         Command::Devices { json } => devices(json),
-        Command::Train(a) => train_cmd(a),
+        Command::Train(a) => return train_cmd(a, explicit),
         Command::Eval(a) => eval_cmd(a),
         Command::Bench(a) => bench_cmd(a),
         Command::Sample(a) => pictures::sample(a),
@@ -308,6 +383,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Denoise(a) => pictures::denoise(a),
         Command::Upscale(a) => pictures::upscale(a),
     }
+    .map(|()| 0)
 }
 
 fn devices(json: bool) -> Result<()> {
@@ -318,14 +394,19 @@ fn devices(json: bool) -> Result<()> {
     }
     for a in &adapters {
         if json {
-            println!("{}", a.to_json());
+            outln!("{}", a.to_json());
         } else {
             let i = &a.info;
-            println!(
+            outln!(
                 "[{}] {} — {:?}, {:?}, driver {} {}",
-                a.index, i.name, i.backend, i.device_type, i.driver, i.driver_info
+                a.index,
+                i.name,
+                i.backend,
+                i.device_type,
+                i.driver,
+                i.driver_info
             );
-            println!(
+            outln!(
                 "    max buffer {}, max storage binding {}, workgroup storage {} B, {} invocations/workgroup, f16 {}, timestamps {}",
                 gpu_ae::gpu::human_bytes(a.limits.max_buffer_size),
                 gpu_ae::gpu::human_bytes(a.limits.max_storage_buffer_binding_size),
@@ -339,18 +420,31 @@ fn devices(json: bool) -> Result<()> {
     Ok(())
 }
 
-fn train_cmd(a: TrainArgs) -> Result<()> {
+fn train_cmd(a: TrainArgs, explicit: Vec<String>) -> Result<i32> {
     let spec = a.model.spec()?;
     let resume = a.resume.is_some();
-    let out_dir = match (&a.resume, &a.out) {
-        (Some(r), _) => r.clone(),
-        (None, Some(o)) => o.clone(),
+    let target = match (&a.resume, &a.out) {
+        (Some(dir), _) => RunTarget::Folder {
+            dir: dir.clone(),
+            claim: Claim::Resume,
+        },
+        (None, Some(dir)) => RunTarget::Folder {
+            dir: dir.clone(),
+            claim: if a.overwrite {
+                Claim::Overwrite
+            } else {
+                Claim::New
+            },
+        },
         (None, None) => {
             let secs = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            PathBuf::from("runs").join(format!("{}-{}", spec.kind, utc_stamp(secs)))
+            RunTarget::Default {
+                parent: PathBuf::from("runs"),
+                stamp: utc_stamp(secs),
+            }
         }
     };
     let cfg = TrainConfig {
@@ -361,13 +455,46 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         precision: a.precision.precision.parse()?,
     };
     let opts = RunOptions {
-        data_dir: a.data.unwrap_or_else(default_data),
-        out_dir,
+        data_dir: match a.data {
+            Some(d) => Some(d),
+            None if resume => None,
+            None => Some(default_data()),
+        },
+        target,
         epochs: a.epochs,
-        eval_batch: a.eval_batch.max(1),
+        eval_batch: a.eval_batch,
         quiet: a.quiet,
+        explicit_flags: explicit,
+        allow_data_change: a.allow_data_change,
     };
-    train::run(|| a.adapter.open(), cfg, &opts, resume)
+    stop::install()?;
+    match train::run(|| a.adapter.open(a.quiet), cfg, &opts)? {
+        RunOutcome::Finished { .. } => Ok(0),
+        RunOutcome::Interrupted {
+            dir,
+            epochs_kept: 0,
+            folder_removed,
+        } => {
+            let removed = if folder_removed {
+                format!("; removed the new folder {}", dir.display())
+            } else {
+                String::new()
+            };
+            noteln!("stopped in the first epoch: no checkpoint to keep{removed}");
+            Ok(stop::EXIT_STATUS)
+        }
+        RunOutcome::Interrupted {
+            dir, epochs_kept, ..
+        } => {
+            noteln!(
+                "stopped: {} keeps the checkpoint of epoch {epochs_kept}; continue with `gpu-ae train --resume {} --epochs {}`",
+                dir.display(),
+                dir.display(),
+                a.epochs
+            );
+            Ok(stop::EXIT_STATUS)
+        }
+    }
 }
 
 /// `20261127-031500` for a Unix time (UTC), for run folder names.
@@ -393,12 +520,12 @@ fn utc_stamp(secs: u64) -> String {
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
-    let gpu = a.adapter.open()?;
+    let gpu = a.adapter.open(false)?;
     let (model, _) = train::load_model(&gpu, &a.checkpoint)?;
     let dir = a.data.unwrap_or_else(default_data);
     let test = gpu_ae::data::load_test(&dir)?;
     let split = GpuSplit::upload(&gpu, &test, &dir)?;
-    let m = Evaluator::new(&gpu, &model, &split, a.batch.max(1), a.seed)?.run(&gpu)?;
+    let m = Evaluator::new(&gpu, &model, &split, a.batch, a.seed)?.run(&gpu)?;
     let rec = model.arch.spec.loss.name();
     if a.json {
         let mut v = serde_json::json!({
@@ -412,21 +539,20 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
             v["test_kl"] = kl.into();
             v["test_neg_elbo"] = m.total().into();
         }
-        println!("{v}");
+        outln!("{v}");
     } else {
         let unit = if rec == "bce" { " nats" } else { "" };
-        print!(
-            "{} on {} ({} images): {} {:.3}{unit}",
+        let kl =
+            m.kl.map(|kl| format!(", KL {kl:.3} nats, negative ELBO {:.3} nats", m.total()))
+                .unwrap_or_default();
+        outln!(
+            "{} on {} ({} images): {} {:.3}{unit}{kl} per example",
             a.checkpoint.display(),
             dir.display(),
             m.count,
             rec.to_uppercase(),
             m.rec
         );
-        if let Some(kl) = m.kl {
-            print!(", KL {kl:.3} nats, negative ELBO {:.3} nats", m.total());
-        }
-        println!(" per example");
     }
     Ok(())
 }
@@ -436,14 +562,14 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     let opts = BenchOptions {
         spec,
         batch: a.batch,
-        epochs: a.epochs.max(1),
+        epochs: a.epochs,
         train_limit: a.train_limit,
         data_dir: a.data.unwrap_or_else(default_data),
         seed: a.seed,
         precision: a.precision.precision.parse()?,
     };
-    let report = bench::run(&opts, || a.adapter.open())?;
-    println!(
+    let report = bench::run(&opts, || a.adapter.open(false))?;
+    outln!(
         "{}",
         serde_json::to_string_pretty(&report).map_err(|e| Error::msg(e.to_string()))?
     );

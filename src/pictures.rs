@@ -4,12 +4,12 @@
 
 use super::{AdapterArg, EncodeArgs, PictureArgs, SampleArgs, UpscaleArgs, default_data};
 use gpu_ae::apply;
-use gpu_ae::bail;
 use gpu_ae::error::Result;
 use gpu_ae::graph::Model;
 use gpu_ae::infer::{Inference, PIXELS};
 use gpu_ae::models::Task;
 use gpu_ae::train::load_model;
+use gpu_ae::{bail, outln};
 use gpu_ae::{files, viz};
 use image::DynamicImage;
 use std::path::{Path, PathBuf};
@@ -99,7 +99,7 @@ fn test_images(dir: &Path) -> Result<(Vec<f32>, Vec<u8>)> {
 }
 
 fn open(adapter: &AdapterArg, checkpoint: &Path) -> Result<(gpu_ae::gpu::Gpu, Model)> {
-    let gpu = adapter.open()?;
+    let gpu = adapter.open(false)?;
     let (model, _) = load_model(&gpu, checkpoint)?;
     Ok((gpu, model))
 }
@@ -161,7 +161,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         inference.decode(&apply::prior_samples(count, code, a.seed))?
     };
     save_grid(&a.out, &images, g.rows, g.cols, g.scale, g.padding)?;
-    println!(
+    outln!(
         "{}: {count} digits decoded by {} ({kind}, L={code})",
         a.out.display(),
         checkpoint.display()
@@ -182,7 +182,7 @@ pub fn reconstruct(a: PictureArgs) -> Result<()> {
     let mut rows = originals.to_vec();
     rows.extend(&r.outputs);
     save_grid(&out, &rows, 2, count, a.scale, a.padding)?;
-    println!(
+    outln!(
         "{}: {count} test images (top) and their reconstructions (bottom), PSNR {:.2} dB",
         out.display(),
         apply::psnr(&r.outputs, originals)
@@ -235,7 +235,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     );
     files::write_atomic(&a.out, csv.as_bytes())?;
     viz::save_png(&plot, &DynamicImage::ImageRgb8(img))?;
-    println!(
+    outln!(
         "{}: {} rows of index,label,z0..z{}; scatter plot {}",
         a.out.display(),
         points.len(),
@@ -276,7 +276,7 @@ pub fn denoise(a: PictureArgs) -> Result<()> {
     rows.extend(&r.outputs[..n]);
     rows.extend(&images[..n]);
     save_grid(&out, &rows, 3, n / PIXELS, a.scale, a.padding)?;
-    println!(
+    outln!(
         "{}: noisy (top), denoised, clean (bottom). Test set ({} images, noise σ = {noise}): PSNR noisy input {:.2} dB, denoised {:.2} dB",
         out.display(),
         images.len() / PIXELS,
@@ -304,7 +304,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
         // The model pools its 28×28 target to 14×14: nearest upscaling pools back exactly.
         let r = inference.reconstruct(&apply::upscale_nearest(&pixels, 14, 14))?;
         save_grid(&out, &r.outputs, 1, 1, a.scale, 0)?;
-        println!("{}: {} upscaled to 28×28", out.display(), input.display());
+        outln!("{}: {} upscaled to 28×28", out.display(), input.display());
         return Ok(());
     }
     let out = a.out.clone().unwrap_or_else(|| "upscale.png".into());
@@ -324,7 +324,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
     rows.extend(&r.outputs[..n]);
     rows.extend(&images[..n]);
     save_grid(&out, &rows, 4, n / PIXELS, a.scale, a.padding)?;
-    println!(
+    outln!(
         "{}: 14×14 input (top), bilinear, gpu-ae, original (bottom). Test set ({} images): PSNR nearest {:.2} dB, bilinear {:.2} dB, gpu-ae {:.2} dB",
         out.display(),
         images.len() / PIXELS,

@@ -1,11 +1,10 @@
 //! Training: the whole step (data gather, forward, loss, backward, Adam, step counter) recorded
 //! once as one plan and replayed many times per submission; losses summed on the GPU and read
-//! back asynchronously once per submission for the progress bar and the NaN guard. Also the
-//! run folder: checkpoints written atomically each epoch, `metrics.jsonl`, `loss.png`, resume.
+//! back asynchronously once per submission for the progress bar and the NaN guard. Also a whole
+//! training run ([`run`]): the folder ([`crate::run`]), resume and its checks (settings, dataset
+//! digest), evaluation, checkpoints and metrics after every epoch, progress, stop requests.
 
-use crate::bail;
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
-use crate::data;
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalMetrics, Evaluator, GpuSplit, batches};
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
@@ -15,16 +14,12 @@ use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{self, reduce, step};
 use crate::models::{Architecture, LossKind, ModelKind, ModelSpec, Task};
 use crate::reference::rng::STREAM_REPARAM;
-use crate::viz;
+pub use crate::run::{Claim, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, RunFolder};
+use crate::{bail, data, fingerprint, noteln, stop};
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// File names inside a run folder.
-pub const MODEL_FILE: &str = "model.safetensors";
-pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
-pub const METRICS_FILE: &str = "metrics.jsonl";
-pub const LOSS_PLOT_FILE: &str = "loss.png";
 
 /// Checkpoint format tag in the safetensors metadata.
 pub const FORMAT: &str = "gpu-ae/1";
@@ -84,11 +79,22 @@ pub fn spec_from_metadata(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
     };
     let bad =
         |key: &str, v: &str| Error::msg(format!("{}: bad {key} {v:?} in metadata", path.display()));
+    let format = get("format")?;
+    if format != FORMAT {
+        bail!(
+            "{}: checkpoint format {format:?}; this gpu-ae reads {FORMAT:?} (a newer gpu-ae wrote it?)",
+            path.display()
+        );
+    }
     let kind: ModelKind = get("model")?
         .parse()
         .map_err(|e: Error| Error::msg(format!("{}: {e}", path.display())))?;
     let latent_s = get("latent")?;
-    let latent = latent_s.parse().map_err(|_| bad("latent", latent_s))?;
+    let latent = latent_s
+        .parse()
+        .ok()
+        .filter(|&l: &usize| l >= 1)
+        .ok_or_else(|| bad("latent", latent_s))?;
     let noise = match ckpt.meta("noise") {
         Some(v) => v.parse().map_err(|_| bad("noise", v))?,
         None => 0.5,
@@ -299,12 +305,13 @@ impl<'g> Trainer<'g> {
     }
 
     /// Trains one epoch (0-based `epoch`), calling `report` after each submission's losses
-    /// arrive. Fails on a NaN or infinite loss.
+    /// arrive. Fails on a NaN or infinite loss. Returns `None`, the epoch unfinished, when a stop
+    /// is requested ([`stop`]).
     pub fn run_epoch(
         &mut self,
         epoch: usize,
         report: &mut dyn FnMut(&TrainProgress),
-    ) -> Result<TrainProgress> {
+    ) -> Result<Option<TrainProgress>> {
         let gpu = self.gpu;
         let perm = SplitMix64::derived(self.cfg.seed, PERM_PURPOSE, epoch as u64)
             .permutation(self.train.count);
@@ -330,6 +337,9 @@ impl<'g> Trainer<'g> {
         let mut images = 0usize;
         let mut submits = 0usize;
         while next < steps {
+            if stop::requested() {
+                return Ok(None);
+            }
             let end = (next + chunk).min(steps);
             let mut encoder = gpu
                 .device
@@ -371,7 +381,7 @@ impl<'g> Trainer<'g> {
             report(&progress);
         }
         self.steps_done += steps as u64;
-        Ok(progress)
+        Ok(Some(progress))
     }
 
     /// Waits for a submission's loss copy, reads it and checks it is finite.
@@ -429,8 +439,13 @@ impl<'g> Trainer<'g> {
         Ok((self.m.read_f32(self.gpu)?, self.v.read_f32(self.gpu)?))
     }
 
-    /// Writes `model.safetensors` and `optimizer.safetensors` into `dir`, each atomically.
-    pub fn save(&self, dir: &Path, epoch: usize, extra: &BTreeMap<String, String>) -> Result<()> {
+    /// The checkpoint after `epoch` epochs: the model (PyTorch names; the run's settings, `extra`
+    /// and the training state in its metadata) and Adam's moments, with the same metadata.
+    pub fn checkpoint(
+        &self,
+        epoch: usize,
+        extra: &BTreeMap<String, String>,
+    ) -> Result<(Checkpoint, Checkpoint)> {
         let mut meta = spec_metadata(&self.cfg.spec);
         meta.insert("epoch".into(), epoch.to_string());
         meta.insert("steps".into(), self.steps_done.to_string());
@@ -456,24 +471,51 @@ impl<'g> Trainer<'g> {
             ],
             metadata: meta.clone(),
         };
-        // Optimizer first: a model file always has matching moments beside it.
-        checkpoint::save(&dir.join(OPTIMIZER_FILE), &optimizer)?;
         let model = Checkpoint {
             tensors: self.model.named_tensors(self.gpu)?,
             metadata: meta,
         };
-        checkpoint::save(&dir.join(MODEL_FILE), &model)
+        Ok((model, optimizer))
     }
+}
+
+/// Where a training writes its run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunTarget {
+    /// A new folder `parent/<model>-<UTC time>` (with `-2`, `-3`, … if that exists).
+    Default { parent: PathBuf, stamp: String },
+    /// `--out DIR` (a new run, or `--overwrite`) or `--resume DIR`.
+    Folder { dir: PathBuf, claim: Claim },
 }
 
 /// Options of `gpu-ae train` beyond the hyper-parameters.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub data_dir: PathBuf,
-    pub out_dir: PathBuf,
+    /// The dataset folder; `None` when resuming without `--data` (the run's recorded dataset).
+    pub data_dir: Option<PathBuf>,
+    pub target: RunTarget,
     pub epochs: usize,
     pub eval_batch: usize,
     pub quiet: bool,
+    /// Settings flags given on the command line (`--lr`, …): a resume refuses any that differ
+    /// from the run's own.
+    pub explicit_flags: Vec<String>,
+    /// Resume on a dataset other than the recorded one.
+    pub allow_data_change: bool,
+}
+
+/// How a training ended without an error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    /// Every requested epoch is done.
+    Finished { dir: PathBuf },
+    /// A stop was requested ([`stop`]); `epochs_kept` epochs are checkpointed in `dir`, and the
+    /// folder is gone when it was new and kept nothing.
+    Interrupted {
+        dir: PathBuf,
+        epochs_kept: usize,
+        folder_removed: bool,
+    },
 }
 
 /// One epoch's line of `metrics.jsonl`.
@@ -501,100 +543,243 @@ fn metrics_line(
     v
 }
 
-/// Trains from scratch (`resume = None`) or continues the run in `opts.out_dir`, evaluating,
-/// checkpointing and logging after every epoch until `opts.epochs` epochs are done.
+/// The settings of a run as its checkpoint records them.
+fn config_from_metadata(ckpt: &Checkpoint, path: &Path) -> Result<TrainConfig> {
+    let spec = spec_from_metadata(ckpt, path)?;
+    let meta = |key: &str| -> Result<&str> {
+        ckpt.meta(key)
+            .ok_or_else(|| Error::msg(format!("{}: metadata has no {key:?}", path.display())))
+    };
+    let parse_err =
+        |key: &str, v: &str| Error::msg(format!("{}: bad {key} {v:?} in metadata", path.display()));
+    let batch_s = meta("batch")?;
+    let batch: usize = batch_s.parse().map_err(|_| parse_err("batch", batch_s))?;
+    let lr_s = meta("lr")?;
+    let lr: f32 = lr_s.parse().map_err(|_| parse_err("lr", lr_s))?;
+    let seed_s = meta("seed")?;
+    let seed: u64 = seed_s.parse().map_err(|_| parse_err("seed", seed_s))?;
+    if batch == 0 {
+        return Err(parse_err("batch", batch_s));
+    }
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(parse_err("lr", lr_s));
+    }
+    Ok(TrainConfig {
+        spec,
+        batch,
+        lr,
+        seed,
+        // Runs written before --precision existed trained in f32.
+        precision: match ckpt.meta("precision") {
+            None => Elem::F32,
+            Some(p) => p.parse().map_err(|_| parse_err("precision", p))?,
+        },
+    })
+}
+
+/// Refuses settings flags given with `--resume` that differ from the run's own: a resumed run
+/// keeps the settings it was started with.
+fn check_resume_flags(
+    recorded: &TrainConfig,
+    requested: &TrainConfig,
+    explicit: &[String],
+    dir: &Path,
+) -> Result<()> {
+    let (r, q) = (recorded, requested);
+    for flag in explicit {
+        let (was, asked) = match flag.as_str() {
+            "model" => (
+                r.spec.kind.name().to_string(),
+                q.spec.kind.name().to_string(),
+            ),
+            "latent" => (r.spec.latent.to_string(), q.spec.latent.to_string()),
+            "task" => (
+                r.spec.task.name().to_string(),
+                q.spec.task.name().to_string(),
+            ),
+            "noise" => match (r.spec.task, q.spec.task) {
+                (Task::Denoise { noise: a }, Task::Denoise { noise: b }) => {
+                    (a.to_string(), b.to_string())
+                }
+                _ => continue,
+            },
+            "loss" => (
+                r.spec.loss.name().to_string(),
+                q.spec.loss.name().to_string(),
+            ),
+            "batch" => (r.batch.to_string(), q.batch.to_string()),
+            "lr" => (r.lr.to_string(), q.lr.to_string()),
+            "seed" => (r.seed.to_string(), q.seed.to_string()),
+            "precision" => (
+                r.precision.wgsl().to_string(),
+                q.precision.wgsl().to_string(),
+            ),
+            _ => continue,
+        };
+        if was != asked {
+            bail!(
+                "--{flag} {asked}: the run in {} was trained with --{flag} {was}, and a resumed run keeps its settings; start a new run to change it",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What a resumed run starts from.
+struct ResumeState {
+    cfg: TrainConfig,
+    params: Vec<f32>,
+    moments: (Vec<f32>, Vec<f32>),
+    epochs_done: usize,
+    steps_done: u64,
+    /// The recorded dataset: absolute path and digest (runs written before they were recorded
+    /// have neither).
+    data: Option<(PathBuf, String)>,
+}
+
+/// Reads the committed checkpoint of `folder` for a resume.
+fn resume_state(
+    folder: &RunFolder,
+    requested: &TrainConfig,
+    opts: &RunOptions,
+) -> Result<ResumeState> {
+    let (ckpt, opt) = folder.load()?;
+    let model_path = folder.path(MODEL_FILE);
+    let cfg = config_from_metadata(&ckpt, &model_path)?;
+    check_resume_flags(&cfg, requested, &opts.explicit_flags, folder.dir())?;
+    let arch = Architecture::new(cfg.spec)
+        .map_err(|e| Error::msg(format!("{}: {e}", model_path.display())))?;
+    let params = values_from_checkpoint(&arch, &ckpt, &model_path)?;
+    let opt_path = folder.path(OPTIMIZER_FILE);
+    let moment = |name: &str| -> Result<Vec<f32>> {
+        match opt.get(name) {
+            Some(t) if t.data.len() == arch.params.total => Ok(t.data.clone()),
+            _ => bail!("{}: missing or mis-sized tensor {name}", opt_path.display()),
+        }
+    };
+    let count = |key: &str| -> Result<u64> {
+        ckpt.meta(key).and_then(|v| v.parse().ok()).ok_or_else(|| {
+            Error::msg(format!(
+                "{}: metadata has no valid {key:?}",
+                model_path.display()
+            ))
+        })
+    };
+    let data = match (ckpt.meta(META_DATA), ckpt.meta(META_DATA_DIGEST)) {
+        (Some(p), Some(d)) => Some((PathBuf::from(p), d.to_string())),
+        _ => None,
+    };
+    Ok(ResumeState {
+        cfg,
+        params,
+        moments: (moment("adam.m")?, moment("adam.v")?),
+        epochs_done: count("epoch")? as usize,
+        steps_done: count("steps")?,
+        data,
+    })
+}
+
+/// Metadata keys of the dataset a run trains on: its folder (absolute) and its digest
+/// ([`fingerprint::dataset_digest`]).
+pub const META_DATA: &str = "data";
+pub const META_DATA_DIGEST: &str = "data_digest";
+
+/// Trains a new run or continues one (`opts.target`), evaluating, checkpointing and logging after
+/// every epoch until `opts.epochs` epochs are done or a stop is requested ([`stop`]).
 pub fn run(
     open: impl FnOnce() -> Result<Gpu>,
     cfg: TrainConfig,
     opts: &RunOptions,
-    resume: bool,
-) -> Result<()> {
-    let out = &opts.out_dir;
-    // The dataset is read and decompressed on a second thread while the adapter opens, the
-    // checkpoint loads and the pipelines compile; its errors come after theirs, as before.
-    let (gpu, dataset, (cfg, params, moments, first_epoch, steps_done)) =
-        std::thread::scope(|s| -> Result<_> {
-            let loader = s.spawn(|| data::load(&opts.data_dir));
-            let gpu = open()?;
-            let state = if resume {
-                let model_path = out.join(MODEL_FILE);
-                let opt_path = out.join(OPTIMIZER_FILE);
-                let ckpt = checkpoint::load(&model_path)?;
-                let spec = spec_from_metadata(&ckpt, &model_path)?;
-                let meta_num = |key: &str| -> Result<f64> {
-                    ckpt.meta(key).and_then(|v| v.parse().ok()).ok_or_else(|| {
-                        Error::msg(format!(
-                            "{}: metadata has no valid {key:?}",
-                            model_path.display()
-                        ))
-                    })
-                };
-                let cfg = TrainConfig {
-                    spec,
-                    batch: meta_num("batch")? as usize,
-                    lr: meta_num("lr")? as f32,
-                    seed: ckpt
-                        .meta("seed")
-                        .and_then(|v| v.parse().ok())
-                        .ok_or_else(|| {
-                            Error::msg(format!(
-                                "{}: metadata has no valid \"seed\"",
-                                model_path.display()
-                            ))
-                        })?,
-                    // Runs written before --precision existed trained in f32.
-                    precision: match ckpt.meta("precision") {
-                        None => Elem::F32,
-                        Some(p) => p.parse().map_err(|e| {
-                            Error::msg(format!("{}: metadata: {e}", model_path.display()))
-                        })?,
-                    },
-                };
-                let arch = Architecture::new(spec)?;
-                let params = values_from_checkpoint(&arch, &ckpt, &model_path)?;
-                let opt = checkpoint::load(&opt_path)?;
-                let epoch = meta_num("epoch")? as usize;
-                if opt.meta("epoch") != ckpt.meta("epoch") {
-                    bail!(
-                        "{}: optimizer state is from epoch {}, the model from epoch {epoch}",
-                        opt_path.display(),
-                        opt.meta("epoch").unwrap_or("?")
-                    );
-                }
-                let moment = |name: &str| -> Result<Vec<f32>> {
-                    match opt.get(name) {
-                        Some(t) if t.data.len() == arch.params.total => Ok(t.data.clone()),
-                        _ => bail!("{}: missing or mis-sized tensor {name}", opt_path.display()),
-                    }
-                };
-                let moments = (moment("adam.m")?, moment("adam.v")?);
-                (
-                    cfg,
-                    Some(params),
-                    Some(moments),
-                    epoch,
-                    meta_num("steps")? as u64,
-                )
-            } else {
-                (cfg, None, None, 0, 0)
-            };
-            let first_epoch = state.3;
-            if opts.epochs == 0 {
-                bail!("--epochs must be at least 1");
-            }
-            if first_epoch >= opts.epochs {
-                bail!(
-                    "{}: already trained for {first_epoch} epochs; ask for more with --epochs",
-                    out.display()
-                );
-            }
-            gpu.prepare(kernels::ENTRY_POINTS);
-            let dataset = loader.join().expect("the dataset loader does not panic")?;
-            Ok((gpu, dataset, state))
-        })?;
+) -> Result<RunOutcome> {
+    if opts.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    // The folder first: a folder that is taken, holds another run or cannot be written is
+    // refused before anything slow happens.
+    let folder = match &opts.target {
+        RunTarget::Default { parent, stamp } => {
+            RunFolder::create_unique(parent, &format!("{}-{stamp}", cfg.spec.kind))?
+        }
+        RunTarget::Folder { dir, claim } => RunFolder::claim(dir, *claim)?,
+    };
+    let resume = match &opts.target {
+        RunTarget::Folder {
+            claim: Claim::Resume,
+            ..
+        } => Some(resume_state(&folder, &cfg, opts)?),
+        _ => None,
+    };
+    let first_epoch = resume.as_ref().map_or(0, |r| r.epochs_done);
+    let mut history = folder.history()?;
+    history.truncate(first_epoch);
+    if let Some(r) = &resume {
+        // A kill after the last commit point may have left the plot behind.
+        folder.refresh_plot(&history, r.cfg.spec.loss)?;
+    }
+    if first_epoch >= opts.epochs {
+        bail!(
+            "{}: already trained for {first_epoch} epochs; ask for more with --epochs",
+            folder.dir().display()
+        );
+    }
+    let data_dir = match (&opts.data_dir, &resume) {
+        (Some(d), _) => d.clone(),
+        (
+            None,
+            Some(ResumeState {
+                data: Some((path, _)),
+                ..
+            }),
+        ) => path.clone(),
+        (None, _) => bail!(
+            "{}: the run does not record its dataset (an older gpu-ae wrote it); pass --data",
+            folder.dir().display()
+        ),
+    };
+    // The dataset is read, decompressed and hashed on a second thread while the adapter opens
+    // and the pipelines compile; its errors come after theirs.
+    let (gpu, dataset, digest) = std::thread::scope(|s| -> Result<_> {
+        let loader = s.spawn(|| {
+            data::load(&data_dir).map(|d| {
+                let digest = fingerprint::dataset_digest(&d);
+                (d, digest)
+            })
+        });
+        let gpu = open()?;
+        gpu.prepare(kernels::ENTRY_POINTS);
+        let (dataset, digest) = loader.join().expect("the dataset loader does not panic")?;
+        Ok((gpu, dataset, digest))
+    })?;
+    let data_abs = std::path::absolute(&data_dir).unwrap_or_else(|_| data_dir.clone());
+    if let Some(ResumeState {
+        data: Some((path, recorded)),
+        ..
+    }) = &resume
+    {
+        if *recorded != digest && !opts.allow_data_change {
+            bail!(
+                "--data {}: these images differ from the ones the run in {} trained on ({}, {recorded}); pass --allow-data-change to continue on them",
+                data_dir.display(),
+                folder.dir().display(),
+                path.display()
+            );
+        }
+        if !opts.quiet && *path != data_abs && *recorded == digest {
+            noteln!(
+                "the run's dataset moved from {} to {} (same images)",
+                path.display(),
+                data_abs.display()
+            );
+        }
+    }
     let gpu = &gpu;
-    let train_split = GpuSplit::upload(gpu, &dataset.train, &opts.data_dir)?;
-    let test_split = GpuSplit::upload(gpu, &dataset.test, &opts.data_dir)?;
+    let train_split = GpuSplit::upload(gpu, &dataset.train, &data_dir)?;
+    let test_split = GpuSplit::upload(gpu, &dataset.test, &data_dir)?;
+    let (cfg, params, moments, steps_done) = match resume {
+        Some(r) => (r.cfg, Some(r.params), Some(r.moments), r.steps_done),
+        None => (cfg, None, None, 0),
+    };
     let mut trainer = Trainer::new(gpu, cfg.clone(), train_split, params, moments, steps_done)?;
     let evaluator = Evaluator::new(
         gpu,
@@ -603,82 +788,92 @@ pub fn run(
         opts.eval_batch,
         cfg.seed as u32,
     )?;
-    // Only now that data, model and plans are ready: a run that cannot start leaves no folder.
-    let created = !out.exists();
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let result = train_epochs(gpu, &mut trainer, &evaluator, opts, first_epoch);
-    if result.is_err() && created {
-        // Removes the folder only while it is still empty (nothing good to keep).
-        let _ = std::fs::remove_dir(out);
-    }
-    result
+    let mut extra = BTreeMap::new();
+    extra.insert(META_DATA.to_string(), data_abs.display().to_string());
+    extra.insert(META_DATA_DIGEST.to_string(), digest);
+    let progress = Resumed {
+        first_epoch,
+        history,
+    };
+    train_epochs(
+        gpu,
+        &mut trainer,
+        &evaluator,
+        &folder,
+        opts,
+        progress,
+        &extra,
+    )
 }
 
-/// Trains epochs `first_epoch..opts.epochs`, evaluating, checkpointing and logging each.
+/// Where the epochs of a run start: the epochs done and their metrics lines.
+struct Resumed {
+    first_epoch: usize,
+    history: Vec<serde_json::Value>,
+}
+
+/// Trains epochs `from.first_epoch..opts.epochs`, evaluating, checkpointing and logging each;
+/// `extra` goes into every checkpoint's metadata.
 fn train_epochs(
     gpu: &Gpu,
     trainer: &mut Trainer,
     evaluator: &Evaluator,
+    folder: &RunFolder,
     opts: &RunOptions,
-    first_epoch: usize,
-) -> Result<()> {
-    let out = &opts.out_dir;
+    from: Resumed,
+    extra: &BTreeMap<String, String>,
+) -> Result<RunOutcome> {
+    let dir = folder.dir().to_path_buf();
     let cfg = trainer.cfg.clone();
-
-    let metrics_path = out.join(METRICS_FILE);
-    let mut history = read_history(&metrics_path)?;
-    history.truncate(first_epoch);
     let loss = cfg.spec.loss;
+    let Resumed {
+        first_epoch,
+        mut history,
+    } = from;
+    let steps = trainer.steps_per_epoch();
     if !opts.quiet {
-        eprintln!(
-            "{} L={} task={} on {}: {} parameters, {} steps/epoch of {} images, run folder {}",
+        noteln!(
+            "{} L={} task={}: {} parameters, {steps} step{} per epoch of {} images, run folder {}",
             cfg.spec.kind,
             trainer.model.arch.code_len(),
             cfg.spec.task.name(),
-            gpu.describe(),
             trainer.model.arch.params.total,
-            trainer.steps_per_epoch(),
+            if steps == 1 { "" } else { "s" },
             trainer.cfg.batch,
-            out.display()
+            dir.display()
         );
     }
     for epoch in first_epoch..opts.epochs {
-        let bar = progress_bar(trainer.steps_per_epoch(), epoch, opts.epochs, opts.quiet);
-        let mut report = |p: &TrainProgress| {
-            bar.set_position(p.step as u64);
-            bar.set_message(format!(
-                "{:.0} img/s  loss {:.2}",
-                p.images as f64 / p.seconds.max(1e-9),
-                p.mean_loss()
-            ));
+        let mut progress = Progress::new(steps, epoch, opts.epochs, opts.quiet);
+        let Some(train) = trainer.run_epoch(epoch, &mut |p| progress.update(p))? else {
+            progress.finish();
+            return Ok(interrupted(folder, epoch));
         };
-        let train = trainer.run_epoch(epoch, &mut report)?;
-        bar.finish_and_clear();
+        progress.finish();
         let test = evaluator.run(gpu)?;
         if !test.total().is_finite() {
             bail!(
                 "epoch {}: the test loss is not finite; the last good checkpoint stays in {}",
                 epoch + 1,
-                out.display()
+                dir.display()
             );
         }
         let line = metrics_line(epoch, &train, &test, loss);
-        let mut extra = BTreeMap::new();
+        let mut meta = extra.clone();
         for (k, v) in line.as_object().expect("object") {
             if k.starts_with("test_") {
-                extra.insert(k.clone(), v.to_string());
+                meta.insert(k.clone(), v.to_string());
             }
         }
-        trainer.save(out, epoch + 1, &extra)?;
-        history.push(line.clone());
-        write_history(&metrics_path, &history)?;
-        plot_history(&out.join(LOSS_PLOT_FILE), &history, loss)?;
+        history.push(line);
+        let (model, optimizer) = trainer.checkpoint(epoch + 1, &meta)?;
+        folder.save(&model, &optimizer, &history, loss)?;
         if !opts.quiet {
             let kl = test
                 .kl
                 .map(|k| format!(" KL {k:.2} −ELBO {:.2}", test.total()))
                 .unwrap_or_default();
-            eprintln!(
+            noteln!(
                 "epoch {}/{}: {:.1} s, {:.0} img/s, train loss {:.2}; test {} {:.2}{kl}",
                 epoch + 1,
                 opts.epochs,
@@ -689,75 +884,81 @@ fn train_epochs(
                 test.rec
             );
         }
+        if stop::requested() && epoch + 1 < opts.epochs {
+            return Ok(interrupted(folder, epoch + 1));
+        }
     }
-    Ok(())
+    Ok(RunOutcome::Finished { dir })
 }
 
-fn progress_bar(steps: usize, epoch: usize, epochs: usize, quiet: bool) -> indicatif::ProgressBar {
-    if quiet {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(steps as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "epoch {}/{epochs} [{{bar:30}}] step {{pos}}/{{len}} {{msg}}",
-            epoch + 1
-        ))
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
-}
-
-fn read_history(path: &Path) -> Result<Vec<serde_json::Value>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                serde_json::from_str(l)
-                    .map_err(|e| Error::msg(format!("{}: bad line: {e}", path.display())))
-            })
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::io(path, e)),
+/// The outcome of a stop request with `epochs_kept` epochs checkpointed.
+fn interrupted(folder: &RunFolder, epochs_kept: usize) -> RunOutcome {
+    RunOutcome::Interrupted {
+        dir: folder.dir().to_path_buf(),
+        epochs_kept,
+        folder_removed: epochs_kept == 0 && folder.is_new(),
     }
 }
 
-fn write_history(path: &Path, history: &[serde_json::Value]) -> Result<()> {
-    let mut text = String::new();
-    for h in history {
-        text.push_str(&h.to_string());
-        text.push('\n');
-    }
-    crate::files::write_atomic(path, text.as_bytes())
+/// Seconds between progress lines when stderr is not a terminal (a log file, a pipe).
+const LOG_LINE_SECONDS: f64 = 10.0;
+
+/// An epoch's progress: a bar with an ETA on a terminal, otherwise a line every
+/// [`LOG_LINE_SECONDS`] so that logs show progress.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    log: bool,
+    last_line: f64,
+    epoch: usize,
+    epochs: usize,
 }
 
-fn plot_history(path: &Path, history: &[serde_json::Value], loss: LossKind) -> Result<()> {
-    let series = |name: &str, key: &str| viz::Series {
-        name: name.into(),
-        points: history
-            .iter()
-            .filter_map(|h| Some((h["epoch"].as_f64()? as f32, h[key].as_f64()? as f32)))
-            .collect(),
-    };
-    let vae = history
-        .first()
-        .is_some_and(|h| h.get("test_neg_elbo").is_some());
-    let test_key = if vae {
-        "test_neg_elbo".to_string()
-    } else {
-        format!("test_{}", loss.name())
-    };
-    let img = viz::line_chart(
-        &[series("train", "train_loss"), series("test", &test_key)],
-        if vae {
-            "negative ELBO per example"
+impl Progress {
+    fn new(steps: usize, epoch: usize, epochs: usize, quiet: bool) -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        let bar = if quiet || !tty {
+            indicatif::ProgressBar::hidden()
         } else {
-            "reconstruction loss per example"
-        },
-        "epoch",
-        "nats",
-    );
-    viz::save_png(path, &image::DynamicImage::ImageRgb8(img))
+            let bar = indicatif::ProgressBar::new(steps as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(&format!(
+                    "epoch {}/{epochs} [{{bar:30}}] step {{pos}}/{{len}} {{msg}} ETA {{eta}}",
+                    epoch + 1
+                ))
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        };
+        Progress {
+            bar,
+            log: !quiet && !tty,
+            last_line: 0.0,
+            epoch,
+            epochs,
+        }
+    }
+
+    fn update(&mut self, p: &TrainProgress) {
+        let rate = p.images as f64 / p.seconds.max(1e-9);
+        self.bar.set_position(p.step as u64);
+        self.bar
+            .set_message(format!("{rate:.0} img/s  loss {:.2}", p.mean_loss()));
+        if self.log && p.seconds - self.last_line >= LOG_LINE_SECONDS && p.step < p.steps {
+            self.last_line = p.seconds;
+            let left = p.seconds / p.step.max(1) as f64 * (p.steps - p.step) as f64;
+            noteln!(
+                "epoch {}/{}: step {}/{}, {rate:.0} img/s, loss {:.2}, about {left:.0} s left in this epoch",
+                self.epoch + 1,
+                self.epochs,
+                p.step,
+                p.steps,
+                p.mean_loss()
+            );
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }

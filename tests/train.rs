@@ -276,7 +276,8 @@ fn short_run(gpu: &Gpu, precision: Elem) -> (EvalMetrics, EvalMetrics) {
     for epoch in 0..3 {
         let p = trainer
             .run_epoch(epoch, &mut |p| seen.push(p.step))
-            .unwrap();
+            .unwrap()
+            .expect("no stop was requested");
         assert_eq!(p.images, limit);
         assert!(p.mean_loss().is_finite());
     }

@@ -1,0 +1,54 @@
+//! One rule for every numeric flag of the command line, checked while parsing (before any
+//! work): counts and sizes are whole numbers of at least 1, `--padding` and seeds whole numbers
+//! of at least 0, rates (`--lr`, `--noise`) finite numbers greater than 0. Negative numbers are
+//! read as values (`--lr -1` as well as `--lr=-1`) so that they get these messages too.
+
+use std::str::FromStr;
+
+/// A count or size: a whole number ≥ 1.
+pub fn count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number of at least 1".into()),
+    }
+}
+
+/// A whole number ≥ 0 of type `T` (`--padding`, seeds).
+pub fn whole<T: FromStr>(s: &str) -> Result<T, String> {
+    let t = s.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("must be a whole number of at least 0".into());
+    }
+    t.parse::<T>()
+        .map_err(|_| "is too large for this flag".to_string())
+}
+
+/// A rate: a finite number > 0.
+pub fn positive(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err("must be a finite number greater than 0".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_rates_and_whole_numbers_follow_one_rule() {
+        assert_eq!(count("3"), Ok(3));
+        for bad in ["0", "-1", "1.5", "", "x"] {
+            assert!(count(bad).is_err(), "{bad}");
+        }
+        assert_eq!(whole::<u32>("0"), Ok(0));
+        for bad in ["-1", "+1", "1e3", ""] {
+            assert!(whole::<u32>(bad).is_err(), "{bad}");
+        }
+        assert!(whole::<u32>("4294967296").is_err());
+        assert_eq!(positive("1e-3"), Ok(1e-3));
+        for bad in ["0", "-1", "nan", "inf", "-inf", "1e40", "x"] {
+            assert!(positive(bad).is_err(), "{bad}");
+        }
+    }
+}

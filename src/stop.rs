@@ -1,0 +1,28 @@
+//! Stop requests: Ctrl-C, SIGTERM or SIGHUP set a flag that the training loop polls between
+//! submissions, so that a training stops at a clean point and says what it kept. A second
+//! request ends the process at once (exit status 130); the run folder is consistent at every
+//! instant anyway (see [`crate::run`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::{Error, Result};
+
+static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Exit status of a process stopped by a request (128 + SIGINT, as shells report it).
+pub const EXIT_STATUS: i32 = 130;
+
+/// Installs the handler (once per process).
+pub fn install() -> Result<()> {
+    ctrlc::set_handler(|| {
+        if REQUESTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(EXIT_STATUS);
+        }
+    })
+    .map_err(|e| Error::msg(format!("cannot install the Ctrl-C handler: {e}")))
+}
+
+/// Whether a stop was requested.
+pub fn requested() -> bool {
+    REQUESTED.load(Ordering::Relaxed)
+}

@@ -1,0 +1,618 @@
+//! Runs under faults and misuse (issue 11), one test per item: a run folder is never overwritten
+//! or shared, a kill at any write of a checkpoint leaves a run that resumes, closed pipes, what a
+//! resume checks, one rule for numeric flags, an unwritable `--out`, litter and Ctrl-C, noise
+//! that depends on the image (in `tests/cli.rs`: `vae_eval_does_not_depend_on_the_batch`), small
+//! lies, and saying where it runs.
+
+mod support;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gpu_ae::checkpoint;
+use gpu_ae::run::{self, Claim, RunFolder};
+use support::*;
+
+/// The quick training flags of `support::train`, for commands built here.
+fn quick(args: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    v.extend(
+        ["--batch", "64", "--eval-batch", "64", "--quiet"]
+            .iter()
+            .map(|a| a.to_string()),
+    );
+    v
+}
+
+fn command(args: &[String]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args).current_dir(root());
+    c
+}
+
+/// The names in a folder, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The files a finished run folder holds, and nothing else.
+const RUN_FILES: [&str; 4] = [
+    "loss.png",
+    "metrics.jsonl",
+    "model.safetensors",
+    "optimizer.safetensors",
+];
+
+fn metrics_epochs(dir: &Path) -> Vec<u64> {
+    json_lines(&fs::read_to_string(dir.join("metrics.jsonl")).unwrap())
+        .iter()
+        .map(|l| l["epoch"].as_u64().unwrap())
+        .collect()
+}
+
+fn epoch_of(dir: &Path) -> String {
+    let c = checkpoint::load(&model_file(dir)).unwrap();
+    c.meta("epoch").unwrap().to_string()
+}
+
+// 1 -------------------------------------------------------------------------------------------
+
+#[test]
+fn a_run_folder_is_never_overwritten_nor_shared() {
+    let out = root().join("taken");
+    let _ = fs::remove_dir_all(&out);
+    train(&out, &[]);
+    let before = snapshot(&out);
+    #[rustfmt::skip]
+    let e = fails(&["train", "--data", data_dir(), "--out", s(&out), "--epochs", "2", "--quiet"], &[s(&out), "--resume", "--overwrite"], &[]);
+    assert!(e.contains("already holds a run"), "{e}");
+    assert!(snapshot(&out) == before, "a refused run changed the folder");
+
+    // --overwrite replaces it with a new run.
+    train_epochs(&out, 1, &["--overwrite", "--seed", "7"]);
+    assert_eq!(metrics_epochs(&out), vec![1]);
+    let seed = checkpoint::load(&model_file(&out)).unwrap();
+    assert_eq!(seed.meta("seed"), Some("7"));
+    assert_eq!(names(&out), RUN_FILES);
+
+    // A folder whose lock another process holds is refused, for a new run and a resume alike.
+    let lock = fs::File::create(out.join(run::LOCK_FILE)).unwrap();
+    lock.try_lock().unwrap();
+    #[rustfmt::skip]
+    let e = fails(&["train", "--data", data_dir(), "--resume", s(&out), "--epochs", "2", "--quiet"], &[s(&out), "another gpu-ae process"], &[]);
+    assert!(e.contains("training in this folder"), "{e}");
+    drop(lock);
+    fs::remove_file(out.join(run::LOCK_FILE)).unwrap();
+
+    // Default folder names never collide: two runs started in the same second get two folders,
+    // both through the library and through two processes started together.
+    let parent = scratch("default-names");
+    let a = RunFolder::create_unique(&parent, "conv-vae-20261202-120000").unwrap();
+    let b = RunFolder::create_unique(&parent, "conv-vae-20261202-120000").unwrap();
+    assert_ne!(a.dir(), b.dir());
+    assert!(b.dir().ends_with("conv-vae-20261202-120000-2"));
+    drop((a, b));
+    assert!(names(&parent).is_empty(), "uncommitted new folders stay");
+
+    let cwd = scratch("default-out");
+    let spawn = || {
+        Command::new(BIN)
+            .args(quick(&["train", "--data", data_dir(), "--epochs", "1"]))
+            .current_dir(&cwd)
+            .output()
+    };
+    let (x, y) = std::thread::scope(|s| {
+        let x = s.spawn(spawn);
+        let y = s.spawn(spawn);
+        (x.join().unwrap().unwrap(), y.join().unwrap().unwrap())
+    });
+    assert!(x.status.success() && y.status.success(), "{x:?} {y:?}");
+    let runs = names(&cwd.join("runs"));
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for r in runs {
+        assert_eq!(names(&cwd.join("runs").join(r)), RUN_FILES);
+    }
+}
+
+// 2 -------------------------------------------------------------------------------------------
+
+/// Kills `train` at its `k`-th crash point (`GPU_AE_CRASH_AT`, see `gpu_ae::files::crash_point`);
+/// returns false when the run finished before reaching it.
+fn killed_at(k: usize, args: &[String]) -> bool {
+    let out = command(args)
+        .env("GPU_AE_CRASH_AT", k.to_string())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    if out.status.success() {
+        return false;
+    }
+    assert!(
+        out.status.code().is_none(),
+        "crash point {k}: the run failed instead of being killed: {stderr}"
+    );
+    true
+}
+
+#[test]
+fn a_kill_at_any_write_of_a_checkpoint_leaves_a_run_that_resumes() {
+    let base = root().join("kill-base");
+    let reference = root().join("kill-reference");
+    let _ = fs::remove_dir_all(&base);
+    let _ = fs::remove_dir_all(&reference);
+    train_epochs(&base, 1, &[]);
+    train_epochs(&reference, 2, &[]);
+
+    // Every crash point of a resumed run's start and of its epoch-2 checkpoint.
+    let mut points = 0;
+    for k in 1.. {
+        let dir = copy_dir(&base, "kill-resume");
+        let args = quick(&["train", "--resume", s(&dir), "--epochs", "2"]);
+        if !killed_at(k, &args) {
+            break;
+        }
+        points += 1;
+        let epoch = epoch_of(&dir);
+        assert!(
+            epoch == "1" || epoch == "2",
+            "crash point {k}: epoch {epoch}"
+        );
+        if epoch == "1" {
+            resume(&dir, 2);
+        } else {
+            // Committed: the run is done, and says so.
+            #[rustfmt::skip]
+            let e = fails(&["train", "--resume", s(&dir), "--epochs", "2", "--quiet"], &["already trained for 2"], &[]);
+            assert!(e.contains(s(&dir)), "{e}");
+        }
+        same_parameters(&dir, &reference);
+        assert_eq!(metrics_epochs(&dir), vec![1, 2], "crash point {k}");
+        let opt = checkpoint::load(&dir.join("optimizer.safetensors")).unwrap();
+        assert_eq!(opt.meta("epoch"), Some("2"), "crash point {k}");
+        assert_eq!(names(&dir), RUN_FILES, "crash point {k}: litter left");
+    }
+    // Four per atomic write (temp created, half written, renamed, synced), two per rename:
+    // optimizer, metrics, model, the optimizer's rename and the plot.
+    assert!(points >= 4 * 4 + 2, "only {points} crash points");
+
+    // A kill during the very first commit leaves a folder that a new run takes again.
+    for k in [1, 4, 5, 8, 9, 12, 13, 14, 18] {
+        let dir = scratch("kill-first");
+        let args = quick(&[
+            "train",
+            "--data",
+            data_dir(),
+            "--out",
+            s(&dir),
+            "--epochs",
+            "1",
+        ]);
+        assert!(killed_at(k, &args), "crash point {k} not reached");
+        if dir.join("model.safetensors").exists() {
+            // Committed: a resume finishes the commit (and says the run is done).
+            #[rustfmt::skip]
+            fails(&["train", "--resume", s(&dir), "--epochs", "1", "--quiet"], &["already trained for 1"], &[]);
+            same_parameters(&dir, &base);
+        } else {
+            train(&dir, &[]);
+            same_parameters(&dir, &base);
+        }
+        assert_eq!(names(&dir), RUN_FILES, "crash point {k}: litter left");
+    }
+}
+
+// 3 -------------------------------------------------------------------------------------------
+
+#[test]
+fn closed_pipes_never_panic_nor_lose_a_checkpoint() {
+    // `gpu-ae train … 2>&1 | head -1`: the reader goes away after the first line.
+    let out = root().join("pipe-run");
+    let _ = fs::remove_dir_all(&out);
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "train",
+            "--data",
+            data_dir(),
+            "--out",
+            s(&out),
+            "--batch",
+            "64",
+            "--epochs",
+            "3",
+        ])
+        .current_dir(root())
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(reader).read_line(&mut first).unwrap();
+    assert!(!first.is_empty());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "train exited with {status}");
+    assert_eq!(epoch_of(&out), "3");
+    assert_eq!(metrics_epochs(&out), vec![1, 2, 3]);
+
+    // Commands whose stdout is closed before they write.
+    let ckpt = model_file(&out);
+    for args in [
+        vec!["devices"],
+        vec!["eval", "--checkpoint", s(&ckpt), "--data", data_dir()],
+        vec![
+            "bench",
+            "--data",
+            data_dir(),
+            "--train-limit",
+            "64",
+            "--batch",
+            "64",
+            "--epochs",
+            "1",
+        ],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let run = Command::new(BIN)
+            .args(&args)
+            .current_dir(root())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = text(&run.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(run.status.success(), "{args:?}: {}: {stderr}", run.status);
+    }
+}
+
+// 4 -------------------------------------------------------------------------------------------
+
+#[test]
+fn a_resume_checks_the_dataset_and_refuses_other_settings() {
+    let base = root().join("resume-checks");
+    let _ = fs::remove_dir_all(&base);
+    train(&base, &[]);
+    let meta = checkpoint::load(&model_file(&base)).unwrap();
+    assert_eq!(
+        meta.meta("data").map(PathBuf::from),
+        Some(std::path::absolute(data_dir()).unwrap())
+    );
+    assert!(meta.meta("data_digest").unwrap().starts_with("fnv1a64:"));
+
+    // Settings flags that differ from the run's are refused before any work; equal ones pass.
+    let run_dir = copy_dir(&base, "resume-flags");
+    for (flag, value) in [
+        ("--lr", "0.01"),
+        ("--batch", "32"),
+        ("--model", "conv-ae"),
+        ("--latent", "8"),
+        ("--precision", "f16"),
+        ("--seed", "3"),
+        ("--loss", "mse"),
+    ] {
+        #[rustfmt::skip]
+        fails(&["train", "--resume", s(&run_dir), "--epochs", "2", "--quiet", flag, value], &[flag, value, "resumed run keeps"], &[]);
+    }
+    assert_eq!(epoch_of(&run_dir), "1");
+
+    // Without --data the run's own dataset is read, from any working directory; repeating the
+    // run's own settings is fine.
+    let elsewhere = scratch("resume-elsewhere");
+    let args = quick(&[
+        "train",
+        "--resume",
+        s(&run_dir),
+        "--epochs",
+        "2",
+        "--lr",
+        "0.001",
+    ]);
+    let done = Command::new(BIN)
+        .args(&args)
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    assert_eq!(epoch_of(&run_dir), "2");
+
+    // Other images are refused unless the user says so.
+    let other = data_copy("resume-other-data");
+    let images = other.join("train-images-idx3-ubyte");
+    let mut bytes = fs::read(&images).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&images, bytes).unwrap();
+    #[rustfmt::skip]
+    fails(&["train", "--resume", s(&run_dir), "--data", s(&other), "--epochs", "3", "--quiet"], &["--data", s(&other), "differ", "--allow-data-change"], &[]);
+    assert_eq!(epoch_of(&run_dir), "2");
+    #[rustfmt::skip]
+    ok(&["train", "--resume", s(&run_dir), "--data", s(&other), "--allow-data-change", "--epochs", "3", "--quiet", "--eval-batch", "64"]);
+    let meta = checkpoint::load(&model_file(&run_dir)).unwrap();
+    assert_eq!(
+        meta.meta("data").map(PathBuf::from),
+        Some(std::path::absolute(&other).unwrap())
+    );
+}
+
+// 5 -------------------------------------------------------------------------------------------
+
+#[test]
+fn numeric_flags_follow_one_rule_before_any_work() {
+    let out = root().join("flags-run");
+    let ckpt = s(&model_file(&root().join("flags-never"))).to_string();
+    let train_with = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec!["train", "--data", data_dir(), "--out", s(&out)];
+        v.extend(extra);
+        v.iter().map(|a| a.to_string()).collect()
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (train_with(&["--lr", "-1"]), "--lr"),
+        (train_with(&["--lr=-1"]), "--lr"),
+        (train_with(&["--lr", "0"]), "--lr"),
+        (train_with(&["--lr", "nan"]), "--lr"),
+        (train_with(&["--lr", "inf"]), "--lr"),
+        (train_with(&["--noise", "-0.5"]), "--noise"),
+        (train_with(&["--eval-batch", "0"]), "--eval-batch"),
+        (train_with(&["--epochs", "-3"]), "--epochs"),
+        (train_with(&["--seed", "-1"]), "--seed"),
+        (
+            ["eval", "--checkpoint", ckpt.as_str(), "--batch", "0"]
+                .map(String::from)
+                .to_vec(),
+            "--batch",
+        ),
+        (
+            ["bench", "--epochs", "0"].map(String::from).to_vec(),
+            "--epochs",
+        ),
+        (
+            ["bench", "--train-limit", "0"].map(String::from).to_vec(),
+            "--train-limit",
+        ),
+        (
+            ["sample", "--padding", "-1"].map(String::from).to_vec(),
+            "--padding",
+        ),
+    ];
+    for (args, flag) in cases {
+        let run = command(&args).output().unwrap();
+        let stderr = text(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert!(
+            lines.len() == 1 && lines[0].starts_with("error: ") && lines[0].contains(flag),
+            "{args:?}: {stderr}"
+        );
+        assert!(!out.exists(), "{args:?} created the run folder");
+    }
+}
+
+// 6 -------------------------------------------------------------------------------------------
+
+#[test]
+fn an_unwritable_out_is_refused_before_training() {
+    let dir = scratch("unwritable");
+    let file = dir.join("a-file");
+    fs::write(&file, b"x").unwrap();
+    let out = file.join("run");
+    let started = Instant::now();
+    #[rustfmt::skip]
+    let e = fails(&["train", "--data", data_dir(), "--out", s(&out), "--epochs", "1"], &[s(&file)], &[]);
+    assert!(!e.contains("epoch"), "{e}");
+    // Refused before the adapter was even opened, let alone an epoch trained.
+    let run = command(&["train", "--data", data_dir(), "--out", s(&out)].map(String::from))
+        .output()
+        .unwrap();
+    assert!(
+        !text(&run.stderr).contains("adapter: "),
+        "{}",
+        text(&run.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+// 7 -------------------------------------------------------------------------------------------
+
+/// Reads stderr lines of `child` until one contains `needle`; returns every line read.
+fn wait_for_line(child: &mut Child, needle: &str, limit: Duration) -> Vec<String> {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut lines = Vec::new();
+    while start.elapsed() < limit {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                let found = line.contains(needle);
+                lines.push(line);
+                if found {
+                    // The rest of stderr, after the process ends.
+                    let rest = std::thread::spawn(move || rx.into_iter().collect::<Vec<_>>());
+                    child.stderr = None;
+                    interrupt(child);
+                    let status = child.wait().unwrap();
+                    lines.extend(rest.join().unwrap());
+                    lines.push(format!("exit {:?}", status.code()));
+                    return lines;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    panic!("no line with {needle:?} in time: {lines:?}");
+}
+
+/// Sends SIGINT, as Ctrl-C does.
+fn interrupt(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn ctrl_c_keeps_what_is_done_and_a_kill_leaves_no_litter() {
+    // Ctrl-C in the first epoch of a new run: nothing to keep, no folder left. The full MNIST
+    // makes the epoch long; without a terminal, progress comes as lines (item 10).
+    let parent = scratch("ctrl-c");
+    let out = parent.join("first");
+    let mut child = Command::new(BIN)
+        .args(["train", "--out", s(&out), "--epochs", "2", "--batch", "64"])
+        .current_dir(root())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = wait_for_line(&mut child, "left in this epoch", Duration::from_secs(120));
+    let all = lines.join("\n");
+    assert!(all.contains("exit Some(130)"), "{all}");
+    assert!(all.contains("stopped in the first epoch"), "{all}");
+    assert!(!out.exists(), "{all}");
+
+    // Ctrl-C after an epoch of a long run keeps its checkpoint and says how to resume.
+    let out = parent.join("later");
+    let mut child = Command::new(BIN)
+        .args(quick(&[
+            "train",
+            "--data",
+            data_dir(),
+            "--out",
+            s(&out),
+            "--epochs",
+            "1000",
+        ]))
+        .args(["--model", "dense-vae"])
+        .current_dir(root())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // --quiet prints no epoch lines: wait for the first checkpoint instead.
+    let start = Instant::now();
+    while !out.join("model.safetensors").exists() {
+        assert!(start.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    interrupt(&child);
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let epoch: usize = epoch_of(&out).parse().unwrap();
+    assert!(
+        stderr.contains(&format!("checkpoint of epoch {epoch}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("--resume {}", out.display())),
+        "{stderr}"
+    );
+    assert_eq!(metrics_epochs(&out).len(), epoch);
+    assert_eq!(names(&out), RUN_FILES);
+
+    // Temp files of killed writers are removed when the folder is next claimed.
+    for litter in [
+        ".model.safetensors.tmp-4000000-0",
+        "..optimizer-pending.safetensors.tmp-4000000-3",
+        ".metrics.jsonl.tmp-1-2",
+    ] {
+        fs::write(out.join(litter), b"half").unwrap();
+    }
+    fs::write(out.join("notes.txt"), b"the user's").unwrap();
+    let next = (epoch + 1).to_string();
+    #[rustfmt::skip]
+    ok(&["train", "--resume", s(&out), "--epochs", &next, "--quiet", "--eval-batch", "64"]);
+    let mut expected: Vec<&str> = RUN_FILES.to_vec();
+    expected.push("notes.txt");
+    expected.sort();
+    assert_eq!(names(&out), expected);
+}
+
+// 9 -------------------------------------------------------------------------------------------
+
+#[test]
+fn small_lies_are_told_no_more() {
+    let base = root().join("small-lies");
+    let _ = fs::remove_dir_all(&base);
+    // "1 step per epoch", not "1 steps".
+    let run = command(
+        &[
+            "train",
+            "--data",
+            data_dir(),
+            "--out",
+            s(&base),
+            "--batch",
+            "256",
+            "--epochs",
+            "1",
+        ]
+        .map(String::from),
+    )
+    .output()
+    .unwrap();
+    let stderr = text(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("1 step per epoch"), "{stderr}");
+
+    // A bad metrics line is reported at its own line number.
+    let bad_metrics = copy_dir(&base, "small-lies-metrics");
+    let metrics = bad_metrics.join("metrics.jsonl");
+    let mut text_lines = fs::read_to_string(&metrics).unwrap();
+    text_lines.push_str("{not json\n");
+    fs::write(&metrics, text_lines).unwrap();
+    #[rustfmt::skip]
+    fails(&["train", "--resume", s(&bad_metrics), "--epochs", "2", "--quiet"], &[s(&metrics), "line 2"], &[]);
+
+    // Metadata: latent 0 is blamed on the file, not on --latent; the format tag is checked.
+    let edit = |key: &str, value: &str, name: &str| -> PathBuf {
+        let mut c = checkpoint::load(&model_file(&base)).unwrap();
+        c.metadata.insert(key.into(), value.into());
+        let path = scratch(name).join("model.safetensors");
+        checkpoint::save(&path, &c).unwrap();
+        path
+    };
+    let latent0 = edit("latent", "0", "small-lies-latent");
+    #[rustfmt::skip]
+    let e = fails(&["eval", "--checkpoint", s(&latent0), "--data", data_dir()], &[s(&latent0), "latent", "\"0\""], &[]);
+    assert!(!e.contains("--latent"), "{e}");
+    let format = edit("format", "gpu-ae/2", "small-lies-format");
+    #[rustfmt::skip]
+    fails(&["eval", "--checkpoint", s(&format), "--data", data_dir()], &[s(&format), "gpu-ae/2", "gpu-ae/1"], &[]);
+}
+
+// Unit-level checks of the run folder that need no GPU.
+
+#[test]
+fn a_resume_claim_of_a_folder_without_a_run_changes_nothing() {
+    let dir = scratch("claim-empty");
+    fs::write(dir.join("metrics.jsonl"), b"{}\n").unwrap();
+    let folder = RunFolder::claim(&dir, Claim::Resume).unwrap();
+    assert!(folder.load().is_err());
+    drop(folder);
+    assert_eq!(names(&dir), ["metrics.jsonl"]);
+}
