@@ -1,5 +1,7 @@
 // The VAE's latent layer (rng.wgsl is prepended): the reparameterisation trick
-// z = μ + exp(½·logvar)·ε with ε drawn from the counter-based RNG at the GPU step counter, the
+// z = μ + exp(½·logvar)·ε with ε drawn from the counter-based RNG keyed by the GPU step counter
+// (training: step state[0], index i·L + j) or by the image (evaluation: image
+// state[1]·noise_key + i, index j, so that ε does not depend on the batch size), the
 // per-example KL divergence to N(0, I), and the backward pass of both.
 // head, head_out [N, 2L] = (μ | logvar) per row; z, eps, dz [N, L]; kl [N]; dhead [N, 2L].
 // The inputs `head` and `dz` arrive as `splits` slices to add up ([splits, N, 2L] and
@@ -14,7 +16,7 @@ struct Params {
     sample: u32,    // 1: draw ε; 0: ε = 0 and z = μ (evaluation)
     kl_scale: f32,  // backward: weight of Σ kl in the loss
     splits: u32,    // slices of `head` (forward) or `dz` (backward) to add up
-    _pad0: u32,
+    noise_key: u32, // forward: 0 keys ε by step; B > 0 by image, B the batch size (kernels::NoiseKey)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -31,7 +33,8 @@ const WG: u32 = 64u;
 var<workgroup> kl_terms: array<f32, WG>;
 
 // One workgroup per example i (x + y·nwg.x), its invocations over j < L: μ and logvar summed from
-// the slices (and kept in head_out), ε[k] = rng_normal(seed, stream, state[0], k) (or 0),
+// the slices (and kept in head_out), ε[k] = rng_normal(seed, stream, state[0], k) keyed by step,
+// rng_normal(seed, stream, state[1]·noise_key + i, j) keyed by image (or 0 without sampling),
 // z[k] = μ + exp(½·logvar)·ε with k = i·L + j; kl[i] = −½·Σ_j (1 + logvar − μ² − exp(logvar))
 // through a tree in workgroup memory.
 @compute @workgroup_size(64)
@@ -41,8 +44,14 @@ fn forward(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = wid.x + wid.y * nwg.x;
-    let step = state[0];
     let l = p.latent;
+    // The RNG counter: (state[0], i·L + j) by step, (image state[1]·B + i, j) by image.
+    var counter = state[0];
+    var base = i * l;
+    if (p.noise_key != 0u) {
+        counter = state[1] * p.noise_key + i;
+        base = 0u;
+    }
     let width = 2u * l;
     let slice = p.n * width;
     var term = 0.0;
@@ -59,7 +68,7 @@ fn forward(
             head_out[row + l + j] = lv;
             let k = i * l + j;
             if (p.sample != 0u) {
-                let e = rng_normal(p.seed, p.stream, step, k);
+                let e = rng_normal(p.seed, p.stream, counter, base + j);
                 eps[k] = e;
                 z[k] = mu + exp(0.5 * lv) * e;
             } else {

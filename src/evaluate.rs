@@ -1,13 +1,14 @@
 //! Test-set evaluation on the GPU: the test images resident as packed bytes, one eval graph for
 //! full batches (and one for the tail), every batch recorded into one submission, and the loss
-//! sums read back once.
+//! sums read back once. The VAE's ε and the denoising noise are keyed by image
+//! ([`NoiseKey::Image`]), so the figures do not depend on the batch size.
 
 use crate::bail;
 use crate::data::Split;
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::graph::{Graph, ImageSource, Model};
-use crate::kernels::{reduce, step};
+use crate::kernels::{NoiseKey, reduce, step};
 use crate::models::IMAGE_SIDE;
 use crate::reference::rng::STREAM_EVAL;
 use std::path::Path;
@@ -94,8 +95,9 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
-    /// Builds the eval graphs; `seed` fixes the VAE's ε and the denoising noise, so repeated
-    /// evaluations of the same model give the same figures.
+    /// Builds the eval graphs; `seed` fixes the VAE's ε and the denoising noise, drawn per test
+    /// image, so that repeated evaluations of the same model give the same figures whatever the
+    /// batch size.
     pub fn new(
         gpu: &Gpu,
         model: &Model,
@@ -108,7 +110,11 @@ impl Evaluator {
         let acc = Tensor::zeros(gpu, &[4], "eval sums")?;
         let (full_batches, tail) = batches(split.count, batch);
         let build = |n: usize| -> Result<Plan> {
-            let g = Graph::new(gpu, &model.arch, n, false, Elem::F32)?;
+            // Batches visit the images in file order (`perm` is the identity), so batch
+            // state[1]'s row i is image state[1]·batch + i: the tail's plan counts in full
+            // batches too.
+            let g = Graph::new(gpu, &model.arch, n, false, Elem::F32)?
+                .with_noise_key(NoiseKey::Image { batch_size: batch });
             let mut plan = Plan::new();
             g.record_data(
                 &mut plan,

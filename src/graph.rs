@@ -7,7 +7,7 @@ use crate::checkpoint::{Checkpoint, NamedTensor};
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::kernels::grads::GradPartials;
-use crate::kernels::{InputGrad, SplitTensor, activation, data, linear, loss, pool, vae};
+use crate::kernels::{InputGrad, NoiseKey, SplitTensor, activation, data, linear, loss, pool, vae};
 use crate::models::{Architecture, Head, IMAGE_SIDE, LossKind, Task};
 use crate::nn::{Backward, LayerKind, StackBuffers};
 use crate::shapes::{Activation, LinearShape, Pool2dShape};
@@ -123,6 +123,9 @@ struct TrainBuffers {
 /// loss summed over the batch instead of its mean ([`Graph::loss_scale`] = n), so that the
 /// gradients stay in f16's normal range (≥ 6.1e-5), and the gradient sums are divided by n
 /// again as the partials are added up.
+///
+/// Noise (the VAE's ε, the denoising input noise) is keyed by the step counter, as training
+/// wants it, unless [`Graph::with_noise_key`] keys it by image (evaluation, inference).
 pub struct Graph {
     pub n: usize,
     /// Storage of the images, activations and their gradients.
@@ -143,6 +146,8 @@ pub struct Graph {
     /// `[n, 784]` sigmoid of the logits, for pictures (inference graphs with a BCE model).
     probs: Option<Tensor>,
     train: Option<TrainBuffers>,
+    /// How the recorded noise kernels key the RNG.
+    noise_key: NoiseKey,
 }
 
 impl Graph {
@@ -236,7 +241,15 @@ impl Graph {
             dout,
             probs,
             train,
+            noise_key: NoiseKey::Step,
         })
+    }
+
+    /// The graph with its noise (the VAE's ε, the denoising input noise) drawn per `key`
+    /// ([`NoiseKey::Step`] unless set): what every later `record_*` call records.
+    pub fn with_noise_key(mut self, key: NoiseKey) -> Graph {
+        self.noise_key = key;
+        self
     }
 
     /// The encoder input: the task input, or the clean images.
@@ -269,7 +282,8 @@ impl Graph {
     }
 
     /// Records: gather `n` clean images of batch `state[1]` into `target`, then the task's
-    /// input transform (noise from `(seed, state[0])`, or 2×2 average pooling).
+    /// input transform (noise from `seed` and the step counter, see [`Graph::with_noise_key`];
+    /// or 2×2 average pooling).
     pub fn record_data(
         &self,
         plan: &mut Plan,
@@ -294,7 +308,8 @@ impl Graph {
         self.record_task_input(plan, gpu, arch, state, seed);
     }
 
-    /// Records the task's input transform of `target` (nothing for reconstruction).
+    /// Records the task's input transform of `target` (nothing for reconstruction); its noise
+    /// is keyed by the graph's [`NoiseKey`].
     pub fn record_task_input(
         &self,
         plan: &mut Plan,
@@ -314,7 +329,9 @@ impl Graph {
                 state,
                 seed,
                 noise,
-                self.target.numel(),
+                self.noise_key,
+                self.n,
+                IMAGE_SIDE * IMAGE_SIDE,
             ),
             Task::Superres => pool::avg_pool2x2_forward(
                 plan,
@@ -332,8 +349,9 @@ impl Graph {
         }
     }
 
-    /// Records encoder → head → (VAE) sampling. `sample = false` decodes from μ. A VAE head
-    /// leaves split-K slices that the latent layer adds up (no summing pass of its own).
+    /// Records encoder → head → (VAE) sampling, ε keyed by the graph's [`NoiseKey`].
+    /// `sample = false` decodes from μ. A VAE head leaves split-K slices that the latent layer
+    /// adds up (no summing pass of its own).
     #[allow(clippy::too_many_arguments)]
     pub fn record_encode(
         &self,
@@ -365,6 +383,7 @@ impl Graph {
                     state,
                     seed,
                     stream,
+                    self.noise_key,
                     sample,
                     self.n,
                     arch.code_len(),

@@ -5,7 +5,7 @@
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::graph::{Graph, Model};
-use crate::kernels::step;
+use crate::kernels::{NoiseKey, step};
 use crate::models::IMAGE_SIDE;
 use crate::reference::rng::STREAM_EVAL;
 
@@ -16,7 +16,8 @@ pub struct Inference<'g> {
     gpu: &'g Gpu,
     pub model: Model,
     graph: Graph,
-    /// u32 `[4]`: state[0] seeds the task noise per batch.
+    /// u32 `[4]`: state[1] is the batch index, so row i draws the task noise of image
+    /// state[1]·n + i (keyed by image: the same whatever the batch size).
     state: Tensor,
     /// target → task input → code (posterior mean) → reconstruction.
     full: Plan,
@@ -36,10 +37,13 @@ pub struct Reconstruction {
 }
 
 impl<'g> Inference<'g> {
-    /// Builds the graph for batches of `batch` images; `seed` fixes the denoising noise.
+    /// Builds the graph for batches of `batch` images; `seed` fixes the denoising noise, drawn
+    /// per image (the image's index in what [`Inference::reconstruct`] is given), so that it
+    /// does not depend on `batch`.
     pub fn new(gpu: &'g Gpu, model: Model, batch: usize, seed: u32) -> Result<Inference<'g>> {
         let n = batch.max(1);
-        let graph = Graph::new(gpu, &model.arch, n, false, Elem::F32)?;
+        let graph = Graph::new(gpu, &model.arch, n, false, Elem::F32)?
+            .with_noise_key(NoiseKey::Image { batch_size: n });
         let state = Tensor::zeros(gpu, &[step::STATE_LEN], "inference state")?;
         let mut full = Plan::new();
         graph.record_task_input(&mut full, gpu, &model.arch, &state, seed);
@@ -87,7 +91,7 @@ impl<'g> Inference<'g> {
             self.gpu.queue.write_buffer(
                 &self.state.buffer,
                 0,
-                bytemuck::cast_slice(&[b as u32, 0, 0, 0]),
+                bytemuck::cast_slice(&[0, b as u32, 0, 0]),
             );
             self.full.submit(self.gpu)?;
             out.inputs

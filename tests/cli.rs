@@ -238,6 +238,39 @@ fn eval_reproduces_the_training_metrics() {
     assert!(plain.contains("negative ELBO"), "{plain}");
 }
 
+/// The VAE's ε and the denoising noise are drawn per test image, not per place in a batch: every
+/// eval batch size (one image at a time, a batch that leaves a tail, the whole split) gives the
+/// same −ELBO up to float summation order. Checked on a plain VAE and on one trained to denoise.
+#[test]
+fn eval_does_not_depend_on_the_batch_size() {
+    for run in [vae2(), denoise16()] {
+        let elbo = |batch: &str| {
+            let out = ok(&[
+                "eval",
+                "--checkpoint",
+                s(&model_file(run)),
+                "--data",
+                data_dir(),
+                "--batch",
+                batch,
+                "--json",
+            ]);
+            let lines = json_lines(&out);
+            assert_eq!(lines.len(), 1, "{out}");
+            num(&lines[0], "test_neg_elbo")
+        };
+        let whole = elbo(&TEST_COUNT.to_string());
+        for batch in ["1", "7"] {
+            let got = elbo(batch);
+            assert!(
+                (got - whole).abs() <= 1e-4 * whole.abs(),
+                "{}: −ELBO {got} at --batch {batch}, {whole} at --batch {TEST_COUNT}",
+                run.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn sample_grids_have_the_documented_sizes() {
     let ckpt = model_file(vae2());

@@ -1,7 +1,9 @@
 //! Launchers for `shaders/data.wgsl` (after `shaders/rng.wgsl`): the per-step batch gather
-//! from the dataset resident on the GPU as packed bytes, and the denoising input noise. Both
-//! read the step counter of [`step`](super::step), so one recorded plan serves every step.
+//! from the dataset resident on the GPU as packed bytes, and the denoising input noise (keyed
+//! by step or by image, [`NoiseKey`]). Both read the step counter of [`step`](super::step), so
+//! one recorded plan serves every step.
 
+use super::NoiseKey;
 use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
 
 pub const SHADER: Shader = Shader {
@@ -22,9 +24,9 @@ struct Params {
     batch_size: u32,
     seed: u32,
     noise_std: f32,
+    noise_key: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 /// Packs dataset bytes little-endian into u32 words (byte k is (w[k/4] >> 8·(k%4)) & 255), zero-padded.
@@ -67,9 +69,9 @@ pub fn gather(
         batch_size: batch_size as u32,
         seed: 0,
         noise_std: 0.0,
+        noise_key: 0,
         _pad0: 0,
         _pad1: 0,
-        _pad2: 0,
     };
     plan.dispatch(
         gpu,
@@ -87,7 +89,10 @@ pub fn gather(
     );
 }
 
-/// `noisy[i] = clamp(x[i] + std·ε_i, 0, 1)`, `ε_i = rng_normal(seed, STREAM_INPUT_NOISE (=1), state[0], i)`, for i < numel.
+/// `noisy[b, p] = clamp(x[b, p] + std·ε, 0, 1)` for `b < n`, `p < pixels` (the first
+/// `n·pixels` elements), `ε = rng_normal(seed, STREAM_INPUT_NOISE (=1), c, k)` with `(c, k)` =
+/// `key.counter(state, b, pixels, p)`: `(state[0], b·pixels + p)` for [`NoiseKey::Step`],
+/// `(state[1]·batch_size + b, p)` for [`NoiseKey::Image`].
 #[allow(clippy::too_many_arguments)]
 pub fn add_noise(
     plan: &mut Plan,
@@ -97,21 +102,24 @@ pub fn add_noise(
     state: &Tensor,
     seed: u32,
     std: f32,
-    numel: usize,
+    key: NoiseKey,
+    n: usize,
+    pixels: usize,
 ) {
+    let numel = n * pixels;
     assert!(
         numel <= noisy.numel() && numel <= x.numel(),
-        "add_noise: numel exceeds a tensor"
+        "add_noise: n·pixels exceeds a tensor"
     );
     let params = Params {
         total: numel as u32,
-        pixels: 0,
+        pixels: pixels as u32,
         batch_size: 0,
         seed,
         noise_std: std,
+        noise_key: key.word(),
         _pad0: 0,
         _pad1: 0,
-        _pad2: 0,
     };
     plan.dispatch(
         gpu,

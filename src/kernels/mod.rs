@@ -29,6 +29,48 @@ pub struct InputGrad<'a> {
     pub act: Option<Activation>,
 }
 
+/// How a noise kernel (the VAE's ε, the denoising input noise) keys the counter-based RNG
+/// ([`reference::rng`](crate::reference::rng)) for element `col` of batch row `row`, rows being
+/// `width` long (the latent size, the pixels of an image), given the step counter `state`
+/// ([`step`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoiseKey {
+    /// Training: by step and place in the batch, `(state[0], row·width + col)`: every step
+    /// draws fresh noise.
+    Step,
+    /// Evaluation and inference: by image, `(state[1]·batch_size + row, col)`, where
+    /// `state[1]·batch_size + row` is the image's index in the split (batches visit it in file
+    /// order): an image gets the same noise whatever the batch size. `batch_size` is the full
+    /// batch, also for a tail batch's plan.
+    Image { batch_size: usize },
+}
+
+impl NoiseKey {
+    /// The RNG's `(step, index)` for element `col` of row `row`, rows `width` long.
+    pub fn counter(self, state: &[u32], row: usize, width: usize, col: usize) -> (u32, u32) {
+        match self {
+            NoiseKey::Step => (state[0], (row * width + col) as u32),
+            NoiseKey::Image { batch_size } => (
+                state[1]
+                    .wrapping_mul(batch_size as u32)
+                    .wrapping_add(row as u32),
+                col as u32,
+            ),
+        }
+    }
+
+    /// The shaders' `noise_key` word: 0 keys by step, B > 0 by image with batch size B.
+    pub(crate) fn word(self) -> u32 {
+        match self {
+            NoiseKey::Step => 0,
+            NoiseKey::Image { batch_size } => {
+                assert!(batch_size > 0, "NoiseKey::Image needs a batch size");
+                batch_size as u32
+            }
+        }
+    }
+}
+
 /// A tensor held as `splits` slices `[splits, ..shape]` that its consumer adds up: the split-K
 /// partials of a product whose summing pass is fused into the kernel that reads it (the VAE
 /// latent layer reads the head's and the decoder's partials this way). A plain tensor is one slice.
@@ -186,6 +228,17 @@ mod tests {
             names.push(name);
         }
         names
+    }
+
+    #[test]
+    fn noise_keyed_by_image_names_the_image_whatever_the_batch() {
+        use super::NoiseKey;
+        assert_eq!(NoiseKey::Step.counter(&[7, 2, 0, 0], 3, 16, 5), (7, 53));
+        // Image 10 as batch 10 of 1, row 3 of batch 1 of 7, row 2 of batch 2 of 4.
+        for (batch_size, batch, row) in [(1, 10, 0), (7, 1, 3), (4, 2, 2)] {
+            let key = NoiseKey::Image { batch_size };
+            assert_eq!(key.counter(&[99, batch, 0, 0], row, 784, 5), (10, 5));
+        }
     }
 
     #[test]

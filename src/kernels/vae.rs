@@ -1,9 +1,9 @@
 //! Launchers for `shaders/vae.wgsl`: the VAE's reparameterisation `z = μ + exp(½·logvar)·ε`
-//! with ε from the counter-based RNG at the GPU step counter, the per-example KL divergence, and
-//! their backward pass. Their inputs may arrive as split-K slices ([`SplitTensor`]), which
+//! with ε from the counter-based RNG keyed by the GPU step counter or by the image
+//! ([`NoiseKey`]), the per-example KL divergence, and their backward pass. Their inputs may arrive as split-K slices ([`SplitTensor`]), which
 //! they add up themselves: the head's and the decoder's summing passes cost no dispatch.
 
-use super::SplitTensor;
+use super::{NoiseKey, SplitTensor};
 use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
 
 pub const SHADER: Shader = Shader {
@@ -26,12 +26,14 @@ struct Params {
     sample: u32,
     kl_scale: f32,
     splits: u32,
-    _pad0: u32,
+    noise_key: u32,
 }
 
 /// `head` `[N, 2L]` (given as slices to add up) holds (μ | logvar) per row: μ = `head[i, 0..L]`,
 /// logvar = `head[i, L..2L]`; the sum goes to `head_out`.
-/// `eps[i, j] = rng_normal(seed, stream, state[0], i·L + j)` when `sample`, else 0;
+/// `eps[i, j] = rng_normal(seed, stream, c, k)` when `sample`, else 0, with `(c, k)` =
+/// `key.counter(state, i, L, j)`: `(state[0], i·L + j)` for [`NoiseKey::Step`],
+/// `(state[1]·batch_size + i, j)` for [`NoiseKey::Image`];
 /// `z = μ + exp(½·logvar)·eps`; `kl[i] = −½·Σ_j (1 + logvar − μ² − exp(logvar))`.
 /// `z`, `eps`: `[N, L]`; `kl`: `[N]`. `state`: the GPU step counter (u32 `[4]`).
 #[allow(clippy::too_many_arguments)]
@@ -46,6 +48,7 @@ pub fn forward(
     state: &Tensor,
     seed: u32,
     stream: u32,
+    key: NoiseKey,
     sample: bool,
     n: usize,
     latent: usize,
@@ -60,7 +63,7 @@ pub fn forward(
         sample: sample as u32,
         kl_scale: 0.0,
         splits: head.splits as u32,
-        _pad0: 0,
+        noise_key: key.word(),
     };
     plan.dispatch(
         gpu,
@@ -106,7 +109,7 @@ pub fn backward(
         sample: 0,
         kl_scale,
         splits: dz.splits as u32,
-        _pad0: 0,
+        noise_key: 0,
     };
     plan.dispatch(
         gpu,

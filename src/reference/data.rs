@@ -1,6 +1,7 @@
 //! CPU reference for `shaders/data.wgsl`: the batch gather from the byte dataset and the
 //! denoising input noise.
 
+use crate::kernels::NoiseKey;
 use crate::reference::rng::{STREAM_INPUT_NOISE, rng_normal};
 
 /// `x[b, p] = bytes[perm[batch·batch_size + b]·pixels + p] / 255` for `b < n`, `p < pixels`
@@ -23,11 +24,28 @@ pub fn gather(
     }
 }
 
-/// `noisy[i] = clamp(x[i] + std·ε_i, 0, 1)` with `ε_i = rng_normal(seed, STREAM_INPUT_NOISE,
-/// step, i)`, for every `i < noisy.len()`.
-pub fn add_noise(noisy: &mut [f32], x: &[f32], seed: u32, step: u32, std: f32) {
-    for (i, (o, &v)) in noisy.iter_mut().zip(x).enumerate() {
-        let eps = rng_normal(seed, STREAM_INPUT_NOISE, step, i as u32);
-        *o = (v + std * eps).clamp(0.0, 1.0);
+/// `noisy[b, p] = clamp(x[b, p] + std·ε, 0, 1)` for `b < n`, `p < pixels` (elements past
+/// `n·pixels` are left alone), with `ε = rng_normal(seed, STREAM_INPUT_NOISE, c, k)` and
+/// `(c, k) = key.counter(state, b, pixels, p)`: `(state[0], b·pixels + p)` by step,
+/// `(state[1]·batch_size + b, p)` by image. `state`: the step counter
+/// `[steps_done, batch_in_epoch, ..]`.
+#[allow(clippy::too_many_arguments)]
+pub fn add_noise(
+    noisy: &mut [f32],
+    x: &[f32],
+    state: &[u32],
+    seed: u32,
+    std: f32,
+    key: NoiseKey,
+    n: usize,
+    pixels: usize,
+) {
+    for b in 0..n {
+        for p in 0..pixels {
+            let i = b * pixels + p;
+            let (counter, index) = key.counter(state, b, pixels, p);
+            let eps = rng_normal(seed, STREAM_INPUT_NOISE, counter, index);
+            noisy[i] = (x[i] + std * eps).clamp(0.0, 1.0);
+        }
     }
 }

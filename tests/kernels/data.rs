@@ -1,8 +1,9 @@
-//! GPU-vs-reference tests for the batch gather from packed bytes and the denoising noise.
+//! GPU-vs-reference tests for the batch gather from packed bytes and the denoising noise (keyed
+//! by step as in training, and by image as in evaluation).
 
 use crate::common::{assert_close, gpu, gpu_with_f16, rtol, stored, values};
 use gpu_ae::gpu::{Elem, Gpu, Plan, Tensor};
-use gpu_ae::kernels::{data, step};
+use gpu_ae::kernels::{NoiseKey, data, step};
 use gpu_ae::reference::data as cpu;
 
 /// Deterministic bytes and a shuffled permutation of `0..count` (Fisher–Yates on xorshift).
@@ -127,65 +128,179 @@ fn gather_follows_the_step_counter() {
     }
 }
 
-/// Adds noise on the GPU to an x stored as `elem`, into noisy stored as `elem`.
-fn run_add_noise(gpu: &Gpu, x: &[f32], steps: u32, seed: u32, std: f32, elem: Elem) -> Vec<f32> {
-    let n = x.len();
-    let xt = Tensor::from_f32_as(gpu, &[n], elem, x, "x").unwrap();
-    let noisy = Tensor::zeros_as(gpu, &[n], elem, "noisy").unwrap();
-    let st = state(gpu, steps, 3);
-    let mut plan = Plan::new();
-    data::add_noise(&mut plan, gpu, &noisy, &xt, &st, seed, std, n);
-    plan.run(gpu).unwrap();
-    noisy.read_f32(gpu).unwrap()
+/// One add_noise dispatch: `n` images of `pixels` at step counter `state`, keyed by `key`.
+#[derive(Clone, Copy, Debug)]
+struct Noise {
+    n: usize,
+    pixels: usize,
+    state: [u32; 4],
+    key: NoiseKey,
+    seed: u32,
+    std: f32,
 }
 
-/// Adds noise on the GPU vs the reference for each case (n, steps, seed, std), x and noisy
-/// stored as `elem`. Same integer hashes on both sides; only log/cos rounding differs between
-/// GPU and CPU (2e-5), plus the rounding of f16 storage.
-fn check_add_noise(gpu: &Gpu, cases: &[(usize, u32, u32, f32)], elem: Elem) {
-    for &(n, steps, seed, std) in cases {
-        let x = stored(elem, values(n as u64, n, 0.0, 1.0));
-        let got = run_add_noise(gpu, &x, steps, seed, std, elem);
-        let mut want = vec![0.0; n];
-        cpu::add_noise(&mut want, &x, seed, steps, std);
-        let what = format!("add_noise n{n} step{steps} {elem:?}");
+impl Noise {
+    /// Keyed by step `steps` (in batch 3), as training draws it, over `numel` elements.
+    fn step(numel: usize, steps: u32, seed: u32, std: f32) -> Noise {
+        Noise {
+            n: numel,
+            pixels: 1,
+            state: [steps, 3, 0, 0],
+            key: NoiseKey::Step,
+            seed,
+            std,
+        }
+    }
+
+    /// Keyed by image, as evaluation draws it: `n` images of `pixels` in batch `batch` of
+    /// `batch_size` (n < batch_size: the tail). The step counter's word 0 is neither the batch
+    /// nor 0: a kernel keying by it would fail.
+    fn image(n: usize, pixels: usize, batch_size: usize, batch: u32, seed: u32) -> Noise {
+        Noise {
+            n,
+            pixels,
+            state: [1000 + batch, batch, 0, 0],
+            key: NoiseKey::Image { batch_size },
+            seed,
+            std: 0.3,
+        }
+    }
+
+    /// Adds noise on the GPU to an x stored as `elem`, into a noisy stored as `elem` that holds
+    /// `extra` elements of -1.0 after the n·pixels (returned too).
+    fn run_padded(&self, gpu: &Gpu, x: &[f32], extra: usize, elem: Elem) -> Vec<f32> {
+        let len = self.n * self.pixels + extra;
+        let xt = Tensor::from_f32_as(gpu, &[x.len()], elem, x, "x").unwrap();
+        let noisy = Tensor::from_f32_as(gpu, &[len], elem, &vec![-1.0; len], "noisy").unwrap();
+        let st = Tensor::from_u32(gpu, &[step::STATE_LEN], &self.state, "state").unwrap();
+        let mut plan = Plan::new();
+        data::add_noise(
+            &mut plan,
+            gpu,
+            &noisy,
+            &xt,
+            &st,
+            self.seed,
+            self.std,
+            self.key,
+            self.n,
+            self.pixels,
+        );
+        plan.run(gpu).unwrap();
+        noisy.read_f32(gpu).unwrap()
+    }
+
+    fn run(&self, gpu: &Gpu, x: &[f32], elem: Elem) -> Vec<f32> {
+        self.run_padded(gpu, x, 0, elem)
+    }
+
+    fn reference(&self, x: &[f32]) -> Vec<f32> {
+        let mut want = vec![0.0; self.n * self.pixels];
+        cpu::add_noise(
+            &mut want,
+            x,
+            &self.state,
+            self.seed,
+            self.std,
+            self.key,
+            self.n,
+            self.pixels,
+        );
+        want
+    }
+}
+
+/// Adds noise on the GPU vs the reference for each case, x and noisy stored as `elem`. Same
+/// integer hashes on both sides; only log/cos rounding differs between GPU and CPU (2e-5), plus
+/// the rounding of f16 storage.
+fn check_add_noise(gpu: &Gpu, cases: &[Noise], elem: Elem) {
+    for c in cases {
+        let numel = c.n * c.pixels;
+        let x = stored(elem, values(numel as u64, numel, 0.0, 1.0));
+        let got = c.run(gpu, &x, elem);
+        let want = c.reference(&x);
+        let what = format!("add_noise {c:?} {elem:?}");
         assert_close(&what, &got, &want, 2e-5, rtol(elem, 0.0));
     }
 }
 
-/// Noise into an f32 noisy, from an f32 x.
+/// Noise into an f32 noisy, from an f32 x, keyed by step.
 #[test]
 fn add_noise_matches_reference() {
     let cases = [
-        (1, 0, 1, 0.3),
-        (1000, 17, 42, 0.3),
-        (5 * 28 * 28 + 3, 123_456, 7, 0.1),
+        Noise::step(1, 0, 1, 0.3),
+        Noise::step(1000, 17, 42, 0.3),
+        Noise::step(5 * 28 * 28 + 3, 123_456, 7, 0.1),
     ];
     check_add_noise(&gpu(), &cases, Elem::F32);
 }
 
-/// Noise for the first 33 of 50 elements, x and noisy stored as `elem`: the other 17 keep
-/// their -1.0 (with f16 the 33rd shares its word with the 34th).
-fn check_add_noise_only_writes_numel(gpu: &Gpu, elem: Elem) {
-    let x = stored(elem, values(3, 50, 0.0, 1.0));
-    let xt = Tensor::from_f32_as(gpu, &[50], elem, &x, "x").unwrap();
-    let noisy = Tensor::from_f32_as(gpu, &[50], elem, &[-1.0; 50], "noisy").unwrap();
-    let st = state(gpu, 9, 0);
-    let mut plan = Plan::new();
-    data::add_noise(&mut plan, gpu, &noisy, &xt, &st, 5, 0.2, 33);
-    plan.run(gpu).unwrap();
-    let got = noisy.read_f32(gpu).unwrap();
-    let mut want = vec![0.0; 33];
-    cpu::add_noise(&mut want, &x[..33], 5, 9, 0.2);
-    let what = format!("add_noise first 33 {elem:?}");
-    assert_close(&what, &got[..33], &want, 2e-5, rtol(elem, 0.0));
-    assert!(
-        got[33..].iter().all(|&v| v == -1.0),
-        "{what}: wrote past numel"
-    );
+/// Noise keyed by image (evaluation): one image in batch 5 of 1, odd image sizes and counts in
+/// later batches, a tail batch of 5 of 8 MNIST images, and batch 0.
+const IMAGE_NOISE: [(usize, usize, usize, u32); 5] = [
+    (1, 784, 1, 5),
+    (3, 13, 3, 2),
+    (7, 15, 7, 1),
+    (5, 784, 8, 3),
+    (4, 9, 4, 0),
+];
+
+#[test]
+fn add_noise_keyed_by_image_matches_reference() {
+    let cases = IMAGE_NOISE.map(|(n, pixels, bs, batch)| Noise::image(n, pixels, bs, batch, 9));
+    check_add_noise(&gpu(), &cases, Elem::F32);
 }
 
-/// add_noise with f32 storage writes the first numel elements only.
+/// Noise keyed by image is the image's, whatever the batch: 11 images of 9 pixels noised as one
+/// batch, in batches of 4 (the last a tail of 3) and one at a time give the same bits.
+#[test]
+fn add_noise_keyed_by_image_does_not_depend_on_the_batch() {
+    let gpu = gpu();
+    let (count, pixels) = (11, 9);
+    let x = values(4, count * pixels, 0.0, 1.0);
+    let noised = |batch_size: usize| -> Vec<f32> {
+        let mut out = Vec::new();
+        for (batch, images) in x.chunks(batch_size * pixels).enumerate() {
+            let n = images.len() / pixels;
+            let c = Noise::image(n, pixels, batch_size, batch as u32, 21);
+            out.extend(c.run(&gpu, images, Elem::F32));
+        }
+        out
+    };
+    let whole = noised(count);
+    assert_close(
+        "add_noise by image",
+        &whole,
+        &Noise::image(count, pixels, count, 0, 21).reference(&x),
+        2e-5,
+        0.0,
+    );
+    assert_eq!(noised(4), whole, "batches of 4");
+    assert_eq!(noised(1), whole, "one image at a time");
+}
+
+/// Noise for the first 33 of 50 elements (3 images of 11), keyed by step and by image, x and
+/// noisy stored as `elem`: the other 17 keep their -1.0 (with f16 the 33rd shares its word with
+/// the 34th).
+fn check_add_noise_only_writes_numel(gpu: &Gpu, elem: Elem) {
+    let x = stored(elem, values(3, 33, 0.0, 1.0));
+    let step = Noise {
+        n: 3,
+        pixels: 11,
+        ..Noise::step(33, 9, 5, 0.2)
+    };
+    for c in [step, Noise::image(3, 11, 4, 2, 5)] {
+        let got = c.run_padded(gpu, &x, 17, elem);
+        let what = format!("add_noise first 33 {:?} {elem:?}", c.key);
+        assert_close(&what, &got[..33], &c.reference(&x), 2e-5, rtol(elem, 0.0));
+        assert!(
+            got[33..].iter().all(|&v| v == -1.0),
+            "{what}: wrote past n·pixels"
+        );
+    }
+}
+
+/// add_noise with f32 storage writes the first n·pixels elements only.
 #[test]
 fn add_noise_only_writes_numel() {
     check_add_noise_only_writes_numel(&gpu(), Elem::F32);
@@ -193,12 +308,18 @@ fn add_noise_only_writes_numel() {
 
 /// The f16 storage variants of gather (x f16: the images with `--precision f16`; a partial
 /// batch of odd length whose last image ends mid-word, the rows past it kept) and add_noise (x
-/// and noisy f16; odd lengths, and nothing written past numel).
+/// and noisy f16; odd lengths, keyed by step and by image, and nothing written past numel).
 #[test]
 fn f16_data_matches_reference() {
     let Some(gpu) = gpu_with_f16() else { return };
     check_gather(&gpu, &[(37, 15, 8, 4), (300, 784, 128, 2)], Elem::F16);
-    check_add_noise(&gpu, &[(1, 0, 1, 0.3), (1001, 17, 42, 0.3)], Elem::F16);
+    let cases = [
+        Noise::step(1, 0, 1, 0.3),
+        Noise::step(1001, 17, 42, 0.3),
+        Noise::image(3, 13, 3, 2, 9),
+        Noise::image(5, 784, 8, 3, 9),
+    ];
+    check_add_noise(&gpu, &cases, Elem::F16);
     check_add_noise_only_writes_numel(&gpu, Elem::F16);
 }
 
@@ -208,7 +329,7 @@ fn add_noise_statistics() {
     // Mid-grey with std 0.1: clamping is a 5σ event, so noisy − x is N(0, 0.01).
     let n = 200_000;
     let std = 0.1;
-    let got = run_add_noise(&gpu, &vec![0.5; n], 3, 11, std, Elem::F32);
+    let got = Noise::step(n, 3, 11, std).run(&gpu, &vec![0.5; n], Elem::F32);
     let d: Vec<f64> = got.iter().map(|&v| v as f64 - 0.5).collect();
     let mean = d.iter().sum::<f64>() / n as f64;
     let var = d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
@@ -216,8 +337,8 @@ fn add_noise_statistics() {
     assert!(mean.abs() < 1e-3, "noise mean {mean}");
     assert!((var - 0.01).abs() < 2e-4, "noise variance {var}");
     // Another step or seed gives other noise.
-    let other_step = run_add_noise(&gpu, &vec![0.5; 1000], 4, 11, std, Elem::F32);
-    let other_seed = run_add_noise(&gpu, &vec![0.5; 1000], 3, 12, std, Elem::F32);
+    let other_step = Noise::step(1000, 4, 11, std).run(&gpu, &[0.5; 1000], Elem::F32);
+    let other_seed = Noise::step(1000, 3, 12, std).run(&gpu, &[0.5; 1000], Elem::F32);
     assert!(
         got[..1000]
             .iter()
@@ -239,7 +360,7 @@ fn add_noise_statistics() {
     let x: Vec<f32> = (0..10_000)
         .map(|i| if i % 2 == 0 { 0.05 } else { 0.95 })
         .collect();
-    let got = run_add_noise(&gpu, &x, 5, 13, 1.0, Elem::F32);
+    let got = Noise::step(x.len(), 5, 13, 1.0).run(&gpu, &x, Elem::F32);
     assert!(
         got.iter().all(|v| (0.0..=1.0).contains(v)),
         "noisy outside [0, 1]"
