@@ -2,7 +2,6 @@
 //! gzip magic bytes 1f 8b, not by extension). Every header is checked against the real amount of
 //! data before anything is allocated for it, and every problem is a one-line error naming the file.
 
-use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
@@ -10,6 +9,7 @@ use flate2::read::MultiGzDecoder;
 
 use crate::bail;
 use crate::error::{Error, Result};
+use crate::files;
 
 /// IDX magic of an unsigned-byte 3-D array (images).
 const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -92,8 +92,9 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
 
 /// `dir` holds train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
 /// t10k-labels-idx1-ubyte, each optionally with .gz (the uncompressed one is used when both
-/// exist; the error lists what was looked for when missing). Label count must equal image count
-/// and all images must share rows×cols; label values are not limited to 0..9.
+/// exist; the error lists what was looked for when missing, and names a directory standing where
+/// a file belongs). Label count must equal image count and all images must share rows×cols;
+/// label values are not limited to 0..9.
 pub fn load(dir: &Path) -> Result<Dataset> {
     let paths = [
         find(dir, "train-images-idx3-ubyte")?,
@@ -157,22 +158,29 @@ fn split(images_path: &Path, labels_path: &Path) -> Result<Split> {
     Ok(Split { images, labels })
 }
 
-/// `dir/name`, or else `dir/name.gz`.
+/// The file `dir/name`, or else the file `dir/name.gz`; failing both, whichever of them exists
+/// (a directory, say), for the reader to say what it is.
 fn find(dir: &Path, name: &str) -> Result<PathBuf> {
     if !dir.is_dir() {
+        if dir.exists() {
+            bail!(
+                "{}: not a directory, expected a dataset directory holding IDX files",
+                dir.display()
+            );
+        }
         bail!("{}: no such dataset directory", dir.display());
     }
-    let raw = dir.join(name);
-    let gz = dir.join(format!("{name}.gz"));
-    if raw.is_file() {
-        Ok(raw)
-    } else if gz.is_file() {
-        Ok(gz)
-    } else {
-        bail!(
+    let candidates = [dir.join(name), dir.join(format!("{name}.gz"))];
+    let found = candidates
+        .iter()
+        .find(|p| p.is_file())
+        .or_else(|| candidates.iter().find(|p| p.exists()));
+    match found {
+        Some(path) => Ok(path.clone()),
+        None => bail!(
             "{}: dataset file missing: looked for {name} and {name}.gz",
             dir.display()
-        )
+        ),
     }
 }
 
@@ -191,7 +199,7 @@ struct IdxFile<'a> {
 
 impl<'a> IdxFile<'a> {
     fn open(path: &'a Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = files::open(path, "an IDX file")?;
         let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if size == 0 {
             bail!("{}: empty file", path.display());

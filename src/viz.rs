@@ -9,7 +9,7 @@ use image::{DynamicImage, GrayImage, ImageFormat, Luma, Rgb, RgbImage};
 
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::files::write_atomic;
+use crate::files::{self, write_atomic};
 
 /// Grey of the frame and gaps between digit cells (empty cells stay black).
 const GRID_PADDING_GREY: u8 = 72;
@@ -266,9 +266,9 @@ pub fn save_png(path: &Path, img: &DynamicImage) -> Result<()> {
 }
 
 /// Reads a PNG as grey values in `[0, 1]`: (pixels `[h, w]`, h, w); colour is converted to
-/// luminance and alpha ignored. Errors name the file if missing or not a PNG.
+/// luminance and alpha ignored. Errors name the file if missing, a directory or not a PNG.
 pub fn read_png_gray(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = files::read(path, "a PNG image")?;
     if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         bail!("{}: not a PNG file", path.display());
     }

@@ -224,6 +224,38 @@ fn missing_files_are_named() {
     );
 }
 
+/// A directory standing where a file belongs is named as one, not reported as missing.
+#[test]
+fn a_directory_where_a_file_belongs_is_named() {
+    let dir = TempDir::new("dir-as-file");
+    write_dataset(&dir, 2, 2);
+    let images = dir.0.join("train-images-idx3-ubyte");
+    std::fs::remove_file(images.with_extension("gz")).unwrap();
+    std::fs::create_dir(&images).unwrap();
+    assert_contains(
+        &error_for(data::load(&dir.0), &images),
+        "is a directory, expected an IDX file",
+    );
+    assert_contains(
+        &error_for(data::read_images(&images), &images),
+        "is a directory, expected an IDX file",
+    );
+    // Also when it has the .gz name.
+    std::fs::remove_dir(&images).unwrap();
+    let gz = images.with_extension("gz");
+    std::fs::create_dir(&gz).unwrap();
+    assert_contains(
+        &error_for(data::load(&dir.0), &gz),
+        "is a directory, expected an IDX file",
+    );
+    // A file where the dataset directory belongs.
+    let file = dir.write("not-a-dir", b"x");
+    assert_contains(
+        &error_for(data::load(&file), &file),
+        "not a directory, expected a dataset directory",
+    );
+}
+
 #[test]
 fn empty_file() {
     let dir = TempDir::new("empty");

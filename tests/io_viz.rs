@@ -366,6 +366,14 @@ fn png_round_trip_and_errors() {
         "{msg}"
     );
 
+    let msg = viz::read_png_gray(&dir.0)
+        .unwrap_err()
+        .message()
+        .to_string();
+    assert_eq!(
+        msg,
+        format!("{}: is a directory, expected a PNG image", dir.0.display())
+    );
     // A failed save leaves nothing behind.
     let nowhere = dir.0.join("no-dir").join("x.png");
     assert!(viz::save_png(&nowhere, &DynamicImage::ImageLuma8(g)).is_err());
