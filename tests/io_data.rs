@@ -256,6 +256,29 @@ fn a_directory_where_a_file_belongs_is_named() {
     );
 }
 
+/// Header sizes whose byte counts overflow 32 or 64 bits are reported exactly.
+#[test]
+fn sizes_of_absurd_headers_are_exact() {
+    let dir = TempDir::new("absurd");
+    let max = u32::MAX;
+    // 4294967295 × 28 × 28 = 3367254359280; (2³² − 1)³ = 79228162458924105385300197375.
+    for (rows, cols, bytes) in [
+        (28, 28, "3367254359280"),
+        (max, max, "79228162458924105385300197375"),
+    ] {
+        let file = idx3(max, rows, cols, &noise(12, 9));
+        let what = format!("header says 4294967295 images of {rows}×{cols}");
+        let raw = dir.write("raw", &file);
+        let msg = error_for(data::read_images(&raw), &raw);
+        assert_contains(&msg, &what);
+        assert_contains(&msg, &format!("holds 12 of the {bytes} data bytes"));
+        let gz = dir.write("gz", &gzip(&file));
+        let msg = error_for(data::read_images(&gz), &gz);
+        assert_contains(&msg, &what);
+        assert_contains(&msg, &format!("holds 12 of the {bytes} data bytes"));
+    }
+}
+
 #[test]
 fn empty_file() {
     let dir = TempDir::new("empty");
