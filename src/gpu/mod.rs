@@ -1,5 +1,6 @@
-//! The GPU context: adapter choice, a device opened with the adapter's real limits, the shader
-//! and pipeline caches, buffer creation that checks those limits, and blocking upload/readback.
+//! The GPU context: `WGPU_BACKEND` checked, adapter choice, a device opened with the adapter's
+//! real limits, the shader and pipeline caches, buffer creation that checks those limits, and
+//! blocking upload/readback.
 //!
 //! Everything that touches `wgpu` directly lives under `gpu/`; kernels build on [`Gpu`],
 //! [`Tensor`] and [`Plan`].
@@ -169,11 +170,45 @@ impl AdapterSummary {
 const NO_ADAPTER_HELP: &str = "install a GPU driver with Vulkan, Metal or DX12 support, or for the software \
      Vulkan adapter on Debian/Ubuntu `apt-get install mesa-vulkan-drivers`";
 
-/// An instance of the backends in `backends` that `WGPU_BACKEND` allows (it also honours the
-/// other WGPU_* variables).
+/// The backends `WGPU_BACKEND` allows: all when it is unset, else the comma-separated names
+/// wgpu knows (case-insensitive, spaces ignored: vulkan or vk, metal or mtl, dx12 or d3d12, gl,
+/// gles or opengl, webgpu, noop). wgpu itself skips a name it does not know, which would turn a
+/// typo into "no adapter found"; here it is an error naming the value.
+pub fn backends_from_env() -> Result<wgpu::Backends> {
+    match std::env::var("WGPU_BACKEND") {
+        Ok(value) => parse_backends(&value),
+        Err(std::env::VarError::NotPresent) => Ok(wgpu::Backends::all()),
+        Err(std::env::VarError::NotUnicode(value)) => bail!(
+            "WGPU_BACKEND={}: not valid Unicode ({BACKEND_NAMES})",
+            value.to_string_lossy()
+        ),
+    }
+}
+
+const BACKEND_NAMES: &str = "use vulkan, metal, dx12 or gl, comma-separated";
+
+/// The backends of a `WGPU_BACKEND` value; every name must be one wgpu knows.
+fn parse_backends(value: &str) -> Result<wgpu::Backends> {
+    let mut backends = wgpu::Backends::empty();
+    for name in value.split(',') {
+        // wgpu's own parser, one name at a time: what it does not know comes back empty.
+        let one = wgpu::Backends::from_comma_list(name);
+        if one.is_empty() {
+            bail!(
+                "WGPU_BACKEND={value}: unknown backend {:?} ({BACKEND_NAMES})",
+                name.trim()
+            );
+        }
+        backends |= one;
+    }
+    Ok(backends)
+}
+
+/// An instance of `backends` (already narrowed to what `WGPU_BACKEND` allows); the other WGPU_*
+/// variables are honoured as wgpu reads them.
 fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    desc.backends &= backends;
+    desc.backends = backends;
     wgpu::Instance::new(desc)
 }
 
@@ -188,9 +223,13 @@ fn type_rank(t: wgpu::DeviceType) -> u32 {
 }
 
 /// Every adapter wgpu sees on the backends allowed by `WGPU_BACKEND`, in a stable order:
-/// Vulkan, Metal and DX12 adapters first, then GL ones.
+/// Vulkan, Metal and DX12 adapters first, then GL ones. Empty when `WGPU_BACKEND` is not valid:
+/// [`Gpu::new`] then says why.
 pub fn enumerate_adapters() -> Vec<AdapterSummary> {
-    list(wgpu::Backends::all())
+    let Ok(backends) = backends_from_env() else {
+        return Vec::new();
+    };
+    list(backends)
         .into_iter()
         .enumerate()
         .map(|(index, a)| summarize(index, &a))
@@ -338,7 +377,8 @@ impl Gpu {
                 .to_lowercase()
                 .contains(&name.to_lowercase())
         };
-        let mut adapters = list(wgpu::Backends::PRIMARY);
+        let allowed = backends_from_env()?;
+        let mut adapters = list(allowed & wgpu::Backends::PRIMARY);
         let settled = match choice {
             AdapterChoice::Best => adapters
                 .iter()
@@ -347,7 +387,7 @@ impl Gpu {
             AdapterChoice::Name(name) => adapters.iter().any(|a| named(a, name)),
         };
         if !settled {
-            adapters.extend(list(!wgpu::Backends::PRIMARY));
+            adapters.extend(list(allowed - wgpu::Backends::PRIMARY));
         }
         let backend_note = match std::env::var("WGPU_BACKEND") {
             Ok(b) => format!(" with WGPU_BACKEND={b}"),
@@ -662,7 +702,8 @@ pub fn human_bytes(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Elem, Shader};
+    use super::{Elem, Shader, parse_backends};
+    use wgpu::Backends;
 
     const SHADER: Shader = Shader {
         name: "test",
@@ -696,5 +737,28 @@ mod tests {
     #[should_panic(expected = "test::e: binding 3 takes f32 only, got an f16 tensor")]
     fn an_f16_tensor_on_an_f32_only_binding_panics() {
         SHADER.halves("e", [(1, Elem::F16), (3, Elem::F16)]);
+    }
+
+    #[test]
+    fn wgpu_backend_takes_wgpu_names_and_names_what_it_does_not_know() {
+        assert_eq!(parse_backends("vulkan").unwrap(), Backends::VULKAN);
+        assert_eq!(
+            parse_backends(" VK, Metal ,dx12,gl").unwrap(),
+            Backends::VULKAN | Backends::METAL | Backends::DX12 | Backends::GL
+        );
+        assert_eq!(
+            parse_backends("gles,opengl,d3d12,mtl").unwrap(),
+            Backends::GL | Backends::DX12 | Backends::METAL
+        );
+        let msg = |v: &str| parse_backends(v).unwrap_err().message().to_string();
+        assert_eq!(
+            msg("bogus"),
+            "WGPU_BACKEND=bogus: unknown backend \"bogus\" (use vulkan, metal, dx12 or gl, comma-separated)"
+        );
+        assert!(msg("vulkan, cuda").contains("unknown backend \"cuda\""));
+        // wgpu 30 knows no group names, and an empty name is a mistake too.
+        for v in ["primary", "all", "", "vulkan,"] {
+            assert!(msg(v).starts_with(&format!("WGPU_BACKEND={v}: unknown backend")));
+        }
     }
 }
