@@ -10,7 +10,7 @@ use safetensors::{Dtype, SafeTensors, View};
 
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::files::write_atomic;
+use crate::files::{self, write_atomic};
 
 /// One tensor: row-major `data` of `shape` (an empty shape is a scalar holding one value).
 #[derive(Debug, Clone, PartialEq)]
@@ -101,11 +101,17 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
 }
 
 /// Reads a checkpoint written by [`save`] (or any safetensors file of F32 tensors). Errors name
-/// the file: missing, not safetensors or corrupt, a dtype other than F32, NaN or infinite values
-/// (naming the tensor).
+/// the file: missing, a directory (pointing at a `model.safetensors` inside it), not safetensors
+/// or corrupt, a dtype other than F32, NaN or infinite values (naming the tensor).
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let file = path.display();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let inside = path.join("model.safetensors");
+    let what = if inside.is_file() {
+        format!("a safetensors checkpoint file such as {}", inside.display())
+    } else {
+        "a safetensors checkpoint file".to_string()
+    };
+    let bytes = files::read(path, &what)?;
     if bytes.is_empty() {
         bail!("{file}: empty file, not a safetensors checkpoint");
     }

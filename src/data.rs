@@ -1,8 +1,8 @@
 //! IDX dataset files (MNIST, Fashion-MNIST and friends), raw or gzip-compressed (detected by the
 //! gzip magic bytes 1f 8b, not by extension). Every header is checked against the real amount of
-//! data before anything is allocated for it, and every problem is a one-line error naming the file.
+//! data before anything is allocated for it (sizes computed exactly, whatever the header says),
+//! and every problem is a one-line error naming the file.
 
-use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
@@ -10,6 +10,7 @@ use flate2::read::MultiGzDecoder;
 
 use crate::bail;
 use crate::error::{Error, Result};
+use crate::files;
 
 /// IDX magic of an unsigned-byte 3-D array (images).
 const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -70,7 +71,9 @@ pub fn read_images(path: &Path) -> Result<Images> {
         );
     }
     let what = format!("{count} images of {rows}×{cols}");
-    let pixels = file.body(dims.iter().map(|&d| d as u64).product(), &what)?;
+    // Below 2⁹⁶, so exact in u128 whatever the header says.
+    let bytes = dims.iter().map(|&d| u128::from(d)).product();
+    let pixels = file.body(bytes, &what)?;
     Ok(Images {
         count: count as usize,
         rows: rows as usize,
@@ -87,13 +90,14 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     if count == 0 {
         bail!("{}: header says 0 labels; nothing to read", path.display());
     }
-    file.body(count as u64, &format!("{count} labels"))
+    file.body(u128::from(count), &format!("{count} labels"))
 }
 
 /// `dir` holds train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
 /// t10k-labels-idx1-ubyte, each optionally with .gz (the uncompressed one is used when both
-/// exist; the error lists what was looked for when missing). Label count must equal image count
-/// and all images must share rows×cols; label values are not limited to 0..9.
+/// exist; the error lists what was looked for when missing, and names a directory standing where
+/// a file belongs). Label count must equal image count and all images must share rows×cols;
+/// label values are not limited to 0..9.
 pub fn load(dir: &Path) -> Result<Dataset> {
     let paths = [
         find(dir, "train-images-idx3-ubyte")?,
@@ -157,22 +161,29 @@ fn split(images_path: &Path, labels_path: &Path) -> Result<Split> {
     Ok(Split { images, labels })
 }
 
-/// `dir/name`, or else `dir/name.gz`.
+/// The file `dir/name`, or else the file `dir/name.gz`; failing both, whichever of them exists
+/// (a directory, say), for the reader to say what it is.
 fn find(dir: &Path, name: &str) -> Result<PathBuf> {
     if !dir.is_dir() {
+        if dir.exists() {
+            bail!(
+                "{}: not a directory, expected a dataset directory holding IDX files",
+                dir.display()
+            );
+        }
         bail!("{}: no such dataset directory", dir.display());
     }
-    let raw = dir.join(name);
-    let gz = dir.join(format!("{name}.gz"));
-    if raw.is_file() {
-        Ok(raw)
-    } else if gz.is_file() {
-        Ok(gz)
-    } else {
-        bail!(
+    let candidates = [dir.join(name), dir.join(format!("{name}.gz"))];
+    let found = candidates
+        .iter()
+        .find(|p| p.is_file())
+        .or_else(|| candidates.iter().find(|p| p.exists()));
+    match found {
+        Some(path) => Ok(path.clone()),
+        None => bail!(
             "{}: dataset file missing: looked for {name} and {name}.gz",
             dir.display()
-        )
+        ),
     }
 }
 
@@ -191,7 +202,7 @@ struct IdxFile<'a> {
 
 impl<'a> IdxFile<'a> {
     fn open(path: &'a Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = files::open(path, "an IDX file")?;
         let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if size == 0 {
             bail!("{}: empty file", path.display());
@@ -246,21 +257,21 @@ impl<'a> IdxFile<'a> {
     }
 
     /// Reads exactly `expected` bytes of data and checks nothing follows them.
-    fn body(&mut self, expected: u64, what: &str) -> Result<Vec<u8>> {
+    fn body(&mut self, expected: u128, what: &str) -> Result<Vec<u8>> {
         let path = self.path.display();
-        if !self.gzip && self.size < expected {
+        let size = u128::from(self.size);
+        if !self.gzip && size < expected {
             bail!(
-                "{path}: truncated: header says {what} but the file holds {} of the {expected} data bytes",
-                self.size
+                "{path}: truncated: header says {what} but the file holds {size} of the {expected} data bytes"
             );
         }
-        if !self.gzip && self.size > expected {
+        if !self.gzip && size > expected {
             bail!(
                 "{path}: header says {what} ({expected} data bytes) but the file holds {} more bytes after them",
-                self.size - expected
+                size - expected
             );
         }
-        let Ok(capacity) = usize::try_from(expected.min(self.size)) else {
+        let Ok(capacity) = usize::try_from(expected.min(size)) else {
             bail!("{path}: header says {what}, too large for this machine");
         };
         // Reserve at most what the file can really hold; `take` stops a long stream one byte
@@ -268,12 +279,13 @@ impl<'a> IdxFile<'a> {
         let mut data = Vec::new();
         data.try_reserve_exact(capacity)
             .map_err(|_| Error::msg(format!("{path}: header says {what}, out of memory")))?;
+        let limit = u64::try_from(expected).map_or(u64::MAX, |e| e.saturating_add(1));
         self.reader
             .by_ref()
-            .take(expected + 1)
+            .take(limit)
             .read_to_end(&mut data)
             .map_err(|e| self.read_error(e))?;
-        let got = data.len() as u64;
+        let got = data.len() as u128;
         if got < expected {
             bail!(
                 "{path}: truncated: header says {what} but the file holds {got} of the {expected} data bytes"

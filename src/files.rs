@@ -1,9 +1,11 @@
-//! Small file helpers shared by the writers (checkpoints, PNGs): an atomic write that never leaves
-//! a half-written file at the destination, an atomic rename, and the crash points the fault tests
-//! use to kill the process at every step of a checkpoint write (`GPU_AE_CRASH_AT`).
+//! Small file helpers shared by the readers and writers (datasets, checkpoints, pictures): opening
+//! and reading a file with errors that name it (a directory where the file belongs included), an
+//! atomic write that never leaves a half-written file at the destination, a durable rename, and
+//! the crash points the fault tests use to kill the process at every step of a checkpoint write
+//! (`GPU_AE_CRASH_AT`).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +14,25 @@ use crate::error::{Error, Result};
 
 /// Distinguishes temp files of concurrent writers in one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Opens `path` for reading. Errors name it; a directory is "<path>: is a directory, expected
+/// <what>" (Unix opens a directory and fails only at the first read, with a vaguer message).
+pub fn open(path: &Path, what: &str) -> Result<File> {
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        crate::bail!("{}: is a directory, expected {what}", path.display());
+    }
+    File::open(path).map_err(|e| Error::io(path, e))
+}
+
+/// The whole of the file at `path`, opened as by [`open`].
+pub fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open(path, what)?
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(bytes)
+}
 
 /// Writes bytes to `path` atomically: temp file in the same directory, fsync, rename; the temp
 /// file is removed on error. Error names `path`.

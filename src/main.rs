@@ -76,7 +76,8 @@ struct SampleArgs {
     grid: GridArgs,
     #[arg(long, default_value_t = 0, value_parser = flags::whole::<u32>, allow_negative_numbers = true)]
     seed: u32,
-    #[arg(long, default_value = "samples.png", value_name = "PNG")]
+    /// The picture: .png, .jpg/.jpeg or .bmp.
+    #[arg(long, default_value = "samples.png", value_name = "PICTURE")]
     out: PathBuf,
     /// Decode an evenly spaced grid of the prior's quantiles (2-D latent models).
     #[arg(long, conflicts_with = "interpolate")]
@@ -107,7 +108,8 @@ struct PictureArgs {
     /// Seed of the input noise (denoise).
     #[arg(long, default_value_t = 0, value_parser = flags::whole::<u32>, allow_negative_numbers = true)]
     seed: u32,
-    #[arg(long, value_name = "PNG")]
+    /// The picture: .png, .jpg/.jpeg or .bmp.
+    #[arg(long, value_name = "PICTURE")]
     out: Option<PathBuf>,
     #[command(flatten)]
     adapter: AdapterArg,
@@ -142,7 +144,8 @@ struct UpscaleArgs {
     scale: usize,
     #[arg(long, default_value_t = 2, value_parser = flags::whole::<usize>, allow_negative_numbers = true)]
     padding: usize,
-    #[arg(long, value_name = "PNG")]
+    /// The picture: .png, .jpg/.jpeg or .bmp.
+    #[arg(long, value_name = "PICTURE")]
     out: Option<PathBuf>,
     #[command(flatten)]
     adapter: AdapterArg,
@@ -157,7 +160,8 @@ struct AdapterArg {
 }
 
 impl AdapterArg {
-    /// Opens the adapter and names it on stderr (unless `quiet`).
+    /// Opens the adapter and names it on stderr (unless `quiet`), with a note when it is a CPU
+    /// (software) adapter, quiet or not: that explains a slow run.
     fn open(&self, quiet: bool) -> Result<Gpu> {
         let choice = match &self.adapter {
             Some(a) => a.parse()?,
@@ -166,6 +170,9 @@ impl AdapterArg {
         let gpu = Gpu::new(&choice)?;
         if !quiet {
             noteln!("adapter: {}", gpu.describe());
+        }
+        if let Some(note) = gpu.software_note() {
+            noteln!("note: {note}");
         }
         Ok(gpu)
     }
@@ -387,6 +394,7 @@ fn run(cli: Cli, explicit: Vec<String>) -> Result<i32> {
 }
 
 fn devices(json: bool) -> Result<()> {
+    gpu_ae::gpu::backends_from_env()?;
     let adapters = enumerate_adapters();
     if adapters.is_empty() {
         // Gpu::new gives the error that says how to get an adapter.

@@ -1,6 +1,7 @@
 //! The picture commands of the `gpu-ae` binary (`sample`, `reconstruct`, `encode`, `denoise`,
 //! `upscale`): check the checkpoint suits the command, run the model through
-//! [`gpu_ae::infer`], and write PNG/CSV outputs atomically, only after everything succeeded.
+//! [`gpu_ae::infer`], and write pictures (PNG, JPEG or BMP, as the extension says) and CSVs
+//! atomically, only after everything succeeded.
 
 use super::{AdapterArg, EncodeArgs, PictureArgs, SampleArgs, UpscaleArgs, default_data};
 use gpu_ae::apply;
@@ -40,6 +41,13 @@ fn check_out(path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Fails early (before any work) when the picture's extension names no format it can be written
+/// in, or its folder does not exist.
+fn check_picture_out(path: &Path) -> Result<()> {
+    viz::check_image_path(path)?;
+    check_out(path)
 }
 
 /// Most pixels in one picture (a 16384×16384 square): larger grids would exhaust memory.
@@ -113,13 +121,13 @@ fn save_grid(
     padding: usize,
 ) -> Result<()> {
     let grid = viz::digit_grid(images, 28, 28, rows, cols, scale, padding);
-    viz::save_png(path, &DynamicImage::ImageLuma8(grid))
+    viz::save_image(path, &DynamicImage::ImageLuma8(grid))
 }
 
 pub fn sample(a: SampleArgs) -> Result<()> {
     let g = &a.grid;
     check_grid(g.rows, g.cols, "--cols", g.scale, g.padding)?;
-    check_out(&a.out)?;
+    check_picture_out(&a.out)?;
     let checkpoint = a
         .checkpoint
         .clone()
@@ -172,7 +180,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
 pub fn reconstruct(a: PictureArgs) -> Result<()> {
     check_grid(2, a.count, "--count", a.scale, a.padding)?;
     let out = a.out.clone().unwrap_or_else(|| "reconstruction.png".into());
-    check_out(&out)?;
+    check_picture_out(&out)?;
     let (images, _) = test_images(&a.data.clone().unwrap_or_else(default_data))?;
     let (gpu, model) = open(&a.adapter, &a.checkpoint)?;
     let count = a.count.min(images.len() / PIXELS);
@@ -234,7 +242,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
         if code > 1 { "z1" } else { "0" },
     );
     files::write_atomic(&a.out, csv.as_bytes())?;
-    viz::save_png(&plot, &DynamicImage::ImageRgb8(img))?;
+    viz::save_image(&plot, &DynamicImage::ImageRgb8(img))?;
     outln!(
         "{}: {} rows of index,label,z0..z{}; scatter plot {}",
         a.out.display(),
@@ -260,7 +268,7 @@ fn require_task(model: &Model, checkpoint: &Path, want: &str, command: &str) -> 
 pub fn denoise(a: PictureArgs) -> Result<()> {
     check_grid(3, a.count, "--count", a.scale, a.padding)?;
     let out = a.out.clone().unwrap_or_else(|| "denoise.png".into());
-    check_out(&out)?;
+    check_picture_out(&out)?;
     let dir = a.data.clone().unwrap_or_else(default_data);
     let (gpu, model) = open(&a.adapter, &a.checkpoint)?;
     require_task(&model, &a.checkpoint, "denoise", "denoise")?;
@@ -290,7 +298,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
     if let Some(input) = &a.input {
         check_grid(1, 1, "--cols", a.scale, 0)?;
         let out = a.out.clone().unwrap_or_else(|| "upscaled.png".into());
-        check_out(&out)?;
+        check_picture_out(&out)?;
         let (pixels, h, w) = viz::read_png_gray(input)?;
         if (h, w) != (14, 14) {
             bail!(
@@ -309,7 +317,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
     }
     let out = a.out.clone().unwrap_or_else(|| "upscale.png".into());
     check_grid(4, a.count, "--count", a.scale, a.padding)?;
-    check_out(&out)?;
+    check_picture_out(&out)?;
     let dir = a.data.clone().unwrap_or_else(default_data);
     let (gpu, model) = open(&a.adapter, &a.checkpoint)?;
     require_task(&model, &a.checkpoint, "superres", "upscale")?;

@@ -369,5 +369,5 @@ fn plot_history(path: &Path, history: &[serde_json::Value], loss: LossKind) -> R
         "epoch",
         "nats",
     );
-    viz::save_png(path, &image::DynamicImage::ImageRgb8(img))
+    viz::save_image(path, &image::DynamicImage::ImageRgb8(img))
 }

@@ -1,15 +1,17 @@
 //! Pictures a person would rather look at than read: digit grids, labelled 2-D scatter plots of
 //! latent codes, and line charts of losses, drawn in plain Rust (a built-in 5×7 bitmap font, no
-//! font or plotting crates), plus PNG save/load.
+//! font or plotting crates), saved as PNG, JPEG or BMP as the file's extension says, and PNGs
+//! read back as grey values.
 
 use std::io::Cursor;
 use std::path::Path;
 
+use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, GrayImage, ImageFormat, Luma, Rgb, RgbImage};
 
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::files::write_atomic;
+use crate::files::{self, write_atomic};
 
 /// Grey of the frame and gaps between digit cells (empty cells stay black).
 const GRID_PADDING_GREY: u8 = 72;
@@ -257,18 +259,64 @@ fn draw_legend(
     }
 }
 
-/// Encodes a PNG and writes it atomically (no partial file on error).
-pub fn save_png(path: &Path, img: &DynamicImage) -> Result<()> {
+/// The extensions [`save_image`] knows, for messages.
+const PICTURE_EXTENSIONS: &str = ".png, .jpg, .jpeg or .bmp";
+
+/// JPEG quality of [`save_image`]: digits keep sharp edges without the file growing much.
+const JPEG_QUALITY: u8 = 95;
+
+/// The format a picture file's extension names (case-insensitive): `.png`, `.jpg`/`.jpeg` or
+/// `.bmp`; anything else, or no extension, is an error naming the file.
+fn picture_format(path: &Path) -> Result<ImageFormat> {
+    let Some(ext) = path.extension() else {
+        bail!(
+            "{}: no extension to choose the picture format by; name it {PICTURE_EXTENSIONS}",
+            path.display()
+        );
+    };
+    let ext = ext.to_string_lossy().to_ascii_lowercase();
+    Ok(match ext.as_str() {
+        "png" => ImageFormat::Png,
+        "jpg" | "jpeg" => ImageFormat::Jpeg,
+        "bmp" => ImageFormat::Bmp,
+        _ => bail!(
+            "{}: cannot write .{ext} pictures; name it {PICTURE_EXTENSIONS}",
+            path.display()
+        ),
+    })
+}
+
+/// Fails, naming the file and the accepted extensions, when [`save_image`] would refuse `path`;
+/// commands call it before any work.
+pub fn check_image_path(path: &Path) -> Result<()> {
+    picture_format(path).map(|_| ())
+}
+
+/// Encodes `img` in the format `path`'s extension names (see [`check_image_path`]) and writes
+/// it atomically (no partial file on error). JPEGs are quality 95, grey or RGB: alpha is
+/// dropped, since JPEG has none.
+pub fn save_image(path: &Path, img: &DynamicImage) -> Result<()> {
+    let format = picture_format(path)?;
     let mut bytes = Vec::new();
-    img.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
-        .map_err(|e| Error::msg(format!("{}: cannot encode PNG: {e}", path.display())))?;
+    let encoded = if format == ImageFormat::Jpeg {
+        let encoder = JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY);
+        if img.color().has_color() {
+            img.to_rgb8().write_with_encoder(encoder)
+        } else {
+            img.to_luma8().write_with_encoder(encoder)
+        }
+    } else {
+        img.write_to(&mut Cursor::new(&mut bytes), format)
+    };
+    encoded
+        .map_err(|e| Error::msg(format!("{}: cannot encode {format:?}: {e}", path.display())))?;
     write_atomic(path, &bytes)
 }
 
 /// Reads a PNG as grey values in `[0, 1]`: (pixels `[h, w]`, h, w); colour is converted to
-/// luminance and alpha ignored. Errors name the file if missing or not a PNG.
+/// luminance and alpha ignored. Errors name the file if missing, a directory or not a PNG.
 pub fn read_png_gray(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = files::read(path, "a PNG image")?;
     if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         bail!("{}: not a PNG file", path.display());
     }

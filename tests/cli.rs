@@ -7,6 +7,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use gpu_ae::checkpoint::{self, Checkpoint};
@@ -614,5 +615,83 @@ fn resume_refuses_empty_and_finished_runs() {
     assert!(
         snapshot(&done) == before,
         "a refused resume changed the run folder"
+    );
+}
+
+/// Pictures come out in the format their extension names (.png, .jpg or .jpeg, .bmp, in any
+/// case); any other extension is refused before any work, naming the file and the accepted
+/// extensions. A WGPU_BACKEND value wgpu does not know is named, not reported as "no adapter".
+#[test]
+fn picture_formats_and_backend_names_are_what_they_say() {
+    let dir = scratch("formats");
+    for (name, magic) in [
+        ("s.jpg", &b"\xff\xd8\xff"[..]),
+        ("s.JPEG", b"\xff\xd8\xff"),
+        ("s.bmp", b"BM"),
+        ("s.Png", b"\x89PNG"),
+    ] {
+        let out = dir.join(name);
+        #[rustfmt::skip]
+        ok(&["sample", "--rows", "1", "--cols", "2", "--out", s(&out)]);
+        let bytes = std::fs::read(&out).unwrap();
+        assert!(bytes.starts_with(magic), "{name}: {:02x?}", &bytes[..4]);
+        let img = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((img.width(), img.height()), (2 * 56 + 6, 56 + 4), "{name}");
+    }
+    // Refused up front: the checkpoint does not exist, yet the error is about the picture.
+    let nothing = dir.join("no-such.safetensors");
+    let accepted = [".png", ".jpg", ".jpeg", ".bmp"];
+    for name in ["s.gif", "s"] {
+        let out = dir.join(name);
+        let mut names = vec![s(&out)];
+        names.extend(accepted);
+        #[rustfmt::skip]
+        fails(&["sample", "--out", s(&out)], &names, &[&out]);
+        #[rustfmt::skip]
+        fails(&["reconstruct", "--checkpoint", s(&nothing), "--data", data_dir(), "--out", s(&out)], &names, &[&out]);
+        #[rustfmt::skip]
+        fails(&["denoise", "--checkpoint", s(&nothing), "--out", s(&out)], &names, &[&out]);
+        #[rustfmt::skip]
+        fails(&["upscale", "--checkpoint", s(&nothing), "--out", s(&out)], &names, &[&out]);
+        #[rustfmt::skip]
+        fails(&["upscale", "--checkpoint", s(&nothing), "--input", s(&nothing), "--out", s(&out)], &names, &[&out]);
+        #[rustfmt::skip]
+        let status = run(&["sample", "--out", s(&out)]).status;
+        assert_eq!(status.code(), Some(1), "{name}");
+    }
+
+    let with_backend = |value: &str, args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("WGPU_BACKEND", value)
+            .current_dir(root())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"))
+    };
+    let png = dir.join("backend.png");
+    for (value, bad) in [("bogus", "bogus"), ("Vulkan, vulcan", "vulcan"), ("", "")] {
+        for args in [
+            &["devices"][..],
+            &["devices", "--json"],
+            &["sample", "--rows", "1", "--cols", "1", "--out", s(&png)],
+        ] {
+            let out = with_backend(value, args);
+            let stderr = text(&out.stderr);
+            let want = format!(
+                "error: WGPU_BACKEND={value}: unknown backend \"{bad}\" (use vulkan, metal, dx12 or gl, comma-separated)\n"
+            );
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+            assert_eq!(stderr, want, "{args:?}");
+            assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+            assert!(!png.exists());
+        }
+    }
+    // wgpu's names in any case, spaces ignored: every machine that runs these tests has one.
+    let out = with_backend(" VK , Metal,dx12, GL ", &["devices"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("[0] "),
+        "{}",
+        text(&out.stdout)
     );
 }

@@ -616,3 +616,58 @@ fn a_resume_claim_of_a_folder_without_a_run_changes_nothing() {
     drop(folder);
     assert_eq!(names(&dir), ["metrics.jsonl"]);
 }
+
+// 10 ------------------------------------------------------------------------------------------
+
+#[test]
+fn every_command_names_its_adapter_and_says_once_when_it_is_a_cpu() {
+    let gpu = gpu_ae::gpu::Gpu::new(&gpu_ae::gpu::AdapterChoice::Best).unwrap();
+    let software = gpu.software_note().is_some();
+    let dir = scratch("adapter-note");
+    let picture = dir.join("s.png");
+    let csv = dir.join("z.csv");
+    let run_dir = dir.join("run");
+    let shipped =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/models/conv-vae-L2.safetensors");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["sample", "--rows", "1", "--cols", "1", "--out", s(&picture)],
+        vec!["eval", "--checkpoint", s(&shipped), "--data", data_dir()],
+        vec![
+            "encode",
+            "--checkpoint",
+            s(&shipped),
+            "--data",
+            data_dir(),
+            "--out",
+            s(&csv),
+        ],
+        vec![
+            "train",
+            "--data",
+            data_dir(),
+            "--out",
+            s(&run_dir),
+            "--epochs",
+            "1",
+            "--batch",
+            "128",
+        ],
+    ];
+    for args in commands {
+        let run = command(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+            .output()
+            .unwrap();
+        let stderr = text(&run.stderr);
+        assert!(run.status.success(), "{args:?}: {stderr}");
+        let adapter = format!("adapter: {}", gpu.describe());
+        assert_eq!(stderr.matches(&adapter).count(), 1, "{args:?}: {stderr}");
+        let notes = stderr.matches("note: ").count();
+        assert_eq!(notes, usize::from(software), "{args:?}: {stderr}");
+        if software {
+            assert!(
+                stderr.contains("software renderer") && stderr.contains("images/s"),
+                "{stderr}"
+            );
+        }
+    }
+}

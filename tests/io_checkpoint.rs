@@ -316,6 +316,25 @@ fn corrupt_and_missing_files() {
         "No such file",
     );
 
+    // A directory: named as one, pointing at the checkpoint inside it when there is one.
+    let run = dir.0.join("run");
+    std::fs::create_dir(&run).unwrap();
+    let msg = error_for(checkpoint::load(&run), &run);
+    assert_contains(
+        &msg,
+        "is a directory, expected a safetensors checkpoint file",
+    );
+    assert!(!msg.contains("model.safetensors"), "{msg}");
+    let inside = run.join("model.safetensors");
+    checkpoint::save(&inside, &sample()).unwrap();
+    assert_contains(
+        &error_for(checkpoint::load(&run), &run),
+        &format!(
+            "is a directory, expected a safetensors checkpoint file such as {}",
+            inside.display()
+        ),
+    );
+
     let path = dir.0.join("bad.safetensors");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", Vec::new(), "empty file"),

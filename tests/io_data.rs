@@ -224,6 +224,61 @@ fn missing_files_are_named() {
     );
 }
 
+/// A directory standing where a file belongs is named as one, not reported as missing.
+#[test]
+fn a_directory_where_a_file_belongs_is_named() {
+    let dir = TempDir::new("dir-as-file");
+    write_dataset(&dir, 2, 2);
+    let images = dir.0.join("train-images-idx3-ubyte");
+    std::fs::remove_file(images.with_extension("gz")).unwrap();
+    std::fs::create_dir(&images).unwrap();
+    assert_contains(
+        &error_for(data::load(&dir.0), &images),
+        "is a directory, expected an IDX file",
+    );
+    assert_contains(
+        &error_for(data::read_images(&images), &images),
+        "is a directory, expected an IDX file",
+    );
+    // Also when it has the .gz name.
+    std::fs::remove_dir(&images).unwrap();
+    let gz = images.with_extension("gz");
+    std::fs::create_dir(&gz).unwrap();
+    assert_contains(
+        &error_for(data::load(&dir.0), &gz),
+        "is a directory, expected an IDX file",
+    );
+    // A file where the dataset directory belongs.
+    let file = dir.write("not-a-dir", b"x");
+    assert_contains(
+        &error_for(data::load(&file), &file),
+        "not a directory, expected a dataset directory",
+    );
+}
+
+/// Header sizes whose byte counts overflow 32 or 64 bits are reported exactly.
+#[test]
+fn sizes_of_absurd_headers_are_exact() {
+    let dir = TempDir::new("absurd");
+    let max = u32::MAX;
+    // 4294967295 × 28 × 28 = 3367254359280; (2³² − 1)³ = 79228162458924105385300197375.
+    for (rows, cols, bytes) in [
+        (28, 28, "3367254359280"),
+        (max, max, "79228162458924105385300197375"),
+    ] {
+        let file = idx3(max, rows, cols, &noise(12, 9));
+        let what = format!("header says 4294967295 images of {rows}×{cols}");
+        let raw = dir.write("raw", &file);
+        let msg = error_for(data::read_images(&raw), &raw);
+        assert_contains(&msg, &what);
+        assert_contains(&msg, &format!("holds 12 of the {bytes} data bytes"));
+        let gz = dir.write("gz", &gzip(&file));
+        let msg = error_for(data::read_images(&gz), &gz);
+        assert_contains(&msg, &what);
+        assert_contains(&msg, &format!("holds 12 of the {bytes} data bytes"));
+    }
+}
+
 #[test]
 fn empty_file() {
     let dir = TempDir::new("empty");

@@ -1,5 +1,6 @@
 //! Pictures: digit grid geometry and pixel mapping, scatter and line charts that are the stated
-//! size and not blank, PNG round trips and errors. Set GPU_AE_VIZ_OUT=<dir> to keep the sample
+//! size and not blank, PNG round trips and errors, and pictures saved in the format their
+//! extension names. Set GPU_AE_VIZ_OUT=<dir> to keep the sample
 //! pictures (MNIST grid, a scatter of 10 000 test digits, loss curves) for viewing.
 
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ fn keep(name: &str, img: DynamicImage) {
     if let Some(dir) = std::env::var_os("GPU_AE_VIZ_OUT") {
         let dir = PathBuf::from(dir);
         std::fs::create_dir_all(&dir).unwrap();
-        viz::save_png(&dir.join(name), &img).unwrap();
+        viz::save_image(&dir.join(name), &img).unwrap();
     }
 }
 
@@ -324,7 +325,7 @@ fn png_round_trip_and_errors() {
     let images: Vec<f32> = (0..h * w).map(|i| i as f32 / 11.0).collect();
     let g = viz::digit_grid(&images, h, w, 1, 1, 1, 0);
     let path = dir.0.join("grid.png");
-    viz::save_png(&path, &DynamicImage::ImageLuma8(g.clone())).unwrap();
+    viz::save_image(&path, &DynamicImage::ImageLuma8(g.clone())).unwrap();
     let (pixels, ph, pw) = viz::read_png_gray(&path).unwrap();
     assert_eq!((ph, pw), (h, w));
     for (got, byte) in pixels.iter().zip(g.pixels()) {
@@ -335,7 +336,7 @@ fn png_round_trip_and_errors() {
     rgb.put_pixel(0, 0, Rgb([255, 255, 255]));
     rgb.put_pixel(2, 0, Rgb([0, 255, 0]));
     let path = dir.0.join("rgb.png");
-    viz::save_png(&path, &DynamicImage::ImageRgb8(rgb)).unwrap();
+    viz::save_image(&path, &DynamicImage::ImageRgb8(rgb)).unwrap();
     let (pixels, _, _) = viz::read_png_gray(&path).unwrap();
     assert_eq!(pixels[0], 1.0);
     assert_eq!(pixels[1], 0.0);
@@ -365,14 +366,81 @@ fn png_round_trip_and_errors() {
         msg.starts_with(&missing.display().to_string()) && msg.contains("No such file"),
         "{msg}"
     );
+    let msg = viz::read_png_gray(&dir.0)
+        .unwrap_err()
+        .message()
+        .to_string();
+    assert_eq!(
+        msg,
+        format!("{}: is a directory, expected a PNG image", dir.0.display())
+    );
 
     // A failed save leaves nothing behind.
     let nowhere = dir.0.join("no-dir").join("x.png");
-    assert!(viz::save_png(&nowhere, &DynamicImage::ImageLuma8(g)).is_err());
+    assert!(viz::save_image(&nowhere, &DynamicImage::ImageLuma8(g)).is_err());
     let mut left: Vec<_> = std::fs::read_dir(&dir.0)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
     left.sort();
     assert_eq!(left, ["grid.png", "notes.png", "rgb.png"]);
+}
+
+/// PNG, JPEG and BMP by extension, in any case; other extensions, or none, are refused with the
+/// accepted ones named and nothing written.
+#[test]
+fn pictures_are_written_in_the_format_their_extension_names() {
+    let dir = TempDir::new("formats");
+    let images: Vec<f32> = (0..28 * 28 * 4).map(|i| (i % 97) as f32 / 96.0).collect();
+    let grey = DynamicImage::ImageLuma8(viz::digit_grid(&images, 28, 28, 2, 2, 1, 2));
+    let rgba = DynamicImage::ImageRgba8(grey.to_rgba8());
+    for (name, img, format) in [
+        ("a.png", &grey, image::ImageFormat::Png),
+        ("b.jpg", &grey, image::ImageFormat::Jpeg),
+        ("c.JPEG", &rgba, image::ImageFormat::Jpeg),
+        ("d.bmp", &grey, image::ImageFormat::Bmp),
+        ("e.Png", &rgba, image::ImageFormat::Png),
+    ] {
+        let path = dir.0.join(name);
+        viz::check_image_path(&path).unwrap();
+        viz::save_image(&path, img).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(image::guess_format(&bytes).unwrap(), format, "{name}");
+        let back = image::load_from_memory_with_format(&bytes, format).unwrap();
+        assert_eq!((back.width(), back.height()), (62, 62), "{name}");
+        if format == image::ImageFormat::Jpeg {
+            assert!(!back.color().has_alpha(), "{name}");
+            // Quality 95: on average within a grey level or two of the original.
+            let diff: u32 = back
+                .to_luma8()
+                .pixels()
+                .zip(grey.to_luma8().pixels())
+                .map(|(a, b)| u32::from(a.0[0].abs_diff(b.0[0])))
+                .sum();
+            let mean = diff as f64 / (62.0 * 62.0);
+            assert!(mean < 2.0, "{name}: mean difference {mean}");
+        } else {
+            assert_eq!(back.to_luma8(), grey.to_luma8(), "{name}");
+        }
+    }
+    for name in ["f.gif", "g", "h.png.txt", ".png"] {
+        let path = dir.0.join(name);
+        let msg = viz::check_image_path(&path)
+            .unwrap_err()
+            .message()
+            .to_string();
+        assert!(
+            msg.starts_with(&path.display().to_string())
+                && msg.ends_with("name it .png, .jpg, .jpeg or .bmp"),
+            "{msg}"
+        );
+        assert_eq!(viz::save_image(&path, &grey).unwrap_err().message(), msg);
+        assert!(!path.exists(), "{name}");
+    }
+    let mut left: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["a.png", "b.jpg", "c.JPEG", "d.bmp", "e.Png"]);
 }
