@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::evaluate::GpuSplit;
 use crate::gpu::{Elem, Gpu};
 use crate::kernels;
-use crate::models::{Architecture, ModelSpec};
+use crate::models::ModelSpec;
 use crate::train::{TrainConfig, Trainer};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -118,7 +118,11 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
     flush(&gpu)?;
     times.upload_s = lap(&mut t);
     let cfg = TrainConfig {
-        spec: opts.spec,
+        // The images' shape comes from the data.
+        spec: ModelSpec {
+            image: split.shape,
+            ..opts.spec.clone()
+        },
         batch: opts.batch,
         lr: 1e-3,
         seed: opts.seed,
@@ -146,7 +150,7 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
     } else {
         steady.iter().sum::<f64>() / steady.len() as f64
     };
-    let arch = Architecture::new(opts.spec)?;
+    let arch = &trainer.model.arch;
     // Forward 2 FLOPs per multiply-accumulate, backward twice the forward.
     let flops_per_image = 6.0 * arch.forward_macs() as f64;
     let batch = trainer.cfg.batch;
@@ -160,6 +164,7 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
         "model": opts.spec.kind.name(),
         "latent": opts.spec.latent,
         "task": opts.spec.task.name(),
+        "image": [arch.spec.image.channels, arch.spec.image.size, arch.spec.image.size],
         "batch": batch,
         "precision": opts.precision.wgsl(),
         "epochs": opts.epochs,

@@ -9,14 +9,18 @@ use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::graph::{Graph, ImageSource, Model};
 use crate::kernels::{NoiseKey, reduce, step};
-use crate::models::IMAGE_SIDE;
+use crate::models::ImageShape;
 use crate::reference::rng::STREAM_EVAL;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A split of the dataset on the GPU: packed u8 pixels, the visiting order, the labels.
 pub struct GpuSplit {
-    /// `[count · 784 / 4]` packed pixels.
+    /// `[⌈count · C·S·S / 4⌉]` packed pixels.
     pub images: Tensor,
+    /// The shape of every image.
+    pub shape: ImageShape,
+    /// Where the images came from, for errors.
+    pub source: PathBuf,
     /// `[count]` order in which batches visit images (identity until shuffled).
     pub perm: Tensor,
     pub count: usize,
@@ -27,9 +31,9 @@ impl GpuSplit {
     /// Uploads a split once; `source` names the files in errors.
     pub fn upload(gpu: &Gpu, split: &Split, source: &Path) -> Result<GpuSplit> {
         let im = &split.images;
-        if im.rows != IMAGE_SIDE || im.cols != IMAGE_SIDE {
+        if im.rows != im.cols {
             bail!(
-                "{}: images are {}×{}; gpu-ae models take 28×28 images",
+                "{}: images are {}×{}; gpu-ae models take square images",
                 source.display(),
                 im.rows,
                 im.cols
@@ -38,18 +42,42 @@ impl GpuSplit {
         if im.count == 0 {
             bail!("{}: the split holds no images", source.display());
         }
-        // 28×28 images fill whole words, and the pixel bytes in file order are already the
-        // little-endian words of `kernels::data::pack_bytes`: upload them as they are.
-        let words = im.pixels.len() / 4;
-        let images = Tensor::from_bytes(gpu, &[words], &im.pixels, "dataset images")?;
+        let shape = ImageShape {
+            channels: 1,
+            size: im.rows,
+        };
+        // The pixel bytes in file order are already the little-endian words of
+        // `kernels::data::pack_bytes`: upload them as they are, zero-padded to whole words.
+        let words = im.pixels.len().div_ceil(4);
+        let images = if im.pixels.len().is_multiple_of(4) {
+            Tensor::from_bytes(gpu, &[words], &im.pixels, "dataset images")?
+        } else {
+            let mut padded = im.pixels.clone();
+            padded.resize(words * 4, 0);
+            Tensor::from_bytes(gpu, &[words], &padded, "dataset images")?
+        };
         let order: Vec<u32> = (0..im.count as u32).collect();
         let perm = Tensor::from_u32(gpu, &[im.count], &order, "dataset order")?;
         Ok(GpuSplit {
             images,
+            shape,
+            source: source.to_path_buf(),
             perm,
             count: im.count,
             labels: split.labels.clone(),
         })
+    }
+
+    /// Refuses a model made for images of another shape.
+    pub fn check_model(&self, model: &ImageShape) -> Result<()> {
+        if self.shape != *model {
+            bail!(
+                "{}: images are {}, the model takes {model} images",
+                self.source.display(),
+                self.shape
+            );
+        }
+        Ok(())
     }
 
     pub fn source(&self, batch_size: usize) -> ImageSource<'_> {
@@ -105,6 +133,7 @@ impl Evaluator {
         batch: usize,
         seed: u32,
     ) -> Result<Evaluator> {
+        split.check_model(&model.arch.spec.image)?;
         let batch = batch.min(split.count).max(1);
         let state = Tensor::zeros(gpu, &[step::STATE_LEN], "eval state")?;
         let acc = Tensor::zeros(gpu, &[4], "eval sums")?;

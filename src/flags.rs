@@ -1,5 +1,5 @@
 //! One rule for every numeric flag of the command line, checked while parsing (before any
-//! work): counts and sizes are whole numbers of at least 1, `--padding` and seeds whole numbers
+//! work): counts and sizes are whole numbers of at least 1 (`--widths` a list of them), `--padding` and seeds whole numbers
 //! of at least 0, rates (`--lr`, `--noise`) finite numbers greater than 0. Negative numbers are
 //! read as values (`--lr -1` as well as `--lr=-1`) so that they get these messages too.
 
@@ -21,6 +21,19 @@ pub fn whole<T: FromStr>(s: &str) -> Result<T, String> {
     }
     t.parse::<T>()
         .map_err(|_| "is too large for this flag".to_string())
+}
+
+/// `--widths`: the channel counts of the conv family's stride-2 convolutions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Widths(pub Vec<usize>);
+
+/// One to eight counts ≥ 1, comma-separated (`32,64,128`).
+pub fn widths(s: &str) -> Result<Widths, String> {
+    let list: Option<Vec<usize>> = s.split(',').map(|w| count(w).ok()).collect();
+    match list {
+        Some(w) if !w.is_empty() && w.len() <= 8 => Ok(Widths(w)),
+        _ => Err("must be one to eight whole numbers of at least 1, comma-separated".into()),
+    }
 }
 
 /// A rate: a finite number > 0.
@@ -46,6 +59,10 @@ mod tests {
             assert!(whole::<u32>(bad).is_err(), "{bad}");
         }
         assert!(whole::<u32>("4294967296").is_err());
+        assert_eq!(widths("32,64, 128"), Ok(Widths(vec![32, 64, 128])));
+        for bad in ["", ",", "32,,64", "0", "1,2,3,4,5,6,7,8,9", "a"] {
+            assert!(widths(bad).is_err(), "{bad}");
+        }
         assert_eq!(positive("1e-3"), Ok(1e-3));
         for bad in ["0", "-1", "nan", "inf", "-inf", "1e40", "x"] {
             assert!(positive(bad).is_err(), "{bad}");

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::kernels::grads::GradPartials;
 use crate::kernels::{InputGrad, NoiseKey, SplitTensor, activation, data, linear, loss, pool, vae};
-use crate::models::{Architecture, Head, IMAGE_SIDE, LossKind, Task};
+use crate::models::{Architecture, Head, LossKind, Task};
 use crate::nn::{Backward, LayerKind, StackBuffers};
 use crate::shapes::{Activation, LinearShape, Pool2dShape};
 
@@ -130,9 +130,9 @@ pub struct Graph {
     pub n: usize,
     /// Storage of the images, activations and their gradients.
     pub elem: Elem,
-    /// `[n, 1, 28, 28]` clean images: the loss target, and the input of `reconstruct`.
+    /// `[n, C, S, S]` clean images: the loss target, and the input of `reconstruct`.
     pub target: Tensor,
-    /// `[n, 1, h, w]` noisy or downsampled input when the task has one.
+    /// `[n, C, h, w]` noisy or downsampled input when the task has one.
     input: Option<Tensor>,
     enc: StackBuffers,
     /// `[n, 2L]` (μ | logvar) or `[n, L]`.
@@ -141,9 +141,9 @@ pub struct Graph {
     dec: StackBuffers,
     /// `[n]` reconstruction loss per example (summed over pixels).
     pub rec: Tensor,
-    /// `[n, 784]` gradient of the decoder output.
+    /// `[n, C·S·S]` gradient of the decoder output.
     dout: Tensor,
-    /// `[n, 784]` sigmoid of the logits, for pictures (inference graphs with a BCE model).
+    /// `[n, C·S·S]` sigmoid of the logits, for pictures (inference graphs with a BCE model).
     probs: Option<Tensor>,
     train: Option<TrainBuffers>,
     /// How the recorded noise kernels key the RNG.
@@ -160,7 +160,7 @@ impl Graph {
                 gpu.describe()
             );
         }
-        let target = Tensor::zeros_as(gpu, &[n, 1, IMAGE_SIDE, IMAGE_SIDE], elem, "target")?;
+        let target = Tensor::zeros_as(gpu, &arch.spec.image.dims().batch(n), elem, "target")?;
         let input = match arch.spec.task {
             Task::Reconstruct => None,
             _ => Some(Tensor::zeros_as(
@@ -202,7 +202,7 @@ impl Graph {
             None
         };
         let dec = StackBuffers::new(gpu, &arch.decoder, n, elem, dec_backward, "decoder")?;
-        let pixels = IMAGE_SIDE * IMAGE_SIDE;
+        let pixels = arch.spec.image.pixels();
         let rec = Tensor::zeros(gpu, &[n], "reconstruction loss")?;
         let dout = Tensor::zeros_as(gpu, &[n, pixels], elem, "d output")?;
         let probs = if !train && arch.spec.loss == LossKind::Bce {
@@ -276,7 +276,7 @@ impl Graph {
         self.vae.as_ref().map(|v| &v.kl)
     }
 
-    /// `[n, 784]` reconstructed images in [0, 1] after [`Graph::record_probabilities`].
+    /// `[n, C·S·S]` reconstructed images in [0, 1] after [`Graph::record_probabilities`].
     pub fn probabilities(&self) -> &Tensor {
         self.probs.as_ref().unwrap_or(self.dec.output())
     }
@@ -293,7 +293,7 @@ impl Graph {
         state: &Tensor,
         seed: u32,
     ) {
-        let pixels = IMAGE_SIDE * IMAGE_SIDE;
+        let pixels = arch.spec.image.pixels();
         data::gather(
             plan,
             gpu,
@@ -331,7 +331,7 @@ impl Graph {
                 noise,
                 self.noise_key,
                 self.n,
-                IMAGE_SIDE * IMAGE_SIDE,
+                arch.spec.image.pixels(),
             ),
             Task::Superres => pool::avg_pool2x2_forward(
                 plan,
@@ -340,9 +340,9 @@ impl Graph {
                 &self.target,
                 Pool2dShape {
                     n: self.n,
-                    c: 1,
-                    h_in: IMAGE_SIDE,
-                    w_in: IMAGE_SIDE,
+                    c: arch.spec.image.channels,
+                    h_in: arch.spec.image.size,
+                    w_in: arch.spec.image.size,
                     padding: 0,
                 },
             ),
@@ -434,7 +434,7 @@ impl Graph {
     /// Records the per-example reconstruction loss into `rec` and its gradient (of the batch
     /// mean times [`Graph::loss_scale`]) into the decoder-output gradient.
     pub fn record_loss(&self, plan: &mut Plan, gpu: &Gpu, arch: &Architecture) {
-        let d = IMAGE_SIDE * IMAGE_SIDE;
+        let d = arch.spec.image.pixels();
         let scale = self.loss_scale() / self.n as f32;
         match arch.spec.loss {
             LossKind::Bce => loss::bce_with_logits(

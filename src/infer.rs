@@ -6,11 +6,7 @@ use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::graph::{Graph, Model};
 use crate::kernels::{NoiseKey, step};
-use crate::models::IMAGE_SIDE;
 use crate::reference::rng::STREAM_EVAL;
-
-/// Pixels of one 28×28 image.
-pub const PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 
 pub struct Inference<'g> {
     gpu: &'g Gpu,
@@ -32,7 +28,7 @@ pub struct Reconstruction {
     pub inputs: Vec<f32>,
     /// The code: μ for VAEs, `[count, code]`.
     pub codes: Vec<f32>,
-    /// Reconstructions in [0, 1], `[count, 784]`.
+    /// Reconstructions in [0, 1], `[count, C·S·S]`.
     pub outputs: Vec<f32>,
 }
 
@@ -74,19 +70,25 @@ impl<'g> Inference<'g> {
         self.model.arch.input_dims().numel()
     }
 
-    /// Runs the model on `images` (`[count, 784]` in [0, 1]).
+    /// Values per output image, C·S·S.
+    pub fn pixels(&self) -> usize {
+        self.model.arch.spec.image.pixels()
+    }
+
+    /// Runs the model on `images` (`[count, C, S, S]` in [0, 1]).
     pub fn reconstruct(&self, images: &[f32]) -> Result<Reconstruction> {
-        let count = images.len() / PIXELS;
+        let pixels = self.pixels();
+        let count = images.len() / pixels;
         let (ip, cl) = (self.input_pixels(), self.code_len());
         let mut out = Reconstruction {
             inputs: Vec::with_capacity(count * ip),
             codes: Vec::with_capacity(count * cl),
-            outputs: Vec::with_capacity(count * PIXELS),
+            outputs: Vec::with_capacity(count * pixels),
         };
-        for (b, chunk) in images.chunks(self.n * PIXELS).enumerate() {
-            let k = chunk.len() / PIXELS;
+        for (b, chunk) in images.chunks(self.n * pixels).enumerate() {
+            let k = chunk.len() / pixels;
             let mut padded = chunk.to_vec();
-            padded.resize(self.n * PIXELS, 0.0);
+            padded.resize(self.n * pixels, 0.0);
             self.graph.target.write_f32(self.gpu, &padded);
             self.gpu.queue.write_buffer(
                 &self.state.buffer,
@@ -98,7 +100,7 @@ impl<'g> Inference<'g> {
                 .extend_from_slice(&self.graph.input().read_f32(self.gpu)?[..k * ip]);
             out.codes.extend_from_slice(&self.read_codes()?[..k * cl]);
             out.outputs
-                .extend_from_slice(&self.graph.probabilities().read_f32(self.gpu)?[..k * PIXELS]);
+                .extend_from_slice(&self.graph.probabilities().read_f32(self.gpu)?[..k * pixels]);
         }
         Ok(out)
     }
@@ -121,17 +123,18 @@ impl<'g> Inference<'g> {
         }
     }
 
-    /// Decodes `codes` (`[count, code]`) to images `[count, 784]` in [0, 1].
+    /// Decodes `codes` (`[count, code]`) to images `[count, C, S, S]` in [0, 1].
     pub fn decode(&self, codes: &[f32]) -> Result<Vec<f32>> {
         let cl = self.code_len();
-        let mut out = Vec::with_capacity(codes.len() / cl * PIXELS);
+        let pixels = self.pixels();
+        let mut out = Vec::with_capacity(codes.len() / cl * pixels);
         for chunk in codes.chunks(self.n * cl) {
             let k = chunk.len() / cl;
             let mut padded = chunk.to_vec();
             padded.resize(self.n * cl, 0.0);
             self.graph.code().write_f32(self.gpu, &padded);
             self.decode.submit(self.gpu)?;
-            out.extend_from_slice(&self.graph.probabilities().read_f32(self.gpu)?[..k * PIXELS]);
+            out.extend_from_slice(&self.graph.probabilities().read_f32(self.gpu)?[..k * pixels]);
         }
         Ok(out)
     }

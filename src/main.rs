@@ -205,15 +205,23 @@ struct ModelArgs {
     /// Reconstruction loss: bce (on sigmoid outputs, summed over pixels) or mse.
     #[arg(long, default_value = "bce")]
     loss: String,
+    /// conv-vae and conv-ae: output channels of each stride-2 convolution (the decoder mirrors
+    /// them).
+    #[arg(long, default_value = "16,32", value_parser = flags::widths, value_name = "W,W,…")]
+    widths: flags::Widths,
 }
 
 impl ModelArgs {
+    /// The model asked for; its image shape is MNIST's until the data says otherwise.
     fn spec(&self) -> Result<ModelSpec> {
         Ok(ModelSpec {
-            kind: self.model.parse::<ModelKind>()?,
-            latent: self.latent,
-            task: Task::parse(&self.task, self.noise)?,
-            loss: self.loss.parse::<LossKind>()?,
+            widths: self.widths.0.clone(),
+            ..ModelSpec::mnist(
+                self.model.parse::<ModelKind>()?,
+                self.latent,
+                Task::parse(&self.task, self.noise)?,
+                self.loss.parse::<LossKind>()?,
+            )
         })
     }
 }
@@ -362,6 +370,7 @@ fn usage_exit(e: clap::Error) -> ! {
 fn explicit_settings(m: &clap::ArgMatches) -> Vec<String> {
     [
         "model",
+        "widths",
         "latent",
         "task",
         "noise",

@@ -1,8 +1,11 @@
-//! The model zoo: `conv-vae`, `conv-ae`, `dense-vae` and `lesson-ae`, each for the tasks
-//! reconstruct, denoise and super-resolution (14×14 input, 28×28 output). An [`Architecture`]
-//! is the encoder stack, the optional latent head and the decoder stack, with PyTorch
-//! `state_dict` names and the flat parameter table. The decoder ends in logits: the sigmoid is
-//! fused into the BCE loss (and applied separately when pictures are made).
+//! The model zoo: the families `conv-vae` and `conv-ae` (one stride-2 convolution per entry of
+//! `widths`, mirrored by transposed convolutions: `ConvVAE` of `pytorch_images.py`), `dense-vae`
+//! (any image shape) and `lesson-ae` (the 28×28 grey lesson model), each for the tasks
+//! reconstruct, denoise and super-resolution (S/2 input, S output). An [`Architecture`] is the
+//! encoder stack, the optional latent head and the decoder stack, with PyTorch `state_dict`
+//! names and the flat parameter table, for images of an [`ImageShape`] that comes from the data.
+//! The decoder ends in logits: the sigmoid is fused into the BCE loss (and applied separately
+//! when pictures are made).
 
 use crate::bail;
 use crate::error::{Error, Result};
@@ -126,14 +129,72 @@ impl FromStr for LossKind {
     }
 }
 
+/// The images a model reconstructs: `channels` (1 grey, 3 RGB) planes of `size`×`size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageShape {
+    pub channels: usize,
+    pub size: usize,
+}
+
+impl ImageShape {
+    /// MNIST's 28×28 grey digits: the shape of every model written before shapes were recorded.
+    pub const MNIST: ImageShape = ImageShape {
+        channels: 1,
+        size: 28,
+    };
+
+    /// `[C, S, S]`.
+    pub fn dims(&self) -> Dims {
+        Dims::new(self.channels, self.size, self.size)
+    }
+
+    /// Values per image, C·S·S.
+    pub fn pixels(&self) -> usize {
+        self.channels * self.size * self.size
+    }
+}
+
+impl fmt::Display for ImageShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.channels == 1 {
+            "grey".to_string()
+        } else {
+            format!("{}-channel", self.channels)
+        };
+        write!(f, "{}×{} {what}", self.size, self.size)
+    }
+}
+
+/// conv-vae's and conv-ae's widths on MNIST (the models of `pytorch_ae.py`).
+pub const MNIST_WIDTHS: [usize; 2] = [16, 32];
+
 /// Everything that determines an architecture; stored in checkpoint metadata.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
     pub kind: ModelKind,
     /// Latent size L (ignored by `lesson-ae`, whose code is 8×4×4).
     pub latent: usize,
     pub task: Task,
     pub loss: LossKind,
+    /// The images (from the data).
+    pub image: ImageShape,
+    /// conv-vae and conv-ae: the output channels of each stride-2 convolution (ignored by the
+    /// other models).
+    pub widths: Vec<usize>,
+}
+
+impl ModelSpec {
+    /// A model of `kind` for MNIST's images, with MNIST's conv widths.
+    pub fn mnist(kind: ModelKind, latent: usize, task: Task, loss: LossKind) -> ModelSpec {
+        ModelSpec {
+            kind,
+            latent,
+            task,
+            loss,
+            image: ImageShape::MNIST,
+            widths: MNIST_WIDTHS.to_vec(),
+        }
+    }
 }
 
 /// The latent head between encoder and decoder.
@@ -147,9 +208,6 @@ pub enum Head {
     /// output rows are (μ | logvar).
     Vae(Layer),
 }
-
-/// Side length of the square images the models reconstruct.
-pub const IMAGE_SIDE: usize = 28;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Architecture {
@@ -179,13 +237,33 @@ fn linear(in_features: usize, out_features: usize) -> LayerKind {
     }
 }
 
+/// A stack's layers with their PyTorch indices (`enc.0`, `enc.1`, …).
+type Layers = Vec<(usize, LayerKind)>;
+
+/// Side after `Conv2d(kernel 3, stride 2, padding 1)`.
+fn conv_out(side: usize) -> usize {
+    (side - 1) / 2 + 1
+}
+
 impl Architecture {
     pub fn new(spec: ModelSpec) -> Result<Architecture> {
+        let image = spec.image;
+        if image.channels == 0 || image.size == 0 {
+            bail!("images of {image} cannot be modelled");
+        }
         let side = match spec.task {
-            Task::Superres => IMAGE_SIDE / 2,
-            _ => IMAGE_SIDE,
+            Task::Superres => {
+                if !image.size.is_multiple_of(2) {
+                    bail!(
+                        "--task superres needs an even image size (its input is half the size), got {}",
+                        image.size
+                    );
+                }
+                image.size / 2
+            }
+            _ => image.size,
         };
-        let input = Dims::new(1, side, side);
+        let input = Dims::new(image.channels, side, side);
         let latent = spec.latent;
         if spec.kind != ModelKind::LessonAe && !(1..=4096).contains(&latent) {
             bail!("--latent must be between 1 and 4096, got {latent}");
@@ -193,38 +271,12 @@ impl Architecture {
         let mut t = ParamTable::default();
         let (encoder, head, mut dec_kinds) = match spec.kind {
             ModelKind::ConvVae | ModelKind::ConvAe => {
-                // Super-resolution: the first conv keeps 14×14 instead of halving 28×28.
-                let first_stride = if side == IMAGE_SIDE { 2 } else { 1 };
-                let enc = Stack::new(
-                    &mut t,
-                    "enc",
-                    input,
-                    &[
-                        (0, conv(1, 16, first_stride, 1)),
-                        (1, RELU),
-                        (2, conv(16, 32, 2, 1)),
-                        (3, RELU),
-                    ],
-                );
+                let (enc_kinds, sides) = Self::conv_encoder(&spec, side)?;
+                let enc = Stack::new(&mut t, "enc", input, &enc_kinds);
                 let feat = enc.output().numel();
                 let head = Self::head(&mut t, spec.kind.is_vae(), feat, latent);
-                let t_conv = |c_in, c_out| LayerKind::ConvTranspose2d {
-                    c_in,
-                    c_out,
-                    kernel: 3,
-                    stride: 2,
-                    padding: 1,
-                    output_padding: 1,
-                };
-                let dec = vec![
-                    (0, linear(latent, 32 * 7 * 7)),
-                    (1, RELU),
-                    (2, LayerKind::Unflatten(Dims::new(32, 7, 7))),
-                    (3, t_conv(32, 16)),
-                    (4, RELU),
-                    (5, t_conv(16, 1)),
-                ];
-                (enc, head, (dec, Dims::flat(latent), 6))
+                let (dec, next) = Self::conv_decoder(&spec, &sides, feat);
+                (enc, head, (dec, Dims::flat(latent), next))
             }
             ModelKind::DenseVae => {
                 let enc = Stack::new(
@@ -237,12 +289,17 @@ impl Architecture {
                 let dec = vec![
                     (0, linear(latent, 512)),
                     (1, RELU),
-                    (2, linear(512, IMAGE_SIDE * IMAGE_SIDE)),
+                    (2, linear(512, image.pixels())),
                 ];
                 (enc, head, (dec, Dims::flat(latent), 3))
             }
             ModelKind::LessonAe => {
-                if side != IMAGE_SIDE {
+                if image != ImageShape::MNIST {
+                    bail!(
+                        "lesson-ae is the 28×28 grey lesson model and cannot take {image} images; use conv-vae, conv-ae or dense-vae"
+                    );
+                }
+                if side != image.size {
                     bail!(
                         "lesson-ae cannot do super-resolution (its decoder needs a 4×4 code); use conv-ae, conv-vae or dense-vae"
                     );
@@ -285,8 +342,8 @@ impl Architecture {
             kinds.push((sigmoid_index, LayerKind::Act(Activation::Sigmoid)));
         }
         let decoder = Stack::new(&mut t, "dec", dec_input, kinds);
-        if decoder.output().numel() != IMAGE_SIDE * IMAGE_SIDE {
-            bail!("{}: decoder does not produce 28×28 images", spec.kind);
+        if decoder.output().numel() != image.pixels() {
+            bail!("{}: decoder does not produce {image} images", spec.kind);
         }
         Ok(Architecture {
             spec,
@@ -295,6 +352,81 @@ impl Architecture {
             head,
             decoder,
         })
+    }
+
+    /// The conv family's encoder layers (`pytorch_images.ConvVAE.enc`: per width a
+    /// Conv2d(3, stride 2, padding 1) and the activation) for an input of `side`, and the side of
+    /// the full-size image after each convolution, `[S, S₁, …]`. Super-resolution's input is
+    /// already half the size, so its first convolution keeps the side (stride 1).
+    fn conv_encoder(spec: &ModelSpec, side: usize) -> Result<(Layers, Vec<usize>)> {
+        let widths = &spec.widths;
+        if widths.is_empty() || widths.contains(&0) {
+            bail!("--widths: give one or more channel counts, e.g. 32,64,128");
+        }
+        let mut sides = vec![spec.image.size];
+        for _ in widths {
+            let last = *sides.last().expect("starts with the size");
+            if last < 2 {
+                bail!(
+                    "--size {} is too small for {} --widths: each convolution halves the side, and {} of them leave less than 1×1",
+                    spec.image.size,
+                    widths.len(),
+                    widths.len()
+                );
+            }
+            sides.push(conv_out(last));
+        }
+        let mut kinds = Vec::new();
+        let mut c_in = spec.image.channels;
+        for (i, &w) in widths.iter().enumerate() {
+            let stride = if i == 0 && side != spec.image.size {
+                1
+            } else {
+                2
+            };
+            kinds.push((2 * i, conv(c_in, w, stride, 1)));
+            kinds.push((2 * i + 1, RELU));
+            c_in = w;
+        }
+        Ok((kinds, sides))
+    }
+
+    /// The conv family's decoder (`pytorch_images.ConvVAE.dec`): Linear(L → F), activation,
+    /// Unflatten, then a ConvTranspose2d(3, stride 2, padding 1) back up each side (its output
+    /// padding restores the size) with an activation between them; returns the layers and the
+    /// index after the last.
+    fn conv_decoder(spec: &ModelSpec, sides: &[usize], feat: usize) -> (Layers, usize) {
+        let widths = &spec.widths;
+        let last = *widths.last().expect("checked non-empty");
+        let s = sides[sides.len() - 1];
+        let mut kinds = vec![
+            (0, linear(spec.latent, feat)),
+            (1, RELU),
+            (2, LayerKind::Unflatten(Dims::new(last, s, s))),
+        ];
+        let mut outs: Vec<usize> = widths[..widths.len() - 1].iter().rev().copied().collect();
+        outs.push(spec.image.channels);
+        let mut index = 3;
+        for (i, &c_out) in outs.iter().enumerate() {
+            let (s_in, s_out) = (sides[sides.len() - 1 - i], sides[sides.len() - 2 - i]);
+            kinds.push((
+                index,
+                LayerKind::ConvTranspose2d {
+                    c_in: widths[widths.len() - 1 - i],
+                    c_out,
+                    kernel: 3,
+                    stride: 2,
+                    padding: 1,
+                    output_padding: s_out + 1 - 2 * s_in,
+                },
+            ));
+            index += 1;
+            if i + 1 < outs.len() {
+                kinds.push((index, RELU));
+                index += 1;
+            }
+        }
+        (kinds, index)
     }
 
     fn head(t: &mut ParamTable, vae: bool, feat: usize, latent: usize) -> Head {
@@ -348,12 +480,7 @@ mod tests {
     use super::*;
 
     fn spec(kind: ModelKind, latent: usize, task: Task) -> ModelSpec {
-        ModelSpec {
-            kind,
-            latent,
-            task,
-            loss: LossKind::Bce,
-        }
+        ModelSpec::mnist(kind, latent, task, LossKind::Bce)
     }
 
     #[test]
@@ -388,6 +515,87 @@ mod tests {
         assert_eq!(a.params.total, 86_433);
         assert_eq!(a.encoder.output(), Dims::new(32, 7, 7));
         assert_eq!(a.decoder.output(), Dims::new(1, 28, 28));
+    }
+
+    /// `pytorch_images.ConvVAE(3, 32, [32, 64, 128], 64)`: names and shapes of its state_dict.
+    #[test]
+    fn the_conv_family_follows_pytorch_images() {
+        let spec = ModelSpec {
+            image: ImageShape {
+                channels: 3,
+                size: 32,
+            },
+            widths: vec![32, 64, 128],
+            ..ModelSpec::mnist(ModelKind::ConvVae, 64, Task::Reconstruct, LossKind::Bce)
+        };
+        let a = Architecture::new(spec.clone()).unwrap();
+        let names: Vec<(&str, Vec<usize>)> = a
+            .params
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.shape.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("enc.0.weight", vec![32, 3, 3, 3]),
+                ("enc.0.bias", vec![32]),
+                ("enc.2.weight", vec![64, 32, 3, 3]),
+                ("enc.2.bias", vec![64]),
+                ("enc.4.weight", vec![128, 64, 3, 3]),
+                ("enc.4.bias", vec![128]),
+                ("fc_mu.weight", vec![64, 2048]),
+                ("fc_logvar.weight", vec![64, 2048]),
+                ("fc_mu.bias", vec![64]),
+                ("fc_logvar.bias", vec![64]),
+                ("dec.0.weight", vec![2048, 64]),
+                ("dec.0.bias", vec![2048]),
+                ("dec.3.weight", vec![128, 64, 3, 3]),
+                ("dec.3.bias", vec![64]),
+                ("dec.5.weight", vec![64, 32, 3, 3]),
+                ("dec.5.bias", vec![32]),
+                ("dec.7.weight", vec![32, 3, 3, 3]),
+                ("dec.7.bias", vec![3]),
+            ]
+        );
+        assert_eq!(a.decoder.output(), Dims::new(3, 32, 32));
+        // Odd sides: 28 → 14 → 7 → 4 and back needs output paddings 0, 1, 1.
+        let odd = Architecture::new(ModelSpec {
+            widths: vec![8, 8, 8],
+            ..ModelSpec::mnist(ModelKind::ConvAe, 5, Task::Reconstruct, LossKind::Bce)
+        })
+        .unwrap();
+        assert_eq!(odd.encoder.output(), Dims::new(8, 4, 4));
+        let paddings: Vec<usize> = odd
+            .decoder
+            .layers
+            .iter()
+            .filter_map(|l| match l.kind {
+                LayerKind::ConvTranspose2d { output_padding, .. } => Some(output_padding),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(paddings, vec![0, 1, 1]);
+        // Too many halvings for the size, and no widths at all, are refused.
+        let tiny = ModelSpec {
+            image: ImageShape {
+                channels: 3,
+                size: 4,
+            },
+            ..spec.clone()
+        };
+        let e = Architecture::new(tiny).unwrap_err();
+        assert!(e.message().contains("--size 4"), "{e}");
+        let none = ModelSpec {
+            widths: vec![],
+            ..spec
+        };
+        assert!(
+            Architecture::new(none)
+                .unwrap_err()
+                .message()
+                .contains("--widths")
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use super::{AdapterArg, EncodeArgs, PictureArgs, SampleArgs, UpscaleArgs, defaul
 use gpu_ae::apply;
 use gpu_ae::error::Result;
 use gpu_ae::graph::Model;
-use gpu_ae::infer::{Inference, PIXELS};
-use gpu_ae::models::Task;
+use gpu_ae::infer::Inference;
+use gpu_ae::models::{ImageShape, Task};
 use gpu_ae::train::load_model;
 use gpu_ae::{bail, outln};
 use gpu_ae::{files, viz};
@@ -53,32 +53,29 @@ fn check_picture_out(path: &Path) -> Result<()> {
 /// Most pixels in one picture (a 16384×16384 square): larger grids would exhaust memory.
 const MAX_PICTURE_PIXELS: usize = 1 << 28;
 
-/// Checks a grid of `rows`×`cols` cells of 28×28 images before any work; `cols_flag` is the flag
-/// that set `cols` (`--cols`, or `--count` for the comparison pictures). The size arithmetic is
-/// checked, so absurd values are an error instead of an overflow or a failed allocation.
+/// Checks a grid of `rows`×`cols` cells of `side`×`side` images before any work; `cols_flag`
+/// is the flag that set `cols` (`--cols`, or `--count` for the comparison pictures). The size
+/// arithmetic is checked, so absurd values are an error instead of an overflow or a failed
+/// allocation.
 fn check_grid(
     rows: usize,
     cols: usize,
     cols_flag: &str,
     scale: usize,
     padding: usize,
+    side: usize,
 ) -> Result<()> {
-    for (flag, v) in [("--rows", rows), (cols_flag, cols), ("--scale", scale)] {
-        if v == 0 {
-            bail!("{flag} must be at least 1");
-        }
-    }
     if rows.checked_mul(cols).is_none_or(|cells| cells > 10_000) {
         bail!("{rows} rows × {cols_flag} {cols} is more than 10000 cells");
     }
-    // The picture size of viz::digit_grid.
-    let side = |n: usize| {
-        (28 * n)
+    // The picture size of viz::image_grid.
+    let length = |n: usize| {
+        side.checked_mul(n)?
             .checked_mul(scale)?
             .checked_add(padding.checked_mul(n + 1)?)
     };
-    let pixels = side(cols)
-        .zip(side(rows))
+    let pixels = length(cols)
+        .zip(length(rows))
         .and_then(|(w, h)| w.checked_mul(h));
     if pixels.is_none_or(|p| p > MAX_PICTURE_PIXELS) {
         bail!(
@@ -88,13 +85,14 @@ fn check_grid(
     Ok(())
 }
 
-/// Test images `[count, 784]` in [0, 1] and their labels.
-fn test_images(dir: &Path) -> Result<(Vec<f32>, Vec<u8>)> {
+/// Test images `[count, C, S, S]` in [0, 1] and their labels; the folder's images must have the
+/// model's shape.
+fn test_images(dir: &Path, image: ImageShape) -> Result<(Vec<f32>, Vec<u8>)> {
     let split = gpu_ae::data::load_test(dir)?;
     let im = &split.images;
-    if im.rows * im.cols != PIXELS {
+    if (im.rows, im.cols) != (image.size, image.size) || image.channels != 1 {
         bail!(
-            "{}: images are {}×{}; gpu-ae models take 28×28 images",
+            "{}: images are {}×{} grey; the model takes {image} images",
             dir.display(),
             im.rows,
             im.cols
@@ -112,27 +110,38 @@ fn open(adapter: &AdapterArg, checkpoint: &Path) -> Result<(gpu_ae::gpu::Gpu, Mo
     Ok((gpu, model))
 }
 
+/// Writes `images` (`[count, C, S, S]`) as a grid of `rows`×`cols` cells.
 fn save_grid(
     path: &Path,
     images: &[f32],
-    rows: usize,
-    cols: usize,
+    image: ImageShape,
+    (rows, cols): (usize, usize),
     scale: usize,
     padding: usize,
 ) -> Result<()> {
-    let grid = viz::digit_grid(images, 28, 28, rows, cols, scale, padding);
-    viz::save_image(path, &DynamicImage::ImageLuma8(grid))
+    let grid = viz::image_grid(
+        images,
+        image.channels,
+        image.size,
+        image.size,
+        rows,
+        cols,
+        scale,
+        padding,
+    );
+    viz::save_image(path, &grid)
 }
 
 pub fn sample(a: SampleArgs) -> Result<()> {
     let g = &a.grid;
-    check_grid(g.rows, g.cols, "--cols", g.scale, g.padding)?;
     check_picture_out(&a.out)?;
     let checkpoint = a
         .checkpoint
         .clone()
         .unwrap_or_else(|| shipped(if a.manifold { SHIPPED_L2 } else { SHIPPED_L16 }));
     let (gpu, model) = open(&a.adapter, &checkpoint)?;
+    let image = model.arch.spec.image;
+    check_grid(g.rows, g.cols, "--cols", g.scale, g.padding, image.size)?;
     let kind = model.arch.spec.kind;
     let code = model.arch.code_len();
     let count = g.rows * g.cols;
@@ -146,14 +155,15 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         }
         inference.decode(&apply::manifold_codes(g.rows, g.cols))?
     } else if let Some(ab) = &a.interpolate {
-        let (images, _) = test_images(&a.data.clone().unwrap_or_else(default_data))?;
-        let total = images.len() / PIXELS;
+        let (images, _) = test_images(&a.data.clone().unwrap_or_else(default_data), image)?;
+        let pixels = image.pixels();
+        let total = images.len() / pixels;
         for &i in ab {
             if i >= total {
                 bail!("--interpolate: image {i} does not exist (the test set has {total})");
             }
         }
-        let pick = |i: usize| images[i * PIXELS..(i + 1) * PIXELS].to_vec();
+        let pick = |i: usize| images[i * pixels..(i + 1) * pixels].to_vec();
         let mut both = pick(ab[0]);
         both.extend(pick(ab[1]));
         let codes = inference.reconstruct(&both)?.codes;
@@ -168,9 +178,9 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         }
         inference.decode(&apply::prior_samples(count, code, a.seed))?
     };
-    save_grid(&a.out, &images, g.rows, g.cols, g.scale, g.padding)?;
+    save_grid(&a.out, &images, image, (g.rows, g.cols), g.scale, g.padding)?;
     outln!(
-        "{}: {count} digits decoded by {} ({kind}, L={code})",
+        "{}: {count} images decoded by {} ({kind}, L={code})",
         a.out.display(),
         checkpoint.display()
     );
@@ -178,18 +188,20 @@ pub fn sample(a: SampleArgs) -> Result<()> {
 }
 
 pub fn reconstruct(a: PictureArgs) -> Result<()> {
-    check_grid(2, a.count, "--count", a.scale, a.padding)?;
     let out = a.out.clone().unwrap_or_else(|| "reconstruction.png".into());
     check_picture_out(&out)?;
-    let (images, _) = test_images(&a.data.clone().unwrap_or_else(default_data))?;
     let (gpu, model) = open(&a.adapter, &a.checkpoint)?;
-    let count = a.count.min(images.len() / PIXELS);
-    let originals = &images[..count * PIXELS];
+    let image = model.arch.spec.image;
+    check_grid(2, a.count, "--count", a.scale, a.padding, image.size)?;
+    let (images, _) = test_images(&a.data.clone().unwrap_or_else(default_data), image)?;
+    let pixels = image.pixels();
+    let count = a.count.min(images.len() / pixels);
+    let originals = &images[..count * pixels];
     let inference = Inference::new(&gpu, model, count, a.seed)?;
     let r = inference.reconstruct(originals)?;
     let mut rows = originals.to_vec();
     rows.extend(&r.outputs);
-    save_grid(&out, &rows, 2, count, a.scale, a.padding)?;
+    save_grid(&out, &rows, image, (2, count), a.scale, a.padding)?;
     outln!(
         "{}: {count} test images (top) and their reconstructions (bottom), PSNR {:.2} dB",
         out.display(),
@@ -208,8 +220,8 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     }
     check_out(&a.out)?;
     let dir = a.data.clone().unwrap_or_else(default_data);
-    let (images, labels) = test_images(&dir)?;
     let (gpu, model) = open(&a.adapter, &a.checkpoint)?;
+    let (images, labels) = test_images(&dir, model.arch.spec.image)?;
     let kind = model.arch.spec.kind;
     let inference = Inference::new(&gpu, model, BATCH, 0)?;
     let code = inference.code_len();
@@ -266,28 +278,30 @@ fn require_task(model: &Model, checkpoint: &Path, want: &str, command: &str) -> 
 }
 
 pub fn denoise(a: PictureArgs) -> Result<()> {
-    check_grid(3, a.count, "--count", a.scale, a.padding)?;
     let out = a.out.clone().unwrap_or_else(|| "denoise.png".into());
     check_picture_out(&out)?;
     let dir = a.data.clone().unwrap_or_else(default_data);
     let (gpu, model) = open(&a.adapter, &a.checkpoint)?;
+    let image = model.arch.spec.image;
+    check_grid(3, a.count, "--count", a.scale, a.padding, image.size)?;
     require_task(&model, &a.checkpoint, "denoise", "denoise")?;
     let noise = match model.arch.spec.task {
         Task::Denoise { noise } => noise,
         _ => unreachable!("checked above"),
     };
-    let (images, _) = test_images(&dir)?;
+    let (images, _) = test_images(&dir, image)?;
+    let pixels = image.pixels();
     let inference = Inference::new(&gpu, model, BATCH, a.seed)?;
     let r = inference.reconstruct(&images)?;
-    let n = a.count.min(images.len() / PIXELS) * PIXELS;
+    let n = a.count.min(images.len() / pixels) * pixels;
     let mut rows = r.inputs[..n].to_vec();
     rows.extend(&r.outputs[..n]);
     rows.extend(&images[..n]);
-    save_grid(&out, &rows, 3, n / PIXELS, a.scale, a.padding)?;
+    save_grid(&out, &rows, image, (3, n / pixels), a.scale, a.padding)?;
     outln!(
         "{}: noisy (top), denoised, clean (bottom). Test set ({} images, noise σ = {noise}): PSNR noisy input {:.2} dB, denoised {:.2} dB",
         out.display(),
-        images.len() / PIXELS,
+        images.len() / pixels,
         apply::psnr(&r.inputs, &images),
         apply::psnr(&r.outputs, &images)
     );
@@ -295,47 +309,59 @@ pub fn denoise(a: PictureArgs) -> Result<()> {
 }
 
 pub fn upscale(a: UpscaleArgs) -> Result<()> {
+    let out = a.out.clone().unwrap_or_else(|| {
+        if a.input.is_some() {
+            "upscaled.png".into()
+        } else {
+            "upscale.png".into()
+        }
+    });
+    check_picture_out(&out)?;
+    let (gpu, model) = open(&a.adapter, &a.checkpoint)?;
+    require_task(&model, &a.checkpoint, "superres", "upscale")?;
+    let image = model.arch.spec.image;
+    let (c, small) = (image.channels, image.size / 2);
     if let Some(input) = &a.input {
-        check_grid(1, 1, "--cols", a.scale, 0)?;
-        let out = a.out.clone().unwrap_or_else(|| "upscaled.png".into());
-        check_picture_out(&out)?;
-        let (pixels, h, w) = viz::read_png_gray(input)?;
-        if (h, w) != (14, 14) {
+        check_grid(1, 1, "--cols", a.scale, 0, image.size)?;
+        let (pixels, h, w) = viz::read_png(input, c)?;
+        if (h, w) != (small, small) {
             bail!(
-                "{}: image is {w}×{h}; upscale needs a 14×14 image",
+                "{}: image is {w}×{h}; this model upscales {small}×{small} images",
                 input.display()
             );
         }
-        let (gpu, model) = open(&a.adapter, &a.checkpoint)?;
-        require_task(&model, &a.checkpoint, "superres", "upscale")?;
         let inference = Inference::new(&gpu, model, 1, 0)?;
-        // The model pools its 28×28 target to 14×14: nearest upscaling pools back exactly.
-        let r = inference.reconstruct(&apply::upscale_nearest(&pixels, 14, 14))?;
-        save_grid(&out, &r.outputs, 1, 1, a.scale, 0)?;
-        outln!("{}: {} upscaled to 28×28", out.display(), input.display());
+        // The model pools its S×S target to S/2: nearest upscaling pools back exactly.
+        let r = inference.reconstruct(&apply::upscale_nearest(&pixels, small, small))?;
+        save_grid(&out, &r.outputs, image, (1, 1), a.scale, 0)?;
+        outln!(
+            "{}: {} upscaled to {}×{}",
+            out.display(),
+            input.display(),
+            image.size,
+            image.size
+        );
         return Ok(());
     }
-    let out = a.out.clone().unwrap_or_else(|| "upscale.png".into());
-    check_grid(4, a.count, "--count", a.scale, a.padding)?;
-    check_picture_out(&out)?;
+    check_grid(4, a.count, "--count", a.scale, a.padding, image.size)?;
     let dir = a.data.clone().unwrap_or_else(default_data);
-    let (gpu, model) = open(&a.adapter, &a.checkpoint)?;
-    require_task(&model, &a.checkpoint, "superres", "upscale")?;
-    let (images, _) = test_images(&dir)?;
+    let (images, _) = test_images(&dir, image)?;
     let inference = Inference::new(&gpu, model, BATCH, 0)?;
     let r = inference.reconstruct(&images)?;
-    let nearest = apply::upscale_nearest(&r.inputs, 14, 14);
-    let bilinear = apply::upscale_bilinear(&r.inputs, 14, 14);
-    let n = a.count.min(images.len() / PIXELS) * PIXELS;
+    // Every plane of every image is one small×small picture to upscale.
+    let nearest = apply::upscale_nearest(&r.inputs, small, small);
+    let bilinear = apply::upscale_bilinear(&r.inputs, small, small);
+    let pixels = image.pixels();
+    let n = a.count.min(images.len() / pixels) * pixels;
     let mut rows = nearest[..n].to_vec();
     rows.extend(&bilinear[..n]);
     rows.extend(&r.outputs[..n]);
     rows.extend(&images[..n]);
-    save_grid(&out, &rows, 4, n / PIXELS, a.scale, a.padding)?;
+    save_grid(&out, &rows, image, (4, n / pixels), a.scale, a.padding)?;
     outln!(
-        "{}: 14×14 input (top), bilinear, gpu-ae, original (bottom). Test set ({} images): PSNR nearest {:.2} dB, bilinear {:.2} dB, gpu-ae {:.2} dB",
+        "{}: {small}×{small} input (top), bilinear, gpu-ae, original (bottom). Test set ({} images): PSNR nearest {:.2} dB, bilinear {:.2} dB, gpu-ae {:.2} dB",
         out.display(),
-        images.len() / PIXELS,
+        images.len() / pixels,
         apply::psnr(&nearest, &images),
         apply::psnr(&bilinear, &images),
         apply::psnr(&r.outputs, &images)

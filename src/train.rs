@@ -12,7 +12,7 @@ use crate::graph::{Graph, Model, values_from_checkpoint};
 use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{self, reduce, step};
-use crate::models::{Architecture, LossKind, ModelKind, ModelSpec, Task};
+use crate::models::{Architecture, ImageShape, LossKind, MNIST_WIDTHS, ModelKind, ModelSpec, Task};
 use crate::reference::rng::STREAM_REPARAM;
 pub use crate::run::{Claim, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, RunFolder};
 use crate::{bail, data, fingerprint, noteln, stop};
@@ -64,7 +64,21 @@ pub fn spec_metadata(spec: &ModelSpec) -> BTreeMap<String, String> {
         m.insert("noise".into(), noise.to_string());
     }
     m.insert("loss".into(), spec.loss.name().into());
+    m.insert("channels".into(), spec.image.channels.to_string());
+    m.insert("size".into(), spec.image.size.to_string());
+    if matches!(spec.kind, ModelKind::ConvVae | ModelKind::ConvAe) {
+        m.insert("widths".into(), join_widths(&spec.widths));
+    }
     m
+}
+
+/// `32,64,128`, as `--widths` takes them.
+pub fn join_widths(widths: &[usize]) -> String {
+    widths
+        .iter()
+        .map(|w| w.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Reads the model description back from checkpoint metadata.
@@ -105,11 +119,36 @@ pub fn spec_from_metadata(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
         Some(v) => v.parse().map_err(|_| bad("loss", v))?,
         None => LossKind::Bce,
     };
+    // Checkpoints written before shapes and widths were recorded are MNIST's.
+    let count = |key: &str, default: usize| -> Result<usize> {
+        match ckpt.meta(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|&n: &usize| n >= 1)
+                .ok_or_else(|| bad(key, v)),
+        }
+    };
+    let image = ImageShape {
+        channels: count("channels", ImageShape::MNIST.channels)?,
+        size: count("size", ImageShape::MNIST.size)?,
+    };
+    let widths = match ckpt.meta("widths") {
+        None => MNIST_WIDTHS.to_vec(),
+        Some(v) => v
+            .split(',')
+            .map(|w| w.trim().parse().ok().filter(|&n: &usize| n >= 1))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| bad("widths", v))?,
+    };
     Ok(ModelSpec {
         kind,
         latent,
         task,
         loss,
+        image,
+        widths,
     })
 }
 
@@ -164,10 +203,11 @@ impl<'g> Trainer<'g> {
         moments: Option<(Vec<f32>, Vec<f32>)>,
         steps_done: u64,
     ) -> Result<Trainer<'g>> {
-        let arch = Architecture::new(cfg.spec)?;
+        let arch = Architecture::new(cfg.spec.clone())?;
         if cfg.batch == 0 {
             bail!("--batch must be at least 1");
         }
+        train.check_model(&cfg.spec.image)?;
         // Every pipeline at once, on all cores (a no-op when the caller already did it).
         gpu.prepare(kernels::ENTRY_POINTS);
         let p = arch.params.total;
@@ -593,6 +633,7 @@ fn check_resume_flags(
                 q.spec.kind.name().to_string(),
             ),
             "latent" => (r.spec.latent.to_string(), q.spec.latent.to_string()),
+            "widths" => (join_widths(&r.spec.widths), join_widths(&q.spec.widths)),
             "task" => (
                 r.spec.task.name().to_string(),
                 q.spec.task.name().to_string(),
@@ -648,7 +689,7 @@ fn resume_state(
     let model_path = folder.path(MODEL_FILE);
     let cfg = config_from_metadata(&ckpt, &model_path)?;
     check_resume_flags(&cfg, requested, &opts.explicit_flags, folder.dir())?;
-    let arch = Architecture::new(cfg.spec)
+    let arch = Architecture::new(cfg.spec.clone())
         .map_err(|e| Error::msg(format!("{}: {e}", model_path.display())))?;
     let params = values_from_checkpoint(&arch, &ckpt, &model_path)?;
     let opt_path = folder.path(OPTIMIZER_FILE);
@@ -778,8 +819,21 @@ pub fn run(
     let test_split = GpuSplit::upload(gpu, &dataset.test, &data_dir)?;
     let (cfg, params, moments, steps_done) = match resume {
         Some(r) => (r.cfg, Some(r.params), Some(r.moments), r.steps_done),
-        None => (cfg, None, None, 0),
+        // A new model takes the images' shape from the data.
+        None => (
+            TrainConfig {
+                spec: ModelSpec {
+                    image: train_split.shape,
+                    ..cfg.spec
+                },
+                ..cfg
+            },
+            None,
+            None,
+            0,
+        ),
     };
+    train_split.check_model(&cfg.spec.image)?;
     let mut trainer = Trainer::new(gpu, cfg.clone(), train_split, params, moments, steps_done)?;
     let evaluator = Evaluator::new(
         gpu,

@@ -1,40 +1,49 @@
-//! Pictures a person would rather look at than read: digit grids, labelled 2-D scatter plots of
-//! latent codes, and line charts of losses, drawn in plain Rust (a built-in 5×7 bitmap font, no
-//! font or plotting crates), saved as PNG, JPEG or BMP as the file's extension says, and PNGs
-//! read back as grey values.
+//! Pictures a person would rather look at than read: grids of grey or colour images, labelled 2-D
+//! scatter plots of latent codes, and line charts of losses, drawn in plain Rust (a built-in 5×7
+//! bitmap font, no font or plotting crates), saved as PNG, JPEG or BMP as the file's extension
+//! says, and PNGs read back as grey or RGB planes.
 
 use std::io::Cursor;
 use std::path::Path;
 
 use image::codecs::jpeg::JpegEncoder;
-use image::{DynamicImage, GrayImage, ImageFormat, Luma, Rgb, RgbImage};
+use image::{DynamicImage, GrayImage, ImageFormat, Rgb, RgbImage};
 
 use crate::bail;
 use crate::error::{Error, Result};
 use crate::files::{self, write_atomic};
 
-/// Grey of the frame and gaps between digit cells (empty cells stay black).
+/// Grey of the frame and gaps between image cells (empty cells stay black).
 const GRID_PADDING_GREY: u8 = 72;
 
-/// Grid of rows×cols cells of h×w grey images (values in `[0, 1]`, `[count, h, w]`, count ≤ rows·cols,
-/// extra images ignored; empty cells dark), each enlarged `scale`× (nearest), separated and framed
-/// by `padding` pixels of a mid-dark grey. The image is `w·scale·cols + padding·(cols+1)` wide and
-/// `h·scale·rows + padding·(rows+1)` high, so with padding 0 and scale 1 exactly (h·rows)×(w·cols).
-pub fn digit_grid(
+/// Grid of rows×cols cells of h×w images with `channels` planes (1: grey, 3: RGB; values in
+/// `[0, 1]`, `[count, channels, h, w]`, count ≤ rows·cols, extra images ignored; empty cells
+/// dark), each enlarged `scale`× (nearest), separated and framed by `padding` pixels of a
+/// mid-dark grey. The picture is `w·scale·cols + padding·(cols+1)` wide and
+/// `h·scale·rows + padding·(rows+1)` high, so with padding 0 and scale 1 exactly (h·rows)×(w·cols);
+/// grey for one channel, RGB for three.
+#[allow(clippy::too_many_arguments)]
+pub fn image_grid(
     images: &[f32],
+    channels: usize,
     h: usize,
     w: usize,
     rows: usize,
     cols: usize,
     scale: usize,
     padding: usize,
-) -> GrayImage {
+) -> DynamicImage {
+    assert!(
+        channels == 1 || channels == 3,
+        "pictures have 1 or 3 channels"
+    );
     let scale = scale.max(1);
     let (cell_w, cell_h) = (w * scale, h * scale);
     let width = cell_w * cols + padding * (cols + 1);
     let height = cell_h * rows + padding * (rows + 1);
-    let mut img = GrayImage::from_pixel(width as u32, height as u32, Luma([GRID_PADDING_GREY]));
-    let per_image = h * w;
+    let mut bytes = vec![GRID_PADDING_GREY; width * height * channels];
+    let plane = h * w;
+    let per_image = channels * plane;
     for r in 0..rows {
         for c in 0..cols {
             let (x0, y0) = (
@@ -47,13 +56,25 @@ pub fn digit_grid(
                 .filter(|_| per_image > 0);
             for y in 0..cell_h {
                 for x in 0..cell_w {
-                    let v = pixels.map_or(0, |p| to_byte(p[(y / scale) * w + x / scale]));
-                    img.put_pixel((x0 + x) as u32, (y0 + y) as u32, Luma([v]));
+                    let at = ((y0 + y) * width + x0 + x) * channels;
+                    let src = (y / scale) * w + x / scale;
+                    for k in 0..channels {
+                        bytes[at + k] = pixels.map_or(0, |p| to_byte(p[k * plane + src]));
+                    }
                 }
             }
         }
     }
-    img
+    let (width, height) = (width as u32, height as u32);
+    if channels == 1 {
+        DynamicImage::ImageLuma8(
+            GrayImage::from_raw(width, height, bytes).expect("sized for the picture"),
+        )
+    } else {
+        DynamicImage::ImageRgb8(
+            RgbImage::from_raw(width, height, bytes).expect("sized for the picture"),
+        )
+    }
 }
 
 /// [0,1] → 0..=255, clamped; NaN is black.
@@ -313,22 +334,30 @@ pub fn save_image(path: &Path, img: &DynamicImage) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-/// Reads a PNG as grey values in `[0, 1]`: (pixels `[h, w]`, h, w); colour is converted to
-/// luminance and alpha ignored. Errors name the file if missing, a directory or not a PNG.
-pub fn read_png_gray(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
+/// Reads a PNG as `channels` planes of values in `[0, 1]`: (pixels `[channels, h, w]`, h, w);
+/// with one channel colour is converted to luminance; alpha is ignored. Errors name the file if
+/// missing, a directory or not a PNG.
+pub fn read_png(path: &Path, channels: usize) -> Result<(Vec<f32>, usize, usize)> {
     let bytes = files::read(path, "a PNG image")?;
     if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         bail!("{}: not a PNG file", path.display());
     }
     let img = image::load_from_memory_with_format(&bytes, ImageFormat::Png)
         .map_err(|e| Error::msg(format!("{}: corrupt PNG: {e}", path.display())))?;
-    let grey = img.to_luma32f();
-    let (w, h) = (grey.width() as usize, grey.height() as usize);
-    let pixels = grey
-        .into_raw()
-        .into_iter()
-        .map(|v| v.clamp(0.0, 1.0))
-        .collect();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let pixels = if channels == 1 {
+        img.to_luma32f()
+            .into_raw()
+            .into_iter()
+            .map(|v| v.clamp(0.0, 1.0))
+            .collect()
+    } else {
+        // Interleaved RGB to planes.
+        let rgb = img.to_rgb32f().into_raw();
+        (0..3)
+            .flat_map(|k| rgb.iter().skip(k).step_by(3).map(|v| v.clamp(0.0, 1.0)))
+            .collect()
+    };
     Ok((pixels, h, w))
 }
 

@@ -45,7 +45,7 @@ fn superres_ae() -> &'static Path {
 }
 
 fn png_size(path: &Path) -> (usize, usize) {
-    let (pixels, h, w) = gpu_ae::viz::read_png_gray(path).unwrap();
+    let (pixels, h, w) = gpu_ae::viz::read_png(path, 1).unwrap();
     assert!(
         pixels.iter().any(|&v| v != pixels[0]),
         "{} is one flat colour",
@@ -103,7 +103,7 @@ fn train_writes_a_pytorch_shaped_run_folder() {
     for key in ["train_loss", "test_bce", "test_kl", "test_neg_elbo"] {
         assert!(num(&metrics[0], key).is_finite(), "{key}");
     }
-    let loss_png = gpu_ae::viz::read_png_gray(&run.join("loss.png")).unwrap();
+    let loss_png = gpu_ae::viz::read_png(&run.join("loss.png"), 1).unwrap();
     assert!(loss_png.1 > 50 && loss_png.2 > 50);
 
     let ckpt = checkpoint::load(&model_file(run)).unwrap();
@@ -349,7 +349,7 @@ fn reconstruct_and_encode_the_test_set() {
             assert!(z.parse::<f32>().is_ok_and(f32::is_finite), "row {i}: {z}");
         }
     }
-    let scatter = gpu_ae::viz::read_png_gray(&dir.join("z.png")).unwrap();
+    let scatter = gpu_ae::viz::read_png(&dir.join("z.png"), 1).unwrap();
     assert!(scatter.1 > 100 && scatter.2 > 100);
 }
 

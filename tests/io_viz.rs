@@ -71,7 +71,7 @@ fn grid_exact_size_and_pixel_mapping() {
     images[h * w + 5] = -1.0; // clamped to 0
     images[2 * h * w + 7] = 0.2; // image 2, (1, 3)
     images[2 * h * w + 6] = f32::NAN; // black
-    let g = viz::digit_grid(&images, h, w, 2, 2, 1, 0);
+    let g = viz::image_grid(&images, 1, h, w, 2, 2, 1, 0).into_luma8();
     assert_eq!((g.width(), g.height()), (2 * w as u32, 2 * h as u32));
     let px = |x: u32, y: u32| g.get_pixel(x, y).0[0];
     assert_eq!(px(0, 0), 255);
@@ -90,7 +90,7 @@ fn grid_exact_size_and_pixel_mapping() {
 fn grid_scale_and_padding() {
     let (h, w, rows, cols, scale, pad) = (3, 5, 2, 3, 4, 2);
     let images: Vec<f32> = (0..5 * h * w).map(|i| (i % 7) as f32 / 6.0).collect();
-    let g = viz::digit_grid(&images, h, w, rows, cols, scale, pad);
+    let g = viz::image_grid(&images, 1, h, w, rows, cols, scale, pad).into_luma8();
     assert_eq!(g.width() as usize, cols * w * scale + (cols + 1) * pad);
     assert_eq!(g.height() as usize, rows * h * scale + (rows + 1) * pad);
     let px = |x: usize, y: usize| g.get_pixel(x as u32, y as u32).0[0];
@@ -130,7 +130,7 @@ fn grid_of_real_digits() {
         .iter()
         .map(|&p| p as f32 / 255.0)
         .collect();
-    let g = viz::digit_grid(&images, 28, 28, 8, 8, 2, 2);
+    let g = viz::image_grid(&images, 1, 28, 28, 8, 8, 2, 2).into_luma8();
     assert_eq!((g.width(), g.height()), (8 * 56 + 18, 8 * 56 + 18));
     keep("digits.png", DynamicImage::ImageLuma8(g));
 }
@@ -323,10 +323,10 @@ fn png_round_trip_and_errors() {
     let dir = TempDir::new("png");
     let (h, w) = (3, 4);
     let images: Vec<f32> = (0..h * w).map(|i| i as f32 / 11.0).collect();
-    let g = viz::digit_grid(&images, h, w, 1, 1, 1, 0);
+    let g = viz::image_grid(&images, 1, h, w, 1, 1, 1, 0).into_luma8();
     let path = dir.0.join("grid.png");
     viz::save_image(&path, &DynamicImage::ImageLuma8(g.clone())).unwrap();
-    let (pixels, ph, pw) = viz::read_png_gray(&path).unwrap();
+    let (pixels, ph, pw) = viz::read_png(&path, 1).unwrap();
     assert_eq!((ph, pw), (h, w));
     for (got, byte) in pixels.iter().zip(g.pixels()) {
         assert_eq!(*got, byte.0[0] as f32 / 255.0);
@@ -337,14 +337,14 @@ fn png_round_trip_and_errors() {
     rgb.put_pixel(2, 0, Rgb([0, 255, 0]));
     let path = dir.0.join("rgb.png");
     viz::save_image(&path, &DynamicImage::ImageRgb8(rgb)).unwrap();
-    let (pixels, _, _) = viz::read_png_gray(&path).unwrap();
+    let (pixels, _, _) = viz::read_png(&path, 1).unwrap();
     assert_eq!(pixels[0], 1.0);
     assert_eq!(pixels[1], 0.0);
     assert!(pixels[2] > 0.3 && pixels[2] < 0.9, "{}", pixels[2]);
 
     let text = dir.0.join("notes.png");
     std::fs::write(&text, b"not a picture").unwrap();
-    let msg = viz::read_png_gray(&text).unwrap_err().message().to_string();
+    let msg = viz::read_png(&text, 1).unwrap_err().message().to_string();
     assert!(
         msg.starts_with(&text.display().to_string()) && msg.contains("not a PNG file"),
         "{msg}"
@@ -352,13 +352,13 @@ fn png_round_trip_and_errors() {
     let mut cut = std::fs::read(dir.0.join("grid.png")).unwrap();
     cut.truncate(30);
     std::fs::write(&text, &cut).unwrap();
-    let msg = viz::read_png_gray(&text).unwrap_err().message().to_string();
+    let msg = viz::read_png(&text, 1).unwrap_err().message().to_string();
     assert!(
         msg.starts_with(&text.display().to_string()) && msg.contains("corrupt PNG"),
         "{msg}"
     );
     let missing = dir.0.join("missing.png");
-    let msg = viz::read_png_gray(&missing)
+    let msg = viz::read_png(&missing, 1)
         .unwrap_err()
         .message()
         .to_string();
@@ -366,10 +366,7 @@ fn png_round_trip_and_errors() {
         msg.starts_with(&missing.display().to_string()) && msg.contains("No such file"),
         "{msg}"
     );
-    let msg = viz::read_png_gray(&dir.0)
-        .unwrap_err()
-        .message()
-        .to_string();
+    let msg = viz::read_png(&dir.0, 1).unwrap_err().message().to_string();
     assert_eq!(
         msg,
         format!("{}: is a directory, expected a PNG image", dir.0.display())
@@ -392,7 +389,7 @@ fn png_round_trip_and_errors() {
 fn pictures_are_written_in_the_format_their_extension_names() {
     let dir = TempDir::new("formats");
     let images: Vec<f32> = (0..28 * 28 * 4).map(|i| (i % 97) as f32 / 96.0).collect();
-    let grey = DynamicImage::ImageLuma8(viz::digit_grid(&images, 28, 28, 2, 2, 1, 2));
+    let grey = viz::image_grid(&images, 1, 28, 28, 2, 2, 1, 2);
     let rgba = DynamicImage::ImageRgba8(grey.to_rgba8());
     for (name, img, format) in [
         ("a.png", &grey, image::ImageFormat::Png),

@@ -61,12 +61,7 @@ fn prepare_builds_every_pipeline_that_training_and_evaluation_record() {
 
     // 37 images in batches of 16: full batches and a tail batch, for every model and task.
     let split = few_images(37);
-    let spec = |kind, task, loss| ModelSpec {
-        kind,
-        latent: 3,
-        task,
-        loss,
-    };
+    let spec = |kind, task, loss| ModelSpec::mnist(kind, 3, task, loss);
     let mut specs: Vec<ModelSpec> = ModelKind::ALL
         .iter()
         .map(|&k| spec(k, Task::Reconstruct, LossKind::Bce))
@@ -79,7 +74,7 @@ fn prepare_builds_every_pipeline_that_training_and_evaluation_record() {
     specs.push(spec(ModelKind::ConvVae, Task::Superres, LossKind::Bce));
     for spec in specs {
         let cfg = TrainConfig {
-            spec,
+            spec: spec.clone(),
             batch: 16,
             lr: 1e-3,
             seed: 1,
@@ -112,12 +107,7 @@ fn upload_writes_the_pixels_packed_four_to_a_word() {
 #[test]
 fn bench_reports_the_start_up_phases() {
     let opts = BenchOptions {
-        spec: ModelSpec {
-            kind: ModelKind::ConvVae,
-            latent: 4,
-            task: Task::Reconstruct,
-            loss: LossKind::Bce,
-        },
+        spec: ModelSpec::mnist(ModelKind::ConvVae, 4, Task::Reconstruct, LossKind::Bce),
         batch: 32,
         epochs: 1,
         train_limit: Some(32),
@@ -164,12 +154,7 @@ fn bench_reports_the_start_up_phases() {
 #[test]
 fn bench_reports_a_bad_dataset_by_name() {
     let opts = BenchOptions {
-        spec: ModelSpec {
-            kind: ModelKind::LessonAe,
-            latent: 4,
-            task: Task::Reconstruct,
-            loss: LossKind::Bce,
-        },
+        spec: ModelSpec::mnist(ModelKind::LessonAe, 4, Task::Reconstruct, LossKind::Bce),
         batch: 8,
         epochs: 1,
         train_limit: Some(8),

@@ -8,7 +8,7 @@ use gpu_ae::evaluate::{EvalMetrics, Evaluator, GpuSplit};
 use gpu_ae::gpu::{AdapterChoice, Elem, Gpu, Plan, Tensor};
 use gpu_ae::graph::{Graph, Model};
 use gpu_ae::kernels::step;
-use gpu_ae::models::{Architecture, LossKind, ModelKind, ModelSpec, Task};
+use gpu_ae::models::{Architecture, ImageShape, LossKind, ModelKind, ModelSpec, Task};
 use gpu_ae::reference::rng::STREAM_REPARAM;
 use gpu_ae::train::{TrainConfig, Trainer};
 use std::path::Path;
@@ -44,8 +44,8 @@ fn images(ds: &data::Dataset, n: usize) -> Vec<f32> {
 /// Checks the GPU gradient of `spec` at the three largest coordinates of every parameter
 /// tensor (small ones drown in the f32 rounding of a loss of several hundred nats).
 fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32]) {
-    let n = target.len() / 784;
-    let arch = Architecture::new(spec).unwrap();
+    let n = target.len() / spec.image.pixels();
+    let arch = Architecture::new(spec.clone()).unwrap();
     let values = arch.params.init(5);
     let model = Model::new(gpu, arch.clone(), &values).unwrap();
     let g = Graph::new(gpu, &arch, n, true, Elem::F32).unwrap();
@@ -115,12 +115,7 @@ fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32]) {
 
 /// Every model spec the whole-model checks cover: each model kind, task and loss at least once.
 fn covered_specs() -> Vec<ModelSpec> {
-    let spec = |kind, latent, task, loss| ModelSpec {
-        kind,
-        latent,
-        task,
-        loss,
-    };
+    let spec = |kind, latent, task, loss| ModelSpec::mnist(kind, latent, task, loss);
     vec![
         spec(ModelKind::ConvVae, 3, Task::Reconstruct, LossKind::Bce),
         spec(ModelKind::ConvAe, 4, Task::Superres, LossKind::Bce),
@@ -141,6 +136,30 @@ fn every_model_backward_matches_finite_differences() {
     let target = images(&ds, 3);
     for s in covered_specs() {
         check_model_gradient(&gpu, s, &target);
+    }
+}
+
+/// The conv family on colour images of odd sizes (7 → 4 → 2 → 1 and back, output paddings 1, 1,
+/// 0; 10 → 5 → 3 → 2), three widths, with the denoising input and super-resolution's stride-1
+/// first layer.
+#[test]
+fn the_colour_conv_family_backward_matches_finite_differences() {
+    let gpu = gpu();
+    let colour = |size, task| ModelSpec {
+        image: ImageShape { channels: 3, size },
+        widths: vec![4, 6, 5],
+        ..ModelSpec::mnist(ModelKind::ConvVae, 3, task, LossKind::Bce)
+    };
+    for spec in [
+        colour(7, Task::Denoise { noise: 0.2 }),
+        colour(10, Task::Superres),
+    ] {
+        let pixels = spec.image.pixels();
+        // Smooth colour gradients in [0, 1], different per image and channel.
+        let target: Vec<f32> = (0..2 * pixels)
+            .map(|i| 0.5 + 0.45 * ((i % pixels) as f32 * 0.37 + (i / pixels) as f32).sin())
+            .collect();
+        check_model_gradient(&gpu, spec, &target);
     }
 }
 
@@ -187,7 +206,7 @@ fn f16_storage_matches_f32_for_every_model() {
     let ds = mnist();
     let target = images(&ds, 5);
     for spec in covered_specs() {
-        let arch = Architecture::new(spec).unwrap();
+        let arch = Architecture::new(spec.clone()).unwrap();
         let model = Model::new(&gpu, arch.clone(), &arch.params.init(7)).unwrap();
         let (rec32, kl32, g32) = loss_and_gradients(&gpu, &model, &target, Elem::F32);
         let (rec16, kl16, g16) = loss_and_gradients(&gpu, &model, &target, Elem::F16);
@@ -245,12 +264,7 @@ fn short_run(gpu: &Gpu, precision: Elem) -> (EvalMetrics, EvalMetrics) {
     };
     let dir = Path::new("assets/mnist");
     let cfg = TrainConfig {
-        spec: ModelSpec {
-            kind: ModelKind::ConvVae,
-            latent: 8,
-            task: Task::Reconstruct,
-            loss: LossKind::Bce,
-        },
+        spec: ModelSpec::mnist(ModelKind::ConvVae, 8, Task::Reconstruct, LossKind::Bce),
         // 640 = 6·100 + 40: the tail batch is trained too.
         batch: 100,
         lr: 2e-3,
