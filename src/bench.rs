@@ -127,6 +127,7 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
         lr: 1e-3,
         seed: opts.seed,
         precision: opts.precision,
+        beta: 1.0,
     };
     let mut trainer = Trainer::new(&gpu, cfg, split, None, None, 0)?;
     flush(&gpu)?;

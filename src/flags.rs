@@ -1,6 +1,7 @@
 //! One rule for every numeric flag of the command line, checked while parsing (before any
 //! work): counts and sizes are whole numbers of at least 1 (`--widths` a list of them), `--padding` and seeds whole numbers
-//! of at least 0, rates (`--lr`, `--noise`) finite numbers greater than 0. Negative numbers are
+//! of at least 0, rates (`--lr`, `--noise`) finite numbers greater than 0, weights (`--beta`)
+//! finite numbers of at least 0. Negative numbers are
 //! read as values (`--lr -1` as well as `--lr=-1`) so that they get these messages too.
 
 use std::str::FromStr;
@@ -36,6 +37,14 @@ pub fn widths(s: &str) -> Result<Widths, String> {
     }
 }
 
+/// A weight: a finite number ≥ 0 (`--beta`).
+pub fn weight(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("must be a finite number of at least 0".into()),
+    }
+}
+
 /// A rate: a finite number > 0.
 pub fn positive(s: &str) -> Result<f32, String> {
     match s.trim().parse::<f32>() {
@@ -62,6 +71,10 @@ mod tests {
         assert_eq!(widths("32,64, 128"), Ok(Widths(vec![32, 64, 128])));
         for bad in ["", ",", "32,,64", "0", "1,2,3,4,5,6,7,8,9", "a"] {
             assert!(widths(bad).is_err(), "{bad}");
+        }
+        assert_eq!(weight("0"), Ok(0.0));
+        for bad in ["-0.5", "nan", "inf"] {
+            assert!(weight(bad).is_err(), "{bad}");
         }
         assert_eq!(positive("1e-3"), Ok(1e-3));
         for bad in ["0", "-1", "nan", "inf", "-inf", "1e40", "x"] {

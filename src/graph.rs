@@ -464,12 +464,15 @@ impl Graph {
 
     /// Records the backward pass of the whole model into the flat gradient buffer: every
     /// layer's parameter-gradient partials, then the one dispatch that sums them into `grads`.
+    /// The loss is the reconstruction plus `kl_weight` times the KL divergence (β of a β-VAE;
+    /// 1 for the negative ELBO).
     pub fn record_backward(
         &self,
         plan: &mut Plan,
         gpu: &Gpu,
         model: &Model,
         grads: &Tensor,
+        kl_weight: f32,
     ) -> Result<()> {
         let arch = &model.arch;
         let params = &model.params.buffer;
@@ -526,7 +529,7 @@ impl Graph {
                     &v.eps,
                     self.n,
                     arch.code_len(),
-                    self.loss_scale() / self.n as f32,
+                    kl_weight * self.loss_scale() / self.n as f32,
                 );
                 dh
             }

@@ -240,6 +240,10 @@ struct TrainArgs {
     lr: f32,
     #[arg(long, default_value_t = 0, value_parser = flags::whole::<u64>, allow_negative_numbers = true)]
     seed: u64,
+    /// Weight of the KL divergence in the training loss (β-VAE); evaluation still reports the
+    /// negative ELBO.
+    #[arg(long, default_value_t = 1.0, value_parser = flags::weight, allow_negative_numbers = true)]
+    beta: f32,
     #[command(flatten)]
     precision: PrecisionArg,
     /// Folder with the IDX files (train-images-idx3-ubyte[.gz], ...); default assets/mnist, or
@@ -377,6 +381,7 @@ fn explicit_settings(m: &clap::ArgMatches) -> Vec<String> {
         "loss",
         "batch",
         "lr",
+        "beta",
         "seed",
         "precision",
     ]
@@ -470,6 +475,7 @@ fn train_cmd(a: TrainArgs, explicit: Vec<String>) -> Result<i32> {
         lr: a.lr,
         seed: a.seed,
         precision: a.precision.precision.parse()?,
+        beta: a.beta,
     };
     let opts = RunOptions {
         data_dir: match a.data {

@@ -33,6 +33,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Storage of activations and their gradients (`--precision`); see [`Graph`].
     pub precision: Elem,
+    /// Weight of the KL divergence in the training loss (`--beta`; 1: the negative ELBO).
+    pub beta: f32,
 }
 
 /// Loss sums of one epoch so far.
@@ -44,12 +46,15 @@ pub struct TrainProgress {
     pub images: usize,
     pub rec_sum: f64,
     pub kl_sum: f64,
+    /// β: the KL sum's weight in the training loss.
+    pub kl_weight: f64,
     pub seconds: f64,
 }
 
 impl TrainProgress {
+    /// The training loss per image: reconstruction + β·KL.
     pub fn mean_loss(&self) -> f64 {
-        (self.rec_sum + self.kl_sum) / self.images.max(1) as f64
+        (self.rec_sum + self.kl_weight * self.kl_sum) / self.images.max(1) as f64
     }
 }
 
@@ -292,7 +297,7 @@ impl<'g> Trainer<'g> {
         g.record_decode(&mut plan, gpu, &self.model);
         g.record_loss(&mut plan, gpu, arch);
         reduce::sum_into(&mut plan, gpu, &self.acc, 0, &g.rec, g.kl(), n);
-        g.record_backward(&mut plan, gpu, &self.model, &self.grads)?;
+        g.record_backward(&mut plan, gpu, &self.model, &self.grads, self.cfg.beta)?;
         adam::step(
             &mut plan,
             gpu,
@@ -368,6 +373,7 @@ impl<'g> Trainer<'g> {
         let mut progress = TrainProgress {
             epoch,
             steps,
+            kl_weight: self.cfg.beta as f64,
             ..Default::default()
         };
         // (staging index, steps done after that submission, images done, submission index)
@@ -493,6 +499,7 @@ impl<'g> Trainer<'g> {
         meta.insert("lr".into(), self.cfg.lr.to_string());
         meta.insert("batch".into(), self.cfg.batch.to_string());
         meta.insert("precision".into(), self.cfg.precision.wgsl().into());
+        meta.insert("beta".into(), self.cfg.beta.to_string());
         meta.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         let (m, v) = self.moments()?;
         let p = self.model.arch.params.total;
@@ -569,7 +576,7 @@ fn metrics_line(
     let rec = loss.name();
     let mut v = serde_json::json!({
         "epoch": epoch + 1,
-        "train_loss": (train.rec_sum + train.kl_sum) / n,
+        "train_loss": train.mean_loss(),
         "epoch_s": train.seconds,
         "images_per_s": n / train.seconds.max(1e-9),
     });
@@ -604,6 +611,15 @@ fn config_from_metadata(ckpt: &Checkpoint, path: &Path) -> Result<TrainConfig> {
     if !(lr.is_finite() && lr > 0.0) {
         return Err(parse_err("lr", lr_s));
     }
+    // Runs written before --beta existed trained the negative ELBO.
+    let beta: f32 = match ckpt.meta("beta") {
+        None => 1.0,
+        Some(b) => b
+            .parse()
+            .ok()
+            .filter(|b: &f32| b.is_finite() && *b >= 0.0)
+            .ok_or_else(|| parse_err("beta", b))?,
+    };
     Ok(TrainConfig {
         spec,
         batch,
@@ -614,6 +630,7 @@ fn config_from_metadata(ckpt: &Checkpoint, path: &Path) -> Result<TrainConfig> {
             None => Elem::F32,
             Some(p) => p.parse().map_err(|_| parse_err("precision", p))?,
         },
+        beta,
     })
 }
 
@@ -650,6 +667,7 @@ fn check_resume_flags(
             ),
             "batch" => (r.batch.to_string(), q.batch.to_string()),
             "lr" => (r.lr.to_string(), q.lr.to_string()),
+            "beta" => (r.beta.to_string(), q.beta.to_string()),
             "seed" => (r.seed.to_string(), q.seed.to_string()),
             "precision" => (
                 r.precision.wgsl().to_string(),

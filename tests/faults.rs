@@ -293,6 +293,8 @@ fn a_resume_checks_the_dataset_and_refuses_other_settings() {
     let run_dir = copy_dir(&base, "resume-flags");
     for (flag, value) in [
         ("--lr", "0.01"),
+        ("--beta", "0.5"),
+        ("--widths", "8,16"),
         ("--batch", "32"),
         ("--model", "conv-ae"),
         ("--latent", "8"),

@@ -79,6 +79,7 @@ fn prepare_builds_every_pipeline_that_training_and_evaluation_record() {
             lr: 1e-3,
             seed: 1,
             precision: Elem::F32,
+            beta: 1.0,
         };
         let train = GpuSplit::upload(&gpu, &split, &mnist_dir()).unwrap();
         let test = GpuSplit::upload(&gpu, &split, &mnist_dir()).unwrap();

@@ -43,7 +43,8 @@ fn images(ds: &data::Dataset, n: usize) -> Vec<f32> {
 
 /// Checks the GPU gradient of `spec` at the three largest coordinates of every parameter
 /// tensor (small ones drown in the f32 rounding of a loss of several hundred nats).
-fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32]) {
+/// `beta` weighs the KL divergence in the loss (β-VAE).
+fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32], beta: f32) {
     let n = target.len() / spec.image.pixels();
     let arch = Architecture::new(spec.clone()).unwrap();
     let values = arch.params.init(5);
@@ -60,10 +61,10 @@ fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32]) {
     g.record_loss(&mut forward, gpu, &arch);
     forward.compile(gpu);
     let mut backward = Plan::new();
-    g.record_backward(&mut backward, gpu, &model, &grads)
+    g.record_backward(&mut backward, gpu, &model, &grads, beta)
         .unwrap();
 
-    // The training objective: mean over the batch of (reconstruction + KL).
+    // The training objective: mean over the batch of (reconstruction + β·KL).
     let loss = || -> f64 {
         forward.submit(gpu).unwrap();
         let rec: f64 = g.rec.read_f32(gpu).unwrap().iter().map(|&v| v as f64).sum();
@@ -71,7 +72,7 @@ fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32]) {
             Some(kl) => kl.read_f32(gpu).unwrap().iter().map(|&v| v as f64).sum(),
             None => 0.0,
         };
-        (rec + kl) / n as f64
+        (rec + beta as f64 * kl) / n as f64
     };
     loss();
     backward.run(gpu).unwrap();
@@ -135,8 +136,11 @@ fn every_model_backward_matches_finite_differences() {
     let ds = mnist();
     let target = images(&ds, 3);
     for s in covered_specs() {
-        check_model_gradient(&gpu, s, &target);
+        check_model_gradient(&gpu, s, &target, 1.0);
     }
+    // A β-VAE weighs the KL term (heavily here, so that it shows in the largest gradients).
+    let vae = ModelSpec::mnist(ModelKind::ConvVae, 3, Task::Reconstruct, LossKind::Bce);
+    check_model_gradient(&gpu, vae, &target, 40.0);
 }
 
 /// The conv family on colour images of odd sizes (7 → 4 → 2 → 1 and back, output paddings 1, 1,
@@ -159,7 +163,7 @@ fn the_colour_conv_family_backward_matches_finite_differences() {
         let target: Vec<f32> = (0..2 * pixels)
             .map(|i| 0.5 + 0.45 * ((i % pixels) as f32 * 0.37 + (i / pixels) as f32).sin())
             .collect();
-        check_model_gradient(&gpu, spec, &target);
+        check_model_gradient(&gpu, spec, &target, 1.0);
     }
 }
 
@@ -184,7 +188,8 @@ fn loss_and_gradients(
         .unwrap();
     g.record_decode(&mut plan, gpu, model);
     g.record_loss(&mut plan, gpu, arch);
-    g.record_backward(&mut plan, gpu, model, &grads).unwrap();
+    g.record_backward(&mut plan, gpu, model, &grads, 1.0)
+        .unwrap();
     plan.run(gpu).unwrap();
     let sum = |t: Option<&Tensor>| -> f64 {
         t.map_or(0.0, |t| {
@@ -270,6 +275,7 @@ fn short_run(gpu: &Gpu, precision: Elem) -> (EvalMetrics, EvalMetrics) {
         lr: 2e-3,
         seed: 3,
         precision,
+        beta: 1.0,
     };
     let mut trainer = Trainer::new(
         gpu,
