@@ -2,7 +2,7 @@
 //! lines between codes), PSNR, and the classical upscalers super-resolution is measured
 //! against. Image arrays are `[count, h, w]` flattened, values in [0, 1].
 
-use crate::reference::rng::{STREAM_SAMPLE, rng_normal};
+use crate::counter_rng::{STREAM_SAMPLE, rng_normal};
 
 /// z ~ N(0, I), `[count, latent]`, from the shared counter RNG (stream "sample").
 pub fn prior_samples(count: usize, latent: usize, seed: u32) -> Vec<f32> {

@@ -4,13 +4,13 @@
 //! ([`NoiseKey::Image`]), so the figures do not depend on the batch size.
 
 use crate::bail;
+use crate::counter_rng::STREAM_EVAL;
 use crate::data::Split;
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::graph::{Graph, ImageSource, Model};
 use crate::kernels::{NoiseKey, reduce, step};
 use crate::models::ImageShape;
-use crate::reference::rng::STREAM_EVAL;
 use std::path::{Path, PathBuf};
 
 /// A split of the dataset on the GPU: packed u8 pixels, the visiting order, the labels.

@@ -2,11 +2,11 @@
 //! the whole model (task input → reconstruction), in fixed-size batches on one graph whose
 //! plans are recorded once. Used by `sample`, `reconstruct`, `encode`, `denoise`, `upscale`.
 
+use crate::counter_rng::STREAM_EVAL;
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::graph::{Graph, Model};
 use crate::kernels::{NoiseKey, step};
-use crate::reference::rng::STREAM_EVAL;
 
 pub struct Inference<'g> {
     gpu: &'g Gpu,

@@ -5,6 +5,7 @@
 //! digest), evaluation, checkpoints and metrics after every epoch, progress, stop requests.
 
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
+use crate::counter_rng::STREAM_REPARAM;
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalMetrics, Evaluator, GpuSplit, batches};
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
@@ -13,7 +14,6 @@ use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{self, reduce, step};
 use crate::models::{Architecture, ImageShape, LossKind, MNIST_WIDTHS, ModelKind, ModelSpec, Task};
-use crate::reference::rng::STREAM_REPARAM;
 pub use crate::run::{Claim, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, RunFolder};
 use crate::{bail, data, fingerprint, noteln, stop};
 use std::collections::BTreeMap;

@@ -3,13 +3,13 @@
 //! own forward loss, f16 activation storage against f32, and short training runs that must
 //! lower the test loss (in f16 about as much as in f32).
 
+use gpu_ae::counter_rng::STREAM_REPARAM;
 use gpu_ae::data;
 use gpu_ae::evaluate::{EvalMetrics, Evaluator, GpuSplit};
 use gpu_ae::gpu::{AdapterChoice, Elem, Gpu, Plan, Tensor};
 use gpu_ae::graph::{Graph, Model};
 use gpu_ae::kernels::step;
 use gpu_ae::models::{Architecture, ImageShape, LossKind, ModelKind, ModelSpec, Task};
-use gpu_ae::reference::rng::STREAM_REPARAM;
 use gpu_ae::train::{TrainConfig, Trainer};
 use std::path::Path;
 

@@ -30,7 +30,7 @@ pub struct InputGrad<'a> {
 }
 
 /// How a noise kernel (the VAE's ε, the denoising input noise) keys the counter-based RNG
-/// ([`reference::rng`](crate::reference::rng)) for element `col` of batch row `row`, rows being
+/// ([`counter_rng`](crate::counter_rng)) for element `col` of batch row `row`, rows being
 /// `width` long (the latent size, the pixels of an image), given the step counter `state`
 /// ([`step`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! CPU reference for `shaders/data.wgsl`: the batch gather from the byte dataset and the
 //! denoising input noise.
 
+use crate::counter_rng::{STREAM_INPUT_NOISE, rng_normal};
 use crate::kernels::NoiseKey;
-use crate::reference::rng::{STREAM_INPUT_NOISE, rng_normal};
 
 /// `x[b, p] = bytes[perm[batch·batch_size + b]·pixels + p] / 255` for `b < n`, `p < pixels`
 /// (`x` `[n, 1, H, W]`; elements past `n·pixels` are left alone).

@@ -11,7 +11,6 @@ pub mod linear;
 pub mod loss;
 pub mod pool;
 pub mod reduce;
-pub mod rng;
 pub mod step;
 pub mod vae;
 

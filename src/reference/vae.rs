@@ -1,8 +1,8 @@
 //! CPU reference for `shaders/vae.wgsl`: the reparameterisation trick with the shared
 //! counter-based RNG, the per-example KL divergence and their backward pass (f64 inside).
 
+use crate::counter_rng::rng_normal;
 use crate::kernels::NoiseKey;
-use crate::reference::rng::rng_normal;
 
 /// `head` `[N, 2L]` = (μ | logvar) per row. `eps[i, j] = rng_normal(seed, stream, c, k)` with
 /// `(c, k) = key.counter(state, i, L, j)` (`(state[0], i·L + j)` by step, `(state[1]·batch_size

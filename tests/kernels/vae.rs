@@ -4,9 +4,9 @@
 //! kernels add up.
 
 use crate::common::{assert_close, gpu, values};
+use gpu_ae::counter_rng::{STREAM_EVAL, STREAM_REPARAM};
 use gpu_ae::gpu::{Gpu, Plan, Tensor};
 use gpu_ae::kernels::{NoiseKey, SplitTensor, step::STATE_LEN, vae};
-use gpu_ae::reference::rng::{STREAM_EVAL, STREAM_REPARAM};
 use gpu_ae::reference::vae as cpu;
 
 /// (n, latent): batch 1, tiny latents, the real latent 16 with a batch past two workgroups, 17.

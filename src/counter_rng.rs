@@ -1,5 +1,6 @@
-//! The counter-based RNG of `shaders/rng.wgsl`, bit for bit on the integer side: the same
-//! (seed, stream, step, index) gives the same u32 and (to float rounding) the same normal.
+//! The counter-based RNG of `shaders/rng.wgsl` on the host, bit for bit on the integer side: the
+//! same (seed, stream, step, index) gives the same u32 and (to float rounding) the same normal.
+//! The kernels' CPU references and the host code that draws codes (`apply`) share it.
 
 /// Random streams, so that different uses of one seed never share numbers.
 pub const STREAM_REPARAM: u32 = 0;
