@@ -2,9 +2,47 @@
 //! work): counts and sizes are whole numbers of at least 1 (`--widths` a list of them), `--padding` and seeds whole numbers
 //! of at least 0, rates (`--lr`, `--noise`) finite numbers greater than 0, weights (`--beta`)
 //! finite numbers of at least 0. Negative numbers are
-//! read as values (`--lr -1` as well as `--lr=-1`) so that they get these messages too.
+//! read as values (`--lr -1` as well as `--lr=-1`) so that they get these messages too. Also the
+//! command line's own enums (`--task`, `--precision`) whose values `--help` lists.
 
 use std::str::FromStr;
+
+use gpu_ae::gpu::Elem;
+use gpu_ae::models::Task;
+
+/// `--task`; `--noise` completes `denoise`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TaskName {
+    Reconstruct,
+    Denoise,
+    Superres,
+}
+
+impl TaskName {
+    pub fn task(self, noise: f32) -> Task {
+        match self {
+            TaskName::Reconstruct => Task::Reconstruct,
+            TaskName::Denoise => Task::Denoise { noise },
+            TaskName::Superres => Task::Superres,
+        }
+    }
+}
+
+/// `--precision`: the storage of activations and their gradients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Precision {
+    F32,
+    F16,
+}
+
+impl Precision {
+    pub fn elem(self) -> Elem {
+        match self {
+            Precision::F32 => Elem::F32,
+            Precision::F16 => Elem::F16,
+        }
+    }
+}
 
 /// A count or size: a whole number ≥ 1.
 pub fn count(s: &str) -> Result<usize, String> {

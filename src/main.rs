@@ -8,7 +8,7 @@ use gpu_ae::bench::{self, BenchOptions};
 use gpu_ae::error::{Error, Result};
 use gpu_ae::evaluate::{Evaluator, GpuSplit};
 use gpu_ae::gpu::{AdapterChoice, Gpu, enumerate_adapters};
-use gpu_ae::models::{LossKind, ModelKind, ModelSpec, Task};
+use gpu_ae::models::{LossKind, ModelKind, ModelSpec};
 use gpu_ae::train::{self, Claim, RunOptions, RunOutcome, RunTarget, TrainConfig};
 use gpu_ae::{noteln, outln, stop};
 use std::path::{Path, PathBuf};
@@ -184,27 +184,29 @@ struct PrecisionArg {
     /// needs an adapter with SHADER_F16, see `gpu-ae devices`). Kernels compute in f32 and the
     /// parameters, their gradients and Adam's moments stay f32 either way. A resumed run keeps
     /// its own.
-    #[arg(long, default_value = "f32", value_name = "f32|f16")]
-    precision: String,
+    #[arg(long, value_enum, default_value_t = flags::Precision::F32)]
+    precision: flags::Precision,
 }
 
 #[derive(Args, Clone)]
 struct ModelArgs {
-    /// conv-vae, conv-ae, dense-vae or lesson-ae.
-    #[arg(long, default_value = "conv-vae")]
-    model: String,
+    /// The model: the conv families (--widths), a dense VAE, or the 28×28 grey lesson model.
+    #[arg(long, value_enum, default_value_t = ModelKind::ConvVae)]
+    model: ModelKind,
     /// Latent size (lesson-ae ignores it: its code is 8×4×4).
     #[arg(long, default_value_t = 16, value_parser = flags::count, allow_negative_numbers = true)]
     latent: usize,
-    /// reconstruct, denoise (noisy input, clean target) or superres (14×14 input, 28×28 target).
-    #[arg(long, default_value = "reconstruct")]
-    task: String,
+    /// What the model learns: to reconstruct, to denoise (noisy input, clean target) or
+    /// super-resolution (S/2 input, S target).
+    #[arg(long, value_enum, default_value_t = flags::TaskName::Reconstruct)]
+    task: flags::TaskName,
     /// Standard deviation of the Gaussian input noise for --task denoise.
     #[arg(long, default_value_t = 0.5, value_parser = flags::positive, allow_negative_numbers = true)]
     noise: f32,
-    /// Reconstruction loss: bce (on sigmoid outputs, summed over pixels) or mse.
-    #[arg(long, default_value = "bce")]
-    loss: String,
+    /// Reconstruction loss on sigmoid outputs, summed over pixels: binary cross-entropy or
+    /// squared error.
+    #[arg(long, value_enum, default_value_t = LossKind::Bce)]
+    loss: LossKind,
     /// conv-vae and conv-ae: output channels of each stride-2 convolution (the decoder mirrors
     /// them).
     #[arg(long, default_value = "16,32", value_parser = flags::widths, value_name = "W,W,…")]
@@ -217,10 +219,10 @@ impl ModelArgs {
         Ok(ModelSpec {
             widths: self.widths.0.clone(),
             ..ModelSpec::mnist(
-                self.model.parse::<ModelKind>()?,
+                self.model,
                 self.latent,
-                Task::parse(&self.task, self.noise)?,
-                self.loss.parse::<LossKind>()?,
+                self.task.task(self.noise),
+                self.loss,
             )
         })
     }
@@ -363,7 +365,14 @@ fn usage_exit(e: clap::Error) -> ! {
             } else {
                 format!("error: {first}")
             };
-            noteln!("{first} (see --help)");
+            // An enum flag's values are worth the line's length.
+            let values = text
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("[possible values:"))
+                .map(|l| format!(" {l}"))
+                .unwrap_or_default();
+            noteln!("{first}{values} (see --help)");
             std::process::exit(2)
         }
     }
@@ -474,7 +483,7 @@ fn train_cmd(a: TrainArgs, explicit: Vec<String>) -> Result<i32> {
         batch: a.batch,
         lr: a.lr,
         seed: a.seed,
-        precision: a.precision.precision.parse()?,
+        precision: a.precision.precision.elem(),
         beta: a.beta,
     };
     let opts = RunOptions {
@@ -589,7 +598,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         train_limit: a.train_limit,
         data_dir: a.data.unwrap_or_else(default_data),
         seed: a.seed,
-        precision: a.precision.precision.parse()?,
+        precision: a.precision.precision.elem(),
     };
     let report = bench::run(&opts, || a.adapter.open(false))?;
     outln!(

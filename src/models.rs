@@ -15,7 +15,7 @@ use crate::shapes::ParamOffsets;
 use std::fmt;
 use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ModelKind {
     ConvVae,
     ConvAe,
@@ -101,7 +101,7 @@ impl Task {
 }
 
 /// The reconstruction loss, summed over pixels per example.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LossKind {
     /// Binary cross-entropy on sigmoid outputs (fused with the sigmoid, logits form).
     Bce,
