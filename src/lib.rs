@@ -21,6 +21,7 @@ pub mod graph;
 pub mod host_rng;
 pub mod infer;
 pub mod kernels;
+pub mod metadata;
 pub mod models;
 pub mod nn;
 pub mod reference;

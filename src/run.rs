@@ -24,6 +24,7 @@ use crate::bail;
 use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::files::{self, rename_durable, write_atomic};
+use crate::metadata;
 use crate::models::LossKind;
 use crate::viz;
 
@@ -312,9 +313,8 @@ impl Drop for RunFolder {
 
 /// Whether two checkpoint files hold the state after the same epoch and step.
 fn same_state(a: &Checkpoint, b: &Checkpoint) -> bool {
-    a.meta("epoch").is_some()
-        && a.meta("epoch") == b.meta("epoch")
-        && a.meta("steps") == b.meta("steps")
+    let stamp = metadata::state_stamp(a);
+    stamp.is_some() && stamp == metadata::state_stamp(b)
 }
 
 fn read_history(path: &Path) -> Result<Vec<serde_json::Value>> {

@@ -13,16 +13,14 @@ use crate::graph::{Graph, Model, values_from_checkpoint};
 use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{self, reduce, step};
-use crate::models::{Architecture, ImageShape, LossKind, MNIST_WIDTHS, ModelKind, ModelSpec, Task};
+use crate::metadata::{self, DatasetRecord, RunRecord};
+use crate::models::{Architecture, LossKind, ModelSpec, Task};
 pub use crate::run::{Claim, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, RunFolder};
 use crate::{bail, data, fingerprint, noteln, stop};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// Checkpoint format tag in the safetensors metadata.
-pub const FORMAT: &str = "gpu-ae/1";
 
 /// Hyper-parameters of a run (stored in every checkpoint's metadata).
 #[derive(Debug, Clone, PartialEq)]
@@ -58,109 +56,10 @@ impl TrainProgress {
     }
 }
 
-/// Metadata keys that describe the model (everything else is training state).
-pub fn spec_metadata(spec: &ModelSpec) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    m.insert("format".into(), FORMAT.into());
-    m.insert("model".into(), spec.kind.name().into());
-    m.insert("latent".into(), spec.latent.to_string());
-    m.insert("task".into(), spec.task.name().into());
-    if let Task::Denoise { noise } = spec.task {
-        m.insert("noise".into(), noise.to_string());
-    }
-    m.insert("loss".into(), spec.loss.name().into());
-    m.insert("channels".into(), spec.image.channels.to_string());
-    m.insert("size".into(), spec.image.size.to_string());
-    if matches!(spec.kind, ModelKind::ConvVae | ModelKind::ConvAe) {
-        m.insert("widths".into(), join_widths(&spec.widths));
-    }
-    m
-}
-
-/// `32,64,128`, as `--widths` takes them.
-pub fn join_widths(widths: &[usize]) -> String {
-    widths
-        .iter()
-        .map(|w| w.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Reads the model description back from checkpoint metadata.
-pub fn spec_from_metadata(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
-    let get = |key: &str| -> Result<&str> {
-        ckpt.meta(key).ok_or_else(|| {
-            Error::msg(format!(
-                "{}: not a gpu-ae checkpoint (metadata has no {key:?})",
-                path.display()
-            ))
-        })
-    };
-    let bad =
-        |key: &str, v: &str| Error::msg(format!("{}: bad {key} {v:?} in metadata", path.display()));
-    let format = get("format")?;
-    if format != FORMAT {
-        bail!(
-            "{}: checkpoint format {format:?}; this gpu-ae reads {FORMAT:?} (a newer gpu-ae wrote it?)",
-            path.display()
-        );
-    }
-    let kind: ModelKind = get("model")?
-        .parse()
-        .map_err(|e: Error| Error::msg(format!("{}: {e}", path.display())))?;
-    let latent_s = get("latent")?;
-    let latent = latent_s
-        .parse()
-        .ok()
-        .filter(|&l: &usize| l >= 1)
-        .ok_or_else(|| bad("latent", latent_s))?;
-    let noise = match ckpt.meta("noise") {
-        Some(v) => v.parse().map_err(|_| bad("noise", v))?,
-        None => 0.5,
-    };
-    let task = Task::parse(get("task")?, noise)
-        .map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
-    let loss: LossKind = match ckpt.meta("loss") {
-        Some(v) => v.parse().map_err(|_| bad("loss", v))?,
-        None => LossKind::Bce,
-    };
-    // Checkpoints written before shapes and widths were recorded are MNIST's.
-    let count = |key: &str, default: usize| -> Result<usize> {
-        match ckpt.meta(key) {
-            None => Ok(default),
-            Some(v) => v
-                .parse()
-                .ok()
-                .filter(|&n: &usize| n >= 1)
-                .ok_or_else(|| bad(key, v)),
-        }
-    };
-    let image = ImageShape {
-        channels: count("channels", ImageShape::MNIST.channels)?,
-        size: count("size", ImageShape::MNIST.size)?,
-    };
-    let widths = match ckpt.meta("widths") {
-        None => MNIST_WIDTHS.to_vec(),
-        Some(v) => v
-            .split(',')
-            .map(|w| w.trim().parse().ok().filter(|&n: &usize| n >= 1))
-            .collect::<Option<Vec<usize>>>()
-            .ok_or_else(|| bad("widths", v))?,
-    };
-    Ok(ModelSpec {
-        kind,
-        latent,
-        task,
-        loss,
-        image,
-        widths,
-    })
-}
-
 /// Loads a self-describing checkpoint onto the GPU.
 pub fn load_model(gpu: &Gpu, path: &Path) -> Result<(Model, Checkpoint)> {
     let ckpt = checkpoint::load(path)?;
-    let spec = spec_from_metadata(&ckpt, path)?;
+    let spec = metadata::read_spec(&ckpt, path)?;
     let arch =
         Architecture::new(spec).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
     let values = values_from_checkpoint(&arch, &ckpt, path)?;
@@ -485,22 +384,22 @@ impl<'g> Trainer<'g> {
         Ok((self.m.read_f32(self.gpu)?, self.v.read_f32(self.gpu)?))
     }
 
-    /// The checkpoint after `epoch` epochs: the model (PyTorch names; the run's settings, `extra`
-    /// and the training state in its metadata) and Adam's moments, with the same metadata.
+    /// The checkpoint after `epoch` epochs: the model (PyTorch names) and Adam's moments, both
+    /// with the run's record in their metadata (settings, progress, `data`, `test` figures).
     pub fn checkpoint(
         &self,
         epoch: usize,
-        extra: &BTreeMap<String, String>,
+        data: &DatasetRecord,
+        test: BTreeMap<String, f64>,
     ) -> Result<(Checkpoint, Checkpoint)> {
-        let mut meta = spec_metadata(&self.cfg.spec);
-        meta.insert("epoch".into(), epoch.to_string());
-        meta.insert("steps".into(), self.steps_done.to_string());
-        meta.insert("seed".into(), self.cfg.seed.to_string());
-        meta.insert("lr".into(), self.cfg.lr.to_string());
-        meta.insert("batch".into(), self.cfg.batch.to_string());
-        meta.insert("precision".into(), self.cfg.precision.wgsl().into());
-        meta.insert("beta".into(), self.cfg.beta.to_string());
-        meta.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let meta = RunRecord {
+            cfg: self.cfg.clone(),
+            epoch,
+            steps: self.steps_done,
+            data: Some(data.clone()),
+            test,
+        }
+        .to_metadata();
         let (m, v) = self.moments()?;
         let p = self.model.arch.params.total;
         let optimizer = Checkpoint {
@@ -590,50 +489,6 @@ fn metrics_line(
     v
 }
 
-/// The settings of a run as its checkpoint records them.
-fn config_from_metadata(ckpt: &Checkpoint, path: &Path) -> Result<TrainConfig> {
-    let spec = spec_from_metadata(ckpt, path)?;
-    let meta = |key: &str| -> Result<&str> {
-        ckpt.meta(key)
-            .ok_or_else(|| Error::msg(format!("{}: metadata has no {key:?}", path.display())))
-    };
-    let parse_err =
-        |key: &str, v: &str| Error::msg(format!("{}: bad {key} {v:?} in metadata", path.display()));
-    let batch_s = meta("batch")?;
-    let batch: usize = batch_s.parse().map_err(|_| parse_err("batch", batch_s))?;
-    let lr_s = meta("lr")?;
-    let lr: f32 = lr_s.parse().map_err(|_| parse_err("lr", lr_s))?;
-    let seed_s = meta("seed")?;
-    let seed: u64 = seed_s.parse().map_err(|_| parse_err("seed", seed_s))?;
-    if batch == 0 {
-        return Err(parse_err("batch", batch_s));
-    }
-    if !(lr.is_finite() && lr > 0.0) {
-        return Err(parse_err("lr", lr_s));
-    }
-    // Runs written before --beta existed trained the negative ELBO.
-    let beta: f32 = match ckpt.meta("beta") {
-        None => 1.0,
-        Some(b) => b
-            .parse()
-            .ok()
-            .filter(|b: &f32| b.is_finite() && *b >= 0.0)
-            .ok_or_else(|| parse_err("beta", b))?,
-    };
-    Ok(TrainConfig {
-        spec,
-        batch,
-        lr,
-        seed,
-        // Runs written before --precision existed trained in f32.
-        precision: match ckpt.meta("precision") {
-            None => Elem::F32,
-            Some(p) => p.parse().map_err(|_| parse_err("precision", p))?,
-        },
-        beta,
-    })
-}
-
 /// Refuses settings flags given with `--resume` that differ from the run's own: a resumed run
 /// keeps the settings it was started with.
 fn check_resume_flags(
@@ -650,7 +505,10 @@ fn check_resume_flags(
                 q.spec.kind.name().to_string(),
             ),
             "latent" => (r.spec.latent.to_string(), q.spec.latent.to_string()),
-            "widths" => (join_widths(&r.spec.widths), join_widths(&q.spec.widths)),
+            "widths" => (
+                metadata::join_widths(&r.spec.widths),
+                metadata::join_widths(&q.spec.widths),
+            ),
             "task" => (
                 r.spec.task.name().to_string(),
                 q.spec.task.name().to_string(),
@@ -687,14 +545,9 @@ fn check_resume_flags(
 
 /// What a resumed run starts from.
 struct ResumeState {
-    cfg: TrainConfig,
+    record: RunRecord,
     params: Vec<f32>,
     moments: (Vec<f32>, Vec<f32>),
-    epochs_done: usize,
-    steps_done: u64,
-    /// The recorded dataset: absolute path and digest (runs written before they were recorded
-    /// have neither).
-    data: Option<(PathBuf, String)>,
 }
 
 /// Reads the committed checkpoint of `folder` for a resume.
@@ -705,9 +558,9 @@ fn resume_state(
 ) -> Result<ResumeState> {
     let (ckpt, opt) = folder.load()?;
     let model_path = folder.path(MODEL_FILE);
-    let cfg = config_from_metadata(&ckpt, &model_path)?;
-    check_resume_flags(&cfg, requested, &opts.explicit_flags, folder.dir())?;
-    let arch = Architecture::new(cfg.spec.clone())
+    let record = RunRecord::read(&ckpt, &model_path)?;
+    check_resume_flags(&record.cfg, requested, &opts.explicit_flags, folder.dir())?;
+    let arch = Architecture::new(record.cfg.spec.clone())
         .map_err(|e| Error::msg(format!("{}: {e}", model_path.display())))?;
     let params = values_from_checkpoint(&arch, &ckpt, &model_path)?;
     let opt_path = folder.path(OPTIMIZER_FILE);
@@ -717,32 +570,12 @@ fn resume_state(
             _ => bail!("{}: missing or mis-sized tensor {name}", opt_path.display()),
         }
     };
-    let count = |key: &str| -> Result<u64> {
-        ckpt.meta(key).and_then(|v| v.parse().ok()).ok_or_else(|| {
-            Error::msg(format!(
-                "{}: metadata has no valid {key:?}",
-                model_path.display()
-            ))
-        })
-    };
-    let data = match (ckpt.meta(META_DATA), ckpt.meta(META_DATA_DIGEST)) {
-        (Some(p), Some(d)) => Some((PathBuf::from(p), d.to_string())),
-        _ => None,
-    };
     Ok(ResumeState {
-        cfg,
+        record,
         params,
         moments: (moment("adam.m")?, moment("adam.v")?),
-        epochs_done: count("epoch")? as usize,
-        steps_done: count("steps")?,
-        data,
     })
 }
-
-/// Metadata keys of the dataset a run trains on: its folder (absolute) and its digest
-/// ([`fingerprint::dataset_digest`]).
-pub const META_DATA: &str = "data";
-pub const META_DATA_DIGEST: &str = "data_digest";
 
 /// Trains a new run or continues one (`opts.target`), evaluating, checkpointing and logging after
 /// every epoch until `opts.epochs` epochs are done or a stop is requested ([`stop`]).
@@ -769,12 +602,12 @@ pub fn run(
         } => Some(resume_state(&folder, &cfg, opts)?),
         _ => None,
     };
-    let first_epoch = resume.as_ref().map_or(0, |r| r.epochs_done);
+    let first_epoch = resume.as_ref().map_or(0, |r| r.record.epoch);
     let mut history = folder.history()?;
     history.truncate(first_epoch);
     if let Some(r) = &resume {
         // A kill after the last commit point may have left the plot behind.
-        folder.refresh_plot(&history, r.cfg.spec.loss)?;
+        folder.refresh_plot(&history, r.record.cfg.spec.loss)?;
     }
     if first_epoch >= opts.epochs {
         bail!(
@@ -782,16 +615,11 @@ pub fn run(
             folder.dir().display()
         );
     }
-    let data_dir = match (&opts.data_dir, &resume) {
+    let recorded = resume.as_ref().and_then(|r| r.record.data.as_ref());
+    let data_dir = match (&opts.data_dir, recorded) {
         (Some(d), _) => d.clone(),
-        (
-            None,
-            Some(ResumeState {
-                data: Some((path, _)),
-                ..
-            }),
-        ) => path.clone(),
-        (None, _) => bail!(
+        (None, Some(r)) => r.path.clone(),
+        (None, None) => bail!(
             "{}: the run does not record its dataset (an older gpu-ae wrote it); pass --data",
             folder.dir().display()
         ),
@@ -811,32 +639,38 @@ pub fn run(
         Ok((gpu, dataset, digest))
     })?;
     let data_abs = std::path::absolute(&data_dir).unwrap_or_else(|_| data_dir.clone());
-    if let Some(ResumeState {
-        data: Some((path, recorded)),
-        ..
-    }) = &resume
-    {
-        if *recorded != digest && !opts.allow_data_change {
+    if let Some(r) = recorded {
+        if r.digest != digest && !opts.allow_data_change {
             bail!(
-                "--data {}: these images differ from the ones the run in {} trained on ({}, {recorded}); pass --allow-data-change to continue on them",
+                "--data {}: these images differ from the ones the run in {} trained on ({}, {}); pass --allow-data-change to continue on them",
                 data_dir.display(),
                 folder.dir().display(),
-                path.display()
+                r.path.display(),
+                r.digest
             );
         }
-        if !opts.quiet && *path != data_abs && *recorded == digest {
+        if !opts.quiet && r.path != data_abs && r.digest == digest {
             noteln!(
                 "the run's dataset moved from {} to {} (same images)",
-                path.display(),
+                r.path.display(),
                 data_abs.display()
             );
         }
     }
+    let data_record = DatasetRecord {
+        path: data_abs,
+        digest,
+    };
     let gpu = &gpu;
     let train_split = GpuSplit::upload(gpu, &dataset.train, &data_dir)?;
     let test_split = GpuSplit::upload(gpu, &dataset.test, &data_dir)?;
     let (cfg, params, moments, steps_done) = match resume {
-        Some(r) => (r.cfg, Some(r.params), Some(r.moments), r.steps_done),
+        Some(r) => (
+            r.record.cfg,
+            Some(r.params),
+            Some(r.moments),
+            r.record.steps,
+        ),
         // A new model takes the images' shape from the data.
         None => (
             TrainConfig {
@@ -860,9 +694,6 @@ pub fn run(
         opts.eval_batch,
         cfg.seed as u32,
     )?;
-    let mut extra = BTreeMap::new();
-    extra.insert(META_DATA.to_string(), data_abs.display().to_string());
-    extra.insert(META_DATA_DIGEST.to_string(), digest);
     let progress = Resumed {
         first_epoch,
         history,
@@ -874,7 +705,7 @@ pub fn run(
         &folder,
         opts,
         progress,
-        &extra,
+        &data_record,
     )
 }
 
@@ -885,7 +716,7 @@ struct Resumed {
 }
 
 /// Trains epochs `from.first_epoch..opts.epochs`, evaluating, checkpointing and logging each;
-/// `extra` goes into every checkpoint's metadata.
+/// every checkpoint records `data`.
 fn train_epochs(
     gpu: &Gpu,
     trainer: &mut Trainer,
@@ -893,7 +724,7 @@ fn train_epochs(
     folder: &RunFolder,
     opts: &RunOptions,
     from: Resumed,
-    extra: &BTreeMap<String, String>,
+    data: &DatasetRecord,
 ) -> Result<RunOutcome> {
     let dir = folder.dir().to_path_buf();
     let cfg = trainer.cfg.clone();
@@ -931,14 +762,15 @@ fn train_epochs(
             );
         }
         let line = metrics_line(epoch, &train, &test, loss);
-        let mut meta = extra.clone();
-        for (k, v) in line.as_object().expect("object") {
-            if k.starts_with("test_") {
-                meta.insert(k.clone(), v.to_string());
-            }
-        }
+        let figures = line
+            .as_object()
+            .expect("object")
+            .iter()
+            .filter(|(k, _)| k.starts_with("test_"))
+            .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+            .collect();
         history.push(line);
-        let (model, optimizer) = trainer.checkpoint(epoch + 1, &meta)?;
+        let (model, optimizer) = trainer.checkpoint(epoch + 1, data, figures)?;
         folder.save(&model, &optimizer, &history, loss)?;
         if !opts.quiet {
             let kl = test

@@ -1,0 +1,224 @@
+//! The metadata of a checkpoint (the string map in safetensors' `__metadata__`), written and read
+//! in this one place: the model ([`ModelSpec`]) and, for a training run, its settings, progress,
+//! dataset and last test figures ([`RunRecord`]). Numbers are parsed as the type they are, each
+//! with its own check. Checkpoints written before a key existed get the value of the runs that
+//! wrote them: MNIST's shape and widths, f32 storage, β = 1.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::bail;
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+use crate::gpu::Elem;
+use crate::models::{ImageShape, LossKind, MNIST_WIDTHS, ModelKind, ModelSpec, Task};
+use crate::train::TrainConfig;
+
+/// The format tag every gpu-ae checkpoint carries; another tag is refused.
+pub const FORMAT: &str = "gpu-ae/1";
+
+/// The dataset a run trains on: its folder (absolute) and the digest of its images and labels
+/// ([`crate::fingerprint::dataset_digest`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetRecord {
+    pub path: PathBuf,
+    pub digest: String,
+}
+
+/// What a training run records in both of its checkpoint files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub cfg: TrainConfig,
+    /// Epochs done.
+    pub epoch: usize,
+    /// Optimizer steps done (Adam's t).
+    pub steps: u64,
+    /// None for runs written before datasets were recorded.
+    pub data: Option<DatasetRecord>,
+    /// The last epoch's test figures (`test_bce`, `test_kl`, `test_neg_elbo`, …).
+    pub test: BTreeMap<String, f64>,
+}
+
+/// `32,64,128`, as `--widths` takes them.
+pub fn join_widths(widths: &[usize]) -> String {
+    widths
+        .iter()
+        .map(|w| w.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The metadata that describes a model.
+pub fn write_spec(spec: &ModelSpec) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert("format".into(), FORMAT.into());
+    m.insert("model".into(), spec.kind.name().into());
+    m.insert("latent".into(), spec.latent.to_string());
+    m.insert("task".into(), spec.task.name().into());
+    if let Task::Denoise { noise } = spec.task {
+        m.insert("noise".into(), noise.to_string());
+    }
+    m.insert("loss".into(), spec.loss.name().into());
+    m.insert("channels".into(), spec.image.channels.to_string());
+    m.insert("size".into(), spec.image.size.to_string());
+    if matches!(spec.kind, ModelKind::ConvVae | ModelKind::ConvAe) {
+        m.insert("widths".into(), join_widths(&spec.widths));
+    }
+    m
+}
+
+/// Reads a checkpoint's metadata; every error names the file.
+struct Reader<'a> {
+    ckpt: &'a Checkpoint,
+    path: &'a Path,
+}
+
+impl Reader<'_> {
+    fn bad(&self, key: &str, v: &str) -> Error {
+        Error::msg(format!(
+            "{}: bad {key} {v:?} in metadata",
+            self.path.display()
+        ))
+    }
+
+    fn required(&self, key: &str) -> Result<&str> {
+        self.ckpt.meta(key).ok_or_else(|| {
+            Error::msg(format!(
+                "{}: not a gpu-ae checkpoint of a run (metadata has no {key:?})",
+                self.path.display()
+            ))
+        })
+    }
+
+    /// `key` parsed as a `T` that passes `valid`; `default` when the key is absent, or an
+    /// error when there is none.
+    fn value<T: FromStr>(
+        &self,
+        key: &str,
+        default: Option<T>,
+        valid: impl Fn(&T) -> bool,
+    ) -> Result<T> {
+        match (self.ckpt.meta(key), default) {
+            (Some(v), _) => v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|t| valid(t))
+                .ok_or_else(|| self.bad(key, v)),
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(Error::msg(format!(
+                "{}: metadata has no {key:?}",
+                self.path.display()
+            ))),
+        }
+    }
+}
+
+/// Reads the model description of a gpu-ae checkpoint.
+pub fn read_spec(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
+    let r = Reader { ckpt, path };
+    let format = r.required("format").map_err(|_| {
+        Error::msg(format!(
+            "{}: not a gpu-ae checkpoint (metadata has no \"format\")",
+            path.display()
+        ))
+    })?;
+    if format != FORMAT {
+        bail!(
+            "{}: checkpoint format {format:?}; this gpu-ae reads {FORMAT:?} (a newer gpu-ae wrote it?)",
+            path.display()
+        );
+    }
+    let kind: ModelKind = r.value("model", None, |_| true)?;
+    let latent = r.value("latent", None, |&l: &usize| l >= 1)?;
+    let noise = r.value("noise", Some(0.5), |n: &f32| n.is_finite() && *n > 0.0)?;
+    let task_name = r.value("task", None, |_: &String| true)?;
+    let task = Task::parse(&task_name, noise).map_err(|_| r.bad("task", &task_name))?;
+    let loss: LossKind = r.value("loss", Some(LossKind::Bce), |_| true)?;
+    let image = ImageShape {
+        channels: r.value("channels", Some(ImageShape::MNIST.channels), |&c| c >= 1)?,
+        size: r.value("size", Some(ImageShape::MNIST.size), |&s| s >= 1)?,
+    };
+    let widths = match ckpt.meta("widths") {
+        None => MNIST_WIDTHS.to_vec(),
+        Some(v) => v
+            .split(',')
+            .map(|w| w.trim().parse().ok().filter(|&n: &usize| n >= 1))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| r.bad("widths", v))?,
+    };
+    Ok(ModelSpec {
+        kind,
+        latent,
+        task,
+        loss,
+        image,
+        widths,
+    })
+}
+
+/// The (epoch, steps) a checkpoint file holds the state after: a model file and an optimizer
+/// file belong together when these agree.
+pub fn state_stamp(ckpt: &Checkpoint) -> Option<(&str, &str)> {
+    Some((ckpt.meta("epoch")?, ckpt.meta("steps")?))
+}
+
+impl RunRecord {
+    pub fn to_metadata(&self) -> BTreeMap<String, String> {
+        let c = &self.cfg;
+        let mut m = write_spec(&c.spec);
+        m.insert("epoch".into(), self.epoch.to_string());
+        m.insert("steps".into(), self.steps.to_string());
+        m.insert("seed".into(), c.seed.to_string());
+        m.insert("lr".into(), c.lr.to_string());
+        m.insert("batch".into(), c.batch.to_string());
+        m.insert("precision".into(), c.precision.wgsl().into());
+        m.insert("beta".into(), c.beta.to_string());
+        if let Some(d) = &self.data {
+            m.insert("data".into(), d.path.display().to_string());
+            m.insert("data_digest".into(), d.digest.clone());
+        }
+        for (k, v) in &self.test {
+            m.insert(k.clone(), v.to_string());
+        }
+        m
+    }
+
+    /// Reads the record of a run's checkpoint (for `--resume`).
+    pub fn read(ckpt: &Checkpoint, path: &Path) -> Result<RunRecord> {
+        let spec = read_spec(ckpt, path)?;
+        let r = Reader { ckpt, path };
+        let cfg = TrainConfig {
+            spec,
+            batch: r.value("batch", None, |&b: &usize| b >= 1)?,
+            lr: r.value("lr", None, |l: &f32| l.is_finite() && *l > 0.0)?,
+            seed: r.value("seed", None, |_| true)?,
+            precision: match ckpt.meta("precision") {
+                None => Elem::F32,
+                Some(p) => p.parse().map_err(|_| r.bad("precision", p))?,
+            },
+            beta: r.value("beta", Some(1.0), |b: &f32| b.is_finite() && *b >= 0.0)?,
+        };
+        let data = match (ckpt.meta("data"), ckpt.meta("data_digest")) {
+            (Some(p), Some(d)) => Some(DatasetRecord {
+                path: PathBuf::from(p),
+                digest: d.to_string(),
+            }),
+            _ => None,
+        };
+        let test = ckpt
+            .metadata
+            .iter()
+            .filter(|(k, _)| k.starts_with("test_"))
+            .filter_map(|(k, v)| Some((k.clone(), v.parse().ok()?)))
+            .collect();
+        Ok(RunRecord {
+            cfg,
+            epoch: r.value("epoch", None, |_| true)?,
+            steps: r.value("steps", None, |_| true)?,
+            data,
+            test,
+        })
+    }
+}
