@@ -12,6 +12,12 @@
 //!   [`GradPartials`] scratch as a segment `[splits, C, 2]` whose sums its `finish` writes to
 //!   γ's and β's gradients (times its scale, like every other layer's); the input-gradient pass
 //!   adds up the same partials for the `Σ` terms of `dx`.
+//!
+//! Outputs are distinct buffers from the inputs (no in-place `y = bn(x)`), and the running
+//! statistics are not in the parameter buffer (one is written, the other read, in the same
+//! dispatch). With the activation fused into the forward pass, its derivative belongs to
+//! exactly one backward kernel: pass it as [`backward`]'s `act`, or let the next layer fuse it
+//! into its input gradient ([`InputGrad`], from this layer's output) and pass `act` None.
 
 use super::InputGrad;
 use super::grads::{GradPartials, PartialLayout};
@@ -270,7 +276,8 @@ pub fn forward_eval(
 /// `Σ dŷ·x̂` and β's `Σ dŷ` (sums over `N·H·W`) as partials in `partials`, summed into
 /// `grads[at.weight..]` and `grads[at.bias..]` by its `finish` (times its scale); and when `dx`
 /// is Some, `dx = γ·invstd/n·(n·dŷ − Σ dŷ − x̂·Σ dŷ·x̂)`, times `dx.act'` at `x` (see
-/// [`InputGrad`]).
+/// [`InputGrad`]). With `act` None, `y` is not read for a derivative: any tensor of the shape
+/// serves.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     plan: &mut Plan,
