@@ -84,6 +84,25 @@ impl Pool2dShape {
     }
 }
 
+/// `nn.BatchNorm2d(c)` over `[N, C, H, W]`: statistics per channel over `N·H·W` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchNorm2dShape {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl BatchNorm2dShape {
+    /// Values per channel, `N·H·W`: the `n` of the statistics.
+    pub fn count(&self) -> usize {
+        self.n * self.h * self.w
+    }
+    pub fn numel(&self) -> usize {
+        self.n * self.c * self.h * self.w
+    }
+}
+
 /// Where a layer's weight and bias start in the flat parameter buffer (and, at the same
 /// offsets, in the gradient and Adam-moment buffers), in f32 elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 
 pub mod activation;
 pub mod adam;
+pub mod batchnorm;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod data;
@@ -155,6 +156,16 @@ impl<'a> InputGrad<'a> {
 pub const ENTRY_POINTS: &[(&Shader, &[&str])] = &[
     (&activation::SHADER, &["forward", "backward"]),
     (&adam::SHADER, &["adam_step"]),
+    (
+        &batchnorm::SHADER,
+        &[
+            "stats_partials",
+            "normalize_train",
+            "normalize_eval",
+            "backward_partials",
+            "backward_dx",
+        ],
+    ),
     (&conv2d::SHADER, &["gemm"]),
     (&data::SHADER, &["gather", "add_noise"]),
     (&grads::SHADER, &["finish"]),

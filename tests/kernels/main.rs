@@ -6,6 +6,7 @@ mod common;
 
 mod activation;
 mod adam;
+mod batchnorm;
 mod conv2d;
 mod conv_common;
 mod conv_transpose2d;
