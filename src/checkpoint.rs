@@ -1,6 +1,7 @@
-//! Model checkpoints as safetensors files: named f32 little-endian tensors plus string metadata
-//! in the `__metadata__` header entry, loadable by PyTorch (`safetensors.torch.load_file` then
-//! `load_state_dict`). Writes are atomic; loads check dtype and finiteness.
+//! Model checkpoints as safetensors files: named little-endian tensors (f32, or i64 for counters
+//! such as batch norm's `num_batches_tracked`) plus string metadata in the `__metadata__` header
+//! entry, loadable by PyTorch (`safetensors.torch.load_file` then `load_state_dict`). Writes are
+//! atomic; loads check dtype and finiteness.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -18,6 +19,28 @@ pub struct NamedTensor {
     pub name: String,
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
+    /// How the file stores it; an [`Stored::I64`] tensor's values are whole numbers.
+    pub stored: Stored,
+}
+
+/// A tensor's dtype in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    F32,
+    /// Counters (PyTorch's `num_batches_tracked`); exact up to 2²⁴ as the f32 `data` holds them.
+    I64,
+}
+
+impl NamedTensor {
+    /// An f32 tensor.
+    pub fn f32(name: impl Into<String>, shape: &[usize], data: Vec<f32>) -> NamedTensor {
+        NamedTensor {
+            name: name.into(),
+            shape: shape.to_vec(),
+            data,
+            stored: Stored::F32,
+        }
+    }
 }
 
 /// Tensors and free-form string metadata (model kind, epoch, ...). [`load`] returns the tensors
@@ -38,12 +61,15 @@ impl Checkpoint {
     }
 }
 
-/// Borrowed f32 tensor handed to the safetensors serializer.
-struct F32View<'a>(&'a NamedTensor);
+/// Borrowed tensor handed to the safetensors serializer.
+struct TensorView<'a>(&'a NamedTensor);
 
-impl View for F32View<'_> {
+impl View for TensorView<'_> {
     fn dtype(&self) -> Dtype {
-        Dtype::F32
+        match self.0.stored {
+            Stored::F32 => Dtype::F32,
+            Stored::I64 => Dtype::I64,
+        }
     }
 
     fn shape(&self) -> &[usize] {
@@ -51,11 +77,19 @@ impl View for F32View<'_> {
     }
 
     fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.0.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        let values = self.0.data.iter();
+        Cow::Owned(match self.0.stored {
+            Stored::F32 => values.flat_map(|v| v.to_le_bytes()).collect(),
+            Stored::I64 => values.flat_map(|&v| (v as i64).to_le_bytes()).collect(),
+        })
     }
 
     fn data_len(&self) -> usize {
-        self.0.data.len() * 4
+        self.0.data.len()
+            * match self.0.stored {
+                Stored::F32 => 4,
+                Stored::I64 => 8,
+            }
     }
 }
 
@@ -94,7 +128,10 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let views = ckpt.tensors.iter().map(|t| (t.name.as_str(), F32View(t)));
+    let views = ckpt
+        .tensors
+        .iter()
+        .map(|t| (t.name.as_str(), TensorView(t)));
     let bytes = safetensors::serialize(views, (!metadata.is_empty()).then_some(metadata))
         .map_err(|e| Error::msg(format!("{file}: cannot serialize checkpoint: {e}")))?;
     write_atomic(path, &bytes)
@@ -132,20 +169,27 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         let Some(info) = header.info(&name) else {
             bail!("{file}: corrupt safetensors header: tensor {name:?} has no entry");
         };
-        if info.dtype != Dtype::F32 {
-            bail!(
-                "{file}: tensor {name:?} has dtype {}, only F32 is supported",
-                info.dtype
-            );
-        }
         let (start, end) = info.data_offsets;
         let Some(raw) = body.get(start..end) else {
             bail!("{file}: corrupt safetensors header: tensor {name:?} lies outside the file");
         };
-        let data: Vec<f32> = raw
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let (data, stored): (Vec<f32>, Stored) = match info.dtype {
+            Dtype::F32 => (
+                raw.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+                Stored::F32,
+            ),
+            Dtype::I64 => (
+                raw.chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+                    .collect(),
+                Stored::I64,
+            ),
+            other => bail!(
+                "{file}: tensor {name:?} has dtype {other}, only F32 (and I64 counters) are supported"
+            ),
+        };
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             bail!(
                 "{file}: tensor {name:?} holds {} at index {i} (a diverged run?)",
@@ -156,6 +200,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
             name,
             shape: info.shape.clone(),
             data,
+            stored,
         });
     }
     Ok(Checkpoint { tensors, metadata })

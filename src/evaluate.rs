@@ -154,7 +154,7 @@ impl Evaluator {
                 seed,
             );
             g.record_encode(&mut plan, gpu, model, &state, seed, STREAM_EVAL, true)?;
-            g.record_decode(&mut plan, gpu, model);
+            g.record_decode(&mut plan, gpu, model)?;
             g.record_loss(&mut plan, gpu, &model.arch);
             reduce::sum_into(&mut plan, gpu, &acc, 0, &g.rec, g.kl(), n);
             step::advance(&mut plan, gpu, &state);

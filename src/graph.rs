@@ -3,7 +3,7 @@
 //! ([`Graph`]): data → encode → (sample) → decode → loss → backward. Training, evaluation and
 //! the picture commands all replay these plans; nothing is built per step.
 
-use crate::checkpoint::{Checkpoint, NamedTensor};
+use crate::checkpoint::{Checkpoint, NamedTensor, Stored};
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::kernels::grads::GradPartials;
@@ -12,72 +12,155 @@ use crate::models::{Architecture, Head, LossKind, Task};
 use crate::nn::{Backward, LayerKind, StackBuffers};
 use crate::shapes::{Activation, LinearShape, Pool2dShape};
 
-/// Architecture plus its parameters on the GPU (`[P]`, offsets in `arch.params`).
+/// Architecture plus its parameters and running statistics on the GPU.
 pub struct Model {
     pub arch: Architecture,
+    /// `[P]`, offsets in `arch.params.entries`.
     pub params: Tensor,
+    /// `[B]` batch norm running means and variances, offsets in `arch.params.buffers` (one
+    /// unused value when the model has none).
+    pub buffers: Tensor,
+}
+
+/// A model's values on the host: its parameters and running statistics, in table order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelValues {
+    pub params: Vec<f32>,
+    pub buffers: Vec<f32>,
+}
+
+impl ModelValues {
+    /// A new model's values: PyTorch's default initialisation from `seed`.
+    pub fn init(arch: &Architecture, seed: u64) -> ModelValues {
+        ModelValues {
+            params: arch.params.init(seed),
+            buffers: arch.params.init_buffers(),
+        }
+    }
 }
 
 impl Model {
-    /// Uploads `values` (one f32 per parameter, in table order).
-    pub fn new(gpu: &Gpu, arch: Architecture, values: &[f32]) -> Result<Model> {
-        assert_eq!(values.len(), arch.params.total, "parameter count");
-        let params = Tensor::from_f32(gpu, &[arch.params.total], values, "parameters")?;
-        Ok(Model { arch, params })
+    /// Uploads `params` (one f32 per parameter, in table order) with fresh running statistics.
+    pub fn new(gpu: &Gpu, arch: Architecture, params: &[f32]) -> Result<Model> {
+        let values = ModelValues {
+            params: params.to_vec(),
+            buffers: arch.params.init_buffers(),
+        };
+        Model::upload(gpu, arch, &values)
     }
 
-    /// The parameters as named PyTorch tensors (blocking readback).
-    pub fn named_tensors(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
-        let values = self.params.read_f32(gpu)?;
-        Ok(self
-            .arch
-            .params
-            .entries
-            .iter()
-            .map(|e| NamedTensor {
-                name: e.name.clone(),
-                shape: e.shape.clone(),
-                data: values[e.offset..e.offset + e.len()].to_vec(),
-            })
-            .collect())
+    /// Uploads parameters and running statistics.
+    pub fn upload(gpu: &Gpu, arch: Architecture, values: &ModelValues) -> Result<Model> {
+        assert_eq!(values.params.len(), arch.params.total, "parameter count");
+        assert_eq!(
+            values.buffers.len(),
+            arch.params.buffers_total,
+            "buffer count"
+        );
+        let params = Tensor::from_f32(gpu, &[arch.params.total], &values.params, "parameters")?;
+        let mut buffers = values.buffers.clone();
+        buffers.resize(buffers.len().max(1), 0.0);
+        let buffers = Tensor::from_f32(gpu, &[buffers.len()], &buffers, "running statistics")?;
+        Ok(Model {
+            arch,
+            params,
+            buffers,
+        })
+    }
+
+    /// The parameters and running statistics (blocking readback).
+    pub fn values(&self, gpu: &Gpu) -> Result<ModelValues> {
+        let mut buffers = self.buffers.read_f32(gpu)?;
+        buffers.truncate(self.arch.params.buffers_total);
+        Ok(ModelValues {
+            params: self.params.read_f32(gpu)?,
+            buffers,
+        })
+    }
+
+    /// The model as PyTorch's `state_dict`: parameters, running statistics and each batch norm
+    /// layer's `num_batches_tracked` (`steps`: every training step updates every layer once).
+    pub fn named_tensors(&self, gpu: &Gpu, steps: u64) -> Result<Vec<NamedTensor>> {
+        let values = self.values(gpu)?;
+        let table = &self.arch.params;
+        let slices = |entries: &[crate::nn::ParamEntry], flat: &[f32]| -> Vec<NamedTensor> {
+            entries
+                .iter()
+                .map(|e| {
+                    NamedTensor::f32(
+                        &e.name,
+                        &e.shape,
+                        flat[e.offset..e.offset + e.len()].to_vec(),
+                    )
+                })
+                .collect()
+        };
+        let mut tensors = slices(&table.entries, &values.params);
+        tensors.extend(slices(&table.buffers, &values.buffers));
+        tensors.extend(table.batch_norms().map(|layer| NamedTensor {
+            name: format!("{layer}.num_batches_tracked"),
+            shape: vec![],
+            data: vec![steps as f32],
+            stored: Stored::I64,
+        }));
+        Ok(tensors)
     }
 }
 
-/// Flat parameter values from a checkpoint, checked tensor by tensor against the table.
+/// A model's values from a checkpoint, checked tensor by tensor against the tables; every
+/// tensor of the file must belong to the model (batch norm's `num_batches_tracked` counters
+/// included, which the model derives from the step count).
 pub fn values_from_checkpoint(
     arch: &Architecture,
     ckpt: &Checkpoint,
     path: &std::path::Path,
-) -> Result<Vec<f32>> {
-    let mut values = vec![0.0f32; arch.params.total];
-    for e in &arch.params.entries {
-        let Some(t) = ckpt.get(&e.name) else {
-            crate::bail!(
-                "{}: missing tensor {} for {}",
-                path.display(),
-                e.name,
-                arch.spec.kind
-            );
-        };
-        if t.shape != e.shape {
-            crate::bail!(
-                "{}: tensor {} has shape {:?}, {} expects {:?}",
-                path.display(),
-                e.name,
-                t.shape,
-                arch.spec.kind,
-                e.shape
-            );
+) -> Result<ModelValues> {
+    let read = |entries: &[crate::nn::ParamEntry], total: usize| -> Result<Vec<f32>> {
+        let mut values = vec![0.0f32; total];
+        for e in entries {
+            let Some(t) = ckpt.get(&e.name) else {
+                crate::bail!(
+                    "{}: missing tensor {} for {}",
+                    path.display(),
+                    e.name,
+                    arch.spec.kind
+                );
+            };
+            if t.shape != e.shape {
+                crate::bail!(
+                    "{}: tensor {} has shape {:?}, {} expects {:?}",
+                    path.display(),
+                    e.name,
+                    t.shape,
+                    arch.spec.kind,
+                    e.shape
+                );
+            }
+            values[e.offset..e.offset + e.len()].copy_from_slice(&t.data);
         }
-        values[e.offset..e.offset + e.len()].copy_from_slice(&t.data);
-    }
-    if ckpt.tensors.len() != arch.params.entries.len() {
-        let extra: Vec<&str> = ckpt
-            .tensors
-            .iter()
-            .filter(|t| arch.params.get(&t.name).is_none())
-            .map(|t| t.name.as_str())
-            .collect();
+        Ok(values)
+    };
+    let table = &arch.params;
+    let values = ModelValues {
+        params: read(&table.entries, table.total)?,
+        buffers: read(&table.buffers, table.buffers_total)?,
+    };
+    let counters: Vec<String> = table
+        .batch_norms()
+        .map(|l| format!("{l}.num_batches_tracked"))
+        .collect();
+    let known = |name: &str| {
+        table.get(name).is_some()
+            || table.buffers.iter().any(|e| e.name == name)
+            || counters.iter().any(|c| c == name)
+    };
+    let extra: Vec<&str> = ckpt
+        .tensors
+        .iter()
+        .filter(|t| !known(&t.name))
+        .map(|t| t.name.as_str())
+        .collect();
+    if !extra.is_empty() {
         crate::bail!(
             "{}: unexpected tensors for {}: {}",
             path.display(),
@@ -365,8 +448,14 @@ impl Graph {
     ) -> Result<()> {
         let arch = &model.arch;
         let params = &model.params.buffer;
-        self.enc
-            .forward(plan, gpu, &arch.encoder, self.input(), params);
+        self.enc.forward(
+            plan,
+            gpu,
+            &arch.encoder,
+            self.input(),
+            params,
+            &model.buffers.buffer,
+        )?;
         let feat = self.enc.output();
         match (&arch.head, &self.head_out, &self.vae) {
             (Head::Vae(l), Some(h), Some(v)) => {
@@ -405,14 +494,15 @@ impl Graph {
     }
 
     /// Records the decoder from [`Graph::code`] to logits (or probabilities for MSE models).
-    pub fn record_decode(&self, plan: &mut Plan, gpu: &Gpu, model: &Model) {
+    pub fn record_decode(&self, plan: &mut Plan, gpu: &Gpu, model: &Model) -> Result<()> {
         self.dec.forward(
             plan,
             gpu,
             &model.arch.decoder,
             self.code(),
             &model.params.buffer,
-        );
+            &model.buffers.buffer,
+        )
     }
 
     /// Records the sigmoid that turns logits into pictures (BCE models).

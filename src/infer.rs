@@ -44,10 +44,10 @@ impl<'g> Inference<'g> {
         let mut full = Plan::new();
         graph.record_task_input(&mut full, gpu, &model.arch, &state, seed);
         graph.record_encode(&mut full, gpu, &model, &state, seed, STREAM_EVAL, false)?;
-        graph.record_decode(&mut full, gpu, &model);
+        graph.record_decode(&mut full, gpu, &model)?;
         graph.record_probabilities(&mut full, gpu);
         let mut decode = Plan::new();
-        graph.record_decode(&mut decode, gpu, &model);
+        graph.record_decode(&mut decode, gpu, &model)?;
         graph.record_probabilities(&mut decode, gpu);
         full.compile(gpu);
         decode.compile(gpu);

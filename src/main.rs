@@ -8,7 +8,7 @@ use gpu_ae::bench::{self, BenchOptions};
 use gpu_ae::error::{Error, Result};
 use gpu_ae::evaluate::{Evaluator, GpuSplit};
 use gpu_ae::gpu::{AdapterChoice, Gpu, enumerate_adapters};
-use gpu_ae::models::{LossKind, ModelKind, ModelSpec};
+use gpu_ae::models::{HiddenAct, LossKind, ModelKind, ModelSpec, Norm};
 use gpu_ae::train::{self, Claim, RunOptions, RunOutcome, RunTarget, TrainConfig};
 use gpu_ae::{noteln, outln, stop};
 use std::path::{Path, PathBuf};
@@ -211,6 +211,12 @@ struct ModelArgs {
     /// them).
     #[arg(long, default_value = "16,32", value_parser = flags::widths, value_name = "W,W,…")]
     widths: flags::Widths,
+    /// conv-vae and conv-ae: normalisation after each hidden convolution.
+    #[arg(long, value_enum, default_value_t = Norm::None)]
+    norm: Norm,
+    /// conv-vae and conv-ae: the hidden activation (leaky-relu has slope 0.2).
+    #[arg(long, value_enum, default_value_t = HiddenAct::Relu)]
+    act: HiddenAct,
 }
 
 impl ModelArgs {
@@ -218,6 +224,8 @@ impl ModelArgs {
     fn spec(&self) -> Result<ModelSpec> {
         Ok(ModelSpec {
             widths: self.widths.0.clone(),
+            norm: self.norm,
+            act: self.act,
             ..ModelSpec::mnist(
                 self.model,
                 self.latent,
@@ -384,6 +392,8 @@ fn explicit_settings(m: &clap::ArgMatches) -> Vec<String> {
     [
         "model",
         "widths",
+        "norm",
+        "act",
         "latent",
         "task",
         "noise",

@@ -12,8 +12,11 @@ use crate::bail;
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::gpu::Elem;
-use crate::models::{ImageShape, LossKind, MNIST_WIDTHS, ModelKind, ModelSpec, Task};
+use crate::models::{
+    HiddenAct, ImageShape, LossKind, MNIST_WIDTHS, ModelKind, ModelSpec, Norm, Task, value_name,
+};
 use crate::train::TrainConfig;
+use clap::ValueEnum;
 
 /// The format tag every gpu-ae checkpoint carries; another tag is refused.
 pub const FORMAT: &str = "gpu-ae/1";
@@ -64,6 +67,8 @@ pub fn write_spec(spec: &ModelSpec) -> BTreeMap<String, String> {
     m.insert("size".into(), spec.image.size.to_string());
     if matches!(spec.kind, ModelKind::ConvVae | ModelKind::ConvAe) {
         m.insert("widths".into(), join_widths(&spec.widths));
+        m.insert("norm".into(), value_name(&spec.norm));
+        m.insert("act".into(), value_name(&spec.act));
     }
     m
 }
@@ -148,6 +153,14 @@ pub fn read_spec(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
             .collect::<Option<Vec<usize>>>()
             .ok_or_else(|| r.bad("widths", v))?,
     };
+    let norm = match ckpt.meta("norm") {
+        None => Norm::None,
+        Some(v) => <Norm as ValueEnum>::from_str(v, false).map_err(|_| r.bad("norm", v))?,
+    };
+    let act = match ckpt.meta("act") {
+        None => HiddenAct::Relu,
+        Some(v) => <HiddenAct as ValueEnum>::from_str(v, false).map_err(|_| r.bad("act", v))?,
+    };
     Ok(ModelSpec {
         kind,
         latent,
@@ -155,6 +168,8 @@ pub fn read_spec(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
         loss,
         image,
         widths,
+        norm,
+        act,
     })
 }
 

@@ -165,6 +165,39 @@ impl fmt::Display for ImageShape {
     }
 }
 
+/// What follows each hidden convolution of the conv family, before its activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Norm {
+    None,
+    /// `nn.BatchNorm2d`: batch statistics in training, running statistics otherwise.
+    Batch,
+}
+
+/// The conv family's hidden activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HiddenAct {
+    Relu,
+    /// `nn.LeakyReLU(0.2)`.
+    LeakyRelu,
+}
+
+impl HiddenAct {
+    pub fn activation(self) -> Activation {
+        match self {
+            HiddenAct::Relu => Activation::Relu,
+            HiddenAct::LeakyRelu => Activation::LeakyRelu(0.2),
+        }
+    }
+}
+
+/// The name `--norm`, `--act` and the metadata use.
+pub fn value_name(v: &impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .expect("no skipped values")
+        .get_name()
+        .to_string()
+}
+
 /// conv-vae's and conv-ae's widths on MNIST (the models of `pytorch_ae.py`).
 pub const MNIST_WIDTHS: [usize; 2] = [16, 32];
 
@@ -178,12 +211,24 @@ pub struct ModelSpec {
     pub loss: LossKind,
     /// The images (from the data).
     pub image: ImageShape,
-    /// conv-vae and conv-ae: the output channels of each stride-2 convolution (ignored by the
-    /// other models).
+    /// conv-vae and conv-ae: the output channels of each stride-2 convolution, the
+    /// normalisation after each hidden one, and the hidden activation (ignored by the other
+    /// models).
     pub widths: Vec<usize>,
+    pub norm: Norm,
+    pub act: HiddenAct,
 }
 
 impl ModelSpec {
+    /// The conv family's batch norm (when asked for) and activation after a convolution of
+    /// `channels` outputs, numbered on from the last layer of `kinds`.
+    fn push_norm_act(&self, kinds: &mut Layers, channels: usize) {
+        if self.norm == Norm::Batch {
+            kinds.push((next_index(kinds), LayerKind::BatchNorm2d { c: channels }));
+        }
+        kinds.push((next_index(kinds), LayerKind::Act(self.act.activation())));
+    }
+
     /// A model of `kind` for MNIST's images, with MNIST's conv widths.
     pub fn mnist(kind: ModelKind, latent: usize, task: Task, loss: LossKind) -> ModelSpec {
         ModelSpec {
@@ -193,6 +238,8 @@ impl ModelSpec {
             loss,
             image: ImageShape::MNIST,
             widths: MNIST_WIDTHS.to_vec(),
+            norm: Norm::None,
+            act: HiddenAct::Relu,
         }
     }
 }
@@ -239,6 +286,11 @@ fn linear(in_features: usize, out_features: usize) -> LayerKind {
 
 /// A stack's layers with their PyTorch indices (`enc.0`, `enc.1`, …).
 type Layers = Vec<(usize, LayerKind)>;
+
+/// The PyTorch index after the last of `kinds` (0 for none).
+fn next_index(kinds: &Layers) -> usize {
+    kinds.last().map_or(0, |(i, _)| i + 1)
+}
 
 /// Side after `Conv2d(kernel 3, stride 2, padding 1)`.
 fn conv_out(side: usize) -> usize {
@@ -384,8 +436,8 @@ impl Architecture {
             } else {
                 2
             };
-            kinds.push((2 * i, conv(c_in, w, stride, 1)));
-            kinds.push((2 * i + 1, RELU));
+            kinds.push((next_index(&kinds), conv(c_in, w, stride, 1)));
+            spec.push_norm_act(&mut kinds, w);
             c_in = w;
         }
         Ok((kinds, sides))
@@ -393,24 +445,23 @@ impl Architecture {
 
     /// The conv family's decoder (`pytorch_images.ConvVAE.dec`): Linear(L → F), activation,
     /// Unflatten, then a ConvTranspose2d(3, stride 2, padding 1) back up each side (its output
-    /// padding restores the size) with an activation between them; returns the layers and the
-    /// index after the last.
+    /// padding restores the size) with batch norm (if asked for) and the activation between
+    /// them; returns the layers and the index after the last.
     fn conv_decoder(spec: &ModelSpec, sides: &[usize], feat: usize) -> (Layers, usize) {
         let widths = &spec.widths;
         let last = *widths.last().expect("checked non-empty");
         let s = sides[sides.len() - 1];
         let mut kinds = vec![
             (0, linear(spec.latent, feat)),
-            (1, RELU),
+            (1, LayerKind::Act(spec.act.activation())),
             (2, LayerKind::Unflatten(Dims::new(last, s, s))),
         ];
         let mut outs: Vec<usize> = widths[..widths.len() - 1].iter().rev().copied().collect();
         outs.push(spec.image.channels);
-        let mut index = 3;
         for (i, &c_out) in outs.iter().enumerate() {
             let (s_in, s_out) = (sides[sides.len() - 1 - i], sides[sides.len() - 2 - i]);
             kinds.push((
-                index,
+                next_index(&kinds),
                 LayerKind::ConvTranspose2d {
                     c_in: widths[widths.len() - 1 - i],
                     c_out,
@@ -420,13 +471,12 @@ impl Architecture {
                     output_padding: s_out + 1 - 2 * s_in,
                 },
             ));
-            index += 1;
             if i + 1 < outs.len() {
-                kinds.push((index, RELU));
-                index += 1;
+                spec.push_norm_act(&mut kinds, c_out);
             }
         }
-        (kinds, index)
+        let end = next_index(&kinds);
+        (kinds, end)
     }
 
     fn head(t: &mut ParamTable, vae: bool, feat: usize, latent: usize) -> Head {
@@ -439,6 +489,7 @@ impl Architecture {
                 name: "fc_mu+fc_logvar".into(),
                 kind: linear(feat, 2 * latent),
                 params: Some(ParamOffsets { weight, bias }),
+                running: None,
             })
         } else {
             Head::Ae(Layer::new(t, "fc", linear(feat, latent)))
@@ -628,7 +679,10 @@ mod tests {
         let a = Architecture::new(spec(ModelKind::ConvVae, 16, Task::Reconstruct)).unwrap();
         let v = a.params.init(0);
         for e in &a.params.entries {
-            let bound = 1.0 / (e.init_bound_fan_in as f32).sqrt();
+            let crate::nn::Init::FanIn(fan_in) = e.init else {
+                panic!("{}: not a fan-in init", e.name)
+            };
+            let bound = 1.0 / (fan_in as f32).sqrt();
             let s = &v[e.offset..e.offset + e.len()];
             assert!(s.iter().all(|x| x.abs() <= bound), "{}", e.name);
             if s.len() >= 16 {
@@ -637,5 +691,79 @@ mod tests {
             }
         }
         assert_ne!(v, a.params.init(1));
+    }
+
+    /// `pytorch_images.ConvVAE(3, 64, [32, 64], 8, norm="batch", act="leaky_relu")`: batch norm
+    /// after every hidden convolution, its weight 1 and bias 0, running statistics as buffers.
+    #[test]
+    fn batch_norm_layers_follow_pytorch_images() {
+        let spec = ModelSpec {
+            image: ImageShape {
+                channels: 3,
+                size: 64,
+            },
+            widths: vec![32, 64],
+            norm: Norm::Batch,
+            act: HiddenAct::LeakyRelu,
+            ..ModelSpec::mnist(ModelKind::ConvVae, 8, Task::Reconstruct, LossKind::Bce)
+        };
+        let a = Architecture::new(spec).unwrap();
+        let names: Vec<(&str, Vec<usize>)> = a
+            .params
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.shape.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("enc.0.weight", vec![32, 3, 3, 3]),
+                ("enc.0.bias", vec![32]),
+                ("enc.1.weight", vec![32]),
+                ("enc.1.bias", vec![32]),
+                ("enc.3.weight", vec![64, 32, 3, 3]),
+                ("enc.3.bias", vec![64]),
+                ("enc.4.weight", vec![64]),
+                ("enc.4.bias", vec![64]),
+                ("fc_mu.weight", vec![8, 16384]),
+                ("fc_logvar.weight", vec![8, 16384]),
+                ("fc_mu.bias", vec![8]),
+                ("fc_logvar.bias", vec![8]),
+                ("dec.0.weight", vec![16384, 8]),
+                ("dec.0.bias", vec![16384]),
+                ("dec.3.weight", vec![64, 32, 3, 3]),
+                ("dec.3.bias", vec![32]),
+                ("dec.4.weight", vec![32]),
+                ("dec.4.bias", vec![32]),
+                ("dec.6.weight", vec![32, 3, 3, 3]),
+                ("dec.6.bias", vec![3]),
+            ]
+        );
+        let buffers: Vec<&str> = a.params.buffers.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            buffers,
+            [
+                "enc.1.running_mean",
+                "enc.1.running_var",
+                "enc.4.running_mean",
+                "enc.4.running_var",
+                "dec.4.running_mean",
+                "dec.4.running_var",
+            ]
+        );
+        assert_eq!(
+            a.params.batch_norms().collect::<Vec<_>>(),
+            ["enc.1", "enc.4", "dec.4"]
+        );
+        let v = a.params.init(0);
+        let bn = a.params.get("enc.4.weight").unwrap();
+        assert!(v[bn.offset..bn.offset + 64].iter().all(|&x| x == 1.0));
+        let stats = a.params.init_buffers();
+        assert_eq!(&stats[..32], &[0.0; 32][..]);
+        assert_eq!(&stats[32..64], &[1.0; 32][..]);
+        assert!(matches!(
+            a.encoder.layers[2].kind,
+            LayerKind::Act(Activation::LeakyRelu(s)) if s == 0.2
+        ));
     }
 }

@@ -8,9 +8,10 @@ use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::host_rng::SplitMix64;
 use crate::kernels::grads::GradPartials;
-use crate::kernels::{InputGrad, activation, conv_transpose2d, conv2d, linear, pool};
+use crate::kernels::{InputGrad, activation, batchnorm, conv_transpose2d, conv2d, linear, pool};
 use crate::shapes::{
-    Activation, Conv2dShape, ConvTranspose2dShape, LinearShape, ParamOffsets, Pool2dShape,
+    Activation, BatchNorm2dShape, Conv2dShape, ConvTranspose2dShape, LinearShape, ParamOffsets,
+    Pool2dShape,
 };
 
 /// Per-example shape `[C, H, W]`; a feature vector of F values is `[F, 1, 1]`.
@@ -58,6 +59,10 @@ pub enum LayerKind {
         padding: usize,
         output_padding: usize,
     },
+    /// `nn.BatchNorm2d(c)`: batch statistics in training, running statistics otherwise.
+    BatchNorm2d {
+        c: usize,
+    },
     Act(Activation),
     MaxPool2x2 {
         padding: usize,
@@ -68,14 +73,22 @@ pub enum LayerKind {
     Unflatten(Dims),
 }
 
-/// One entry of the flat parameter buffer: a PyTorch `state_dict` name, shape and offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How PyTorch initialises a tensor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Init {
+    /// U(±1/√fan_in): Linear and convolution weights and biases.
+    FanIn(usize),
+    /// Every value the same: batch norm's weight (1), bias and running mean (0), running var (1).
+    Const(f32),
+}
+
+/// One entry of a flat buffer: a PyTorch `state_dict` name, shape and offset.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ParamEntry {
     pub name: String,
     pub shape: Vec<usize>,
     pub offset: usize,
-    /// Bound of PyTorch's default uniform initialisation, `1/sqrt(fan_in)`.
-    pub init_bound_fan_in: usize,
+    pub init: Init,
 }
 
 impl ParamEntry {
@@ -87,54 +100,109 @@ impl ParamEntry {
     }
 }
 
-/// The table of offsets into the one flat parameter buffer (llm.c style: Adam is then one
-/// dispatch over everything).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The tables of offsets into the one flat parameter buffer (llm.c style: Adam is then one
+/// dispatch over everything) and into the flat buffer of running statistics (batch norm's
+/// `running_mean` and `running_var`: state, not trained).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParamTable {
     pub entries: Vec<ParamEntry>,
     pub total: usize,
+    pub buffers: Vec<ParamEntry>,
+    pub buffers_total: usize,
+}
+
+fn append(
+    entries: &mut Vec<ParamEntry>,
+    total: &mut usize,
+    name: &str,
+    shape: &[usize],
+    init: Init,
+) -> usize {
+    let offset = *total;
+    let entry = ParamEntry {
+        name: name.to_string(),
+        shape: shape.to_vec(),
+        offset,
+        init,
+    };
+    *total += entry.len();
+    entries.push(entry);
+    offset
 }
 
 impl ParamTable {
-    /// Appends a tensor and returns its element offset.
+    /// Appends a parameter tensor initialised U(±1/√fan_in) and returns its element offset.
     pub fn add(&mut self, name: &str, shape: &[usize], fan_in: usize) -> usize {
-        let offset = self.total;
-        let entry = ParamEntry {
-            name: name.to_string(),
-            shape: shape.to_vec(),
-            offset,
-            init_bound_fan_in: fan_in,
-        };
-        self.total += entry.len();
-        self.entries.push(entry);
-        offset
+        self.add_init(name, shape, Init::FanIn(fan_in))
+    }
+
+    /// Appends a parameter tensor and returns its element offset.
+    pub fn add_init(&mut self, name: &str, shape: &[usize], init: Init) -> usize {
+        append(&mut self.entries, &mut self.total, name, shape, init)
+    }
+
+    /// Appends a running-statistics tensor and returns its offset in the buffers.
+    pub fn add_buffer(&mut self, name: &str, shape: &[usize], init: Init) -> usize {
+        append(
+            &mut self.buffers,
+            &mut self.buffers_total,
+            name,
+            shape,
+            init,
+        )
     }
 
     pub fn get(&self, name: &str) -> Option<&ParamEntry> {
         self.entries.iter().find(|e| e.name == name)
     }
 
-    /// PyTorch's default init for Linear/Conv/ConvTranspose (kaiming_uniform with a = √5 for
-    /// weights, which is U(±1/√fan_in), and U(±1/√fan_in) for biases), from a seeded stream.
+    /// PyTorch's default init: for Linear/Conv/ConvTranspose, kaiming_uniform with a = √5 for
+    /// weights, which is U(±1/√fan_in), and U(±1/√fan_in) for biases, from a seeded stream;
+    /// batch norm's weight 1 and bias 0.
     pub fn init(&self, seed: u64) -> Vec<f32> {
-        let mut values = vec![0.0f32; self.total];
-        for (i, e) in self.entries.iter().enumerate() {
-            let mut rng = SplitMix64::derived(seed, 0x1417, i as u64);
-            let bound = 1.0 / (e.init_bound_fan_in as f32).sqrt();
-            for v in &mut values[e.offset..e.offset + e.len()] {
-                *v = rng.uniform(-bound, bound);
-            }
-        }
-        values
+        init_values(&self.entries, self.total, seed)
+    }
+
+    /// The running statistics of a new model: means 0, variances 1.
+    pub fn init_buffers(&self) -> Vec<f32> {
+        init_values(&self.buffers, self.buffers_total, 0)
+    }
+
+    /// Batch norm layers: the prefixes (`enc.1`) whose `num_batches_tracked` a checkpoint holds.
+    pub fn batch_norms(&self) -> impl Iterator<Item = &str> {
+        self.buffers
+            .iter()
+            .filter_map(|e| e.name.strip_suffix(".running_mean"))
     }
 }
 
-/// A layer with its PyTorch name and (for Linear/Conv layers) its parameter offsets.
+fn init_values(entries: &[ParamEntry], total: usize, seed: u64) -> Vec<f32> {
+    let mut values = vec![0.0f32; total];
+    for (i, e) in entries.iter().enumerate() {
+        let slice = &mut values[e.offset..e.offset + e.len()];
+        match e.init {
+            Init::FanIn(fan_in) => {
+                let mut rng = SplitMix64::derived(seed, 0x1417, i as u64);
+                let bound = 1.0 / (fan_in as f32).sqrt();
+                for v in slice {
+                    *v = rng.uniform(-bound, bound);
+                }
+            }
+            Init::Const(c) => slice.fill(c),
+        }
+    }
+    values
+}
+
+/// A layer with its PyTorch name and (for Linear, convolution and batch norm layers) its
+/// parameter offsets; a batch norm layer also has the offset of its running mean in the buffers
+/// (its running variance follows).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layer {
     pub name: String,
     pub kind: LayerKind,
     pub params: Option<ParamOffsets>,
+    pub running: Option<usize>,
 }
 
 impl Layer {
@@ -185,12 +253,26 @@ impl Layer {
                     bias: table.add(&format!("{name}.bias"), &[c_out], fan_in),
                 })
             }
+            LayerKind::BatchNorm2d { c } => Some(ParamOffsets {
+                weight: table.add_init(&format!("{name}.weight"), &[c], Init::Const(1.0)),
+                bias: table.add_init(&format!("{name}.bias"), &[c], Init::Const(0.0)),
+            }),
+            _ => None,
+        };
+        let running = match kind {
+            LayerKind::BatchNorm2d { c } => {
+                let mean =
+                    table.add_buffer(&format!("{name}.running_mean"), &[c], Init::Const(0.0));
+                table.add_buffer(&format!("{name}.running_var"), &[c], Init::Const(1.0));
+                Some(mean)
+            }
             _ => None,
         };
         Layer {
             name: name.to_string(),
             kind,
             params,
+            running,
         }
     }
 
@@ -211,6 +293,10 @@ impl Layer {
             LayerKind::ConvTranspose2d { .. } => {
                 let s = self.conv_t_shape(1, d);
                 Dims::new(s.c_out, s.out_h(), s.out_w())
+            }
+            LayerKind::BatchNorm2d { c } => {
+                assert_eq!(d.c, c, "{}: input channels", self.name);
+                d
             }
             LayerKind::Act(_) => d,
             LayerKind::MaxPool2x2 { padding } => {
@@ -293,6 +379,15 @@ impl Layer {
     }
 }
 
+fn batch_norm_shape(n: usize, d: Dims) -> BatchNorm2dShape {
+    BatchNorm2dShape {
+        n,
+        c: d.c,
+        h: d.h,
+        w: d.w,
+    }
+}
+
 fn pool_shape(n: usize, d: Dims, padding: usize) -> Pool2dShape {
     Pool2dShape {
         n,
@@ -367,10 +462,15 @@ impl Stack {
     }
 }
 
+/// Layers with parameters: each applies a following activation in its own epilogue, and folds
+/// a preceding one's derivative into its input gradient.
 fn has_params(kind: LayerKind) -> bool {
     matches!(
         kind,
-        LayerKind::Linear { .. } | LayerKind::Conv2d { .. } | LayerKind::ConvTranspose2d { .. }
+        LayerKind::Linear { .. }
+            | LayerKind::Conv2d { .. }
+            | LayerKind::ConvTranspose2d { .. }
+            | LayerKind::BatchNorm2d { .. }
     )
 }
 
@@ -418,6 +518,9 @@ impl Stack {
                 LayerKind::ConvTranspose2d { .. } => {
                     conv_transpose2d::backward_partials(l.conv_t_shape(n, self.dims[i]))
                 }
+                LayerKind::BatchNorm2d { .. } => {
+                    batchnorm::backward_partials(batch_norm_shape(n, self.dims[i]))
+                }
                 _ => 0,
             })
             .sum()
@@ -451,6 +554,9 @@ pub struct StackBuffers {
     /// last one is the caller's); None where no pass writes it.
     grads: Vec<Option<usize>>,
     argmax: Vec<Option<Tensor>>,
+    /// Batch norm layers of a training stack: the batch mean and inverse deviation the backward
+    /// pass reads (`batchnorm::saved_len`).
+    saved: Vec<Option<Tensor>>,
     backward: Backward,
 }
 
@@ -503,12 +609,21 @@ impl StackBuffers {
                 )?);
             }
         }
+        let mut saved = Vec::new();
         for (i, layer) in stack.layers.iter().enumerate() {
             argmax.push(match layer.kind {
                 LayerKind::MaxPool2x2 { .. } => Some(Tensor::zeros(
                     gpu,
                     &stack.dims[i + 1].batch(n),
                     &format!("{label} {} argmax", layer.name),
+                )?),
+                _ => None,
+            });
+            saved.push(match layer.kind {
+                LayerKind::BatchNorm2d { .. } if backward != Backward::None => Some(Tensor::zeros(
+                    gpu,
+                    &[batchnorm::saved_len(batch_norm_shape(n, stack.dims[i]))],
+                    &format!("{label} {} batch statistics", layer.name),
                 )?),
                 _ => None,
             });
@@ -519,6 +634,7 @@ impl StackBuffers {
             outs,
             grads,
             argmax,
+            saved,
             backward,
         })
     }
@@ -554,7 +670,9 @@ impl StackBuffers {
         }
     }
 
-    /// Records the forward pass of `stack` from `input` into `plan`.
+    /// Records the forward pass of `stack` from `input` into `plan`. Batch norm layers use the
+    /// batch's statistics and update the running ones in `buffers` when the stack is built for
+    /// training, and the running ones otherwise.
     pub fn forward(
         &self,
         plan: &mut Plan,
@@ -562,7 +680,8 @@ impl StackBuffers {
         stack: &Stack,
         input: &Tensor,
         params: &wgpu::Buffer,
-    ) {
+        buffers: &wgpu::Buffer,
+    ) -> Result<()> {
         let n = self.n;
         let len = stack.layers.len();
         for (i, layer) in stack.layers.iter().enumerate() {
@@ -605,6 +724,23 @@ impl StackBuffers {
                     layer.conv_t_shape(n, d),
                     act,
                 ),
+                LayerKind::BatchNorm2d { c } => {
+                    let running = batchnorm::Running {
+                        buffer: buffers,
+                        mean: layer.running.expect("batch norm has running statistics"),
+                        var: layer.running.expect("batch norm has running statistics") + c,
+                    };
+                    let at = at.expect("batch norm has params");
+                    let shape = batch_norm_shape(n, d);
+                    match &self.saved[i] {
+                        Some(saved) => batchnorm::forward_train(
+                            plan, gpu, y, saved, running, x, params, at, shape, act,
+                        )?,
+                        None => batchnorm::forward_eval(
+                            plan, gpu, y, running, x, params, at, shape, act,
+                        ),
+                    }
+                }
                 LayerKind::Act(act) => activation::forward(plan, gpu, y, x, act),
                 LayerKind::MaxPool2x2 { padding } => pool::max_pool2x2_forward(
                     plan,
@@ -620,6 +756,7 @@ impl StackBuffers {
                 LayerKind::Unflatten(_) => unreachable!("stacks hold no unflatten layers"),
             }
         }
+        Ok(())
     }
 
     /// Records the backward pass: `dout` is the gradient of the stack output, or, when built
@@ -691,6 +828,24 @@ impl StackBuffers {
                     params,
                     at.expect("conv has params"),
                     layer.conv_t_shape(n, d),
+                ),
+                // A following activation's derivative was applied by the layer after it (or by
+                // the caller), so `dy` is the gradient of the normalised output itself.
+                LayerKind::BatchNorm2d { .. } => batchnorm::backward(
+                    plan,
+                    gpu,
+                    dx.map(|dx| InputGrad { dx, act: fused }),
+                    partials,
+                    dy,
+                    self.out(i),
+                    x,
+                    self.saved[i]
+                        .as_ref()
+                        .expect("a training stack keeps batch statistics"),
+                    params,
+                    at.expect("batch norm has params"),
+                    batch_norm_shape(n, d),
+                    None,
                 ),
                 // Parameter-free layers only matter when someone needs their input gradient.
                 LayerKind::Act(act) => {

@@ -9,12 +9,12 @@ use crate::counter_rng::STREAM_REPARAM;
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalMetrics, Evaluator, GpuSplit, batches};
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
-use crate::graph::{Graph, Model, values_from_checkpoint};
+use crate::graph::{Graph, Model, ModelValues, values_from_checkpoint};
 use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{self, reduce, step};
 use crate::metadata::{self, DatasetRecord, RunRecord};
-use crate::models::{Architecture, LossKind, ModelSpec, Task};
+use crate::models::{Architecture, LossKind, ModelSpec, Task, value_name};
 pub use crate::run::{Claim, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, RunFolder};
 use crate::{bail, data, fingerprint, noteln, stop};
 use std::collections::BTreeMap;
@@ -63,7 +63,7 @@ pub fn load_model(gpu: &Gpu, path: &Path) -> Result<(Model, Checkpoint)> {
     let arch =
         Architecture::new(spec).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
     let values = values_from_checkpoint(&arch, &ckpt, path)?;
-    Ok((Model::new(gpu, arch, &values)?, ckpt))
+    Ok((Model::upload(gpu, arch, &values)?, ckpt))
 }
 
 struct StepPlan {
@@ -97,13 +97,13 @@ const PERM_PURPOSE: u64 = 0x7065_726d;
 
 impl<'g> Trainer<'g> {
     /// Compiles every pipeline ([`Gpu::prepare`]), uploads the parameters and records the step
-    /// plans over the uploaded training split. `params` and `moments` (Adam m, v) start a fresh
-    /// run when None.
+    /// plans over the uploaded training split. `values` (parameters and running statistics) and
+    /// `moments` (Adam m, v) start a fresh run when None.
     pub fn new(
         gpu: &'g Gpu,
         cfg: TrainConfig,
         train: GpuSplit,
-        params: Option<Vec<f32>>,
+        values: Option<ModelValues>,
         moments: Option<(Vec<f32>, Vec<f32>)>,
         steps_done: u64,
     ) -> Result<Trainer<'g>> {
@@ -115,8 +115,8 @@ impl<'g> Trainer<'g> {
         // Every pipeline at once, on all cores (a no-op when the caller already did it).
         gpu.prepare(kernels::ENTRY_POINTS);
         let p = arch.params.total;
-        let values = params.unwrap_or_else(|| arch.params.init(cfg.seed));
-        let model = Model::new(gpu, arch, &values)?;
+        let values = values.unwrap_or_else(|| ModelValues::init(&arch, cfg.seed));
+        let model = Model::upload(gpu, arch, &values)?;
         let grads = Tensor::zeros(gpu, &[p], "gradients")?;
         let (m, v) = match moments {
             Some((m, v)) => (
@@ -193,7 +193,7 @@ impl<'g> Trainer<'g> {
             STREAM_REPARAM,
             true,
         )?;
-        g.record_decode(&mut plan, gpu, &self.model);
+        g.record_decode(&mut plan, gpu, &self.model)?;
         g.record_loss(&mut plan, gpu, arch);
         reduce::sum_into(&mut plan, gpu, &self.acc, 0, &g.rec, g.kl(), n);
         g.record_backward(&mut plan, gpu, &self.model, &self.grads, self.cfg.beta)?;
@@ -404,21 +404,13 @@ impl<'g> Trainer<'g> {
         let p = self.model.arch.params.total;
         let optimizer = Checkpoint {
             tensors: vec![
-                NamedTensor {
-                    name: "adam.m".into(),
-                    shape: vec![p],
-                    data: m,
-                },
-                NamedTensor {
-                    name: "adam.v".into(),
-                    shape: vec![p],
-                    data: v,
-                },
+                NamedTensor::f32("adam.m", &[p], m),
+                NamedTensor::f32("adam.v", &[p], v),
             ],
             metadata: meta.clone(),
         };
         let model = Checkpoint {
-            tensors: self.model.named_tensors(self.gpu)?,
+            tensors: self.model.named_tensors(self.gpu, self.steps_done)?,
             metadata: meta,
         };
         Ok((model, optimizer))
@@ -505,6 +497,8 @@ fn check_resume_flags(
                 q.spec.kind.name().to_string(),
             ),
             "latent" => (r.spec.latent.to_string(), q.spec.latent.to_string()),
+            "norm" => (value_name(&r.spec.norm), value_name(&q.spec.norm)),
+            "act" => (value_name(&r.spec.act), value_name(&q.spec.act)),
             "widths" => (
                 metadata::join_widths(&r.spec.widths),
                 metadata::join_widths(&q.spec.widths),
@@ -546,7 +540,7 @@ fn check_resume_flags(
 /// What a resumed run starts from.
 struct ResumeState {
     record: RunRecord,
-    params: Vec<f32>,
+    values: ModelValues,
     moments: (Vec<f32>, Vec<f32>),
 }
 
@@ -562,7 +556,7 @@ fn resume_state(
     check_resume_flags(&record.cfg, requested, &opts.explicit_flags, folder.dir())?;
     let arch = Architecture::new(record.cfg.spec.clone())
         .map_err(|e| Error::msg(format!("{}: {e}", model_path.display())))?;
-    let params = values_from_checkpoint(&arch, &ckpt, &model_path)?;
+    let values = values_from_checkpoint(&arch, &ckpt, &model_path)?;
     let opt_path = folder.path(OPTIMIZER_FILE);
     let moment = |name: &str| -> Result<Vec<f32>> {
         match opt.get(name) {
@@ -572,7 +566,7 @@ fn resume_state(
     };
     Ok(ResumeState {
         record,
-        params,
+        values,
         moments: (moment("adam.m")?, moment("adam.v")?),
     })
 }
@@ -664,10 +658,10 @@ pub fn run(
     let gpu = &gpu;
     let train_split = GpuSplit::upload(gpu, &dataset.train, &data_dir)?;
     let test_split = GpuSplit::upload(gpu, &dataset.test, &data_dir)?;
-    let (cfg, params, moments, steps_done) = match resume {
+    let (cfg, values, moments, steps_done) = match resume {
         Some(r) => (
             r.record.cfg,
-            Some(r.params),
+            Some(r.values),
             Some(r.moments),
             r.record.steps,
         ),
@@ -686,7 +680,7 @@ pub fn run(
         ),
     };
     train_split.check_model(&cfg.spec.image)?;
-    let mut trainer = Trainer::new(gpu, cfg.clone(), train_split, params, moments, steps_done)?;
+    let mut trainer = Trainer::new(gpu, cfg.clone(), train_split, values, moments, steps_done)?;
     let evaluator = Evaluator::new(
         gpu,
         &trainer.model,

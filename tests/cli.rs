@@ -695,3 +695,32 @@ fn picture_formats_and_backend_names_are_what_they_say() {
         text(&out.stdout)
     );
 }
+
+/// The conv family with batch norm and leaky ReLU: PyTorch's buffers in the checkpoint
+/// (`num_batches_tracked` as I64, the step count), and a resume bit-identical to an
+/// uninterrupted run, running statistics included.
+#[test]
+fn batch_norm_runs_record_running_statistics_and_resume_bit_identically() {
+    let flags = ["--norm", "batch", "--act", "leaky-relu", "--widths", "8,16"];
+    let whole = root().join("bn-whole");
+    let resumed = root().join("bn-resumed");
+    train_epochs(&whole, 2, &flags);
+    train_epochs(&resumed, 1, &flags);
+    resume(&resumed, 2);
+    let a = checkpoint::load(&model_file(&whole)).unwrap();
+    let b = checkpoint::load(&model_file(&resumed)).unwrap();
+    assert_eq!(a.tensors, b.tensors, "a resumed batch-norm run differs");
+    let names: Vec<&str> = a.tensors.iter().map(|t| t.name.as_str()).collect();
+    for name in ["enc.1.running_mean", "enc.4.running_var", "dec.4.weight"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    let counter = a.get("enc.1.num_batches_tracked").unwrap();
+    assert_eq!(counter.stored, checkpoint::Stored::I64);
+    // 256 images in batches of 64, two epochs.
+    assert_eq!(counter.data, vec![8.0]);
+    assert_eq!(a.meta("norm"), Some("batch"));
+    assert_eq!(a.meta("act"), Some("leaky-relu"));
+    // Training moved the running statistics away from their start (0 and 1).
+    let mean = a.get("enc.1.running_mean").unwrap();
+    assert!(mean.data.iter().any(|&m| m.abs() > 1e-3), "{:?}", mean.data);
+}

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use gpu_ae::checkpoint::{self, Checkpoint, NamedTensor};
+use gpu_ae::checkpoint::{self, Checkpoint, NamedTensor, Stored};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -39,6 +39,7 @@ fn tensor(name: &str, shape: &[usize], seed: f32) -> NamedTensor {
     NamedTensor {
         name: name.to_string(),
         shape: shape.to_vec(),
+        stored: Stored::F32,
         data: (0..n)
             .map(|i| ((i as f32 + seed) * 0.37).sin() * 3.0)
             .collect(),
@@ -303,8 +304,34 @@ fn other_dtypes_are_rejected() {
     std::fs::write(&path, bytes).unwrap();
     assert_contains(
         &error_for(checkpoint::load(&path), &path),
-        "tensor \"w\" has dtype F64, only F32 is supported",
+        "tensor \"w\" has dtype F64, only F32 (and I64 counters) are supported",
     );
+}
+
+/// Counters such as batch norm's `num_batches_tracked` are I64 in PyTorch's state_dict, and
+/// round-trip as such.
+#[test]
+fn i64_counters_round_trip() {
+    let dir = TempDir::new("i64");
+    let path = dir.0.join("bn.safetensors");
+    let ckpt = Checkpoint {
+        tensors: vec![
+            NamedTensor {
+                name: "enc.1.num_batches_tracked".into(),
+                shape: vec![],
+                data: vec![469.0],
+                stored: Stored::I64,
+            },
+            tensor("enc.1.weight", &[3], 1.0),
+        ],
+        metadata: Default::default(),
+    };
+    checkpoint::save(&path, &ckpt).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    assert_eq!(header["enc.1.num_batches_tracked"]["dtype"], "I64");
+    assert_eq!(checkpoint::load(&path).unwrap(), ckpt);
 }
 
 #[test]

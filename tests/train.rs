@@ -9,7 +9,9 @@ use gpu_ae::evaluate::{EvalMetrics, Evaluator, GpuSplit};
 use gpu_ae::gpu::{AdapterChoice, Elem, Gpu, Plan, Tensor};
 use gpu_ae::graph::{Graph, Model};
 use gpu_ae::kernels::step;
-use gpu_ae::models::{Architecture, ImageShape, LossKind, ModelKind, ModelSpec, Task};
+use gpu_ae::models::{
+    Architecture, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
+};
 use gpu_ae::train::{TrainConfig, Trainer};
 use std::path::Path;
 
@@ -57,7 +59,7 @@ fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32], beta: f32) {
     g.record_task_input(&mut forward, gpu, &arch, &state, 11);
     g.record_encode(&mut forward, gpu, &model, &state, 11, STREAM_REPARAM, true)
         .unwrap();
-    g.record_decode(&mut forward, gpu, &model);
+    g.record_decode(&mut forward, gpu, &model).unwrap();
     g.record_loss(&mut forward, gpu, &arch);
     forward.compile(gpu);
     let mut backward = Plan::new();
@@ -145,7 +147,7 @@ fn every_model_backward_matches_finite_differences() {
 
 /// The conv family on colour images of odd sizes (7 → 4 → 2 → 1 and back, output paddings 1, 1,
 /// 0; 10 → 5 → 3 → 2), three widths, with the denoising input and super-resolution's stride-1
-/// first layer.
+/// first layer, and with batch norm (batch statistics) and leaky ReLU.
 #[test]
 fn the_colour_conv_family_backward_matches_finite_differences() {
     let gpu = gpu();
@@ -154,9 +156,15 @@ fn the_colour_conv_family_backward_matches_finite_differences() {
         widths: vec![4, 6, 5],
         ..ModelSpec::mnist(ModelKind::ConvVae, 3, task, LossKind::Bce)
     };
+    let batch_norm = ModelSpec {
+        norm: Norm::Batch,
+        act: HiddenAct::LeakyRelu,
+        ..colour(7, Task::Reconstruct)
+    };
     for spec in [
         colour(7, Task::Denoise { noise: 0.2 }),
         colour(10, Task::Superres),
+        batch_norm,
     ] {
         let pixels = spec.image.pixels();
         // Smooth colour gradients in [0, 1], different per image and channel.
@@ -186,7 +194,7 @@ fn loss_and_gradients(
     g.record_task_input(&mut plan, gpu, arch, &state, 11);
     g.record_encode(&mut plan, gpu, model, &state, 11, STREAM_REPARAM, true)
         .unwrap();
-    g.record_decode(&mut plan, gpu, model);
+    g.record_decode(&mut plan, gpu, model).unwrap();
     g.record_loss(&mut plan, gpu, arch);
     g.record_backward(&mut plan, gpu, model, &grads, 1.0)
         .unwrap();
