@@ -8,7 +8,7 @@ use crate::counter_rng::STREAM_EVAL;
 use crate::data::Split;
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
-use crate::graph::{Graph, ImageSource, Model};
+use crate::graph::{Graph, ImageSource, Model, Purpose};
 use crate::kernels::{NoiseKey, reduce, step};
 use crate::models::ImageShape;
 use std::path::{Path, PathBuf};
@@ -142,7 +142,7 @@ impl Evaluator {
             // Batches visit the images in file order (`perm` is the identity), so batch
             // state[1]'s row i is image state[1]·batch + i: the tail's plan counts in full
             // batches too.
-            let g = Graph::new(gpu, &model.arch, n, false, Elem::F32)?
+            let g = Graph::new(gpu, &model.arch, n, Purpose::Evaluate, Elem::F32)?
                 .with_noise_key(NoiseKey::Image { batch_size: batch });
             let mut plan = Plan::new();
             g.record_data(

@@ -197,6 +197,17 @@ struct TrainBuffers {
     dfeat: Option<Tensor>,
 }
 
+/// What a [`Graph`] is built for, which decides what it allocates and how batch norm behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Forward, loss and backward: gradient tensors, batch norm on batch statistics.
+    Train,
+    /// Forward and loss on the test set: batch norm on running statistics.
+    Evaluate,
+    /// Forward for pictures and codes: also the sigmoid of the logits (BCE models).
+    Infer,
+}
+
 /// A model instantiated for batch size `n`.
 ///
 /// Storage: the images, every encoder and decoder activation and their gradients are `elem`
@@ -234,9 +245,16 @@ pub struct Graph {
 }
 
 impl Graph {
-    /// Allocates every tensor for batch `n`, images and activations stored as `elem`; `train`
-    /// adds the gradient tensors.
-    pub fn new(gpu: &Gpu, arch: &Architecture, n: usize, train: bool, elem: Elem) -> Result<Graph> {
+    /// Allocates every tensor `purpose` needs for batch `n`, images and activations stored as
+    /// `elem`.
+    pub fn new(
+        gpu: &Gpu,
+        arch: &Architecture,
+        n: usize,
+        purpose: Purpose,
+        elem: Elem,
+    ) -> Result<Graph> {
+        let train = purpose == Purpose::Train;
         if elem == Elem::F16 && !gpu.has_f16() {
             crate::bail!(
                 "--precision f16: {} has no SHADER_F16 (f16 storage in shaders); use --precision f32",
@@ -288,7 +306,7 @@ impl Graph {
         let pixels = arch.spec.image.pixels();
         let rec = Tensor::zeros(gpu, &[n], "reconstruction loss")?;
         let dout = Tensor::zeros_as(gpu, &[n, pixels], elem, "d output")?;
-        let probs = if !train && arch.spec.loss == LossKind::Bce {
+        let probs = if purpose == Purpose::Infer && arch.spec.loss == LossKind::Bce {
             Some(Tensor::zeros(gpu, &[n, pixels], "probabilities")?)
         } else {
             None

@@ -5,7 +5,7 @@
 use crate::counter_rng::STREAM_EVAL;
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
-use crate::graph::{Graph, Model};
+use crate::graph::{Graph, Model, Purpose};
 use crate::kernels::{NoiseKey, step};
 
 pub struct Inference<'g> {
@@ -38,7 +38,7 @@ impl<'g> Inference<'g> {
     /// does not depend on `batch`.
     pub fn new(gpu: &'g Gpu, model: Model, batch: usize, seed: u32) -> Result<Inference<'g>> {
         let n = batch.max(1);
-        let graph = Graph::new(gpu, &model.arch, n, false, Elem::F32)?
+        let graph = Graph::new(gpu, &model.arch, n, Purpose::Infer, Elem::F32)?
             .with_noise_key(NoiseKey::Image { batch_size: n });
         let state = Tensor::zeros(gpu, &[step::STATE_LEN], "inference state")?;
         let mut full = Plan::new();

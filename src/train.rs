@@ -9,7 +9,7 @@ use crate::counter_rng::STREAM_REPARAM;
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalMetrics, Evaluator, GpuSplit, batches};
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
-use crate::graph::{Graph, Model, ModelValues, values_from_checkpoint};
+use crate::graph::{Graph, Model, ModelValues, Purpose, values_from_checkpoint};
 use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{self, reduce, step};
@@ -174,7 +174,7 @@ impl<'g> Trainer<'g> {
         let gpu = self.gpu;
         let arch = &self.model.arch;
         let seed = self.cfg.seed as u32;
-        let g = Graph::new(gpu, arch, n, true, self.cfg.precision)?;
+        let g = Graph::new(gpu, arch, n, Purpose::Train, self.cfg.precision)?;
         let mut plan = Plan::new();
         g.record_data(
             &mut plan,

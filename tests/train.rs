@@ -7,7 +7,7 @@ use gpu_ae::counter_rng::STREAM_REPARAM;
 use gpu_ae::data;
 use gpu_ae::evaluate::{EvalMetrics, Evaluator, GpuSplit};
 use gpu_ae::gpu::{AdapterChoice, Elem, Gpu, Plan, Tensor};
-use gpu_ae::graph::{Graph, Model};
+use gpu_ae::graph::{Graph, Model, Purpose};
 use gpu_ae::kernels::step;
 use gpu_ae::models::{
     Architecture, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
@@ -51,7 +51,7 @@ fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32], beta: f32) {
     let arch = Architecture::new(spec.clone()).unwrap();
     let values = arch.params.init(5);
     let model = Model::new(gpu, arch.clone(), &values).unwrap();
-    let g = Graph::new(gpu, &arch, n, true, Elem::F32).unwrap();
+    let g = Graph::new(gpu, &arch, n, Purpose::Train, Elem::F32).unwrap();
     g.target.write_f32(gpu, target);
     let state = Tensor::from_u32(gpu, &[step::STATE_LEN], &[3, 0, 0, 0], "state").unwrap();
     let grads = Tensor::zeros(gpu, &[arch.params.total], "grads").unwrap();
@@ -185,7 +185,7 @@ fn loss_and_gradients(
 ) -> (f64, f64, Vec<f32>) {
     let n = target.len() / 784;
     let arch = &model.arch;
-    let g = Graph::new(gpu, arch, n, true, elem).unwrap();
+    let g = Graph::new(gpu, arch, n, Purpose::Train, elem).unwrap();
     assert_eq!(g.target.elem, elem);
     g.target.write_f32(gpu, target);
     let state = Tensor::from_u32(gpu, &[step::STATE_LEN], &[3, 0, 0, 0], "state").unwrap();
