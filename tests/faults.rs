@@ -667,7 +667,7 @@ fn every_command_names_its_adapter_and_says_once_when_it_is_a_cpu() {
         assert_eq!(notes, usize::from(software), "{args:?}: {stderr}");
         if software {
             assert!(
-                stderr.contains("software renderer") && stderr.contains("images/s"),
+                stderr.contains("CPU (software) adapter") && stderr.contains("images/s"),
                 "{stderr}"
             );
         }
