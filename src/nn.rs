@@ -399,11 +399,29 @@ fn pool_shape(n: usize, d: Dims, padding: usize) -> Pool2dShape {
 }
 
 /// A `nn.Sequential` with known per-example shapes: `dims[i]` is the input of layer `i`,
-/// `dims[len]` the output of the stack.
+/// `dims[len]` the output of the stack; `fusion[i]` how layer `i` runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stack {
     pub layers: Vec<Layer>,
     pub dims: Vec<Dims>,
+    pub fusion: Vec<Fusion>,
+}
+
+/// How a layer runs once activations are fused into their neighbours, decided in one place
+/// ([`Stack::new`]): an activation that follows a layer with parameters (Linear, convolutions,
+/// batch norm) is applied in that layer's epilogue and records nothing itself, and the layer
+/// with parameters after it applies its derivative in its own input-gradient product. The
+/// pre-activation is never stored, and neither is the activation output's gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Fusion {
+    /// An activation folded into the layer before it: no dispatch of its own, and it shares
+    /// that layer's output tensor.
+    pub folded: bool,
+    /// The activation this layer applies to its output (the next layer, folded).
+    pub epilogue: Option<Activation>,
+    /// The activation that produced this layer's input, whose derivative this layer's
+    /// input-gradient product applies.
+    pub input_act: Option<Activation>,
 }
 
 impl Stack {
@@ -428,7 +446,26 @@ impl Stack {
             dims.push(out);
             layers.push(layer);
         }
-        Stack { layers, dims }
+        let kinds: Vec<LayerKind> = layers.iter().map(|l| l.kind).collect();
+        let folded = |i: usize| match kinds[i] {
+            LayerKind::Act(act) if i > 0 && has_params(kinds[i - 1]) => Some(act),
+            _ => None,
+        };
+        let fusion = (0..kinds.len())
+            .map(|i| Fusion {
+                folded: folded(i).is_some(),
+                epilogue: (i + 1 < kinds.len()).then(|| folded(i + 1)).flatten(),
+                input_act: match (i.checked_sub(1).map(|j| kinds[j]), kinds[i]) {
+                    (Some(LayerKind::Act(act)), kind) if has_params(kind) => Some(act),
+                    _ => None,
+                },
+            })
+            .collect();
+        Stack {
+            layers,
+            dims,
+            fusion,
+        }
     }
 
     pub fn input(&self) -> Dims {
@@ -475,27 +512,6 @@ fn has_params(kind: LayerKind) -> bool {
 }
 
 impl Stack {
-    /// The activation layer `i` is, when its input comes straight from a layer with parameters:
-    /// that layer then applies it in its own epilogue and layer `i` records nothing.
-    fn fused_forward(&self, i: usize) -> Option<Activation> {
-        match self.layers[i].kind {
-            LayerKind::Act(act) if i > 0 && has_params(self.layers[i - 1].kind) => Some(act),
-            _ => None,
-        }
-    }
-
-    /// The activation that produced layer `i`'s input, when layer `i` has parameters and so
-    /// can fold that activation's backward pass into its input-gradient product.
-    fn fused_backward(&self, i: usize) -> Option<Activation> {
-        match (
-            i.checked_sub(1).map(|j| self.layers[j].kind),
-            self.layers[i].kind,
-        ) {
-            (Some(LayerKind::Act(act)), kind) if has_params(kind) => Some(act),
-            _ => None,
-        }
-    }
-
     /// The stack's final activation: a caller whose own input-gradient product produces the
     /// stack output's gradient can fold it in ([`Backward::BeforeOutputActivation`]).
     pub fn output_activation(&self) -> Option<Activation> {
@@ -581,7 +597,7 @@ impl StackBuffers {
         for i in (0..len).rev() {
             let layer = &stack.layers[i];
             let shape = stack.dims[i + 1].batch(n);
-            if i + 1 < len && stack.fused_forward(i + 1).is_some() {
+            if i + 1 < len && stack.fusion[i + 1].folded {
                 outs[i] = outs[i + 1];
             } else {
                 outs[i] = tensors.len();
@@ -598,7 +614,10 @@ impl StackBuffers {
                 Backward::None => false,
                 Backward::FromOutput => i + 1 < len,
                 Backward::BeforeOutputActivation => i + 2 < len,
-            } && stack.fused_backward(i + 1).is_none();
+            } && stack
+                .fusion
+                .get(i + 1)
+                .is_none_or(|f| f.input_act.is_none());
             if written {
                 grads[i] = Some(tensors.len());
                 tensors.push(Tensor::zeros_as(
@@ -683,12 +702,11 @@ impl StackBuffers {
         buffers: &wgpu::Buffer,
     ) -> Result<()> {
         let n = self.n;
-        let len = stack.layers.len();
         for (i, layer) in stack.layers.iter().enumerate() {
-            if stack.fused_forward(i).is_some() {
+            if stack.fusion[i].folded {
                 continue;
             }
-            let act = (i + 1 < len).then(|| stack.fused_forward(i + 1)).flatten();
+            let act = stack.fusion[i].epilogue;
             let x = if i == 0 { input } else { self.out(i - 1) };
             let y = self.out(i);
             let d = stack.dims[i];
@@ -785,7 +803,7 @@ impl StackBuffers {
             let layer = &stack.layers[i];
             let x = if i == 0 { input } else { self.out(i - 1) };
             let dy = if i == top { dout } else { self.grad(i) };
-            let fused = stack.fused_backward(i);
+            let fused = stack.fusion[i].input_act;
             // Where the input gradient goes: past a fused activation, to that activation's input.
             let target = if fused.is_some() { i - 1 } else { i };
             let dx = if target == 0 {
