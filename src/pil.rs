@@ -6,7 +6,7 @@
 //! - [`luma`]: `convert("L")` from RGB, ITU-R 601-2 luma in 16-bit fixed point,
 //!   L = (R·19595 + G·38470 + B·7471 + 0x8000) >> 16;
 //! - [`resize`] with [`Filter::Box`] or [`Filter::Bilinear`]: `Image.resize` (Pillow's
-//!   `ImagingResample`: separable, horizontal pass then vertical pass, each rounding to u8, with
+//!   `ImagingResample`: separable, two passes each rounding to u8, in Pillow 13's order, with
 //!   22-bit fixed-point coefficients computed in f64 as Pillow does);
 //! - [`scale_and_crop`]: the reference's "scale so the shorter side is S, then centre-crop S×S".
 //!
@@ -150,7 +150,10 @@ fn clip8(v: i32) -> u8 {
 }
 
 /// `Image.resize((out_w, out_h), filter)` of an interleaved `[h, w, channels]` image:
-/// `[out_h, out_w, channels]`. A pass whose size does not change is skipped, as in Pillow.
+/// `[out_h, out_w, channels]`. Two passes, each rounding to u8; a pass whose size does not change
+/// is skipped, as in Pillow. Pillow 13 runs the vertical pass first when the height shrinks by
+/// more than twice as many pixels as the width (`ImagingResampleInner`); earlier Pillows always
+/// ran the horizontal pass first, which can differ by one level on such images.
 pub fn resize(
     src: &[u8],
     channels: usize,
@@ -163,42 +166,69 @@ pub fn resize(
         w * h * channels,
         "resize: image is not [h, w, c]"
     );
+    let (dw, dh) = (w as i64 - out_w as i64, h as i64 - out_h as i64);
+    let vertical_first = dh > 0 && dh > dw * 2;
     let mut image = src.to_vec();
-    if out_w != w {
-        let c = Coeffs::new(w, out_w, filter);
-        let mut out = vec![0u8; h * out_w * channels];
-        for y in 0..h {
-            let row = &image[y * w * channels..(y + 1) * w * channels];
-            for (xx, &(xmin, n)) in c.bounds.iter().enumerate() {
-                let k = &c.weights[xx * c.ksize..][..n];
-                for ch in 0..channels {
-                    let mut ss = 1i32 << (PRECISION_BITS - 1);
-                    for (x, &kx) in k.iter().enumerate() {
-                        ss += i32::from(row[(xmin + x) * channels + ch]) * kx;
-                    }
-                    out[(y * out_w + xx) * channels + ch] = clip8(ss);
-                }
-            }
+    if vertical_first {
+        if out_h != h {
+            image = vertical(&image, w * channels, h, out_h, filter);
         }
-        image = out;
-    }
-    if out_h != h {
-        let c = Coeffs::new(h, out_h, filter);
-        let stride = out_w * channels;
-        let mut out = vec![0u8; out_h * stride];
-        for (yy, &(ymin, n)) in c.bounds.iter().enumerate() {
-            let k = &c.weights[yy * c.ksize..][..n];
-            for i in 0..stride {
-                let mut ss = 1i32 << (PRECISION_BITS - 1);
-                for (y, &ky) in k.iter().enumerate() {
-                    ss += i32::from(image[(ymin + y) * stride + i]) * ky;
-                }
-                out[yy * stride + i] = clip8(ss);
-            }
+        if out_w != w {
+            image = horizontal(&image, channels, w, out_h, out_w, filter);
         }
-        image = out;
+    } else {
+        if out_w != w {
+            image = horizontal(&image, channels, w, h, out_w, filter);
+        }
+        if out_h != h {
+            image = vertical(&image, out_w * channels, h, out_h, filter);
+        }
     }
     image
+}
+
+/// Resamples every row of an interleaved `[rows, w, channels]` image to `out_w` pixels.
+fn horizontal(
+    image: &[u8],
+    channels: usize,
+    w: usize,
+    rows: usize,
+    out_w: usize,
+    filter: Filter,
+) -> Vec<u8> {
+    let c = Coeffs::new(w, out_w, filter);
+    let mut out = vec![0u8; rows * out_w * channels];
+    for y in 0..rows {
+        let row = &image[y * w * channels..(y + 1) * w * channels];
+        for (xx, &(xmin, n)) in c.bounds.iter().enumerate() {
+            let k = &c.weights[xx * c.ksize..][..n];
+            for ch in 0..channels {
+                let mut ss = 1i32 << (PRECISION_BITS - 1);
+                for (x, &kx) in k.iter().enumerate() {
+                    ss += i32::from(row[(xmin + x) * channels + ch]) * kx;
+                }
+                out[(y * out_w + xx) * channels + ch] = clip8(ss);
+            }
+        }
+    }
+    out
+}
+
+/// Resamples every column of a `[h, stride]` image (stride = width · channels) to `out_h` rows.
+fn vertical(image: &[u8], stride: usize, h: usize, out_h: usize, filter: Filter) -> Vec<u8> {
+    let c = Coeffs::new(h, out_h, filter);
+    let mut out = vec![0u8; out_h * stride];
+    for (yy, &(ymin, n)) in c.bounds.iter().enumerate() {
+        let k = &c.weights[yy * c.ksize..][..n];
+        for i in 0..stride {
+            let mut ss = 1i32 << (PRECISION_BITS - 1);
+            for (y, &ky) in k.iter().enumerate() {
+                ss += i32::from(image[(ymin + y) * stride + i]) * ky;
+            }
+            out[yy * stride + i] = clip8(ss);
+        }
+    }
+    out
 }
 
 /// The size the reference scales a `w`×`h` image to before cropping `size`×`size`: the shorter
