@@ -98,7 +98,8 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
     let (gpu, train) = std::thread::scope(|s| -> Result<(Gpu, Split)> {
         let loader = s.spawn(|| {
             let t = Instant::now();
-            let train = data::load(&opts.data_dir).map(|d| first_images(d.train, opts.train_limit));
+            let train = data::load(&opts.data_dir, &data::DataOptions::default())
+                .map(|d| first_images(d.train, opts.train_limit));
             (train, t.elapsed().as_secs_f64())
         });
         let mut t = t0;

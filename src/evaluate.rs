@@ -20,19 +20,20 @@ pub struct GpuSplit {
     /// `[count]` order in which batches visit images (identity until shuffled).
     pub perm: Tensor,
     pub count: usize,
-    pub labels: Vec<u8>,
+    pub labels: Vec<u32>,
 }
 
 impl GpuSplit {
     /// Uploads a split once; `source` names the files in errors.
     pub fn upload(gpu: &Gpu, split: &Split, source: &Path) -> Result<GpuSplit> {
         let im = &split.images;
-        if im.rows != IMAGE_SIDE || im.cols != IMAGE_SIDE {
+        if im.channels != 1 || im.rows != IMAGE_SIDE || im.cols != IMAGE_SIDE {
             bail!(
-                "{}: images are {}×{}; gpu-ae models take 28×28 images",
+                "{}: images are {}×{} with {} channel(s); gpu-ae models take 28×28 grey images",
                 source.display(),
                 im.rows,
-                im.cols
+                im.cols,
+                im.channels
             );
         }
         if im.count == 0 {

@@ -531,7 +531,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     let gpu = a.adapter.open(false)?;
     let (model, _) = train::load_model(&gpu, &a.checkpoint)?;
     let dir = a.data.unwrap_or_else(default_data);
-    let test = gpu_ae::data::load_test(&dir)?;
+    let test = gpu_ae::data::load_test(&dir, &Default::default())?.test;
     let split = GpuSplit::upload(&gpu, &test, &dir)?;
     let m = Evaluator::new(&gpu, &model, &split, a.batch, a.seed)?.run(&gpu)?;
     let rec = model.arch.spec.loss.name();

@@ -89,15 +89,16 @@ fn check_grid(
 }
 
 /// Test images `[count, 784]` in [0, 1] and their labels.
-fn test_images(dir: &Path) -> Result<(Vec<f32>, Vec<u8>)> {
-    let split = gpu_ae::data::load_test(dir)?;
+fn test_images(dir: &Path) -> Result<(Vec<f32>, Vec<u32>)> {
+    let split = gpu_ae::data::load_test(dir, &Default::default())?.test;
     let im = &split.images;
-    if im.rows * im.cols != PIXELS {
+    if im.channels != 1 || im.rows * im.cols != PIXELS {
         bail!(
-            "{}: images are {}×{}; gpu-ae models take 28×28 images",
+            "{}: images are {}×{} with {} channel(s); gpu-ae models take 28×28 grey images",
             dir.display(),
             im.rows,
-            im.cols
+            im.cols,
+            im.channels
         );
     }
     Ok((

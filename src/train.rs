@@ -741,7 +741,7 @@ pub fn run(
     // and the pipelines compile; its errors come after theirs.
     let (gpu, dataset, digest) = std::thread::scope(|s| -> Result<_> {
         let loader = s.spawn(|| {
-            data::load(&data_dir).map(|d| {
+            data::load(&data_dir, &data::DataOptions::default()).map(|d| {
                 let digest = fingerprint::dataset_digest(&d);
                 (d, digest)
             })

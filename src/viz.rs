@@ -66,11 +66,12 @@ fn to_byte(v: f32) -> u8 {
 }
 
 /// Scatter plot (800×700 RGB, white background) of 2-D points coloured by label (10-colour
-/// palette, labels 0..9; other labels and points without a label are black), with axes, tick
+/// palette, labels 0..9; other labels, [`crate::data::UNLABELLED`] and points without a label
+/// are black), with axes, tick
 /// labels, a title and a legend "0".."9". Non-finite points are skipped.
 pub fn scatter(
     points: &[[f32; 2]],
-    labels: &[u8],
+    labels: &[u32],
     title: &str,
     x_label: &str,
     y_label: &str,

@@ -124,8 +124,12 @@ fn grid_scale_and_padding() {
 
 #[test]
 fn grid_of_real_digits() {
-    let test =
-        data::load_test(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist")).unwrap();
+    let test = data::load_test(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist"),
+        &Default::default(),
+    )
+    .unwrap()
+    .test;
     let images: Vec<f32> = test.images.pixels[..64 * 784]
         .iter()
         .map(|&p| p as f32 / 255.0)
@@ -137,9 +141,13 @@ fn grid_of_real_digits() {
 
 /// A 2-D embedding of the MNIST test digits that needs no model: (ink centre of mass in x,
 /// amount of ink); digits cluster visibly by class.
-fn mnist_features() -> (Vec<[f32; 2]>, Vec<u8>) {
-    let test =
-        data::load_test(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist")).unwrap();
+fn mnist_features() -> (Vec<[f32; 2]>, Vec<u32>) {
+    let test = data::load_test(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist"),
+        &Default::default(),
+    )
+    .unwrap()
+    .test;
     let points = (0..test.images.count)
         .map(|i| {
             let img = test.images.image(i);

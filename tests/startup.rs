@@ -21,7 +21,9 @@ fn mnist_dir() -> PathBuf {
 
 /// The first `n` test images of MNIST.
 fn few_images(n: usize) -> Split {
-    let mut split = data::load_test(&mnist_dir()).unwrap();
+    let mut split = data::load_test(&mnist_dir(), &Default::default())
+        .unwrap()
+        .test;
     split.images.count = n;
     split.images.pixels.truncate(n * 784);
     split.labels.truncate(n);
