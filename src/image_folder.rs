@@ -535,14 +535,18 @@ fn common_size(dir: &Path, listing: &Listing, picked: &[(usize, u32)]) -> Result
                 .map_err(|e| Error::msg(format!("{}: cannot decode: {e}", path.display())))
         },
     )?;
+    // Name files in listing order, whatever the split order.
+    let mut order: Vec<usize> = (0..picked.len()).collect();
+    order.sort_unstable_by_key(|&k| picked[k].0);
     let name = |k: usize| &listing.images[picked[k].0];
-    let (w, h) = dims[0];
-    if let Some(k) = dims.iter().position(|&d| d != (w, h)) {
+    let first = order[0];
+    let (w, h) = dims[first];
+    if let Some(&k) = order.iter().find(|&&k| dims[k] != (w, h)) {
         let (w2, h2) = dims[k];
         bail!(
             "{}: images differ in size ({} is {w}×{h}, {} is {w2}×{h2}); pass a size to scale and centre-crop every image to one square size",
             dir.display(),
-            name(0),
+            name(first),
             name(k)
         );
     }
@@ -550,7 +554,7 @@ fn common_size(dir: &Path, listing: &Listing, picked: &[(usize, u32)]) -> Result
         bail!(
             "{}: images are {w}×{h}, not square (e.g. {}); pass a size to scale and centre-crop every image to one square size",
             dir.display(),
-            name(0)
+            name(first)
         );
     }
     Ok(w as usize)
