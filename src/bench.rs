@@ -21,6 +21,8 @@ pub struct BenchOptions {
     /// Only the first N training images (all when None).
     pub train_limit: Option<usize>,
     pub data_dir: PathBuf,
+    /// How an image folder becomes a dataset.
+    pub data_options: data::DataOptions,
     pub seed: u64,
     /// Storage of activations and their gradients.
     pub precision: Elem,
@@ -98,7 +100,8 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
     let (gpu, train) = std::thread::scope(|s| -> Result<(Gpu, Split)> {
         let loader = s.spawn(|| {
             let t = Instant::now();
-            let train = data::load(&opts.data_dir).map(|d| first_images(d.train, opts.train_limit));
+            let train = data::load(&opts.data_dir, &opts.data_options)
+                .map(|d| first_images(d.train, opts.train_limit));
             (train, t.elapsed().as_secs_f64())
         });
         let mut t = t0;

@@ -24,7 +24,7 @@ pub struct GpuSplit {
     /// `[count]` order in which batches visit images (identity until shuffled).
     pub perm: Tensor,
     pub count: usize,
-    pub labels: Vec<u8>,
+    pub labels: Vec<u32>,
 }
 
 impl GpuSplit {
@@ -33,17 +33,18 @@ impl GpuSplit {
         let im = &split.images;
         if im.rows != im.cols {
             bail!(
-                "{}: images are {}×{}; gpu-ae models take square images",
+                "{}: images are {}×{} with {} channel(s); gpu-ae models take square images",
                 source.display(),
                 im.rows,
-                im.cols
+                im.cols,
+                im.channels
             );
         }
         if im.count == 0 {
             bail!("{}: the split holds no images", source.display());
         }
         let shape = ImageShape {
-            channels: 1,
+            channels: im.channels,
             size: im.rows,
         };
         // The pixel bytes in file order are already the little-endian words of

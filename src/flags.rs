@@ -83,6 +83,23 @@ pub fn weight(s: &str) -> Result<f32, String> {
     }
 }
 
+/// `--channels`: 1 or 3.
+pub fn channels(s: &str) -> Result<u8, String> {
+    match s.trim() {
+        "1" => Ok(1),
+        "3" => Ok(3),
+        _ => Err("must be 1 (grey) or 3 (colour)".into()),
+    }
+}
+
+/// `--test-percent`: a whole number from 1 to 99.
+pub fn percent(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(p) if (1..=99).contains(&p) => Ok(p),
+        _ => Err("must be a whole number from 1 to 99".into()),
+    }
+}
+
 /// A rate: a finite number > 0.
 pub fn positive(s: &str) -> Result<f32, String> {
     match s.trim().parse::<f32>() {

@@ -4,7 +4,8 @@
 //! Layers of the crate, bottom up: [`gpu`] (device, tensors, plans) → [`kernels`] (one launcher
 //! per WGSL family, with its CPU twin in [`reference`](mod@reference)) → [`nn`] (layers, stacks) → [`models`]
 //! (architectures) → [`graph`] (a model on the GPU for one batch size) → [`train`],
-//! [`evaluate`], [`bench`](mod@bench); [`data`], [`checkpoint`], [`viz`] and [`files`] do the host I/O.
+//! [`evaluate`], [`bench`](mod@bench); [`data`] (with [`image_folder`], [`pil`] and
+//! [`dataset_cache`]), [`checkpoint`], [`viz`] and [`files`] do the host I/O.
 
 pub mod apply;
 pub mod bench;
@@ -12,6 +13,7 @@ pub mod checkpoint;
 pub mod console;
 pub mod counter_rng;
 pub mod data;
+pub mod dataset_cache;
 pub mod error;
 pub mod evaluate;
 pub mod files;
@@ -19,11 +21,13 @@ pub mod fingerprint;
 pub mod gpu;
 pub mod graph;
 pub mod host_rng;
+pub mod image_folder;
 pub mod infer;
 pub mod kernels;
 pub mod metadata;
 pub mod models;
 pub mod nn;
+pub mod pil;
 pub mod reference;
 pub mod run;
 pub mod shapes;

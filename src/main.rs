@@ -5,6 +5,7 @@
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use gpu_ae::bench::{self, BenchOptions};
+use gpu_ae::data::DataOptions;
 use gpu_ae::error::{Error, Result};
 use gpu_ae::evaluate::{Evaluator, GpuSplit};
 use gpu_ae::gpu::{AdapterChoice, Gpu, enumerate_adapters};
@@ -178,6 +179,32 @@ impl AdapterArg {
     }
 }
 
+/// How a folder of images becomes a dataset (IDX folders are what they are).
+#[derive(Args, Clone)]
+struct DataArgs {
+    /// Colour (3) or grey (1, ITU-R 601 luma); default: 3 if any image has colour.
+    #[arg(long, value_parser = flags::channels, allow_negative_numbers = true)]
+    channels: Option<u8>,
+    /// Square side the images are scaled (shorter side) and centre-cropped to; default: the
+    /// images' own size when they all share one.
+    #[arg(long, value_parser = flags::count, allow_negative_numbers = true)]
+    size: Option<usize>,
+    /// Without train/ and test/ subfolders, an image is a test image when FNV-1a 64 of its path
+    /// modulo 100 is below this.
+    #[arg(long, default_value_t = 10, value_parser = flags::percent, allow_negative_numbers = true)]
+    test_percent: u32,
+}
+
+impl DataArgs {
+    fn options(&self) -> DataOptions {
+        DataOptions {
+            channels: self.channels,
+            size: self.size,
+            test_percent: self.test_percent,
+        }
+    }
+}
+
 #[derive(Args)]
 struct PrecisionArg {
     /// Storage of activations and their gradients: f32, or f16 (half the memory and traffic;
@@ -256,10 +283,12 @@ struct TrainArgs {
     beta: f32,
     #[command(flatten)]
     precision: PrecisionArg,
-    /// Folder with the IDX files (train-images-idx3-ubyte[.gz], ...); default assets/mnist, or
-    /// with --resume the run's own dataset.
+    /// An IDX folder (train-images-idx3-ubyte[.gz], …) or a folder of images (png, jpg, bmp,
+    /// gif, webp; subfolders are classes); default assets/mnist, or with --resume the run's own.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    images: DataArgs,
     /// Run folder (default runs/<model>-<UTC time>); refused if it holds a run.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -317,8 +346,11 @@ struct BenchArgs {
     train_limit: Option<usize>,
     #[command(flatten)]
     precision: PrecisionArg,
+    /// An IDX folder or a folder of images (default assets/mnist).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    images: DataArgs,
     #[arg(long, default_value_t = 0, value_parser = flags::whole::<u64>, allow_negative_numbers = true)]
     seed: u64,
     #[command(flatten)]
@@ -508,6 +540,7 @@ fn train_cmd(a: TrainArgs, explicit: Vec<String>) -> Result<i32> {
         quiet: a.quiet,
         explicit_flags: explicit,
         allow_data_change: a.allow_data_change,
+        data_options: a.images.options(),
     };
     stop::install()?;
     match train::run(|| a.adapter.open(a.quiet), cfg, &opts)? {
@@ -563,9 +596,11 @@ fn utc_stamp(secs: u64) -> String {
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     let gpu = a.adapter.open(false)?;
-    let (model, _) = train::load_model(&gpu, &a.checkpoint)?;
+    let (model, ckpt) = train::load_model(&gpu, &a.checkpoint)?;
+    let split = gpu_ae::metadata::read_split(&ckpt, &a.checkpoint)?;
     let dir = a.data.unwrap_or_else(default_data);
-    let test = gpu_ae::data::load_test(&dir)?;
+    let options = DataOptions::for_model(model.arch.spec.image, &split);
+    let test = gpu_ae::data::load_test(&dir, &options)?.test;
     let split = GpuSplit::upload(&gpu, &test, &dir)?;
     let m = Evaluator::new(&gpu, &model, &split, a.batch, a.seed)?.run(&gpu)?;
     let rec = model.arch.spec.loss.name();
@@ -607,6 +642,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         epochs: a.epochs,
         train_limit: a.train_limit,
         data_dir: a.data.unwrap_or_else(default_data),
+        data_options: a.images.options(),
         seed: a.seed,
         precision: a.precision.precision.elem(),
     };

@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use crate::bail;
 use crate::checkpoint::Checkpoint;
+use crate::data::SplitRule;
 use crate::error::{Error, Result};
 use crate::gpu::Elem;
 use crate::models::{
@@ -21,12 +22,13 @@ use clap::ValueEnum;
 /// The format tag every gpu-ae checkpoint carries; another tag is refused.
 pub const FORMAT: &str = "gpu-ae/1";
 
-/// The dataset a run trains on: its folder (absolute) and the digest of its images and labels
-/// ([`crate::fingerprint::dataset_digest`]).
+/// The dataset a run trains on: its folder (absolute), the digest of its images and labels
+/// ([`crate::fingerprint::dataset_digest`]) and how it was split into train and test images.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetRecord {
     pub path: PathBuf,
     pub digest: String,
+    pub split: SplitRule,
 }
 
 /// What a training run records in both of its checkpoint files.
@@ -173,6 +175,16 @@ pub fn read_spec(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
     })
 }
 
+/// How the run of a checkpoint split its data into train and test images, so that `eval` and
+/// the picture commands use the same test images (runs written before splits were recorded
+/// trained on IDX files).
+pub fn read_split(ckpt: &Checkpoint, path: &Path) -> Result<SplitRule> {
+    match ckpt.meta("split") {
+        None => Ok(SplitRule::IdxFiles),
+        Some(v) => SplitRule::parse(v).ok_or_else(|| Reader { ckpt, path }.bad("split", v)),
+    }
+}
+
 /// The (epoch, steps) a checkpoint file holds the state after: a model file and an optimizer
 /// file belong together when these agree.
 pub fn state_stamp(ckpt: &Checkpoint) -> Option<(&str, &str)> {
@@ -193,6 +205,7 @@ impl RunRecord {
         if let Some(d) = &self.data {
             m.insert("data".into(), d.path.display().to_string());
             m.insert("data_digest".into(), d.digest.clone());
+            m.insert("split".into(), d.split.name());
         }
         for (k, v) in &self.test {
             m.insert(k.clone(), v.to_string());
@@ -219,6 +232,7 @@ impl RunRecord {
             (Some(p), Some(d)) => Some(DatasetRecord {
                 path: PathBuf::from(p),
                 digest: d.to_string(),
+                split: read_split(ckpt, path)?,
             }),
             _ => None,
         };

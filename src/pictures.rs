@@ -5,6 +5,7 @@
 
 use super::{AdapterArg, EncodeArgs, PictureArgs, SampleArgs, UpscaleArgs, default_data};
 use gpu_ae::apply;
+use gpu_ae::data::{DataOptions, SplitRule};
 use gpu_ae::error::Result;
 use gpu_ae::graph::Model;
 use gpu_ae::infer::Inference;
@@ -85,29 +86,46 @@ fn check_grid(
     Ok(())
 }
 
-/// Test images `[count, C, S, S]` in [0, 1] and their labels; the folder's images must have the
-/// model's shape.
-fn test_images(dir: &Path, image: ImageShape) -> Result<(Vec<f32>, Vec<u8>)> {
-    let split = gpu_ae::data::load_test(dir)?;
-    let im = &split.images;
-    if (im.rows, im.cols) != (image.size, image.size) || image.channels != 1 {
+/// The test images of `dir` (an IDX folder or a folder of images, split by `split` as the
+/// checkpoint records it) as the model takes them, `[count, C, S, S]` in [0, 1], with their
+/// labels and the class names (image folders) or an empty list (IDX labels are the digits).
+/// A folder of images is converted to the model's size and channels; an IDX folder must match.
+fn test_images(dir: &Path, image: ImageShape, split: &SplitRule) -> Result<TestImages> {
+    let set = gpu_ae::data::load_test(dir, &DataOptions::for_model(image, split))?;
+    let im = &set.test.images;
+    if (im.channels, im.rows, im.cols) != (image.channels, image.size, image.size) {
         bail!(
-            "{}: images are {}×{} grey; the model takes {image} images",
+            "{}: images are {}×{} with {} channel(s); the model takes {image} images",
             dir.display(),
             im.rows,
-            im.cols
+            im.cols,
+            im.channels
         );
     }
-    Ok((
-        im.pixels.iter().map(|&p| p as f32 / 255.0).collect(),
-        split.labels,
-    ))
+    Ok(TestImages {
+        pixels: im.pixels.iter().map(|&p| p as f32 / 255.0).collect(),
+        labels: set.test.labels,
+        classes: set.classes,
+    })
 }
 
-fn open(adapter: &AdapterArg, checkpoint: &Path) -> Result<(gpu_ae::gpu::Gpu, Model)> {
+/// A test set as [`test_images`] returns it.
+struct TestImages {
+    /// `[count, C, S, S]` in [0, 1].
+    pixels: Vec<f32>,
+    /// `[count]` class indices (`data::UNLABELLED` for none).
+    labels: Vec<u32>,
+    /// Class names of image folders (label i is `classes[i]`); empty for IDX folders.
+    classes: Vec<String>,
+}
+
+/// The adapter, the model, and how its run split its data into train and test images (the
+/// split of the first image folder it trained on; IDX folders come split).
+fn open(adapter: &AdapterArg, checkpoint: &Path) -> Result<(gpu_ae::gpu::Gpu, Model, SplitRule)> {
     let gpu = adapter.open(false)?;
-    let (model, _) = load_model(&gpu, checkpoint)?;
-    Ok((gpu, model))
+    let (model, ckpt) = load_model(&gpu, checkpoint)?;
+    let split = gpu_ae::metadata::read_split(&ckpt, checkpoint)?;
+    Ok((gpu, model, split))
 }
 
 /// Writes `images` (`[count, C, S, S]`) as a grid of `rows`×`cols` cells.
@@ -139,7 +157,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         .checkpoint
         .clone()
         .unwrap_or_else(|| shipped(if a.manifold { SHIPPED_L2 } else { SHIPPED_L16 }));
-    let (gpu, model) = open(&a.adapter, &checkpoint)?;
+    let (gpu, model, split) = open(&a.adapter, &checkpoint)?;
     let image = model.arch.spec.image;
     check_grid(g.rows, g.cols, "--cols", g.scale, g.padding, image.size)?;
     let kind = model.arch.spec.kind;
@@ -155,7 +173,8 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         }
         inference.decode(&apply::manifold_codes(g.rows, g.cols))?
     } else if let Some(ab) = &a.interpolate {
-        let (images, _) = test_images(&a.data.clone().unwrap_or_else(default_data), image)?;
+        let images =
+            test_images(&a.data.clone().unwrap_or_else(default_data), image, &split)?.pixels;
         let pixels = image.pixels();
         let total = images.len() / pixels;
         for &i in ab {
@@ -190,10 +209,10 @@ pub fn sample(a: SampleArgs) -> Result<()> {
 pub fn reconstruct(a: PictureArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| "reconstruction.png".into());
     check_picture_out(&out)?;
-    let (gpu, model) = open(&a.adapter, &a.checkpoint)?;
+    let (gpu, model, split) = open(&a.adapter, &a.checkpoint)?;
     let image = model.arch.spec.image;
     check_grid(2, a.count, "--count", a.scale, a.padding, image.size)?;
-    let (images, _) = test_images(&a.data.clone().unwrap_or_else(default_data), image)?;
+    let images = test_images(&a.data.clone().unwrap_or_else(default_data), image, &split)?.pixels;
     let pixels = image.pixels();
     let count = a.count.min(images.len() / pixels);
     let originals = &images[..count * pixels];
@@ -220,8 +239,12 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     }
     check_out(&a.out)?;
     let dir = a.data.clone().unwrap_or_else(default_data);
-    let (gpu, model) = open(&a.adapter, &a.checkpoint)?;
-    let (images, labels) = test_images(&dir, model.arch.spec.image)?;
+    let (gpu, model, split) = open(&a.adapter, &a.checkpoint)?;
+    let TestImages {
+        pixels: images,
+        labels,
+        classes,
+    } = test_images(&dir, model.arch.spec.image, &split)?;
     let kind = model.arch.spec.kind;
     let inference = Inference::new(&gpu, model, BATCH, 0)?;
     let code = inference.code_len();
@@ -249,6 +272,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     let img = viz::scatter(
         &points,
         &labels,
+        &classes,
         &title,
         "z0",
         if code > 1 { "z1" } else { "0" },
@@ -281,7 +305,7 @@ pub fn denoise(a: PictureArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| "denoise.png".into());
     check_picture_out(&out)?;
     let dir = a.data.clone().unwrap_or_else(default_data);
-    let (gpu, model) = open(&a.adapter, &a.checkpoint)?;
+    let (gpu, model, split) = open(&a.adapter, &a.checkpoint)?;
     let image = model.arch.spec.image;
     check_grid(3, a.count, "--count", a.scale, a.padding, image.size)?;
     require_task(&model, &a.checkpoint, "denoise", "denoise")?;
@@ -289,7 +313,7 @@ pub fn denoise(a: PictureArgs) -> Result<()> {
         Task::Denoise { noise } => noise,
         _ => unreachable!("checked above"),
     };
-    let (images, _) = test_images(&dir, image)?;
+    let images = test_images(&dir, image, &split)?.pixels;
     let pixels = image.pixels();
     let inference = Inference::new(&gpu, model, BATCH, a.seed)?;
     let r = inference.reconstruct(&images)?;
@@ -317,7 +341,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
         }
     });
     check_picture_out(&out)?;
-    let (gpu, model) = open(&a.adapter, &a.checkpoint)?;
+    let (gpu, model, split) = open(&a.adapter, &a.checkpoint)?;
     require_task(&model, &a.checkpoint, "superres", "upscale")?;
     let image = model.arch.spec.image;
     let (c, small) = (image.channels, image.size / 2);
@@ -345,7 +369,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
     }
     check_grid(4, a.count, "--count", a.scale, a.padding, image.size)?;
     let dir = a.data.clone().unwrap_or_else(default_data);
-    let (images, _) = test_images(&dir, image)?;
+    let images = test_images(&dir, image, &split)?.pixels;
     let inference = Inference::new(&gpu, model, BATCH, 0)?;
     let r = inference.reconstruct(&images)?;
     // Every plane of every image is one small×small picture to upscale.

@@ -6,6 +6,7 @@
 
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::counter_rng::STREAM_REPARAM;
+use crate::data::{DataOptions, SplitRule};
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalMetrics, Evaluator, GpuSplit, batches};
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
@@ -440,6 +441,9 @@ pub struct RunOptions {
     pub explicit_flags: Vec<String>,
     /// Resume on a dataset other than the recorded one.
     pub allow_data_change: bool,
+    /// How an image folder becomes a dataset (channels, size, split); a resumed run uses its
+    /// own shape and split.
+    pub data_options: DataOptions,
 }
 
 /// How a training ended without an error.
@@ -618,11 +622,38 @@ pub fn run(
             folder.dir().display()
         ),
     };
+    // A resumed run reads its images at its own shape, split by its own rule.
+    let data_options = match &resume {
+        Some(r) => {
+            let image = r.record.cfg.spec.image;
+            let asked = &opts.data_options;
+            let split = recorded.map_or(SplitRule::IdxFiles, |d| d.split);
+            let recorded = DataOptions::for_model(image, &split);
+            for (flag, given, was) in [
+                (
+                    "--channels",
+                    asked.channels.map(usize::from),
+                    image.channels,
+                ),
+                ("--size", asked.size, image.size),
+            ] {
+                if given.is_some_and(|g| g != was) {
+                    bail!(
+                        "{flag} {}: the run in {} takes {image} images, and a resumed run keeps them",
+                        given.unwrap_or_default(),
+                        folder.dir().display()
+                    );
+                }
+            }
+            recorded
+        }
+        None => opts.data_options,
+    };
     // The dataset is read, decompressed and hashed on a second thread while the adapter opens
     // and the pipelines compile; its errors come after theirs.
     let (gpu, dataset, digest) = std::thread::scope(|s| -> Result<_> {
         let loader = s.spawn(|| {
-            data::load(&data_dir).map(|d| {
+            data::load(&data_dir, &data_options).map(|d| {
                 let digest = fingerprint::dataset_digest(&d);
                 (d, digest)
             })
@@ -651,9 +682,19 @@ pub fn run(
             );
         }
     }
+    if !opts.quiet && dataset.ignored > 0 {
+        noteln!(
+            "{}: ignored {} file{} that {} not images",
+            data_dir.display(),
+            dataset.ignored,
+            if dataset.ignored == 1 { "" } else { "s" },
+            if dataset.ignored == 1 { "is" } else { "are" }
+        );
+    }
     let data_record = DatasetRecord {
         path: data_abs,
         digest,
+        split: dataset.split_rule,
     };
     let gpu = &gpu;
     let train_split = GpuSplit::upload(gpu, &dataset.train, &data_dir)?;

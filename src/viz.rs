@@ -87,15 +87,28 @@ fn to_byte(v: f32) -> u8 {
 }
 
 /// Scatter plot (800×700 RGB, white background) of 2-D points coloured by label (10-colour
-/// palette, labels 0..9; other labels and points without a label are black), with axes, tick
-/// labels, a title and a legend "0".."9". Non-finite points are skipped.
+/// palette, labels 0..9; other labels, [`crate::data::UNLABELLED`] and points without a label
+/// are black), with axes, tick labels, a title and a legend: `names[i]` for label i (the first
+/// ten), or "0".."9" when `names` is empty. Non-finite points are skipped.
 pub fn scatter(
     points: &[[f32; 2]],
-    labels: &[u8],
+    labels: &[u32],
+    names: &[String],
     title: &str,
     x_label: &str,
     y_label: &str,
 ) -> RgbImage {
+    let entries: Vec<String> = if names.is_empty() {
+        (0..PALETTE.len()).map(|d| d.to_string()).collect()
+    } else {
+        names.iter().take(PALETTE.len()).cloned().collect()
+    };
+    let legend_width = entries
+        .iter()
+        .map(|e| 22 + text_width(e, TEXT_SCALE) + 24)
+        .max()
+        .unwrap_or(0)
+        .max(LEGEND_WIDTH);
     let (width, height) = (800, 700);
     let mut img = RgbImage::from_pixel(width, height, WHITE);
     let finite: Vec<(usize, [f64; 2])> = points
@@ -109,7 +122,7 @@ pub fn scatter(
     let frame = Frame::layout(
         width as i32,
         height as i32,
-        LEGEND_WIDTH,
+        legend_width,
         range(xs, 0.04),
         range(ys, 0.04),
         false,
@@ -131,10 +144,10 @@ pub fn scatter(
     }
     // Legend to the right of the plot.
     let (lx, ly) = (frame.right + 16, frame.top + 4);
-    for (digit, &color) in PALETTE.iter().enumerate() {
-        let y = ly + digit as i32 * 26;
+    for (i, (entry, &color)) in entries.iter().zip(&PALETTE).enumerate() {
+        let y = ly + i as i32 * 26;
         disc(&mut img, (lx + 8) as f64, (y + 7) as f64, 6.0, color, 1.0);
-        draw_text(&mut img, lx + 22, y, &digit.to_string(), TEXT_SCALE, INK);
+        draw_text(&mut img, lx + 22, y, entry, TEXT_SCALE, INK);
     }
     img
 }
@@ -372,7 +385,7 @@ const INK: Rgb<u8> = Rgb([34, 34, 34]);
 const GRID_DARK: Rgb<u8> = Rgb([90, 90, 90]);
 /// Grid lines at the ticks.
 const GRID_LIGHT: Rgb<u8> = Rgb([228, 228, 228]);
-/// Room right of a scatter plot for its legend.
+/// Room right of a scatter plot for its legend, at least.
 const LEGEND_WIDTH: i32 = 70;
 /// Text is drawn with each font pixel as a 2×2 block.
 const TEXT_SCALE: i32 = 2;

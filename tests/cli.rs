@@ -724,3 +724,108 @@ fn batch_norm_runs_record_running_statistics_and_resume_bit_identically() {
     let mean = a.get("enc.1.running_mean").unwrap();
     assert!(mean.data.iter().any(|&m| m.abs() > 1e-3), "{:?}", mean.data);
 }
+
+/// A folder of colour pictures, end to end: 48 real emoji (four categories) trained at 16×16
+/// in colour, then every command on the model: figures, colour pictures, codes with the
+/// categories' names, and the same test images for `eval` as for training.
+#[test]
+fn a_folder_of_colour_images_trains_and_every_command_uses_it() {
+    let emoji = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/emoji-noto");
+    if !emoji.is_dir() {
+        eprintln!("skipped: {} is not here", emoji.display());
+        return;
+    }
+    let data = scratch("emoji-slice");
+    for category in ["animals-nature", "flags", "food-drink", "smileys-emotion"] {
+        let dir = data.join(category);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(emoji.join(category))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.iter().take(12) {
+            std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(data.join("notes.txt"), "not an image").unwrap();
+    let run = root().join("emoji-run");
+    let out = run_with_cache(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--size",
+        "16",
+        "--widths",
+        "8,16",
+        "--latent",
+        "4",
+        "--test-percent",
+        "25",
+        "--batch",
+        "16",
+        "--epochs",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ignored 1 file"),
+        "{}",
+        text(&out.stderr)
+    );
+    let ckpt = checkpoint::load(&model_file(&run)).unwrap();
+    assert_eq!(ckpt.meta("channels"), Some("3"));
+    assert_eq!(ckpt.meta("size"), Some("16"));
+    assert_eq!(ckpt.meta("split"), Some("fnv1a64-path-percent:25"));
+    assert_eq!(ckpt.get("enc.0.weight").unwrap().shape, vec![8, 3, 3, 3]);
+
+    // eval reads the same test images as training did: the same figure.
+    let m = model_file(&run);
+    let eval = run_with_cache(&["eval", "--checkpoint", s(&m), "--data", s(&data), "--json"]);
+    assert!(eval.status.success(), "{}", text(&eval.stderr));
+    let figures = json_lines(&text(&eval.stdout));
+    let trained = json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap());
+    let (a, b) = (
+        num(&figures[0], "test_neg_elbo"),
+        num(&trained[0], "test_neg_elbo"),
+    );
+    assert!((a - b).abs() <= 1e-4 * b.abs(), "eval {a} vs training {b}");
+
+    // Colour pictures at the model's size.
+    let pics = scratch("emoji-pictures");
+    let sample = pics.join("s.png");
+    #[rustfmt::skip]
+    ok(&["sample", "--checkpoint", s(&m), "--rows", "2", "--cols", "3", "--scale", "1", "--padding", "0", "--out", s(&sample)]);
+    let img = image::open(&sample).unwrap();
+    assert_eq!((img.width(), img.height()), (48, 32));
+    assert!(matches!(img, image::DynamicImage::ImageRgb8(_)));
+    let recon = pics.join("r.png");
+    #[rustfmt::skip]
+    let line = text(&run_with_cache(&["reconstruct", "--checkpoint", s(&m), "--data", s(&data), "--count", "4", "--scale", "1", "--padding", "0", "--out", s(&recon)]).stdout);
+    assert!(line.contains("PSNR"), "{line}");
+    assert_eq!(image::image_dimensions(&recon).unwrap(), (64, 32));
+
+    // Codes with the categories as labels, named in the scatter plot's legend.
+    let csv = pics.join("z.csv");
+    #[rustfmt::skip]
+    let enc = run_with_cache(&["encode", "--checkpoint", s(&m), "--data", s(&data), "--out", s(&csv)]);
+    assert!(enc.status.success(), "{}", text(&enc.stderr));
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(
+        rows.lines().count() as f64 - 1.0,
+        num(&figures[0], "images")
+    );
+    assert!(pics.join("z.png").exists());
+}
+
+/// Runs `gpu-ae` with the dataset cache in the scratch folder (never the user's).
+fn run_with_cache(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env("GPU_AE_CACHE_DIR", root().join("dataset-cache"))
+        .current_dir(root())
+        .output()
+        .unwrap()
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use gpu_ae::data::{self, Images};
+use gpu_ae::data::{self, DataOptions, Images};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -139,12 +139,13 @@ fn write_dataset(dir: &TempDir, rows: u32, cols: u32) -> (Vec<u8>, Vec<u8>) {
 fn load_directory_with_mixed_compression() {
     let dir = TempDir::new("load");
     let (train_px, test_px) = write_dataset(&dir, 4, 6);
-    let ds = data::load(&dir.0).unwrap();
+    let ds = data::load(&dir.0, &DataOptions::default()).unwrap();
     assert_eq!(ds.dir, dir.0);
     assert_eq!(
         ds.train.images,
         Images {
             count: 6,
+            channels: 1,
             rows: 4,
             cols: 6,
             pixels: train_px
@@ -153,7 +154,12 @@ fn load_directory_with_mixed_compression() {
     assert_eq!(ds.train.labels, [0, 1, 2, 3, 4, 5]);
     assert_eq!(ds.test.images.pixels, test_px);
     assert_eq!(ds.test.labels, [9, 8, 7, 6]);
-    assert_eq!(data::load_test(&dir.0).unwrap(), ds.test);
+    assert_eq!(
+        data::load_test(&dir.0, &DataOptions::default())
+            .unwrap()
+            .test,
+        ds.test
+    );
 }
 
 #[test]
@@ -162,7 +168,14 @@ fn uncompressed_file_is_preferred_when_both_exist() {
     dir.write("t10k-images-idx3-ubyte", &idx3(1, 1, 2, &[1, 2]));
     dir.write("t10k-images-idx3-ubyte.gz", &gzip(&idx3(1, 1, 2, &[3, 4])));
     dir.write("t10k-labels-idx1-ubyte.gz", &gzip(&idx1(&[5])));
-    assert_eq!(data::load_test(&dir.0).unwrap().images.pixels, [1, 2]);
+    assert_eq!(
+        data::load_test(&dir.0, &DataOptions::default())
+            .unwrap()
+            .test
+            .images
+            .pixels,
+        [1, 2]
+    );
 }
 
 fn mnist_dir() -> PathBuf {
@@ -171,7 +184,9 @@ fn mnist_dir() -> PathBuf {
 
 #[test]
 fn shipped_mnist_test_split_loads() {
-    let test = data::load_test(&mnist_dir()).unwrap();
+    let test = data::load_test(&mnist_dir(), &DataOptions::default())
+        .unwrap()
+        .test;
     assert_eq!(
         (test.images.count, test.images.rows, test.images.cols),
         (10000, 28, 28)
@@ -196,7 +211,7 @@ fn shipped_mnist_test_split_loads() {
 
 #[test]
 fn shipped_mnist_loads_in_full() {
-    let ds = data::load(&mnist_dir()).unwrap();
+    let ds = data::load(&mnist_dir(), &DataOptions::default()).unwrap();
     assert_eq!(ds.train.images.count, 60000);
     assert_eq!(ds.train.labels.len(), 60000);
     assert_eq!(ds.train.labels[..5], [5, 0, 4, 1, 9]);
@@ -214,12 +229,15 @@ fn missing_files_are_named() {
     // A directory lacking one file: the error lists both names looked for.
     write_dataset(&dir, 2, 2);
     std::fs::remove_file(dir.0.join("t10k-labels-idx1-ubyte.gz")).unwrap();
-    let msg = error_for(data::load(&dir.0), &dir.0);
+    let msg = error_for(data::load(&dir.0, &DataOptions::default()), &dir.0);
     assert_contains(&msg, "t10k-labels-idx1-ubyte and t10k-labels-idx1-ubyte.gz");
-    error_for(data::load_test(&dir.0), &dir.0);
+    error_for(
+        data::load_test(&dir.0, &DataOptions::default()).map(|t| t.test),
+        &dir.0,
+    );
     let none = dir.0.join("no-such-dir");
     assert_contains(
-        &error_for(data::load(&none), &none),
+        &error_for(data::load(&none, &DataOptions::default()), &none),
         "no such dataset directory",
     );
 }
@@ -233,7 +251,7 @@ fn a_directory_where_a_file_belongs_is_named() {
     std::fs::remove_file(images.with_extension("gz")).unwrap();
     std::fs::create_dir(&images).unwrap();
     assert_contains(
-        &error_for(data::load(&dir.0), &images),
+        &error_for(data::load(&dir.0, &DataOptions::default()), &images),
         "is a directory, expected an IDX file",
     );
     assert_contains(
@@ -245,13 +263,13 @@ fn a_directory_where_a_file_belongs_is_named() {
     let gz = images.with_extension("gz");
     std::fs::create_dir(&gz).unwrap();
     assert_contains(
-        &error_for(data::load(&dir.0), &gz),
+        &error_for(data::load(&dir.0, &DataOptions::default()), &gz),
         "is a directory, expected an IDX file",
     );
     // A file where the dataset directory belongs.
     let file = dir.write("not-a-dir", b"x");
     assert_contains(
-        &error_for(data::load(&file), &file),
+        &error_for(data::load(&file, &DataOptions::default()), &file),
         "not a directory, expected a dataset directory",
     );
 }
@@ -423,10 +441,13 @@ fn label_count_mismatch() {
     let dir = TempDir::new("count");
     write_dataset(&dir, 2, 2);
     let labels = dir.write("t10k-labels-idx1-ubyte.gz", &gzip(&idx1(&[1, 2, 3])));
-    let msg = error_for(data::load_test(&dir.0), &labels);
+    let msg = error_for(
+        data::load_test(&dir.0, &DataOptions::default()).map(|t| t.test),
+        &labels,
+    );
     assert_contains(&msg, "3 labels but");
     assert_contains(&msg, "t10k-images-idx3-ubyte holds 4 images");
-    error_for(data::load(&dir.0), &labels);
+    error_for(data::load(&dir.0, &DataOptions::default()), &labels);
 }
 
 #[test]
@@ -434,7 +455,7 @@ fn image_size_mismatch_between_splits() {
     let dir = TempDir::new("sizes");
     write_dataset(&dir, 2, 2);
     let test = dir.write("t10k-images-idx3-ubyte", &idx3(4, 3, 3, &noise(36, 9)));
-    let msg = error_for(data::load(&dir.0), &test);
+    let msg = error_for(data::load(&dir.0, &DataOptions::default()), &test);
     assert_contains(&msg, "images are 3×3 but");
     assert_contains(&msg, "holds 2×2 images");
 }

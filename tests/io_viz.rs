@@ -124,8 +124,12 @@ fn grid_scale_and_padding() {
 
 #[test]
 fn grid_of_real_digits() {
-    let test =
-        data::load_test(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist")).unwrap();
+    let test = data::load_test(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist"),
+        &Default::default(),
+    )
+    .unwrap()
+    .test;
     let images: Vec<f32> = test.images.pixels[..64 * 784]
         .iter()
         .map(|&p| p as f32 / 255.0)
@@ -137,9 +141,13 @@ fn grid_of_real_digits() {
 
 /// A 2-D embedding of the MNIST test digits that needs no model: (ink centre of mass in x,
 /// amount of ink); digits cluster visibly by class.
-fn mnist_features() -> (Vec<[f32; 2]>, Vec<u8>) {
-    let test =
-        data::load_test(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist")).unwrap();
+fn mnist_features() -> (Vec<[f32; 2]>, Vec<u32>) {
+    let test = data::load_test(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist"),
+        &Default::default(),
+    )
+    .unwrap()
+    .test;
     let points = (0..test.images.count)
         .map(|i| {
             let img = test.images.image(i);
@@ -166,6 +174,7 @@ fn scatter_of_mnist_features() {
     let img = viz::scatter(
         &points,
         &labels,
+        &[],
         "Test digits: ink centre vs ink mass",
         "x - y centre of ink",
         "ink (x100 px)",
@@ -205,12 +214,12 @@ fn scatter_edge_cases_do_not_panic() {
         ),
         (vec![[1e-7, 3e-7], [2e-7, 1e-7]], vec![]),
     ] {
-        let img = viz::scatter(&points, &labels, "", "", "");
+        let img = viz::scatter(&points, &labels, &[], "", "", "");
         assert_eq!((img.width(), img.height()), (800, 700));
         assert!(distinct_colours(&img) > 2);
     }
     // A lone point is drawn in its label's colour.
-    let img = viz::scatter(&[[0.3, -0.7]], &[2], "one", "x", "y");
+    let img = viz::scatter(&[[0.3, -0.7]], &[2], &[], "one", "x", "y");
     assert!(count(&img, GREEN) > 60, "legend swatch");
     let greenish = (0..700)
         .flat_map(|x| (0..700).map(move |y| (x, y)))

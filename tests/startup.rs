@@ -21,7 +21,9 @@ fn mnist_dir() -> PathBuf {
 
 /// The first `n` test images of MNIST.
 fn few_images(n: usize) -> Split {
-    let mut split = data::load_test(&mnist_dir()).unwrap();
+    let mut split = data::load_test(&mnist_dir(), &Default::default())
+        .unwrap()
+        .test;
     split.images.count = n;
     split.images.pixels.truncate(n * 784);
     split.labels.truncate(n);
@@ -113,6 +115,7 @@ fn bench_reports_the_start_up_phases() {
         epochs: 1,
         train_limit: Some(32),
         data_dir: mnist_dir(),
+        data_options: Default::default(),
         seed: 3,
         precision: Elem::F32,
     };
@@ -160,6 +163,7 @@ fn bench_reports_a_bad_dataset_by_name() {
         epochs: 1,
         train_limit: Some(8),
         data_dir: PathBuf::from("no/such/dataset"),
+        data_options: Default::default(),
         seed: 3,
         precision: Elem::F32,
     };

@@ -32,7 +32,11 @@ fn gpu_with_f16() -> Option<Gpu> {
 }
 
 fn mnist() -> data::Dataset {
-    data::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist")).unwrap()
+    data::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist"),
+        &Default::default(),
+    )
+    .unwrap()
 }
 
 /// The first `n` test images as f32 in [0, 1].
@@ -260,6 +264,7 @@ fn short_run(gpu: &Gpu, precision: Elem) -> (EvalMetrics, EvalMetrics) {
     let train = data::Split {
         images: data::Images {
             count: limit,
+            channels: 1,
             rows: 28,
             cols: 28,
             pixels: ds.train.images.pixels[..limit * 784].to_vec(),
@@ -269,6 +274,7 @@ fn short_run(gpu: &Gpu, precision: Elem) -> (EvalMetrics, EvalMetrics) {
     let test = data::Split {
         images: data::Images {
             count: 300,
+            channels: 1,
             rows: 28,
             cols: 28,
             pixels: ds.test.images.pixels[..300 * 784].to_vec(),
