@@ -5,8 +5,8 @@
 
 use crate::data::{self, Split};
 use crate::error::{Error, Result};
-use crate::evaluate::GpuSplit;
 use crate::gpu::{Elem, Gpu};
+use crate::gpu_split::GpuSplit;
 use crate::kernels;
 use crate::models::ModelSpec;
 use crate::train::{TrainConfig, Trainer};

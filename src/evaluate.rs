@@ -1,94 +1,15 @@
-//! Test-set evaluation on the GPU: the test images resident as packed bytes, one eval graph for
-//! full batches (and one for the tail), every batch recorded into one submission, and the loss
-//! sums read back once. The VAE's ε and the denoising noise are keyed by image
+//! Test-set evaluation on the GPU: the test images as packed bytes (resident, or streamed chunk
+//! by chunk, see [`GpuSplit`]), one eval graph for full batches (and one for the tail), every
+//! batch recorded into one submission (one per chunk when streamed), and the loss sums read
+//! back once. The VAE's ε and the denoising noise are keyed by image
 //! ([`NoiseKey::Image`]), so the figures do not depend on the batch size.
 
-use crate::bail;
 use crate::counter_rng::STREAM_EVAL;
-use crate::data::Split;
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
-use crate::graph::{Graph, ImageSource, Model, Purpose};
+use crate::gpu_split::GpuSplit;
+use crate::graph::{Graph, Model, Purpose};
 use crate::kernels::{NoiseKey, reduce, step};
-use crate::models::ImageShape;
-use std::path::{Path, PathBuf};
-
-/// A split of the dataset on the GPU: packed u8 pixels, the visiting order, the labels.
-pub struct GpuSplit {
-    /// `[⌈count · C·S·S / 4⌉]` packed pixels.
-    pub images: Tensor,
-    /// The shape of every image.
-    pub shape: ImageShape,
-    /// Where the images came from, for errors.
-    pub source: PathBuf,
-    /// `[count]` order in which batches visit images (identity until shuffled).
-    pub perm: Tensor,
-    pub count: usize,
-    pub labels: Vec<u32>,
-}
-
-impl GpuSplit {
-    /// Uploads a split once; `source` names the files in errors.
-    pub fn upload(gpu: &Gpu, split: &Split, source: &Path) -> Result<GpuSplit> {
-        let im = &split.images;
-        if im.rows != im.cols {
-            bail!(
-                "{}: images are {}×{} with {} channel(s); gpu-ae models take square images",
-                source.display(),
-                im.rows,
-                im.cols,
-                im.channels
-            );
-        }
-        if im.count == 0 {
-            bail!("{}: the split holds no images", source.display());
-        }
-        let shape = ImageShape {
-            channels: im.channels,
-            size: im.rows,
-        };
-        // The pixel bytes in file order are already the little-endian words of
-        // `kernels::data::pack_bytes`: upload them as they are, zero-padded to whole words.
-        let words = im.pixels.len().div_ceil(4);
-        let images = if im.pixels.len().is_multiple_of(4) {
-            Tensor::from_bytes(gpu, &[words], &im.pixels, "dataset images")?
-        } else {
-            let mut padded = im.pixels.clone();
-            padded.resize(words * 4, 0);
-            Tensor::from_bytes(gpu, &[words], &padded, "dataset images")?
-        };
-        let order: Vec<u32> = (0..im.count as u32).collect();
-        let perm = Tensor::from_u32(gpu, &[im.count], &order, "dataset order")?;
-        Ok(GpuSplit {
-            images,
-            shape,
-            source: source.to_path_buf(),
-            perm,
-            count: im.count,
-            labels: split.labels.clone(),
-        })
-    }
-
-    /// Refuses a model made for images of another shape.
-    pub fn check_model(&self, model: &ImageShape) -> Result<()> {
-        if self.shape != *model {
-            bail!(
-                "{}: images are {}, the model takes {model} images",
-                self.source.display(),
-                self.shape
-            );
-        }
-        Ok(())
-    }
-
-    pub fn source(&self, batch_size: usize) -> ImageSource<'_> {
-        ImageSource {
-            images: &self.images,
-            perm: &self.perm,
-            batch_size,
-        }
-    }
-}
 
 /// Test-set figures per example, in nats (or squared error for MSE models).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,29 +34,33 @@ pub fn batches(count: usize, batch: usize) -> (usize, usize) {
 }
 
 /// Evaluation plans for one model over one split.
-pub struct Evaluator {
+pub struct Evaluator<'s> {
+    split: &'s GpuSplit,
     full: Option<Plan>,
     tail: Option<Plan>,
     full_batches: usize,
+    /// Batches per submission: all of them, or a chunk's when the split is streamed.
+    chunk_batches: usize,
+    batch: usize,
     state: Tensor,
     acc: Tensor,
-    count: usize,
     vae: bool,
 }
 
-impl Evaluator {
+impl<'s> Evaluator<'s> {
     /// Builds the eval graphs; `seed` fixes the VAE's ε and the denoising noise, drawn per test
     /// image, so that repeated evaluations of the same model give the same figures whatever the
     /// batch size.
     pub fn new(
         gpu: &Gpu,
         model: &Model,
-        split: &GpuSplit,
+        split: &'s GpuSplit,
         batch: usize,
         seed: u32,
-    ) -> Result<Evaluator> {
+    ) -> Result<Evaluator<'s>> {
         split.check_model(&model.arch.spec.image)?;
         let batch = batch.min(split.count).max(1);
+        let chunk = split.chunk_images(gpu, batch)?;
         let state = Tensor::zeros(gpu, &[step::STATE_LEN], "eval state")?;
         let acc = Tensor::zeros(gpu, &[4], "eval sums")?;
         let (full_batches, tail) = batches(split.count, batch);
@@ -169,49 +94,69 @@ impl Evaluator {
             None
         };
         let tail = if tail > 0 { Some(build(tail)?) } else { None };
+        let steps = full_batches + usize::from(tail.is_some());
         Ok(Evaluator {
+            split,
             full,
             tail,
             full_batches,
+            chunk_batches: if split.is_streamed() {
+                chunk / batch
+            } else {
+                steps
+            },
+            batch,
             state,
             acc,
-            count: split.count,
             vae: model.arch.is_vae(),
         })
     }
 
-    /// Runs every batch in one submission and reads the sums back.
+    /// Runs every batch, in one submission (or one per chunk of a streamed split, each chunk
+    /// uploaded before it), and reads the sums back.
     pub fn run(&self, gpu: &Gpu) -> Result<EvalMetrics> {
         gpu.queue
             .write_buffer(&self.state.buffer, 0, bytemuck::cast_slice(&[0u32; 4]));
         gpu.queue
             .write_buffer(&self.acc.buffer, 0, bytemuck::cast_slice(&[0f32; 4]));
-        let mut encoder = gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("eval"),
-            });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("eval"),
-                timestamp_writes: None,
-            });
-            if let Some(full) = &self.full {
-                for _ in 0..self.full_batches {
-                    full.record(&mut pass);
+        let count = self.split.count;
+        let in_order: Vec<u32> = if self.split.is_streamed() {
+            (0..count as u32).collect()
+        } else {
+            Vec::new()
+        };
+        let steps = self.full_batches + usize::from(self.tail.is_some());
+        for first in (0..steps).step_by(self.chunk_batches) {
+            let chunk = self.chunk_batches * self.batch;
+            self.split
+                .load_chunk(gpu, &in_order, first * self.batch, chunk);
+            let mut encoder = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("eval"),
+                });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("eval"),
+                    timestamp_writes: None,
+                });
+                for s in first..(first + self.chunk_batches).min(steps) {
+                    let plan = if s < self.full_batches {
+                        self.full.as_ref()
+                    } else {
+                        self.tail.as_ref()
+                    };
+                    plan.expect("a plan for every batch").record(&mut pass);
                 }
             }
-            if let Some(tail) = &self.tail {
-                tail.record(&mut pass);
-            }
+            gpu.queue.submit([encoder.finish()]);
         }
-        gpu.queue.submit([encoder.finish()]);
         let sums = self.acc.read_f32(gpu)?;
-        let n = self.count as f64;
+        let n = count as f64;
         Ok(EvalMetrics {
             rec: sums[0] as f64 / n,
             kl: self.vae.then(|| sums[1] as f64 / n),
-            count: self.count,
+            count,
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod evaluate;
 pub mod files;
 pub mod fingerprint;
 pub mod gpu;
+pub mod gpu_split;
 pub mod graph;
 pub mod host_rng;
 pub mod image_folder;

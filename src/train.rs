@@ -8,8 +8,9 @@ use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::counter_rng::STREAM_REPARAM;
 use crate::data::{DataOptions, SplitRule};
 use crate::error::{Error, Result};
-use crate::evaluate::{EvalMetrics, Evaluator, GpuSplit, batches};
+use crate::evaluate::{EvalMetrics, Evaluator, batches};
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
+use crate::gpu_split::GpuSplit;
 use crate::graph::{Graph, Model, ModelValues, Purpose, values_from_checkpoint};
 use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
@@ -89,6 +90,9 @@ pub struct Trainer<'g> {
     full: Option<StepPlan>,
     tail: Option<StepPlan>,
     full_batches: usize,
+    /// Images the GPU holds at once: all of them, or a chunk of whole batches when the split
+    /// is streamed.
+    chunk_images: usize,
     /// Steps done so far (Adam's t), mirrored on the host.
     pub steps_done: u64,
     staging: [wgpu::Buffer; 2],
@@ -133,6 +137,7 @@ impl<'g> Trainer<'g> {
         let acc = Tensor::zeros(gpu, &[4], "loss sums")?;
         let batch = cfg.batch.min(train.count);
         let (full_batches, tail_n) = batches(train.count, batch);
+        let chunk_images = train.chunk_images(gpu, batch)?;
         let staging = std::array::from_fn(|i| {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(if i == 0 {
@@ -158,6 +163,7 @@ impl<'g> Trainer<'g> {
             full: None,
             tail: None,
             full_batches,
+            chunk_images,
             steps_done,
             staging,
         };
@@ -260,8 +266,12 @@ impl<'g> Trainer<'g> {
         let gpu = self.gpu;
         let perm = SplitMix64::derived(self.cfg.seed, PERM_PURPOSE, epoch as u64)
             .permutation(self.train.count);
-        gpu.queue
-            .write_buffer(&self.train.perm.buffer, 0, bytemuck::cast_slice(&perm));
+        self.train.set_order(gpu, &perm);
+        // A streamed split: each chunk's images are packed and queued before its first step
+        // (the next one while the GPU still works on this one); submissions end at chunks.
+        let streamed = self.train.is_streamed();
+        let chunk_steps = self.chunk_images / self.cfg.batch;
+        self.train.load_chunk(gpu, &perm, 0, self.chunk_images);
         let state = [self.steps_done as u32, 0, 0, 0];
         gpu.queue
             .write_buffer(&self.state.buffer, 0, bytemuck::cast_slice(&state));
@@ -278,7 +288,7 @@ impl<'g> Trainer<'g> {
         };
         // (staging index, steps done after that submission, images done, submission index)
         let mut pending: Option<(usize, usize, usize, wgpu::SubmissionIndex)> = None;
-        let mut chunk = 1usize;
+        let mut per_submit = 1usize;
         let mut next = 0usize;
         let mut images = 0usize;
         let mut submits = 0usize;
@@ -286,7 +296,10 @@ impl<'g> Trainer<'g> {
             if stop::requested() {
                 return Ok(None);
             }
-            let end = (next + chunk).min(steps);
+            let mut end = (next + per_submit).min(steps);
+            if streamed {
+                end = end.min((next / chunk_steps + 1) * chunk_steps);
+            }
             let mut encoder = gpu
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -313,12 +326,16 @@ impl<'g> Trainer<'g> {
             let index = gpu.queue.submit([encoder.finish()]);
             submits += 1;
             next = end;
+            if streamed && next < steps && next.is_multiple_of(chunk_steps) {
+                let start = next * self.cfg.batch;
+                self.train.load_chunk(gpu, &perm, start, self.chunk_images);
+            }
             if let Some(prev) = pending.take() {
                 self.collect(prev, &mut progress, start)?;
                 report(&progress);
                 // Aim for about a quarter second of GPU work per submission.
                 let per_step = progress.seconds / progress.step.max(1) as f64;
-                chunk = ((0.25 / per_step.max(1e-6)) as usize).clamp(1, 64);
+                per_submit = ((0.25 / per_step.max(1e-6)) as usize).clamp(1, 64);
             }
             pending = Some((slot, end, images, index));
         }

@@ -463,10 +463,10 @@ fn wait_for_line(child: &mut Child, needle: &str, limit: Duration) -> Vec<String
     panic!("no line with {needle:?} in time: {lines:?}");
 }
 
-/// Sends SIGINT, as Ctrl-C does.
+/// Sends SIGINT, as Ctrl-C does (through the shell's own `kill`, which every system has).
 fn interrupt(child: &Child) {
-    let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    let ok = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     assert!(ok.success());

@@ -4,8 +4,9 @@
 
 use gpu_ae::bench::{self, BenchOptions};
 use gpu_ae::data::{self, Split};
-use gpu_ae::evaluate::{Evaluator, GpuSplit};
+use gpu_ae::evaluate::Evaluator;
 use gpu_ae::gpu::{AdapterChoice, Elem, Gpu};
+use gpu_ae::gpu_split::GpuSplit;
 use gpu_ae::kernels::{ENTRY_POINTS, data::pack_bytes};
 use gpu_ae::models::{LossKind, ModelKind, ModelSpec, Task};
 use gpu_ae::train::{TrainConfig, Trainer};

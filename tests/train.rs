@@ -5,8 +5,9 @@
 
 use gpu_ae::counter_rng::STREAM_REPARAM;
 use gpu_ae::data;
-use gpu_ae::evaluate::{EvalMetrics, Evaluator, GpuSplit};
+use gpu_ae::evaluate::{EvalMetrics, Evaluator};
 use gpu_ae::gpu::{AdapterChoice, Elem, Gpu, Plan, Tensor};
+use gpu_ae::gpu_split::GpuSplit;
 use gpu_ae::graph::{Graph, Model, Purpose};
 use gpu_ae::kernels::step;
 use gpu_ae::models::{
