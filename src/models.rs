@@ -693,6 +693,42 @@ mod tests {
         assert_ne!(v, a.params.init(1));
     }
 
+    /// The gradient partials of the 64×64 configuration at batch 128 fit the 128 MiB
+    /// that WebGPU allows per storage binding (they took 238 MiB before each layer's were capped).
+    #[test]
+    fn a_64px_batch_norm_model_fits_webgpu_bindings() {
+        let spec = ModelSpec {
+            image: ImageShape {
+                channels: 3,
+                size: 64,
+            },
+            widths: vec![32, 64, 128, 256],
+            norm: Norm::Batch,
+            act: HiddenAct::LeakyRelu,
+            ..ModelSpec::mnist(ModelKind::ConvVae, 128, Task::Reconstruct, LossKind::Bce)
+        };
+        let a = Architecture::new(spec).unwrap();
+        let n = 128;
+        let Head::Vae(head) = &a.head else {
+            panic!("a VAE head")
+        };
+        let LayerKind::Linear {
+            in_features,
+            out_features,
+        } = head.kind
+        else {
+            panic!("a linear head")
+        };
+        let values = a.encoder.backward_partials(n)
+            + crate::kernels::linear::backward_partials(crate::shapes::LinearShape {
+                n,
+                in_features,
+                out_features,
+            })
+            + a.decoder.backward_partials(n);
+        assert!(values * 4 <= 128 << 20, "{} MiB", (values * 4) >> 20);
+    }
+
     /// `pytorch_images.ConvVAE(3, 64, [32, 64], 8, norm="batch", act="leaky_relu")`: batch norm
     /// after every hidden convolution, its weight 1 and bias 0, running statistics as buffers.
     #[test]

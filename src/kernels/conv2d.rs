@@ -303,11 +303,17 @@ fn wgrad_grid(m: usize, n: usize) -> (usize, usize, usize) {
     (wm, wn, wk)
 }
 
+/// Most values one layer's weight-gradient partials may take (8 MiB of f32): the partials of a
+/// whole model (a 64×64 colour conv-vae at batch 128 included) then fit the 128 MiB that WebGPU
+/// and many adapters allow per storage binding. MNIST's layers stay far below it.
+const MAX_PARTIAL_VALUES: usize = 1 << 21;
+
 /// Split count and K rows per split of the weight-gradient product of `g`.
 fn wgrad_splits(g: &Pair) -> (usize, usize) {
     let k_rows = g.n * g.small_h * g.small_w;
+    let most = MAX_SPLITS.min((MAX_PARTIAL_VALUES / (g.c_small * g.taps())).max(1));
     let k_split = k_rows
-        .div_ceil(MAX_SPLITS)
+        .div_ceil(most)
         .max(MIN_SPLIT_ROWS)
         .next_multiple_of(CHUNK);
     (k_rows.div_ceil(k_split), k_split)
