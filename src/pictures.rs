@@ -256,7 +256,13 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     csv.push('\n');
     let mut points = Vec::with_capacity(labels.len());
     for (i, z) in r.codes.chunks(code).enumerate() {
-        csv.push_str(&format!("{i},{}", labels[i]));
+        // Image folders label by the folder's name (empty for images outside any).
+        let label = match classes.get(labels[i] as usize) {
+            Some(name) => name.clone(),
+            None if classes.is_empty() => labels[i].to_string(),
+            None => String::new(),
+        };
+        csv.push_str(&format!("{i},{label}"));
         for v in z {
             csv.push_str(&format!(",{v}"));
         }
