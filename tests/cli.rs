@@ -314,6 +314,15 @@ fn sample_works_out_of_the_box_with_the_shipped_checkpoints() {
     let out = ok(&["sample", "--manifold", "--rows", "4", "--cols", "4", "--padding", "0", "--scale", "1", "--out", s(&manifold)]);
     assert!(out.contains("conv-vae-L2.safetensors"), "{out}");
     assert_eq!(png_size(&manifold), (112, 112));
+    // The shipped colour model draws 32×32 RGB emoji.
+    let emoji =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/emoji-vae-32.safetensors");
+    let colour = dir.join("emoji.png");
+    #[rustfmt::skip]
+    ok(&["sample", "--checkpoint", s(&emoji), "--rows", "2", "--cols", "3", "--padding", "0", "--scale", "1", "--out", s(&colour)]);
+    let img = image::open(&colour).unwrap();
+    assert_eq!((img.width(), img.height()), (96, 64));
+    assert!(matches!(img, image::DynamicImage::ImageRgb8(_)));
 }
 
 #[test]
