@@ -60,7 +60,7 @@ impl<'s> Evaluator<'s> {
     ) -> Result<Evaluator<'s>> {
         split.check_model(&model.arch.spec.image)?;
         let batch = batch.min(split.count).max(1);
-        let chunk = split.chunk_images(gpu, batch)?;
+        let chunk = split.plan_chunks(gpu, batch)?;
         let state = Tensor::zeros(gpu, &[step::STATE_LEN], "eval state")?;
         let acc = Tensor::zeros(gpu, &[4], "eval sums")?;
         let (full_batches, tail) = batches(split.count, batch);
@@ -120,16 +120,10 @@ impl<'s> Evaluator<'s> {
         gpu.queue
             .write_buffer(&self.acc.buffer, 0, bytemuck::cast_slice(&[0f32; 4]));
         let count = self.split.count;
-        let in_order: Vec<u32> = if self.split.is_streamed() {
-            (0..count as u32).collect()
-        } else {
-            Vec::new()
-        };
         let steps = self.full_batches + usize::from(self.tail.is_some());
         for first in (0..steps).step_by(self.chunk_batches) {
             let chunk = self.chunk_batches * self.batch;
-            self.split
-                .load_chunk(gpu, &in_order, first * self.batch, chunk);
+            self.split.load_chunk(gpu, None, first * self.batch, chunk);
             let mut encoder = gpu
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {

@@ -143,10 +143,10 @@ impl GpuSplit {
         self.stream.is_some()
     }
 
-    /// How many images one chunk holds for batches of `batch` (a whole number of batches), or
-    /// every image when the split is resident. On a streamed split this also sets `perm` to
-    /// `i mod chunk`, the position of visit i in its chunk.
-    pub fn chunk_images(&self, gpu: &Gpu, batch: usize) -> Result<usize> {
+    /// Prepares the split for batches of `batch` and returns how many images one chunk holds (a
+    /// whole number of batches), or every image when the split is resident. A streamed split's
+    /// `perm` becomes `i mod chunk`, the position of visit i in its chunk.
+    pub fn plan_chunks(&self, gpu: &Gpu, batch: usize) -> Result<usize> {
         let Some(stream) = &self.stream else {
             return Ok(self.count);
         };
@@ -175,18 +175,24 @@ impl GpuSplit {
         }
     }
 
-    /// Streamed splits: packs the images of visits `start..start + chunk` (by `order`) and
-    /// queues their upload, which lands before the next submission and after the previous
-    /// ones. Nothing for a resident split.
-    pub fn load_chunk(&self, gpu: &Gpu, order: &[u32], start: usize, chunk: usize) {
+    /// Streamed splits: packs the images of visits `start..start + chunk` (by `order`, or in
+    /// file order when None) and queues their upload, which lands before the next submission
+    /// and after the previous ones. Nothing for a resident split.
+    pub fn load_chunk(&self, gpu: &Gpu, order: Option<&[u32]>, start: usize, chunk: usize) {
         let Some(stream) = &self.stream else { return };
         let per_image = self.shape.pixels();
         let end = (start + chunk).min(self.count);
-        let mut bytes = Vec::with_capacity((end - start) * per_image);
-        for &i in &order[start..end] {
-            let i = i as usize;
-            bytes.extend_from_slice(&stream.pixels[i * per_image..(i + 1) * per_image]);
-        }
+        let bytes = match order {
+            None => stream.pixels[start * per_image..end * per_image].to_vec(),
+            Some(order) => order[start..end]
+                .iter()
+                .flat_map(|&i| {
+                    let i = i as usize;
+                    &stream.pixels[i * per_image..(i + 1) * per_image]
+                })
+                .copied()
+                .collect(),
+        };
         gpu.queue
             .write_buffer(&self.images.buffer, 0, &padded(bytes));
     }

@@ -534,17 +534,20 @@ mod tests {
         ModelSpec::mnist(kind, latent, task, LossKind::Bce)
     }
 
-    #[test]
-    fn conv_vae_has_pytorch_names_and_shapes() {
-        let a = Architecture::new(spec(ModelKind::ConvVae, 16, Task::Reconstruct)).unwrap();
-        let names: Vec<(&str, Vec<usize>)> = a
-            .params
+    /// The parameters' `state_dict` names and shapes, in table order.
+    fn param_names(a: &Architecture) -> Vec<(&str, Vec<usize>)> {
+        a.params
             .entries
             .iter()
             .map(|e| (e.name.as_str(), e.shape.clone()))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn conv_vae_has_pytorch_names_and_shapes() {
+        let a = Architecture::new(spec(ModelKind::ConvVae, 16, Task::Reconstruct)).unwrap();
         assert_eq!(
-            names,
+            param_names(&a),
             vec![
                 ("enc.0.weight", vec![16, 1, 3, 3]),
                 ("enc.0.bias", vec![16]),
@@ -580,14 +583,8 @@ mod tests {
             ..ModelSpec::mnist(ModelKind::ConvVae, 64, Task::Reconstruct, LossKind::Bce)
         };
         let a = Architecture::new(spec.clone()).unwrap();
-        let names: Vec<(&str, Vec<usize>)> = a
-            .params
-            .entries
-            .iter()
-            .map(|e| (e.name.as_str(), e.shape.clone()))
-            .collect();
         assert_eq!(
-            names,
+            param_names(&a),
             vec![
                 ("enc.0.weight", vec![32, 3, 3, 3]),
                 ("enc.0.bias", vec![32]),
@@ -744,14 +741,8 @@ mod tests {
             ..ModelSpec::mnist(ModelKind::ConvVae, 8, Task::Reconstruct, LossKind::Bce)
         };
         let a = Architecture::new(spec).unwrap();
-        let names: Vec<(&str, Vec<usize>)> = a
-            .params
-            .entries
-            .iter()
-            .map(|e| (e.name.as_str(), e.shape.clone()))
-            .collect();
         assert_eq!(
-            names,
+            param_names(&a),
             vec![
                 ("enc.0.weight", vec![32, 3, 3, 3]),
                 ("enc.0.bias", vec![32]),

@@ -91,19 +91,17 @@ fn check_grid(
 /// labels and the class names (image folders) or an empty list (IDX labels are the digits).
 /// A folder of images is converted to the model's size and channels; an IDX folder must match.
 fn test_images(dir: &Path, image: ImageShape, split: &SplitRule) -> Result<TestImages> {
+    // The loader converts a folder of images to the model's shape and refuses an IDX folder
+    // of another shape.
     let set = gpu_ae::data::load_test(dir, &DataOptions::for_model(image, split))?;
-    let im = &set.test.images;
-    if (im.channels, im.rows, im.cols) != (image.channels, image.size, image.size) {
-        bail!(
-            "{}: images are {}×{} with {} channel(s); the model takes {image} images",
-            dir.display(),
-            im.rows,
-            im.cols,
-            im.channels
-        );
-    }
     Ok(TestImages {
-        pixels: im.pixels.iter().map(|&p| p as f32 / 255.0).collect(),
+        pixels: set
+            .test
+            .images
+            .pixels
+            .iter()
+            .map(|&p| p as f32 / 255.0)
+            .collect(),
         labels: set.test.labels,
         classes: set.classes,
     })

@@ -137,7 +137,7 @@ impl<'g> Trainer<'g> {
         let acc = Tensor::zeros(gpu, &[4], "loss sums")?;
         let batch = cfg.batch.min(train.count);
         let (full_batches, tail_n) = batches(train.count, batch);
-        let chunk_images = train.chunk_images(gpu, batch)?;
+        let chunk_images = train.plan_chunks(gpu, batch)?;
         let staging = std::array::from_fn(|i| {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(if i == 0 {
@@ -271,7 +271,8 @@ impl<'g> Trainer<'g> {
         // (the next one while the GPU still works on this one); submissions end at chunks.
         let streamed = self.train.is_streamed();
         let chunk_steps = self.chunk_images / self.cfg.batch;
-        self.train.load_chunk(gpu, &perm, 0, self.chunk_images);
+        self.train
+            .load_chunk(gpu, Some(&perm), 0, self.chunk_images);
         let state = [self.steps_done as u32, 0, 0, 0];
         gpu.queue
             .write_buffer(&self.state.buffer, 0, bytemuck::cast_slice(&state));
@@ -328,7 +329,8 @@ impl<'g> Trainer<'g> {
             next = end;
             if streamed && next < steps && next.is_multiple_of(chunk_steps) {
                 let start = next * self.cfg.batch;
-                self.train.load_chunk(gpu, &perm, start, self.chunk_images);
+                self.train
+                    .load_chunk(gpu, Some(&perm), start, self.chunk_images);
             }
             if let Some(prev) = pending.take() {
                 self.collect(prev, &mut progress, start)?;
@@ -737,7 +739,6 @@ pub fn run(
             0,
         ),
     };
-    train_split.check_model(&cfg.spec.image)?;
     let mut trainer = Trainer::new(gpu, cfg.clone(), train_split, values, moments, steps_done)?;
     let evaluator = Evaluator::new(
         gpu,

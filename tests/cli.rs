@@ -97,7 +97,7 @@ fn train_writes_a_pytorch_shaped_run_folder() {
         ]
     );
 
-    let metrics = json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap());
+    let metrics = metrics(run);
     assert_eq!(metrics.len(), 1);
     assert_eq!(metrics[0]["epoch"].as_u64(), Some(1));
     for key in ["train_loss", "test_bce", "test_kl", "test_neg_elbo"] {
@@ -154,7 +154,7 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
     let (a, b) = same_parameters(&resumed, &straight);
     assert_eq!(a.meta("epoch"), Some("2"));
     assert_eq!(a.meta("steps"), b.meta("steps"));
-    let metrics = json_lines(&std::fs::read_to_string(resumed.join("metrics.jsonl")).unwrap());
+    let metrics = metrics(&resumed);
     let epochs: Vec<Option<u64>> = metrics.iter().map(|m| m["epoch"].as_u64()).collect();
     assert_eq!(epochs, [Some(1), Some(2)]);
 }
@@ -198,7 +198,7 @@ fn precision_f16_trains_resumes_or_is_refused() {
     let (resumed, _) = same_parameters(&run, &straight);
     assert_eq!(resumed.meta("precision"), Some("f16"));
     assert_eq!(resumed.meta("epoch"), Some("2"));
-    let metrics = json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap());
+    let metrics = metrics(&run);
     let elbo: Vec<f64> = metrics.iter().map(|m| num(m, "test_neg_elbo")).collect();
     assert!(elbo.len() == 2 && elbo[1] < elbo[0], "{elbo:?}");
 }
@@ -221,7 +221,7 @@ fn eval_reproduces_the_training_metrics() {
     let e = &lines[0];
     assert_eq!(e["images"].as_u64(), Some(TEST_COUNT as u64));
     assert_eq!(e["model"].as_str(), Some("conv-vae"));
-    let metrics = json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap());
+    let metrics = metrics(run);
     let want = num(metrics.last().unwrap(), "test_neg_elbo");
     let got = num(e, "test_neg_elbo");
     assert!(
@@ -801,7 +801,7 @@ fn a_folder_of_colour_images_trains_and_every_command_uses_it() {
     let eval = run_with_cache(&["eval", "--checkpoint", s(&m), "--data", s(&data), "--json"]);
     assert!(eval.status.success(), "{}", text(&eval.stderr));
     let figures = json_lines(&text(&eval.stdout));
-    let trained = json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap());
+    let trained = metrics(&run);
     let (a, b) = (
         num(&figures[0], "test_neg_elbo"),
         num(&trained[0], "test_neg_elbo"),
@@ -876,7 +876,7 @@ fn a_dataset_streamed_in_chunks_trains_exactly_as_a_resident_one() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     same_parameters(&streamed, &resident);
     let figures = |run: &Path| -> Vec<f64> {
-        json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap())
+        metrics(run)
             .iter()
             .map(|l| num(l, "test_neg_elbo"))
             .collect()

@@ -52,7 +52,7 @@ const RUN_FILES: [&str; 4] = [
 ];
 
 fn metrics_epochs(dir: &Path) -> Vec<u64> {
-    json_lines(&fs::read_to_string(dir.join("metrics.jsonl")).unwrap())
+    metrics(dir)
         .iter()
         .map(|l| l["epoch"].as_u64().unwrap())
         .collect()

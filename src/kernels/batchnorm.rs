@@ -184,15 +184,8 @@ pub fn forward_train(
             s.w
         );
     }
-    check_tensors(s, &[("x", x), ("y", y)]);
+    check_forward(s, x, y, params, at, &running);
     assert_eq!(saved.numel(), saved_len(s), "batch norm: saved size");
-    check_slices("parameter", params, [at.weight, at.bias], s.c);
-    check_slices(
-        "running statistics",
-        running.buffer,
-        [running.mean, running.var],
-        s.c,
-    );
     let grid = grid(gpu, s);
     let p = Params {
         part_off: 2 * s.c as u32,
@@ -227,6 +220,26 @@ pub fn forward_train(
     Ok(())
 }
 
+/// What both forward passes check: the shapes of `x` and `y`, and that γ, β and the running
+/// statistics lie inside their buffers.
+fn check_forward(
+    s: BatchNorm2dShape,
+    x: &Tensor,
+    y: &Tensor,
+    params: &wgpu::Buffer,
+    at: ParamOffsets,
+    running: &Running,
+) {
+    check_tensors(s, &[("x", x), ("y", y)]);
+    check_slices("parameter", params, [at.weight, at.bias], s.c);
+    check_slices(
+        "running statistics",
+        running.buffer,
+        [running.mean, running.var],
+        s.c,
+    );
+}
+
 /// Evaluation forward: `y = act((x − running_mean)/sqrt(running_var + EPS)·γ + β)`, the
 /// running statistics read, not changed.
 #[allow(clippy::too_many_arguments)]
@@ -241,14 +254,7 @@ pub fn forward_eval(
     s: BatchNorm2dShape,
     act: Option<Activation>,
 ) {
-    check_tensors(s, &[("x", x), ("y", y)]);
-    check_slices("parameter", params, [at.weight, at.bias], s.c);
-    check_slices(
-        "running statistics",
-        running.buffer,
-        [running.mean, running.var],
-        s.c,
-    );
+    check_forward(s, x, y, params, at, &running);
     let p = Params {
         rmean_off: running.mean as u32,
         rvar_off: running.var as u32,

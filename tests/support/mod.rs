@@ -263,6 +263,11 @@ pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The lines of a run's `metrics.jsonl`, one per epoch.
+pub fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap())
+}
+
 pub fn num(v: &serde_json::Value, key: &str) -> f64 {
     v[key]
         .as_f64()
