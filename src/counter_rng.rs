@@ -7,6 +7,7 @@ pub const STREAM_REPARAM: u32 = 0;
 pub const STREAM_INPUT_NOISE: u32 = 1;
 pub const STREAM_EVAL: u32 = 2;
 pub const STREAM_SAMPLE: u32 = 3;
+pub const STREAM_BINARIZE: u32 = 4;
 
 /// MurmurHash3's 32-bit finaliser (a bijection with good avalanche).
 pub fn fmix32(x: u32) -> u32 {

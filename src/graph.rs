@@ -402,6 +402,7 @@ impl Graph {
             src.images,
             src.perm,
             state,
+            None,
             src.batch_size,
             self.n,
             pixels,

@@ -1,7 +1,7 @@
 //! Launchers for `shaders/data.wgsl` (after `shaders/rng.wgsl`): the per-step batch gather
-//! from the dataset resident on the GPU as packed bytes, and the denoising input noise (keyed
-//! by step or by image, [`NoiseKey`]). Both read the step counter of [`step`](super::step), so
-//! one recorded plan serves every step.
+//! from the dataset resident on the GPU as packed bytes (optionally binarised), and the
+//! denoising input noise; their random numbers are keyed by step or by image ([`NoiseKey`]).
+//! Both read the step counter of [`step`](super::step), so one recorded plan serves every step.
 
 use super::NoiseKey;
 use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
@@ -25,7 +25,7 @@ struct Params {
     seed: u32,
     noise_std: f32,
     noise_key: u32,
-    _pad0: u32,
+    binarize: u32,
     _pad1: u32,
 }
 
@@ -44,6 +44,12 @@ pub fn pack_bytes(bytes: &[u8]) -> Vec<u32> {
 /// x[b, p] = byte(images, perm[batch·batch_size + b]·pixels + p) / 255 for b < n, p < pixels,
 /// where batch = `state[1]` (the GPU step counter, see src/kernels/step.rs). x is `[n, 1, H, W]` with H·W = pixels.
 ///
+/// With `binarize` = `Some((seed, key))` each pixel v = byte/255 is drawn instead as 1 if
+/// u < v else 0 (binarised MNIST), `u = (rng_u32(seed, STREAM_BINARIZE (=4), c, k) >> 8) / 2^24`
+/// and `(c, k)` = `key.counter(state, b, pixels, p)`: `(state[0], b·pixels + p)` for
+/// [`NoiseKey::Step`] (fresh draws every step, "dynamic binarisation"), `(state[1]·B + b, p)`
+/// for [`NoiseKey::Image`] `{ batch_size: B }` (one fixed binarisation per image index).
+///
 /// `x` may be allocated for a full batch; only its first `n·pixels` elements are written.
 #[allow(clippy::too_many_arguments)]
 pub fn gather(
@@ -53,6 +59,7 @@ pub fn gather(
     images: &Tensor,
     perm: &Tensor,
     state: &Tensor,
+    binarize: Option<(u32, NoiseKey)>,
     batch_size: usize,
     n: usize,
     pixels: usize,
@@ -63,14 +70,15 @@ pub fn gather(
         "gather: x holds fewer than n images"
     );
     assert!(n <= perm.numel(), "gather: perm shorter than the batch");
+    let (seed, key) = binarize.unwrap_or((0, NoiseKey::Step));
     let params = Params {
         total: total as u32,
         pixels: pixels as u32,
         batch_size: batch_size as u32,
-        seed: 0,
+        seed,
         noise_std: 0.0,
-        noise_key: 0,
-        _pad0: 0,
+        noise_key: key.word(),
+        binarize: binarize.is_some() as u32,
         _pad1: 0,
     };
     plan.dispatch(
@@ -118,7 +126,7 @@ pub fn add_noise(
         seed,
         noise_std: std,
         noise_key: key.word(),
-        _pad0: 0,
+        binarize: 0,
         _pad1: 0,
     };
     plan.dispatch(

@@ -1,25 +1,46 @@
-//! CPU reference for `shaders/data.wgsl`: the batch gather from the byte dataset and the
-//! denoising input noise.
+//! CPU reference for `shaders/data.wgsl`: the batch gather from the byte dataset (optionally
+//! binarised) and the denoising input noise.
 
-use crate::counter_rng::{STREAM_INPUT_NOISE, rng_normal};
+use crate::counter_rng::{STREAM_BINARIZE, STREAM_INPUT_NOISE, rng_normal, rng_u32};
 use crate::kernels::NoiseKey;
 
-/// `x[b, p] = bytes[perm[batch·batch_size + b]·pixels + p] / 255` for `b < n`, `p < pixels`
-/// (`x` `[n, 1, H, W]`; elements past `n·pixels` are left alone).
+/// `x[b, p] = bytes[perm[batch·batch_size + b]·pixels + p] / 255` for `b < n`, `p < pixels`,
+/// batch = `state[1]` (`x` `[n, 1, H, W]`; elements past `n·pixels` are left alone). With
+/// `binarize` = `Some((seed, key))` a pixel v = byte/255 is 1 if u < v else 0, `u =
+/// (rng_u32(seed, STREAM_BINARIZE, c, k) >> 8) / 2^24`, `(c, k) = key.counter(state, b, pixels,
+/// p)`; the comparison is exact: `(u·2^24)·255 < byte·2^24` in integers. `state`: the step
+/// counter `[steps_done, batch_in_epoch, ..]`.
+#[allow(clippy::too_many_arguments)]
 pub fn gather(
     x: &mut [f32],
     bytes: &[u8],
     perm: &[u32],
-    batch: u32,
+    state: &[u32],
+    binarize: Option<(u32, NoiseKey)>,
     batch_size: usize,
     n: usize,
     pixels: usize,
 ) {
     for b in 0..n {
-        let image = perm[batch as usize * batch_size + b] as usize;
+        let image = perm[state[1] as usize * batch_size + b] as usize;
         let src = &bytes[image * pixels..(image + 1) * pixels];
-        for (x, &v) in x[b * pixels..(b + 1) * pixels].iter_mut().zip(src) {
-            *x = v as f32 / 255.0;
+        for (p, (x, &v)) in x[b * pixels..(b + 1) * pixels]
+            .iter_mut()
+            .zip(src)
+            .enumerate()
+        {
+            *x = match binarize {
+                None => v as f32 / 255.0,
+                Some((seed, key)) => {
+                    let (counter, index) = key.counter(state, b, pixels, p);
+                    let u24 = rng_u32(seed, STREAM_BINARIZE, counter, index) >> 8;
+                    if u24 * 255 < (v as u32) << 24 {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }
+            };
         }
     }
 }

@@ -1,5 +1,6 @@
-//! GPU-vs-reference tests for the batch gather from packed bytes and the denoising noise (keyed
-//! by step as in training, and by image as in evaluation).
+//! GPU-vs-reference tests for the batch gather from packed bytes (plain, and binarised: bit
+//! for bit, its statistics, its keys) and the denoising noise (keyed by step as in training,
+//! and by image as in evaluation).
 
 use crate::common::{assert_close, gpu, gpu_with_f16, rtol, stored, values};
 use gpu_ae::gpu::{Elem, Gpu, Plan, Tensor};
@@ -43,34 +44,71 @@ fn pack_bytes_is_little_endian_and_zero_padded() {
     }
 }
 
+/// Gathers `n` images of `pixels` of batch `state[1]` of `batch_size` on the GPU into an x
+/// stored as `elem` that holds a full batch of -1.0 sentinels; returns all of x.
+#[allow(clippy::too_many_arguments)]
+fn run_gather(
+    gpu: &Gpu,
+    b: &[u8],
+    perm: &[u32],
+    state: [u32; 4],
+    binarize: Option<(u32, NoiseKey)>,
+    batch_size: usize,
+    n: usize,
+    pixels: usize,
+    elem: Elem,
+) -> Vec<f32> {
+    let images =
+        Tensor::from_u32(gpu, &[b.len().div_ceil(4)], &data::pack_bytes(b), "images").unwrap();
+    let permt = Tensor::from_u32(gpu, &[perm.len()], perm, "perm").unwrap();
+    let st = Tensor::from_u32(gpu, &[step::STATE_LEN], &state, "state").unwrap();
+    let len = batch_size * pixels;
+    let x_dims = [batch_size, 1, pixels, 1];
+    let xt = Tensor::from_f32_as(gpu, &x_dims, elem, &vec![-1.0; len], "x").unwrap();
+    let mut plan = Plan::new();
+    data::gather(
+        &mut plan, gpu, &xt, &images, &permt, &st, binarize, batch_size, n, pixels,
+    );
+    plan.run(gpu).unwrap();
+    xt.read_f32(gpu).unwrap()
+}
+
 /// Gathers on the GPU into an x stored as `elem` vs the reference, for each case (images,
-/// pixels, batch_size, batch). x holds a full batch of -1.0 sentinels, and the rows past the
-/// batch's n images must keep them.
-fn check_gather(gpu: &Gpu, cases: &[(usize, usize, usize, usize)], elem: Elem) {
+/// pixels, batch_size, batch), binarised by `binarize(batch_size)` or not. x holds a full batch
+/// of -1.0 sentinels, and the rows past the batch's n images must keep them. Binary pixels
+/// must be the reference's exactly.
+fn check_gather(
+    gpu: &Gpu,
+    cases: &[(usize, usize, usize, usize)],
+    binarize: impl Fn(usize) -> Option<(u32, NoiseKey)>,
+    elem: Elem,
+) {
     for &(count, pixels, batch_size, batch) in cases {
         let n = batch_size.min(count - batch * batch_size);
         let b = bytes(count as u64, count * pixels);
         let perm = permutation(pixels as u64, count);
-        let images =
-            Tensor::from_u32(gpu, &[b.len().div_ceil(4)], &data::pack_bytes(&b), "images").unwrap();
-        let permt = Tensor::from_u32(gpu, &[count], &perm, "perm").unwrap();
         // The step counter's word 0 is not the batch: a kernel reading it would fail.
-        let st = state(gpu, 1000 + batch as u32, batch as u32);
-        let len = batch_size * pixels;
-        let x_dims = [batch_size, 1, pixels, 1];
-        let xt = Tensor::from_f32_as(gpu, &x_dims, elem, &vec![-1.0; len], "x").unwrap();
-        let mut plan = Plan::new();
-        data::gather(
-            &mut plan, gpu, &xt, &images, &permt, &st, batch_size, n, pixels,
+        let state = [1000 + batch as u32, batch as u32, 0, 0];
+        let bin = binarize(batch_size);
+        let got = run_gather(gpu, &b, &perm, state, bin, batch_size, n, pixels, elem);
+        let mut want = vec![-1.0; batch_size * pixels];
+        cpu::gather(&mut want, &b, &perm, &state, bin, batch_size, n, pixels);
+        let what = format!(
+            "gather {count} images of {pixels}, batch {batch} of {batch_size} {bin:?} {elem:?}"
         );
-        plan.run(gpu).unwrap();
-        let got = xt.read_f32(gpu).unwrap();
-        let mut want = vec![-1.0; len];
-        cpu::gather(&mut want, &b, &perm, batch as u32, batch_size, n, pixels);
-        let what =
-            format!("gather {count} images of {pixels}, batch {batch} of {batch_size} {elem:?}");
-        let rtol = rtol(elem, 1e-6);
-        assert_close(&what, &got[..n * pixels], &want[..n * pixels], 1e-6, rtol);
+        let (got_n, want_n) = (&got[..n * pixels], &want[..n * pixels]);
+        if bin.is_some() {
+            assert!(
+                got_n.iter().all(|&v| v == 0.0 || v == 1.0),
+                "{what}: not binary"
+            );
+            let ones = got_n.iter().filter(|&&v| v == 1.0).count();
+            assert!(ones > 0 && ones < n * pixels, "{what}: {ones} ones");
+            let diff = got_n.iter().zip(want_n).filter(|(g, w)| g != w).count();
+            assert_eq!(diff, 0, "{what}: {diff} pixels differ from the reference");
+        } else {
+            assert_close(&what, got_n, want_n, 1e-6, rtol(elem, 1e-6));
+        }
         assert!(
             got[n * pixels..].iter().all(|&v| v == -1.0),
             "{what}: wrote past n images"
@@ -78,18 +116,147 @@ fn check_gather(gpu: &Gpu, cases: &[(usize, usize, usize, usize)], elem: Elem) {
     }
 }
 
+/// A partial last batch of 5 with 5×3 images that start mid-word, a full batch, batch 0, and
+/// MNIST's 784 pixels with batch 128 (partial: 44).
+const GATHER_CASES: [(usize, usize, usize, usize); 4] = [
+    (37, 15, 8, 4),
+    (37, 15, 8, 2),
+    (10, 7, 3, 0),
+    (300, 784, 128, 2),
+];
+
 /// Gather into an f32 x.
 #[test]
 fn gather_matches_reference() {
-    // A partial last batch of 5 with 5×3 images that start mid-word, a full batch, batch 0,
-    // and MNIST's 784 pixels with batch 128 (partial: 44).
-    let cases = [
-        (37, 15, 8, 4),
-        (37, 15, 8, 2),
-        (10, 7, 3, 0),
-        (300, 784, 128, 2),
-    ];
-    check_gather(&gpu(), &cases, Elem::F32);
+    check_gather(&gpu(), &GATHER_CASES, |_| None, Elem::F32);
+}
+
+/// Binarised gather keyed by step and by image (the gather's batch size): the GPU's bits are
+/// the reference's.
+#[test]
+fn binarized_gather_matches_reference() {
+    let gpu = gpu();
+    check_gather(
+        &gpu,
+        &GATHER_CASES,
+        |_| Some((17, NoiseKey::Step)),
+        Elem::F32,
+    );
+    let by_image = |batch_size| Some((5, NoiseKey::Image { batch_size }));
+    check_gather(&gpu, &GATHER_CASES, by_image, Elem::F32);
+}
+
+/// 1000 copies of one image whose 256 pixels are the bytes 0..=255, binarised in one batch
+/// (every row draws anew, by step as by image): black stays 0, white 1, and each pixel's mean
+/// over the 1000 draws is its grey level within 5 standard errors.
+#[test]
+fn binarized_gather_draws_pixels_with_their_grey_level() {
+    let gpu = gpu();
+    let (count, pixels) = (1000, 256);
+    let b: Vec<u8> = (0..count).flat_map(|_| 0..=255u8).collect();
+    let perm: Vec<u32> = (0..count as u32).collect();
+    for key in [NoiseKey::Step, NoiseKey::Image { batch_size: count }] {
+        let bin = Some((3, key));
+        let x = run_gather(
+            &gpu,
+            &b,
+            &perm,
+            [7, 0, 0, 0],
+            bin,
+            count,
+            count,
+            pixels,
+            Elem::F32,
+        );
+        assert!(
+            x.iter().all(|&v| v == 0.0 || v == 1.0),
+            "{key:?}: not binary"
+        );
+        let mut total = 0.0;
+        for px in 0..pixels {
+            let ones: f64 = (0..count).map(|r| x[r * pixels + px] as f64).sum();
+            let (mean, p) = (ones / count as f64, px as f64 / 255.0);
+            let se = (p * (1.0 - p) / count as f64).sqrt();
+            assert!(
+                (mean - p).abs() <= 5.0 * se,
+                "{key:?}: pixel {px}: mean {mean} vs {p}"
+            );
+            total += mean;
+        }
+        // Over all 256000 draws: mean 0.5, standard error ≈ 9e-4.
+        let mean = total / pixels as f64;
+        assert!((mean - 0.5).abs() < 4e-3, "{key:?}: overall mean {mean}");
+    }
+}
+
+/// Keyed by step, the binary pixels change from step to step (and with the seed); keyed by
+/// image, they ignore the step and are the image's whatever the batch size: 11 images of 9
+/// pixels gathered in one batch, in batches of 4 (the last a tail of 3) and one at a time give
+/// the same bits.
+#[test]
+fn binarized_gather_keys() {
+    let gpu = gpu();
+    let (count, pixels) = (11, 9);
+    // Grey levels away from 0 and 255, so that most pixels can come out either way.
+    let b: Vec<u8> = bytes(8, count * pixels)
+        .iter()
+        .map(|&v| 64 + v / 2)
+        .collect();
+    let perm = permutation(9, count);
+    let gather = |state: [u32; 4], bin, batch_size, n| {
+        let x = run_gather(
+            &gpu,
+            &b,
+            &perm,
+            state,
+            bin,
+            batch_size,
+            n,
+            pixels,
+            Elem::F32,
+        );
+        x[..n * pixels].to_vec()
+    };
+    let differ = |a: &[f32], b: &[f32]| a.iter().zip(b).filter(|(x, y)| x != y).count();
+    let step = Some((1, NoiseKey::Step));
+    let step5 = gather([5, 0, 0, 0], step, count, count);
+    let step6 = gather([6, 0, 0, 0], step, count, count);
+    let seed2 = gather([5, 0, 0, 0], Some((2, NoiseKey::Step)), count, count);
+    // Two draws of a pixel with grey level in [0.25, 0.75] differ with probability ≥ 3/8.
+    assert!(
+        differ(&step5, &step6) > 20,
+        "the step must change the draws"
+    );
+    assert!(
+        differ(&step5, &seed2) > 20,
+        "the seed must change the draws"
+    );
+    assert_eq!(
+        gather([5, 0, 0, 0], step, count, count),
+        step5,
+        "repeatable"
+    );
+
+    let by_image = |batch_size: usize| -> Vec<f32> {
+        let key = NoiseKey::Image { batch_size };
+        let mut out = Vec::new();
+        for batch in 0..count.div_ceil(batch_size) {
+            let n = batch_size.min(count - batch * batch_size);
+            let state = [batch as u32 * 13 + 100, batch as u32, 0, 0];
+            out.extend(gather(state, Some((1, key)), batch_size, n));
+        }
+        out
+    };
+    let whole = by_image(count);
+    let key = NoiseKey::Image { batch_size: count };
+    assert_eq!(
+        gather([0, 0, 0, 0], Some((1, key)), count, count),
+        whole,
+        "keyed by image, the step must not matter"
+    );
+    assert_eq!(by_image(4), whole, "batches of 4");
+    assert_eq!(by_image(1), whole, "one image at a time");
+    assert!(differ(&whole, &step5) > 20, "image keys are not step keys");
 }
 
 #[test]
@@ -111,13 +278,16 @@ fn gather_follows_the_step_counter() {
     let xt = Tensor::zeros(&gpu, &[batch_size, 1, 3, 3], "x").unwrap();
     let mut plan = Plan::new();
     data::gather(
-        &mut plan, &gpu, &xt, &images, &permt, &st, batch_size, batch_size, pixels,
+        &mut plan, &gpu, &xt, &images, &permt, &st, None, batch_size, batch_size, pixels,
     );
     step::advance(&mut plan, &gpu, &st);
     for batch in 0..3 {
         plan.run(&gpu).unwrap();
         let mut want = vec![0.0; batch_size * pixels];
-        cpu::gather(&mut want, &b, &perm, batch, batch_size, batch_size, pixels);
+        let state = [batch, batch, 0, 0];
+        cpu::gather(
+            &mut want, &b, &perm, &state, None, batch_size, batch_size, pixels,
+        );
         assert_close(
             &format!("gather batch {batch}"),
             &xt.read_f32(&gpu).unwrap(),
@@ -307,12 +477,15 @@ fn add_noise_only_writes_numel() {
 }
 
 /// The f16 storage variants of gather (x f16: the images with `--precision f16`; a partial
-/// batch of odd length whose last image ends mid-word, the rows past it kept) and add_noise (x
+/// batch of odd length whose last image ends mid-word, the rows past it kept; binarised too)
+/// and add_noise (x
 /// and noisy f16; odd lengths, keyed by step and by image, and nothing written past numel).
 #[test]
 fn f16_data_matches_reference() {
     let Some(gpu) = gpu_with_f16() else { return };
-    check_gather(&gpu, &[(37, 15, 8, 4), (300, 784, 128, 2)], Elem::F16);
+    let cases = [(37, 15, 8, 4), (300, 784, 128, 2)];
+    check_gather(&gpu, &cases, |_| None, Elem::F16);
+    check_gather(&gpu, &cases, |_| Some((17, NoiseKey::Step)), Elem::F16);
     let cases = [
         Noise::step(1, 0, 1, 0.3),
         Noise::step(1001, 17, 42, 0.3),
