@@ -3,6 +3,7 @@
 //! traffic), the model's FLOPs per step and, where the adapter has timestamp queries, the GPU
 //! time of each kernel within a step.
 
+use crate::classes;
 use crate::data::{self, Split};
 use crate::error::{Error, Result};
 use crate::gpu::{Elem, Gpu};
@@ -26,6 +27,8 @@ pub struct BenchOptions {
     pub seed: u64,
     /// Storage of activations and their gradients.
     pub precision: Elem,
+    /// A conditional VAE on the classes of the data.
+    pub conditional: bool,
 }
 
 /// The first `limit` images of `split` (all when None).
@@ -97,11 +100,18 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
         *since = now;
         s
     };
-    let (gpu, train) = std::thread::scope(|s| -> Result<(Gpu, Split)> {
+    let (gpu, (train, classes)) = std::thread::scope(|s| -> Result<(Gpu, (Split, Vec<String>))> {
         let loader = s.spawn(|| {
             let t = Instant::now();
-            let train = data::load(&opts.data_dir, &opts.data_options)
-                .map(|d| first_images(d.train, opts.train_limit));
+            let train = data::load(&opts.data_dir, &opts.data_options).and_then(|d| {
+                let train = first_images(d.train, opts.train_limit);
+                let classes = if opts.conditional {
+                    classes::names(&d.classes, &[&train], &opts.data_dir)?
+                } else {
+                    Vec::new()
+                };
+                Ok((train, classes))
+            });
             (train, t.elapsed().as_secs_f64())
         });
         let mut t = t0;
@@ -124,6 +134,7 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
         // The images' shape comes from the data.
         spec: ModelSpec {
             image: split.shape,
+            classes,
             ..opts.spec.clone()
         },
         batch: opts.batch,
@@ -131,6 +142,7 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
         seed: opts.seed,
         precision: opts.precision,
         beta: 1.0,
+        binarize: data::Binarize::None,
     };
     let mut trainer = Trainer::new(&gpu, cfg, split, None, None, 0)?;
     flush(&gpu)?;

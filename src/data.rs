@@ -42,6 +42,21 @@ const IDX_FILES: [&str; 4] = [
 /// train/ or test/ subfolder). Such images train like any other; plots draw them in black.
 pub const UNLABELLED: u32 = u32::MAX;
 
+/// Whether a run trains on binarised pixels (the likelihood benchmark's binarised MNIST).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Binarize {
+    /// The pixels as they are, in [0, 1].
+    None,
+    /// Each training image resampled from Bernoulli(pixel) every time it is drawn; the test
+    /// images binarised once, by a fixed seed ([`TEST_BINARIZE_SEED`]), for evaluation.
+    Dynamic,
+}
+
+/// The seed of the fixed binarisation of the test images that models trained with
+/// `--binarize dynamic` are evaluated on (recorded in their checkpoints), the same for every
+/// run so that their figures compare.
+pub const TEST_BINARIZE_SEED: u32 = 0;
+
 /// A stack of images, `[count, channels, rows, cols]`, one byte per value (0 = black). IDX
 /// images have 1 channel (grey); image folders give 1 (grey) or 3 (RGB, planar).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 //! ([`NoiseKey::Image`]), so the figures do not depend on the batch size.
 
 use crate::counter_rng::STREAM_EVAL;
+use crate::data::{Binarize, TEST_BINARIZE_SEED};
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::gpu_split::GpuSplit;
@@ -50,13 +51,15 @@ pub struct Evaluator<'s> {
 impl<'s> Evaluator<'s> {
     /// Builds the eval graphs; `seed` fixes the VAE's ε and the denoising noise, drawn per test
     /// image, so that repeated evaluations of the same model give the same figures whatever the
-    /// batch size.
+    /// batch size. A model trained on binarised images is evaluated on the test images
+    /// binarised by [`TEST_BINARIZE_SEED`].
     pub fn new(
         gpu: &Gpu,
         model: &Model,
         split: &'s GpuSplit,
         batch: usize,
         seed: u32,
+        binarize: Binarize,
     ) -> Result<Evaluator<'s>> {
         split.check_model(&model.arch.spec.image)?;
         let batch = batch.min(split.count).max(1);
@@ -78,6 +81,7 @@ impl<'s> Evaluator<'s> {
                 &split.source(batch),
                 &state,
                 seed,
+                (binarize == Binarize::Dynamic).then_some(TEST_BINARIZE_SEED),
             );
             g.record_encode(&mut plan, gpu, model, &state, seed, STREAM_EVAL, true)?;
             g.record_decode(&mut plan, gpu, model)?;

@@ -41,6 +41,9 @@ pub struct GpuSplit {
     pub perm: Tensor,
     pub count: usize,
     pub labels: Vec<u32>,
+    /// u32 `[count]` the labels on the GPU in the layout of `images` (one chunk's when
+    /// streamed), for conditional models.
+    pub gpu_labels: Tensor,
     /// Set when the images do not fit one binding.
     stream: Option<Stream>,
 }
@@ -83,10 +86,12 @@ impl GpuSplit {
         };
         let per_image = shape.pixels();
         let limit = resident_limit(gpu);
-        let (images, stream) = if (im.pixels.len().next_multiple_of(4) as u64) <= limit {
+        let (images, stream, gpu_labels) = if (im.pixels.len().next_multiple_of(4) as u64) <= limit
+        {
             let bytes = padded(im.pixels.clone());
             let t = Tensor::from_bytes(gpu, &[bytes.len() / 4], &bytes, "dataset images")?;
-            (t, None)
+            let labels = Tensor::from_u32(gpu, &[im.count], &split.labels, "dataset labels")?;
+            (t, None, labels)
         } else {
             let capacity = (limit / per_image as u64) as usize;
             if capacity == 0 {
@@ -103,7 +108,8 @@ impl GpuSplit {
                 pixels: im.pixels.clone(),
                 capacity,
             };
-            (t, Some(stream))
+            let labels = Tensor::zeros(gpu, &[capacity.min(im.count)], "dataset labels (a chunk)")?;
+            (t, Some(stream), labels)
         };
         let order: Vec<u32> = (0..im.count as u32).collect();
         let perm = Tensor::from_u32(gpu, &[im.count], &order, "dataset order")?;
@@ -114,6 +120,7 @@ impl GpuSplit {
             perm,
             count: im.count,
             labels: split.labels.clone(),
+            gpu_labels,
             stream,
         })
     }
@@ -135,6 +142,7 @@ impl GpuSplit {
             images: &self.images,
             perm: &self.perm,
             batch_size,
+            labels: &self.gpu_labels,
         }
     }
 
@@ -175,25 +183,36 @@ impl GpuSplit {
         }
     }
 
-    /// Streamed splits: packs the images of visits `start..start + chunk` (by `order`, or in
-    /// file order when None) and queues their upload, which lands before the next submission
-    /// and after the previous ones. Nothing for a resident split.
+    /// Streamed splits: packs the images (and labels) of visits `start..start + chunk` (by
+    /// `order`, or in file order when None) and queues their upload, which lands before the
+    /// next submission and after the previous ones. Nothing for a resident split.
     pub fn load_chunk(&self, gpu: &Gpu, order: Option<&[u32]>, start: usize, chunk: usize) {
         let Some(stream) = &self.stream else { return };
         let per_image = self.shape.pixels();
         let end = (start + chunk).min(self.count);
-        let bytes = match order {
-            None => stream.pixels[start * per_image..end * per_image].to_vec(),
-            Some(order) => order[start..end]
-                .iter()
-                .flat_map(|&i| {
-                    let i = i as usize;
-                    &stream.pixels[i * per_image..(i + 1) * per_image]
-                })
-                .copied()
-                .collect(),
+        let (bytes, labels): (Vec<u8>, Vec<u32>) = match order {
+            None => (
+                stream.pixels[start * per_image..end * per_image].to_vec(),
+                self.labels[start..end].to_vec(),
+            ),
+            Some(order) => (
+                order[start..end]
+                    .iter()
+                    .flat_map(|&i| {
+                        let i = i as usize;
+                        &stream.pixels[i * per_image..(i + 1) * per_image]
+                    })
+                    .copied()
+                    .collect(),
+                order[start..end]
+                    .iter()
+                    .map(|&i| self.labels[i as usize])
+                    .collect(),
+            ),
         };
         gpu.queue
             .write_buffer(&self.images.buffer, 0, &padded(bytes));
+        gpu.queue
+            .write_buffer(&self.gpu_labels.buffer, 0, bytemuck::cast_slice(&labels));
     }
 }

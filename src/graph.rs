@@ -7,7 +7,9 @@ use crate::checkpoint::{Checkpoint, NamedTensor, Stored};
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::kernels::grads::GradPartials;
-use crate::kernels::{InputGrad, NoiseKey, SplitTensor, activation, data, linear, loss, pool, vae};
+use crate::kernels::{
+    InputGrad, NoiseKey, SplitTensor, activation, condition, data, linear, loss, pool, vae,
+};
 use crate::models::{Architecture, Head, LossKind, Task};
 use crate::nn::{Backward, LayerKind, StackBuffers};
 use crate::shapes::{Activation, LinearShape, Pool2dShape};
@@ -179,6 +181,25 @@ pub struct ImageSource<'a> {
     pub perm: &'a Tensor,
     /// Batch size that batch indices are counted in (the full batch, also for a tail graph).
     pub batch_size: usize,
+    /// u32 `[count]`: the class of each image, in the layout of `images` (a conditional
+    /// model's batches gather theirs by `perm` too).
+    pub labels: &'a Tensor,
+}
+
+/// A conditional VAE's tensors for one batch: the labels and the two concatenations.
+struct Conditioning {
+    /// K.
+    classes: usize,
+    /// u32 `[n]` the batch's classes (gathered, or written by the host for inference).
+    labels: Tensor,
+    /// `[n, F+K]` encoder features ‖ one-hot label: the head's input.
+    head_in: Tensor,
+    /// `[n, L+K]` z ‖ one-hot label: the decoder's input.
+    dec_in: Tensor,
+    /// Training: `[n, F+K]` gradient of `head_in`, and `[n, L]` of z (the label columns
+    /// dropped).
+    dhead_in: Option<Tensor>,
+    dz: Option<Tensor>,
 }
 
 struct VaeBuffers {
@@ -240,6 +261,8 @@ pub struct Graph {
     /// `[n, C·S·S]` sigmoid of the logits, for pictures (inference graphs with a BCE model).
     probs: Option<Tensor>,
     train: Option<TrainBuffers>,
+    /// Conditional VAEs.
+    cond: Option<Conditioning>,
     /// How the recorded noise kernels key the RNG.
     noise_key: NoiseKey,
 }
@@ -303,6 +326,24 @@ impl Graph {
             None
         };
         let dec = StackBuffers::new(gpu, &arch.decoder, n, elem, dec_backward, "decoder")?;
+        let classes = arch.classes();
+        let cond = if classes > 0 {
+            let grad = |shape: &[usize], elem, label| -> Result<Option<Tensor>> {
+                train
+                    .then(|| Tensor::zeros_as(gpu, shape, elem, label))
+                    .transpose()
+            };
+            Some(Conditioning {
+                classes,
+                labels: Tensor::from_u32(gpu, &[n], &vec![0; n], "batch labels")?,
+                head_in: Tensor::zeros_as(gpu, &[n, feat + classes], elem, "head input")?,
+                dec_in: Tensor::zeros(gpu, &[n, code + classes], "decoder input")?,
+                dhead_in: grad(&[n, feat + classes], elem, "d head input")?,
+                dz: grad(&[n, code], Elem::F32, "d z")?,
+            })
+        } else {
+            None
+        };
         let pixels = arch.spec.image.pixels();
         let rec = Tensor::zeros(gpu, &[n], "reconstruction loss")?;
         let dout = Tensor::zeros_as(gpu, &[n, pixels], elem, "d output")?;
@@ -315,7 +356,11 @@ impl Graph {
             Some(TrainBuffers {
                 dcode: match split_input_layer(arch) {
                     Some(_) => None,
-                    None => Some(Tensor::zeros(gpu, &[n, code], "d code")?),
+                    None => Some(Tensor::zeros(
+                        gpu,
+                        &[n, arch.decoder.input().numel()],
+                        "d code",
+                    )?),
                 },
                 dhead: match &arch.head {
                     Head::Vae(_) => Some(Tensor::zeros(gpu, &[n, 2 * code], "d head")?),
@@ -342,6 +387,7 @@ impl Graph {
             dout,
             probs,
             train,
+            cond,
             noise_key: NoiseKey::Step,
         })
     }
@@ -367,6 +413,23 @@ impl Graph {
         }
     }
 
+    /// What the decoder reads: the code, or for a conditional VAE the code and the one-hot label.
+    fn decoder_input(&self) -> &Tensor {
+        self.cond.as_ref().map_or(self.code(), |c| &c.dec_in)
+    }
+
+    /// What the head reads: the encoder output, or for a conditional VAE the output and the
+    /// one-hot label.
+    fn head_input(&self) -> &Tensor {
+        self.cond.as_ref().map_or(self.enc.output(), |c| &c.head_in)
+    }
+
+    /// u32 `[n]` the batch's classes of a conditional VAE (None otherwise): gathered by
+    /// [`Graph::record_data`], or written by the host before an inference plan runs.
+    pub fn labels(&self) -> Option<&Tensor> {
+        self.cond.as_ref().map(|c| &c.labels)
+    }
+
     /// `[n, 2L]` (μ | logvar) of a VAE, or `[n, L]` of an AE head; None for lesson-ae.
     pub fn head_output(&self) -> Option<&Tensor> {
         self.head_out.as_ref()
@@ -382,9 +445,12 @@ impl Graph {
         self.probs.as_ref().unwrap_or(self.dec.output())
     }
 
-    /// Records: gather `n` clean images of batch `state[1]` into `target`, then the task's
-    /// input transform (noise from `seed` and the step counter, see [`Graph::with_noise_key`];
-    /// or 2×2 average pooling).
+    /// Records: gather `n` clean images of batch `state[1]` into `target` (binarised by
+    /// Bernoulli draws from seed `binarize` when given, keyed by the graph's [`NoiseKey`]: fresh
+    /// every step in training, fixed per image in evaluation), a conditional VAE's labels, then
+    /// the task's input transform (noise from `seed` and the step counter, see
+    /// [`Graph::with_noise_key`]; or 2×2 average pooling).
+    #[allow(clippy::too_many_arguments)]
     pub fn record_data(
         &self,
         plan: &mut Plan,
@@ -393,6 +459,7 @@ impl Graph {
         src: &ImageSource,
         state: &Tensor,
         seed: u32,
+        binarize: Option<u32>,
     ) {
         let pixels = arch.spec.image.pixels();
         data::gather(
@@ -402,11 +469,23 @@ impl Graph {
             src.images,
             src.perm,
             state,
-            None,
+            binarize.map(|seed| (seed, self.noise_key)),
             src.batch_size,
             self.n,
             pixels,
         );
+        if let Some(c) = &self.cond {
+            condition::gather_labels(
+                plan,
+                gpu,
+                &c.labels,
+                src.labels,
+                src.perm,
+                state,
+                src.batch_size,
+                self.n,
+            );
+        }
         self.record_task_input(plan, gpu, arch, state, seed);
     }
 
@@ -475,7 +554,21 @@ impl Graph {
             params,
             &model.buffers.buffer,
         )?;
-        let feat = self.enc.output();
+        if let Some(c) = &self.cond {
+            let feat = arch.encoder.output().numel();
+            let (n, k) = (self.n, c.classes);
+            condition::concat_onehot(
+                plan,
+                gpu,
+                &c.head_in,
+                self.enc.output(),
+                &c.labels,
+                n,
+                feat,
+                k,
+            );
+        }
+        let feat = self.head_input();
         match (&arch.head, &self.head_out, &self.vae) {
             (Head::Vae(l), Some(h), Some(v)) => {
                 let at = l.params.expect("head has params");
@@ -512,13 +605,18 @@ impl Graph {
         Ok(())
     }
 
-    /// Records the decoder from [`Graph::code`] to logits (or probabilities for MSE models).
+    /// Records the decoder from [`Graph::code`] (and a conditional VAE's labels) to logits (or
+    /// probabilities for MSE models).
     pub fn record_decode(&self, plan: &mut Plan, gpu: &Gpu, model: &Model) -> Result<()> {
+        if let Some(c) = &self.cond {
+            let (n, l, k) = (self.n, model.arch.code_len(), c.classes);
+            condition::concat_onehot(plan, gpu, &c.dec_in, self.code(), &c.labels, n, l, k);
+        }
         self.dec.forward(
             plan,
             gpu,
             &model.arch.decoder,
-            self.code(),
+            self.decoder_input(),
             &model.params.buffer,
             &model.buffers.buffer,
         )
@@ -607,7 +705,7 @@ impl Graph {
             t.dcode.as_ref(),
             &mut partials,
             &self.dout,
-            self.code(),
+            self.decoder_input(),
             params,
         );
         // Gradient arriving at the head's output (or at the encoder output without a head).
@@ -622,12 +720,22 @@ impl Graph {
                         first.params.expect("linear has params"),
                         LinearShape {
                             n: self.n,
-                            in_features: arch.code_len(),
+                            in_features: arch.decoder.input().numel(),
                             out_features: arch.decoder.dims[1].numel(),
                         },
                     )?,
                     (None, Some(dcode)) => SplitTensor::whole(dcode),
                     (None, None) => unreachable!("dcode is kept unless the input is split"),
+                };
+                // A conditional decoder's input gradient without its label columns.
+                let dz = match &self.cond {
+                    Some(c) => {
+                        let dz_code = c.dz.as_ref().expect("training graphs keep dz");
+                        let (n, l) = (self.n, arch.code_len());
+                        condition::take_columns(plan, gpu, dz_code, &dz, n, l, c.classes);
+                        SplitTensor::whole(dz_code)
+                    }
+                    None => dz,
                 };
                 vae::backward(
                     plan,
@@ -648,17 +756,26 @@ impl Graph {
         let denc = match (&arch.head, &t.dfeat) {
             (Head::Ae(l) | Head::Vae(l), Some(dfeat)) => {
                 let act = self.enc.caller_activation(&arch.encoder);
+                // A conditional head's input gradient includes the label columns, dropped after.
+                let dx = self.cond.as_ref().map_or(dfeat, |c| {
+                    c.dhead_in.as_ref().expect("training graphs keep it")
+                });
                 linear::backward(
                     plan,
                     gpu,
-                    Some(InputGrad { dx: dfeat, act }),
+                    Some(InputGrad { dx, act }),
                     &mut partials,
                     dhead,
-                    self.enc.output(),
+                    self.head_input(),
                     params,
                     l.params.expect("head has params"),
                     self.head_shape(l),
                 );
+                if let Some(c) = &self.cond {
+                    let (n, feat) = (self.n, arch.encoder.output().numel());
+                    let whole = SplitTensor::whole(dx);
+                    condition::take_columns(plan, gpu, dfeat, &whole, n, feat, c.classes);
+                }
                 dfeat
             }
             _ => dhead,

@@ -75,10 +75,34 @@ impl<'g> Inference<'g> {
         self.model.arch.spec.image.pixels()
     }
 
-    /// Runs the model on `images` (`[count, C, S, S]` in [0, 1]).
-    pub fn reconstruct(&self, images: &[f32]) -> Result<Reconstruction> {
+    /// Writes the classes of batch `b` (of `n` rows, padded with class 0) for a conditional
+    /// model; `labels` must then hold one per item. Nothing for an unconditional model.
+    fn write_labels(&self, labels: Option<&[u32]>, b: usize) -> Result<()> {
+        let Some(t) = self.graph.labels() else {
+            return Ok(());
+        };
+        let Some(labels) = labels else {
+            crate::bail!("a conditional model needs the class of every image it draws");
+        };
+        let mut batch: Vec<u32> = labels
+            .iter()
+            .skip(b * self.n)
+            .take(self.n)
+            .copied()
+            .collect();
+        batch.resize(self.n, 0);
+        self.gpu
+            .queue
+            .write_buffer(&t.buffer, 0, bytemuck::cast_slice(&batch));
+        Ok(())
+    }
+
+    /// Runs the model on `images` (`[count, C, S, S]` in [0, 1]); a conditional model takes
+    /// their classes (`[count]`, indices into its classes).
+    pub fn reconstruct(&self, images: &[f32], labels: Option<&[u32]>) -> Result<Reconstruction> {
         let pixels = self.pixels();
         let count = images.len() / pixels;
+        check_labels(labels, count)?;
         let (ip, cl) = (self.input_pixels(), self.code_len());
         let mut out = Reconstruction {
             inputs: Vec::with_capacity(count * ip),
@@ -90,6 +114,7 @@ impl<'g> Inference<'g> {
             let mut padded = chunk.to_vec();
             padded.resize(self.n * pixels, 0.0);
             self.graph.target.write_f32(self.gpu, &padded);
+            self.write_labels(labels, b)?;
             self.gpu.queue.write_buffer(
                 &self.state.buffer,
                 0,
@@ -123,19 +148,32 @@ impl<'g> Inference<'g> {
         }
     }
 
-    /// Decodes `codes` (`[count, code]`) to images `[count, C, S, S]` in [0, 1].
-    pub fn decode(&self, codes: &[f32]) -> Result<Vec<f32>> {
+    /// Decodes `codes` (`[count, code]`) to images `[count, C, S, S]` in [0, 1]; a
+    /// conditional model draws the classes `labels` (`[count]`).
+    pub fn decode(&self, codes: &[f32], labels: Option<&[u32]>) -> Result<Vec<f32>> {
         let cl = self.code_len();
         let pixels = self.pixels();
+        check_labels(labels, codes.len() / cl)?;
         let mut out = Vec::with_capacity(codes.len() / cl * pixels);
-        for chunk in codes.chunks(self.n * cl) {
+        for (b, chunk) in codes.chunks(self.n * cl).enumerate() {
             let k = chunk.len() / cl;
             let mut padded = chunk.to_vec();
             padded.resize(self.n * cl, 0.0);
             self.graph.code().write_f32(self.gpu, &padded);
+            self.write_labels(labels, b)?;
             self.decode.submit(self.gpu)?;
             out.extend_from_slice(&self.graph.probabilities().read_f32(self.gpu)?[..k * pixels]);
         }
         Ok(out)
+    }
+}
+
+/// Labels, when given, are one per item.
+fn check_labels(labels: Option<&[u32]>, count: usize) -> Result<()> {
+    match labels {
+        Some(l) if l.len() != count => {
+            crate::bail!("{} labels for {count} images", l.len())
+        }
+        _ => Ok(()),
     }
 }

@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod bench;
 pub mod checkpoint;
+pub mod classes;
 pub mod console;
 pub mod counter_rng;
 pub mod data;

@@ -5,7 +5,8 @@
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use gpu_ae::bench::{self, BenchOptions};
-use gpu_ae::data::DataOptions;
+use gpu_ae::classes;
+use gpu_ae::data::{Binarize, DataOptions};
 use gpu_ae::error::{Error, Result};
 use gpu_ae::evaluate::Evaluator;
 use gpu_ae::gpu::{AdapterChoice, Gpu, enumerate_adapters};
@@ -90,6 +91,10 @@ struct SampleArgs {
     /// Dataset for --interpolate.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Conditional models: the class(es) to draw, as indices or names, comma-separated (one
+    /// row per class when several; default: one row per class of the model).
+    #[arg(long, value_name = "CLASS,…")]
+    label: Option<String>,
     #[command(flatten)]
     adapter: AdapterArg,
 }
@@ -245,6 +250,11 @@ struct ModelArgs {
     /// conv-vae and conv-ae: the hidden activation (leaky-relu has slope 0.2).
     #[arg(long, value_enum, default_value_t = HiddenAct::Relu)]
     act: HiddenAct,
+    /// A conditional VAE (conv-vae, dense-vae): the one-hot class label (IDX labels, or an image
+    /// folder's subfolders) goes to the encoder's head and to the decoder, so that `sample
+    /// --label` draws a chosen class.
+    #[arg(long)]
+    conditional: bool,
 }
 
 impl ModelArgs {
@@ -282,6 +292,11 @@ struct TrainArgs {
     /// negative ELBO.
     #[arg(long, default_value_t = 1.0, value_parser = flags::weight, allow_negative_numbers = true)]
     beta: f32,
+    /// Train on binarised images: `dynamic` resamples each pixel from Bernoulli(pixel) every
+    /// time an image is drawn (binarised MNIST, the likelihood benchmark's data); the test
+    /// images are then binarised once by a fixed seed for evaluation.
+    #[arg(long, value_enum, default_value_t = Binarize::None)]
+    binarize: Binarize,
     #[command(flatten)]
     precision: PrecisionArg,
     /// An IDX folder (train-images-idx3-ubyte[.gz], …) or a folder of images (png, jpg, bmp,
@@ -436,6 +451,8 @@ fn explicit_settings(m: &clap::ArgMatches) -> Vec<String> {
         "beta",
         "seed",
         "precision",
+        "binarize",
+        "conditional",
     ]
     .into_iter()
     .filter(|id| m.value_source(id) == Some(ValueSource::CommandLine))
@@ -528,6 +545,7 @@ fn train_cmd(a: TrainArgs, explicit: Vec<String>) -> Result<i32> {
         seed: a.seed,
         precision: a.precision.precision.elem(),
         beta: a.beta,
+        binarize: a.binarize,
     };
     let opts = RunOptions {
         data_dir: match a.data {
@@ -542,6 +560,7 @@ fn train_cmd(a: TrainArgs, explicit: Vec<String>) -> Result<i32> {
         explicit_flags: explicit,
         allow_data_change: a.allow_data_change,
         data_options: a.images.options(),
+        conditional: a.model.conditional,
     };
     stop::install()?;
     match train::run(|| a.adapter.open(a.quiet), cfg, &opts)? {
@@ -600,10 +619,16 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     let (model, ckpt) = train::load_model(&gpu, &a.checkpoint)?;
     let split = gpu_ae::metadata::read_split(&ckpt, &a.checkpoint)?;
     let dir = a.data.unwrap_or_else(default_data);
+    let binarize = gpu_ae::metadata::read_binarize(&ckpt, &a.checkpoint)?;
     let options = DataOptions::for_model(model.arch.spec.image, &split);
-    let test = gpu_ae::data::load_test(&dir, &options)?.test;
+    let set = gpu_ae::data::load_test(&dir, &options)?;
+    let mut test = set.test;
+    let spec = &model.arch.spec;
+    if spec.is_conditional() {
+        test.labels = classes::relabel(&test.labels, &set.classes, &spec.classes, &dir)?;
+    }
     let split = GpuSplit::upload(&gpu, &test, &dir)?;
-    let m = Evaluator::new(&gpu, &model, &split, a.batch, a.seed)?.run(&gpu)?;
+    let m = Evaluator::new(&gpu, &model, &split, a.batch, a.seed, binarize)?.run(&gpu)?;
     let rec = model.arch.spec.loss.name();
     if a.json {
         let mut v = serde_json::json!({
@@ -646,6 +671,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         data_options: a.images.options(),
         seed: a.seed,
         precision: a.precision.precision.elem(),
+        conditional: a.model.conditional,
     };
     let report = bench::run(&opts, || a.adapter.open(false))?;
     outln!(

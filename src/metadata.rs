@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use crate::bail;
 use crate::checkpoint::Checkpoint;
-use crate::data::SplitRule;
+use crate::data::{Binarize, SplitRule, TEST_BINARIZE_SEED};
 use crate::error::{Error, Result};
 use crate::gpu::Elem;
 use crate::models::{
@@ -71,6 +71,12 @@ pub fn write_spec(spec: &ModelSpec) -> BTreeMap<String, String> {
         m.insert("widths".into(), join_widths(&spec.widths));
         m.insert("norm".into(), value_name(&spec.norm));
         m.insert("act".into(), value_name(&spec.act));
+    }
+    if spec.is_conditional() {
+        m.insert(
+            "classes".into(),
+            serde_json::json!(spec.classes).to_string(),
+        );
     }
     m
 }
@@ -163,6 +169,14 @@ pub fn read_spec(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
         None => HiddenAct::Relu,
         Some(v) => <HiddenAct as ValueEnum>::from_str(v, false).map_err(|_| r.bad("act", v))?,
     };
+    // A conditional VAE's class names, as a JSON array of strings.
+    let classes = match ckpt.meta("classes") {
+        None => Vec::new(),
+        Some(v) => serde_json::from_str::<Vec<String>>(v)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| r.bad("classes", v))?,
+    };
     Ok(ModelSpec {
         kind,
         latent,
@@ -172,6 +186,7 @@ pub fn read_spec(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
         widths,
         norm,
         act,
+        classes,
     })
 }
 
@@ -183,6 +198,22 @@ pub fn read_split(ckpt: &Checkpoint, path: &Path) -> Result<SplitRule> {
         None => Ok(SplitRule::IdxFiles),
         Some(v) => SplitRule::parse(v).ok_or_else(|| Reader { ckpt, path }.bad("split", v)),
     }
+}
+
+/// Whether the run of a checkpoint trained on binarised images (and so is evaluated on the
+/// test images binarised by [`TEST_BINARIZE_SEED`], the only seed this gpu-ae writes).
+pub fn read_binarize(ckpt: &Checkpoint, path: &Path) -> Result<Binarize> {
+    let r = Reader { ckpt, path };
+    let binarize = match ckpt.meta("binarize") {
+        None => Binarize::None,
+        Some(v) => <Binarize as ValueEnum>::from_str(v, false).map_err(|_| r.bad("binarize", v))?,
+    };
+    if binarize == Binarize::Dynamic {
+        r.value("binarize_test_seed", Some(TEST_BINARIZE_SEED), |&s| {
+            s == TEST_BINARIZE_SEED
+        })?;
+    }
+    Ok(binarize)
 }
 
 /// The (epoch, steps) a checkpoint file holds the state after: a model file and an optimizer
@@ -202,6 +233,10 @@ impl RunRecord {
         m.insert("batch".into(), c.batch.to_string());
         m.insert("precision".into(), c.precision.wgsl().into());
         m.insert("beta".into(), c.beta.to_string());
+        if c.binarize == Binarize::Dynamic {
+            m.insert("binarize".into(), value_name(&c.binarize));
+            m.insert("binarize_test_seed".into(), TEST_BINARIZE_SEED.to_string());
+        }
         if let Some(d) = &self.data {
             m.insert("data".into(), d.path.display().to_string());
             m.insert("data_digest".into(), d.digest.clone());
@@ -227,6 +262,7 @@ impl RunRecord {
                 Some(p) => p.parse().map_err(|_| r.bad("precision", p))?,
             },
             beta: r.value("beta", Some(1.0), |b: &f32| b.is_finite() && *b >= 0.0)?,
+            binarize: read_binarize(ckpt, path)?,
         };
         let data = match (ckpt.meta("data"), ckpt.meta("data_digest")) {
             (Some(p), Some(d)) => Some(DatasetRecord {

@@ -217,6 +217,10 @@ pub struct ModelSpec {
     pub widths: Vec<usize>,
     pub norm: Norm,
     pub act: HiddenAct,
+    /// A conditional VAE's class names (label i is `classes[i]`): the one-hot label of these K
+    /// classes is appended to the encoder features before the head and to z before the
+    /// decoder. Empty for an unconditional model.
+    pub classes: Vec<String>,
 }
 
 impl ModelSpec {
@@ -240,7 +244,13 @@ impl ModelSpec {
             widths: MNIST_WIDTHS.to_vec(),
             norm: Norm::None,
             act: HiddenAct::Relu,
+            classes: Vec::new(),
         }
+    }
+
+    /// Whether the model is a conditional VAE.
+    pub fn is_conditional(&self) -> bool {
+        !self.classes.is_empty()
     }
 }
 
@@ -320,15 +330,25 @@ impl Architecture {
         if spec.kind != ModelKind::LessonAe && !(1..=4096).contains(&latent) {
             bail!("--latent must be between 1 and 4096, got {latent}");
         }
+        let classes = spec.classes.len();
+        if classes > 0 && !spec.kind.is_vae() {
+            bail!(
+                "--conditional needs a VAE (conv-vae or dense-vae); {} is not one",
+                spec.kind
+            );
+        }
+        if classes > 4096 {
+            bail!("--conditional takes at most 4096 classes, the data has {classes}");
+        }
         let mut t = ParamTable::default();
         let (encoder, head, mut dec_kinds) = match spec.kind {
             ModelKind::ConvVae | ModelKind::ConvAe => {
                 let (enc_kinds, sides) = Self::conv_encoder(&spec, side)?;
                 let enc = Stack::new(&mut t, "enc", input, &enc_kinds);
                 let feat = enc.output().numel();
-                let head = Self::head(&mut t, spec.kind.is_vae(), feat, latent);
+                let head = Self::head(&mut t, spec.kind.is_vae(), feat + classes, latent);
                 let (dec, next) = Self::conv_decoder(&spec, &sides, feat);
-                (enc, head, (dec, Dims::flat(latent), next))
+                (enc, head, (dec, Dims::flat(latent + classes), next))
             }
             ModelKind::DenseVae => {
                 let enc = Stack::new(
@@ -337,13 +357,13 @@ impl Architecture {
                     input,
                     &[(0, linear(input.numel(), 512)), (1, RELU)],
                 );
-                let head = Self::head(&mut t, true, 512, latent);
+                let head = Self::head(&mut t, true, 512 + classes, latent);
                 let dec = vec![
-                    (0, linear(latent, 512)),
+                    (0, linear(latent + classes, 512)),
                     (1, RELU),
                     (2, linear(512, image.pixels())),
                 ];
-                (enc, head, (dec, Dims::flat(latent), 3))
+                (enc, head, (dec, Dims::flat(latent + classes), 3))
             }
             ModelKind::LessonAe => {
                 if image != ImageShape::MNIST {
@@ -452,7 +472,7 @@ impl Architecture {
         let last = *widths.last().expect("checked non-empty");
         let s = sides[sides.len() - 1];
         let mut kinds = vec![
-            (0, linear(spec.latent, feat)),
+            (0, linear(spec.latent + spec.classes.len(), feat)),
             (1, LayerKind::Act(spec.act.activation())),
             (2, LayerKind::Unflatten(Dims::new(last, s, s))),
         ];
@@ -479,6 +499,7 @@ impl Architecture {
         (kinds, end)
     }
 
+    /// The head on `feat` inputs (the encoder features, and a conditional VAE's one-hot label).
     fn head(t: &mut ParamTable, vae: bool, feat: usize, latent: usize) -> Head {
         if vae {
             let weight = t.add("fc_mu.weight", &[latent, feat], feat);
@@ -500,9 +521,15 @@ impl Architecture {
         matches!(self.head, Head::Vae(_))
     }
 
-    /// Size of the code the decoder reads (L, or 128 for lesson-ae).
+    /// Size of the code (L, or 128 for lesson-ae); a conditional decoder reads the code and
+    /// the one-hot label.
     pub fn code_len(&self) -> usize {
-        self.decoder.input().numel()
+        self.decoder.input().numel() - self.classes()
+    }
+
+    /// K, the classes a conditional VAE takes (0 for an unconditional model).
+    pub fn classes(&self) -> usize {
+        self.spec.classes.len()
     }
 
     /// Per-example input shape (`[1, 28, 28]`, or `[1, 14, 14]` for super-resolution).

@@ -4,13 +4,13 @@
 //! atomically, only after everything succeeded.
 
 use super::{AdapterArg, EncodeArgs, PictureArgs, SampleArgs, UpscaleArgs, default_data};
-use gpu_ae::apply;
 use gpu_ae::data::{DataOptions, SplitRule};
 use gpu_ae::error::Result;
 use gpu_ae::graph::Model;
 use gpu_ae::infer::Inference;
 use gpu_ae::models::{ImageShape, Task};
 use gpu_ae::train::load_model;
+use gpu_ae::{apply, classes};
 use gpu_ae::{bail, outln};
 use gpu_ae::{files, viz};
 use image::DynamicImage;
@@ -104,6 +104,7 @@ fn test_images(dir: &Path, image: ImageShape, split: &SplitRule) -> Result<TestI
             .collect(),
         labels: set.test.labels,
         classes: set.classes,
+        dir: dir.to_path_buf(),
     })
 }
 
@@ -115,6 +116,20 @@ struct TestImages {
     labels: Vec<u32>,
     /// Class names of image folders (label i is `classes[i]`); empty for IDX folders.
     classes: Vec<String>,
+    /// The folder, for errors.
+    dir: PathBuf,
+}
+
+impl TestImages {
+    /// The images' classes as indices into a conditional model's classes (None for an
+    /// unconditional model, which takes none).
+    fn model_labels(&self, model: &Model) -> Result<Option<Vec<u32>>> {
+        let spec = &model.arch.spec;
+        if !spec.is_conditional() {
+            return Ok(None);
+        }
+        classes::relabel(&self.labels, &self.classes, &spec.classes, &self.dir).map(Some)
+    }
 }
 
 /// The adapter, the model, and how its run split its data into train and test images (the
@@ -148,6 +163,21 @@ fn save_grid(
     viz::save_image(path, &grid)
 }
 
+/// The classes `sample` draws, one per row of its picture (None for an unconditional model):
+/// `--label`'s, or every class of the model.
+fn sample_rows(a: &SampleArgs, model: &Model, checkpoint: &Path) -> Result<Option<Vec<u32>>> {
+    let spec = &model.arch.spec;
+    match (&a.label, spec.is_conditional()) {
+        (Some(_), false) => bail!(
+            "--label: {} is not a conditional model (train one with --conditional)",
+            checkpoint.display()
+        ),
+        (Some(arg), true) => classes::parse_labels(arg, &spec.classes).map(Some),
+        (None, true) => Ok(Some((0..spec.classes.len() as u32).collect())),
+        (None, false) => Ok(None),
+    }
+}
+
 pub fn sample(a: SampleArgs) -> Result<()> {
     let g = &a.grid;
     check_picture_out(&a.out)?;
@@ -157,11 +187,27 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         .unwrap_or_else(|| shipped(if a.manifold { SHIPPED_L2 } else { SHIPPED_L16 }));
     let (gpu, model, split) = open(&a.adapter, &checkpoint)?;
     let image = model.arch.spec.image;
-    check_grid(g.rows, g.cols, "--cols", g.scale, g.padding, image.size)?;
     let kind = model.arch.spec.kind;
     let code = model.arch.code_len();
-    let count = g.rows * g.cols;
+    let classes = sample_rows(&a, &model, &checkpoint)?;
+    // A conditional model draws one block per class: a row of samples (the same codes in every
+    // row, so a column keeps its style), a whole manifold, or one grid for a single class.
+    let blocks = classes.as_ref().map_or(1, Vec::len);
+    let rows = match &classes {
+        Some(c) if c.len() > 1 && !a.manifold => c.len(),
+        _ => g.rows * blocks,
+    };
+    check_grid(rows, g.cols, "--cols", g.scale, g.padding, image.size)?;
+    let count = rows * g.cols;
+    let per_block = count / blocks;
+    // Block b's class for each image.
+    let labels: Option<Vec<u32>> = classes.as_ref().map(|c| {
+        c.iter()
+            .flat_map(|&l| std::iter::repeat_n(l, per_block))
+            .collect()
+    });
     let inference = Inference::new(&gpu, model, BATCH.min(count), a.seed)?;
+    let repeat = |codes: Vec<f32>| -> Vec<f32> { codes.repeat(blocks) };
     let images = if a.manifold {
         if code != 2 {
             bail!(
@@ -169,23 +215,31 @@ pub fn sample(a: SampleArgs) -> Result<()> {
                 checkpoint.display()
             );
         }
-        inference.decode(&apply::manifold_codes(g.rows, g.cols))?
+        inference.decode(
+            &repeat(apply::manifold_codes(g.rows, g.cols)),
+            labels.as_deref(),
+        )?
     } else if let Some(ab) = &a.interpolate {
-        let images =
-            test_images(&a.data.clone().unwrap_or_else(default_data), image, &split)?.pixels;
+        let set = test_images(&a.data.clone().unwrap_or_else(default_data), image, &split)?;
+        let test_labels = set.model_labels(&inference.model)?;
         let pixels = image.pixels();
-        let total = images.len() / pixels;
+        let total = set.pixels.len() / pixels;
         for &i in ab {
             if i >= total {
                 bail!("--interpolate: image {i} does not exist (the test set has {total})");
             }
         }
-        let pick = |i: usize| images[i * pixels..(i + 1) * pixels].to_vec();
+        let pick = |i: usize| set.pixels[i * pixels..(i + 1) * pixels].to_vec();
         let mut both = pick(ab[0]);
         both.extend(pick(ab[1]));
-        let codes = inference.reconstruct(&both)?.codes;
+        let pair = test_labels.as_ref().map(|l| vec![l[ab[0]], l[ab[1]]]);
+        let codes = inference.reconstruct(&both, pair.as_deref())?.codes;
         let (za, zb) = codes.split_at(code);
-        inference.decode(&apply::line_codes(za, zb, count))?
+        // A conditional model draws the line once per class (a row each).
+        inference.decode(
+            &repeat(apply::line_codes(za, zb, per_block)),
+            labels.as_deref(),
+        )?
     } else {
         if !inference.model.arch.is_vae() {
             bail!(
@@ -193,11 +247,25 @@ pub fn sample(a: SampleArgs) -> Result<()> {
                 checkpoint.display()
             );
         }
-        inference.decode(&apply::prior_samples(count, code, a.seed))?
+        // Several classes: one row each, the same codes in every row.
+        let codes = if blocks > 1 {
+            repeat(apply::prior_samples(per_block, code, a.seed))
+        } else {
+            apply::prior_samples(count, code, a.seed)
+        };
+        inference.decode(&codes, labels.as_deref())?
     };
-    save_grid(&a.out, &images, image, (g.rows, g.cols), g.scale, g.padding)?;
+    save_grid(&a.out, &images, image, (rows, g.cols), g.scale, g.padding)?;
+    let drawn = match &classes {
+        Some(c) => {
+            let names = &inference.model.arch.spec.classes;
+            let shown: Vec<&str> = c.iter().map(|&l| names[l as usize].as_str()).collect();
+            format!(", classes {}", shown.join(","))
+        }
+        None => String::new(),
+    };
     outln!(
-        "{}: {count} images decoded by {} ({kind}, L={code})",
+        "{}: {count} images decoded by {} ({kind}, L={code}{drawn})",
         a.out.display(),
         checkpoint.display()
     );
@@ -210,12 +278,14 @@ pub fn reconstruct(a: PictureArgs) -> Result<()> {
     let (gpu, model, split) = open(&a.adapter, &a.checkpoint)?;
     let image = model.arch.spec.image;
     check_grid(2, a.count, "--count", a.scale, a.padding, image.size)?;
-    let images = test_images(&a.data.clone().unwrap_or_else(default_data), image, &split)?.pixels;
+    let set = test_images(&a.data.clone().unwrap_or_else(default_data), image, &split)?;
+    let labels = set.model_labels(&model)?;
+    let images = set.pixels;
     let pixels = image.pixels();
     let count = a.count.min(images.len() / pixels);
     let originals = &images[..count * pixels];
     let inference = Inference::new(&gpu, model, count, a.seed)?;
-    let r = inference.reconstruct(originals)?;
+    let r = inference.reconstruct(originals, labels.as_ref().map(|l| &l[..count]))?;
     let mut rows = originals.to_vec();
     rows.extend(&r.outputs);
     save_grid(&out, &rows, image, (2, count), a.scale, a.padding)?;
@@ -238,15 +308,18 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     check_out(&a.out)?;
     let dir = a.data.clone().unwrap_or_else(default_data);
     let (gpu, model, split) = open(&a.adapter, &a.checkpoint)?;
+    let set = test_images(&dir, model.arch.spec.image, &split)?;
+    let model_labels = set.model_labels(&model)?;
     let TestImages {
         pixels: images,
         labels,
         classes,
-    } = test_images(&dir, model.arch.spec.image, &split)?;
+        ..
+    } = set;
     let kind = model.arch.spec.kind;
     let inference = Inference::new(&gpu, model, BATCH, 0)?;
     let code = inference.code_len();
-    let r = inference.reconstruct(&images)?;
+    let r = inference.reconstruct(&images, model_labels.as_deref())?;
     let mut csv = String::from("index,label");
     for j in 0..code {
         csv.push_str(&format!(",z{j}"));
@@ -317,10 +390,12 @@ pub fn denoise(a: PictureArgs) -> Result<()> {
         Task::Denoise { noise } => noise,
         _ => unreachable!("checked above"),
     };
-    let images = test_images(&dir, image, &split)?.pixels;
+    let set = test_images(&dir, image, &split)?;
+    let labels = set.model_labels(&model)?;
+    let images = set.pixels;
     let pixels = image.pixels();
     let inference = Inference::new(&gpu, model, BATCH, a.seed)?;
-    let r = inference.reconstruct(&images)?;
+    let r = inference.reconstruct(&images, labels.as_deref())?;
     let n = a.count.min(images.len() / pixels) * pixels;
     let mut rows = r.inputs[..n].to_vec();
     rows.extend(&r.outputs[..n]);
@@ -358,9 +433,15 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
                 input.display()
             );
         }
+        if model.arch.spec.is_conditional() {
+            bail!(
+                "{}: a conditional model needs each image's class, which --input does not give; upscale its test images (without --input)",
+                a.checkpoint.display()
+            );
+        }
         let inference = Inference::new(&gpu, model, 1, 0)?;
         // The model pools its S×S target to S/2: nearest upscaling pools back exactly.
-        let r = inference.reconstruct(&apply::upscale_nearest(&pixels, small, small))?;
+        let r = inference.reconstruct(&apply::upscale_nearest(&pixels, small, small), None)?;
         save_grid(&out, &r.outputs, image, (1, 1), a.scale, 0)?;
         outln!(
             "{}: {} upscaled to {}×{}",
@@ -373,9 +454,11 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
     }
     check_grid(4, a.count, "--count", a.scale, a.padding, image.size)?;
     let dir = a.data.clone().unwrap_or_else(default_data);
-    let images = test_images(&dir, image, &split)?.pixels;
+    let set = test_images(&dir, image, &split)?;
+    let labels = set.model_labels(&model)?;
+    let images = set.pixels;
     let inference = Inference::new(&gpu, model, BATCH, 0)?;
-    let r = inference.reconstruct(&images)?;
+    let r = inference.reconstruct(&images, labels.as_deref())?;
     // Every plane of every image is one small×small picture to upscale.
     let nearest = apply::upscale_nearest(&r.inputs, small, small);
     let bilinear = apply::upscale_bilinear(&r.inputs, small, small);

@@ -6,7 +6,7 @@
 
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::counter_rng::STREAM_REPARAM;
-use crate::data::{DataOptions, SplitRule};
+use crate::data::{Binarize, DataOptions, SplitRule};
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalMetrics, Evaluator, batches};
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
@@ -16,9 +16,9 @@ use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{self, reduce, step};
 use crate::metadata::{self, DatasetRecord, RunRecord};
-use crate::models::{Architecture, LossKind, ModelSpec, Task, value_name};
+use crate::models::{Architecture, ImageShape, LossKind, ModelSpec, Task, value_name};
 pub use crate::run::{Claim, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, RunFolder};
-use crate::{bail, data, fingerprint, noteln, stop};
+use crate::{bail, classes, data, fingerprint, noteln, stop};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -35,6 +35,8 @@ pub struct TrainConfig {
     pub precision: Elem,
     /// Weight of the KL divergence in the training loss (`--beta`; 1: the negative ELBO).
     pub beta: f32,
+    /// Binarised training images (`--binarize`), and then a binarised test set.
+    pub binarize: Binarize,
 }
 
 /// Loss sums of one epoch so far.
@@ -183,6 +185,7 @@ impl<'g> Trainer<'g> {
         let seed = self.cfg.seed as u32;
         let g = Graph::new(gpu, arch, n, Purpose::Train, self.cfg.precision)?;
         let mut plan = Plan::new();
+        let binarize = (self.cfg.binarize == Binarize::Dynamic).then_some(seed);
         g.record_data(
             &mut plan,
             gpu,
@@ -190,6 +193,7 @@ impl<'g> Trainer<'g> {
             &self.train.source(self.cfg.batch),
             &self.state,
             seed,
+            binarize,
         );
         g.record_encode(
             &mut plan,
@@ -463,6 +467,8 @@ pub struct RunOptions {
     /// How an image folder becomes a dataset (channels, size, split); a resumed run uses its
     /// own shape and split.
     pub data_options: DataOptions,
+    /// A new run trains a conditional VAE on the classes of its data (`--conditional`).
+    pub conditional: bool,
 }
 
 /// How a training ended without an error.
@@ -509,6 +515,7 @@ fn metrics_line(
 fn check_resume_flags(
     recorded: &TrainConfig,
     requested: &TrainConfig,
+    conditional: bool,
     explicit: &[String],
     dir: &Path,
 ) -> Result<()> {
@@ -548,6 +555,8 @@ fn check_resume_flags(
                 r.precision.wgsl().to_string(),
                 q.precision.wgsl().to_string(),
             ),
+            "binarize" => (value_name(&r.binarize), value_name(&q.binarize)),
+            "conditional" => (r.spec.is_conditional().to_string(), conditional.to_string()),
             _ => continue,
         };
         if was != asked {
@@ -576,7 +585,13 @@ fn resume_state(
     let (ckpt, opt) = folder.load()?;
     let model_path = folder.path(MODEL_FILE);
     let record = RunRecord::read(&ckpt, &model_path)?;
-    check_resume_flags(&record.cfg, requested, &opts.explicit_flags, folder.dir())?;
+    check_resume_flags(
+        &record.cfg,
+        requested,
+        opts.conditional,
+        &opts.explicit_flags,
+        folder.dir(),
+    )?;
     let arch = Architecture::new(record.cfg.spec.clone())
         .map_err(|e| Error::msg(format!("{}: {e}", model_path.display())))?;
     let values = values_from_checkpoint(&arch, &ckpt, &model_path)?;
@@ -716,8 +731,6 @@ pub fn run(
         split: dataset.split_rule,
     };
     let gpu = &gpu;
-    let train_split = GpuSplit::upload(gpu, &dataset.train, &data_dir)?;
-    let test_split = GpuSplit::upload(gpu, &dataset.test, &data_dir)?;
     let (cfg, values, moments, steps_done) = match resume {
         Some(r) => (
             r.record.cfg,
@@ -725,20 +738,37 @@ pub fn run(
             Some(r.moments),
             r.record.steps,
         ),
-        // A new model takes the images' shape from the data.
-        None => (
-            TrainConfig {
-                spec: ModelSpec {
-                    image: train_split.shape,
-                    ..cfg.spec
-                },
-                ..cfg
-            },
-            None,
-            None,
-            0,
-        ),
+        // A new model takes the images' shape, and a conditional one its classes, from the data.
+        None => {
+            let classes = if opts.conditional {
+                let splits = [&dataset.train, &dataset.test];
+                classes::names(&dataset.classes, &splits, &data_dir)?
+            } else {
+                Vec::new()
+            };
+            let im = &dataset.train.images;
+            let image = ImageShape {
+                channels: im.channels,
+                size: im.rows,
+            };
+            let spec = ModelSpec {
+                image,
+                classes,
+                ..cfg.spec
+            };
+            (TrainConfig { spec, ..cfg }, None, None, 0)
+        }
     };
+    // A conditional model's labels are its own classes' indices.
+    let mut dataset = dataset;
+    if cfg.spec.is_conditional() {
+        let names = dataset.classes.clone();
+        for split in [&mut dataset.train, &mut dataset.test] {
+            split.labels = classes::relabel(&split.labels, &names, &cfg.spec.classes, &data_dir)?;
+        }
+    }
+    let train_split = GpuSplit::upload(gpu, &dataset.train, &data_dir)?;
+    let test_split = GpuSplit::upload(gpu, &dataset.test, &data_dir)?;
     let mut trainer = Trainer::new(gpu, cfg.clone(), train_split, values, moments, steps_done)?;
     let evaluator = Evaluator::new(
         gpu,
@@ -746,6 +776,7 @@ pub fn run(
         &test_split,
         opts.eval_batch,
         cfg.seed as u32,
+        cfg.binarize,
     )?;
     let progress = Resumed {
         first_epoch,

@@ -3,7 +3,7 @@
 //! start-up into phases.
 
 use gpu_ae::bench::{self, BenchOptions};
-use gpu_ae::data::{self, Split};
+use gpu_ae::data::{self, Binarize, Split};
 use gpu_ae::evaluate::Evaluator;
 use gpu_ae::gpu::{AdapterChoice, Elem, Gpu};
 use gpu_ae::gpu_split::GpuSplit;
@@ -83,11 +83,12 @@ fn prepare_builds_every_pipeline_that_training_and_evaluation_record() {
             seed: 1,
             precision: Elem::F32,
             beta: 1.0,
+            binarize: Binarize::None,
         };
         let train = GpuSplit::upload(&gpu, &split, &mnist_dir()).unwrap();
         let test = GpuSplit::upload(&gpu, &split, &mnist_dir()).unwrap();
         let trainer = Trainer::new(&gpu, cfg, train, None, None, 0).unwrap();
-        Evaluator::new(&gpu, &trainer.model, &test, 16, 1).unwrap();
+        Evaluator::new(&gpu, &trainer.model, &test, 16, 1, Binarize::None).unwrap();
         assert_eq!(
             fixed().len(),
             entries,
@@ -119,6 +120,7 @@ fn bench_reports_the_start_up_phases() {
         data_options: Default::default(),
         seed: 3,
         precision: Elem::F32,
+        conditional: false,
     };
     let report = bench::run(&opts, || Ok(gpu())).unwrap();
     let startup = report["startup_s"].as_f64().unwrap();
@@ -167,6 +169,7 @@ fn bench_reports_a_bad_dataset_by_name() {
         data_options: Default::default(),
         seed: 3,
         precision: Elem::F32,
+        conditional: false,
     };
     let err = bench::run(&opts, || Ok(gpu())).unwrap_err().to_string();
     assert!(

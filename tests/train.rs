@@ -4,7 +4,7 @@
 //! lower the test loss (in f16 about as much as in f32).
 
 use gpu_ae::counter_rng::STREAM_REPARAM;
-use gpu_ae::data;
+use gpu_ae::data::{self, Binarize};
 use gpu_ae::evaluate::{EvalMetrics, Evaluator};
 use gpu_ae::gpu::{AdapterChoice, Elem, Gpu, Plan, Tensor};
 use gpu_ae::gpu_split::GpuSplit;
@@ -58,6 +58,7 @@ fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32], beta: f32) {
     let model = Model::new(gpu, arch.clone(), &values).unwrap();
     let g = Graph::new(gpu, &arch, n, Purpose::Train, Elem::F32).unwrap();
     g.target.write_f32(gpu, target);
+    write_labels(gpu, &g, &arch);
     let state = Tensor::from_u32(gpu, &[step::STATE_LEN], &[3, 0, 0, 0], "state").unwrap();
     let grads = Tensor::zeros(gpu, &[arch.params.total], "grads").unwrap();
     let mut forward = Plan::new();
@@ -121,10 +122,27 @@ fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32], beta: f32) {
     assert!(checked >= arch.params.entries.len());
 }
 
-/// Every model spec the whole-model checks cover: each model kind, task and loss at least once.
+/// A conditional graph's batch labels: example i is of class i mod K.
+fn write_labels(gpu: &Gpu, g: &Graph, arch: &Architecture) {
+    if let Some(labels) = g.labels() {
+        let k = arch.classes() as u32;
+        let v: Vec<u32> = (0..g.n as u32).map(|i| i % k).collect();
+        gpu.queue
+            .write_buffer(&labels.buffer, 0, bytemuck::cast_slice(&v));
+    }
+}
+
+/// Every model spec the whole-model checks cover: each model kind, task and loss at least once,
+/// and both conditional VAEs.
 fn covered_specs() -> Vec<ModelSpec> {
     let spec = |kind, latent, task, loss| ModelSpec::mnist(kind, latent, task, loss);
+    let conditional = |kind, classes: usize| ModelSpec {
+        classes: (0..classes).map(|c| c.to_string()).collect(),
+        ..spec(kind, 3, Task::Reconstruct, LossKind::Bce)
+    };
     vec![
+        conditional(ModelKind::ConvVae, 10),
+        conditional(ModelKind::DenseVae, 3),
         spec(ModelKind::ConvVae, 3, Task::Reconstruct, LossKind::Bce),
         spec(ModelKind::ConvAe, 4, Task::Superres, LossKind::Bce),
         spec(
@@ -193,6 +211,7 @@ fn loss_and_gradients(
     let g = Graph::new(gpu, arch, n, Purpose::Train, elem).unwrap();
     assert_eq!(g.target.elem, elem);
     g.target.write_f32(gpu, target);
+    write_labels(gpu, &g, arch);
     let state = Tensor::from_u32(gpu, &[step::STATE_LEN], &[3, 0, 0, 0], "state").unwrap();
     let grads = Tensor::zeros(gpu, &[arch.params.total], "grads").unwrap();
     let mut plan = Plan::new();
@@ -291,6 +310,7 @@ fn short_run(gpu: &Gpu, precision: Elem) -> (EvalMetrics, EvalMetrics) {
         seed: 3,
         precision,
         beta: 1.0,
+        binarize: Binarize::None,
     };
     let mut trainer = Trainer::new(
         gpu,
@@ -303,7 +323,7 @@ fn short_run(gpu: &Gpu, precision: Elem) -> (EvalMetrics, EvalMetrics) {
     .unwrap();
     assert_eq!(trainer.steps_per_epoch(), 7);
     let test_split = GpuSplit::upload(gpu, &test, dir).unwrap();
-    let eval = Evaluator::new(gpu, &trainer.model, &test_split, 128, 0).unwrap();
+    let eval = Evaluator::new(gpu, &trainer.model, &test_split, 128, 0, Binarize::None).unwrap();
     let before = eval.run(gpu).unwrap();
     // Evaluation is deterministic for a fixed model.
     assert_eq!(before, eval.run(gpu).unwrap());

@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod adam;
 pub mod batchnorm;
+pub mod condition;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod data;
@@ -165,6 +166,10 @@ pub const ENTRY_POINTS: &[(&Shader, &[&str])] = &[
             "backward_partials",
             "backward_dx",
         ],
+    ),
+    (
+        &condition::SHADER,
+        &["gather_labels", "concat_onehot", "take_columns"],
     ),
     (&conv2d::SHADER, &["gemm"]),
     (&data::SHADER, &["gather", "add_noise"]),

@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod adam;
 pub mod batchnorm;
+pub mod condition;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod data;

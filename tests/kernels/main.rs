@@ -7,6 +7,7 @@ mod common;
 mod activation;
 mod adam;
 mod batchnorm;
+mod condition;
 mod conv2d;
 mod conv_common;
 mod conv_transpose2d;
