@@ -820,10 +820,19 @@ fn train_epochs(
     let steps = trainer.steps_per_epoch();
     if !opts.quiet {
         noteln!(
-            "{} L={} task={}: {} parameters, {steps} step{} per epoch of {} images, run folder {}",
+            "{} L={} task={}{}{}: {} parameters, {steps} step{} per epoch of {} images, run folder {}",
             cfg.spec.kind,
             trainer.model.arch.code_len(),
             cfg.spec.task.name(),
+            match trainer.model.arch.classes() {
+                0 => String::new(),
+                k => format!(", conditional on {k} classes"),
+            },
+            if cfg.binarize == Binarize::Dynamic {
+                ", binarised images"
+            } else {
+                ""
+            },
             trainer.model.arch.params.total,
             if steps == 1 { "" } else { "s" },
             trainer.cfg.batch,
