@@ -12,6 +12,7 @@ pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod data;
 pub mod grads;
+pub mod iwae;
 pub mod linear;
 pub mod loss;
 pub mod pool;
@@ -174,6 +175,7 @@ pub const ENTRY_POINTS: &[(&Shader, &[&str])] = &[
     (&conv2d::SHADER, &["gemm"]),
     (&data::SHADER, &["gather", "add_noise"]),
     (&grads::SHADER, &["finish"]),
+    (&iwae::SHADER, &["draw", "replicate", "accumulate"]),
     (&linear::SHADER, &["gemm", "sum_splits"]),
     (&loss::SHADER, &["bce_with_logits", "mse"]),
     (

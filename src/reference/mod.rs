@@ -9,6 +9,7 @@ pub mod condition;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod data;
+pub mod iwae;
 pub mod linear;
 pub mod loss;
 pub mod pool;

@@ -12,6 +12,7 @@ mod conv2d;
 mod conv_common;
 mod conv_transpose2d;
 mod data;
+mod iwae;
 mod linear;
 mod loss;
 mod pool;
