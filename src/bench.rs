@@ -31,17 +31,6 @@ pub struct BenchOptions {
     pub conditional: bool,
 }
 
-/// The first `limit` images of `split` (all when None).
-fn first_images(mut split: Split, limit: Option<usize>) -> Split {
-    if let Some(limit) = limit.filter(|&l| l < split.images.count) {
-        let per = split.images.pixels_per_image();
-        split.images.count = limit;
-        split.images.pixels.truncate(limit * per);
-        split.labels.truncate(limit);
-    }
-    split
-}
-
 fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (x * f).round() / f
@@ -104,7 +93,10 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
         let loader = s.spawn(|| {
             let t = Instant::now();
             let train = data::load(&opts.data_dir, &opts.data_options).and_then(|d| {
-                let train = first_images(d.train, opts.train_limit);
+                let train = match opts.train_limit {
+                    Some(limit) => d.train.first(limit),
+                    None => d.train,
+                };
                 let classes = if opts.conditional {
                     classes::names(&d.classes, &[&train], &opts.data_dir)?
                 } else {

@@ -1,6 +1,7 @@
 //! Output lines that never panic or fail a command: a closed stdout or stderr (`gpu-ae train 2>&1
 //! | head -1`) must not stop a training or lose a checkpoint, so lines that cannot be written are
 //! dropped. [`outln!`](crate::outln) writes to stdout, [`noteln!`](crate::noteln) to stderr.
+//! Also the progress bar of long commands, shown only on a terminal.
 
 use std::fmt;
 use std::io::Write;
@@ -34,4 +35,20 @@ macro_rules! noteln {
     ($($arg:tt)*) => {
         $crate::console::note(format_args!($($arg)*))
     };
+}
+
+/// A bar on stderr for `len` steps of `what` when stderr is a terminal, hidden otherwise.
+pub fn progress_bar(what: &str, len: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    let template = format!("{what} [{{bar:30}}] {{pos}}/{{len}} ETA {{eta}}");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
 }

@@ -92,6 +92,18 @@ pub struct Split {
     pub labels: Vec<u32>,
 }
 
+impl Split {
+    /// The first `count` images (all when there are fewer).
+    pub fn first(mut self, count: usize) -> Split {
+        let count = count.min(self.images.count);
+        let per = self.images.pixels_per_image();
+        self.images.count = count;
+        self.images.pixels.truncate(count * per);
+        self.labels.truncate(count);
+        self
+    }
+}
+
 /// How a dataset's images were divided into train and test, recorded so that a run can say
 /// which images it trained on (see [`SplitRule::name`] and [`SplitRule::parse`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -41,7 +41,7 @@
 //! shrinks more than twice as much as their width they can differ from Pillow 13 (and from
 //! this crate) by one level.
 
-use std::io::{Cursor, IsTerminal};
+use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -473,7 +473,7 @@ fn decode_layout(
         Some(s) => s,
         None => common_size(dir, listing, &picked)?,
     };
-    let bar = progress_bar(picked.len());
+    let bar = crate::console::progress_bar("decoding images", picked.len());
     let prepared = parallel_map(picked.len(), &bar, path_of, |k| {
         let path = path_of(k);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
@@ -566,20 +566,6 @@ fn common_size(dir: &Path, listing: &Listing, picked: &[(usize, u32)]) -> Result
         );
     }
     Ok(w as usize)
-}
-
-/// A bar on stderr when it is a terminal, hidden otherwise.
-fn progress_bar(len: usize) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("decoding images [{bar:30}] {pos}/{len} ETA {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar
 }
 
 /// `f(0..n)` on every core, in order. The first error (lowest index among those reached) is

@@ -26,6 +26,7 @@ pub mod host_rng;
 pub mod image_folder;
 pub mod infer;
 pub mod kernels;
+pub mod likelihood;
 pub mod metadata;
 pub mod models;
 pub mod nn;

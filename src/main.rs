@@ -11,6 +11,7 @@ use gpu_ae::error::{Error, Result};
 use gpu_ae::evaluate::Evaluator;
 use gpu_ae::gpu::{AdapterChoice, Gpu, enumerate_adapters};
 use gpu_ae::gpu_split::GpuSplit;
+use gpu_ae::likelihood::ImportanceWeighted;
 use gpu_ae::models::{HiddenAct, LossKind, ModelKind, ModelSpec, Norm};
 use gpu_ae::train::{self, Claim, RunOptions, RunOutcome, RunTarget, TrainConfig};
 use gpu_ae::{noteln, outln, stop};
@@ -341,6 +342,13 @@ struct EvalArgs {
     /// Seed of the VAE's ε and the denoising noise.
     #[arg(long, default_value_t = 0, value_parser = flags::whole::<u32>, allow_negative_numbers = true)]
     seed: u32,
+    /// Also estimate the negative log-likelihood −log p(x) with K importance samples per image
+    /// (IWAE; e.g. 5000), beside the one-sample ELBO.
+    #[arg(long, value_parser = flags::count, allow_negative_numbers = true, value_name = "K")]
+    iw: Option<usize>,
+    /// Evaluate only the first N test images (for slow adapters).
+    #[arg(long, value_parser = flags::count, allow_negative_numbers = true, value_name = "N")]
+    limit: Option<usize>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -627,8 +635,21 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     if spec.is_conditional() {
         test.labels = classes::relabel(&test.labels, &set.classes, &spec.classes, &dir)?;
     }
+    if let Some(limit) = a.limit {
+        test = test.first(limit);
+    }
     let split = GpuSplit::upload(&gpu, &test, &dir)?;
     let m = Evaluator::new(&gpu, &model, &split, a.batch, a.seed, binarize)?.run(&gpu)?;
+    let iw = match a.iw {
+        Some(k) => {
+            let iw = ImportanceWeighted::new(&gpu, &model, &split, a.batch, k, a.seed, binarize)?;
+            let bar = gpu_ae::console::progress_bar("importance sampling", iw.batches());
+            let nll = iw.run(&gpu, &mut |done, _| bar.set_position(done as u64))?;
+            bar.finish_and_clear();
+            Some((k, nll))
+        }
+        None => None,
+    };
     let rec = model.arch.spec.loss.name();
     if a.json {
         let mut v = serde_json::json!({
@@ -642,14 +663,29 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
             v["test_kl"] = kl.into();
             v["test_neg_elbo"] = m.total().into();
         }
+        if let Some((k, nll)) = iw {
+            v["iw_samples"] = k.into();
+            v["test_iw_nll"] = nll.into();
+        }
+        if binarize == Binarize::Dynamic {
+            v["binarized"] = true.into();
+        }
         outln!("{v}");
     } else {
         let unit = if rec == "bce" { " nats" } else { "" };
         let kl =
             m.kl.map(|kl| format!(", KL {kl:.3} nats, negative ELBO {:.3} nats", m.total()))
                 .unwrap_or_default();
+        let iw = iw
+            .map(|(k, nll)| format!("; importance-weighted −log p(x) {nll:.3} nats (K={k})"))
+            .unwrap_or_default();
+        let binarized = if binarize == Binarize::Dynamic {
+            " binarised"
+        } else {
+            ""
+        };
         outln!(
-            "{} on {} ({} images): {} {:.3}{unit}{kl} per example",
+            "{} on {} ({} images{binarized}): {} {:.3}{unit}{kl} per example{iw}",
             a.checkpoint.display(),
             dir.display(),
             m.count,
