@@ -24,6 +24,7 @@ pub mod gpu_split;
 pub mod graph;
 pub mod host_rng;
 pub mod image_folder;
+pub mod import;
 pub mod infer;
 pub mod kernels;
 pub mod likelihood;

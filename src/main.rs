@@ -11,6 +11,7 @@ use gpu_ae::error::{Error, Result};
 use gpu_ae::evaluate::Evaluator;
 use gpu_ae::gpu::{AdapterChoice, Gpu, enumerate_adapters};
 use gpu_ae::gpu_split::GpuSplit;
+use gpu_ae::import::ImportSettings;
 use gpu_ae::likelihood::ImportanceWeighted;
 use gpu_ae::models::{HiddenAct, LossKind, ModelKind, ModelSpec, Norm};
 use gpu_ae::train::{self, Claim, RunOptions, RunOutcome, RunTarget, TrainConfig};
@@ -55,6 +56,34 @@ enum Command {
     Denoise(PictureArgs),
     /// Upscale 14×14 images to 28×28 and compare with nearest and bilinear upscaling (PSNR).
     Upscale(UpscaleArgs),
+    /// Make a PyTorch state_dict of pytorch_images.ConvVAE (safetensors, no gpu-ae metadata) a
+    /// gpu-ae checkpoint: the architecture from the tensor names and shapes, the rest from flags.
+    Import(ImportArgs),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The state_dict, as `safetensors.torch.save_file(model.state_dict(), FILE)` wrote it.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// The gpu-ae checkpoint to write (must not exist).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// The hidden activation, which a state_dict does not record (pytorch_images.py's --act).
+    #[arg(long, value_enum)]
+    act: Option<HiddenAct>,
+    /// The image side, when the tensors fit several.
+    #[arg(long, value_parser = flags::count, allow_negative_numbers = true)]
+    size: Option<usize>,
+    /// What the model was trained for.
+    #[arg(long, value_enum, default_value_t = flags::TaskName::Reconstruct)]
+    task: flags::TaskName,
+    /// Standard deviation of the input noise of a --task denoise model.
+    #[arg(long, default_value_t = 0.5, value_parser = flags::positive, allow_negative_numbers = true)]
+    noise: f32,
+    /// The reconstruction loss it was trained with.
+    #[arg(long, value_enum, default_value_t = LossKind::Bce)]
+    loss: LossKind,
 }
 
 #[derive(Args, Clone)]
@@ -480,6 +509,7 @@ fn run(cli: Cli, explicit: Vec<String>) -> Result<i32> {
         Command::Encode(a) => pictures::encode(a),
         Command::Denoise(a) => pictures::denoise(a),
         Command::Upscale(a) => pictures::upscale(a),
+        Command::Import(a) => import_cmd(a),
     }
     .map(|()| 0)
 }
@@ -693,6 +723,32 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
             m.rec
         );
     }
+    Ok(())
+}
+
+fn import_cmd(a: ImportArgs) -> Result<()> {
+    let settings = ImportSettings {
+        act: a.act,
+        size: a.size,
+        task: a.task.task(a.noise),
+        loss: a.loss,
+    };
+    let spec = gpu_ae::import::import(&a.checkpoint, &a.out, &settings)?;
+    let conditional = match spec.classes.len() {
+        0 => String::new(),
+        k => format!(", conditional on {k} classes"),
+    };
+    outln!(
+        "{}: {} L={} for {} images, widths {}, norm {}, act {}{conditional}, from {}",
+        a.out.display(),
+        spec.kind,
+        spec.latent,
+        spec.image,
+        gpu_ae::metadata::join_widths(&spec.widths),
+        gpu_ae::models::value_name(&spec.norm),
+        gpu_ae::models::value_name(&spec.act),
+        a.checkpoint.display()
+    );
     Ok(())
 }
 

@@ -132,8 +132,16 @@ impl Reader<'_> {
 pub fn read_spec(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
     let r = Reader { ckpt, path };
     let format = r.required("format").map_err(|_| {
+        let hint = if ckpt.get("enc.0.weight").is_some() {
+            format!(
+                "; a PyTorch state_dict? make it one with `gpu-ae import --checkpoint {} --act relu|leaky-relu --out model.safetensors`",
+                path.display()
+            )
+        } else {
+            String::new()
+        };
         Error::msg(format!(
-            "{}: not a gpu-ae checkpoint (metadata has no \"format\")",
+            "{}: not a gpu-ae checkpoint (metadata has no \"format\"){hint}",
             path.display()
         ))
     })?;

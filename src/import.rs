@@ -1,0 +1,183 @@
+//! `gpu-ae import`: a PyTorch `state_dict` of `pytorch_images.ConvVAE` (saved with
+//! `safetensors.torch.save_file`, no gpu-ae metadata) made a gpu-ae checkpoint. The architecture
+//! follows from the tensor names and shapes: the kind (`fc_mu` for a VAE, `fc` for an AE), the
+//! input channels and `widths` (the encoder's convolutions), batch norm (running statistics
+//! present), the latent size, a conditional VAE's class count (the extra inputs of `dec.0`),
+//! and the image size when only one size leads to the encoder's last side. What a `state_dict`
+//! does not record (the activation; the size when several fit; the task and loss) comes from
+//! flags, and a missing one is a clear error. The result is checked tensor by tensor against
+//! the architecture before it is written.
+
+use crate::bail;
+use crate::checkpoint::{self, Checkpoint, NamedTensor};
+use crate::error::{Error, Result};
+use crate::graph::values_from_checkpoint;
+use crate::metadata;
+use crate::models::{
+    Architecture, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
+};
+use std::path::Path;
+
+/// What the flags of `gpu-ae import` give.
+#[derive(Debug, Clone)]
+pub struct ImportSettings {
+    /// The hidden activation (`--act`): a `state_dict` does not record it.
+    pub act: Option<HiddenAct>,
+    /// The image side (`--size`), needed when several sizes fit the tensors.
+    pub size: Option<usize>,
+    pub task: Task,
+    pub loss: LossKind,
+}
+
+/// The shape of tensor `name`, or None.
+fn shape<'a>(ckpt: &'a Checkpoint, name: &str) -> Option<&'a [usize]> {
+    ckpt.get(name).map(|t| t.shape.as_slice())
+}
+
+/// Side after `Conv2d(kernel 3, stride 2, padding 1)`.
+fn conv_out(side: usize) -> usize {
+    (side - 1) / 2 + 1
+}
+
+/// The image sides whose encoder (`convs` convolutions, the first of stride 1 for
+/// super-resolution's half-size input) ends at `last`.
+fn sizes_fitting(last: usize, convs: usize, superres: bool) -> Vec<usize> {
+    (1..=(4 * last.max(1)) << convs)
+        .filter(|&size| {
+            if superres && size % 2 == 1 {
+                return false;
+            }
+            let mut side = if superres { size / 2 } else { size };
+            for i in 0..convs {
+                if !(superres && i == 0) {
+                    side = conv_out(side);
+                }
+            }
+            side == last
+        })
+        .collect()
+}
+
+/// Infers the model of a `ConvVAE` `state_dict` read from `path`.
+pub fn infer_spec(ckpt: &Checkpoint, path: &Path, settings: &ImportSettings) -> Result<ModelSpec> {
+    let file = path.display();
+    let Some(first) = shape(ckpt, "enc.0.weight").filter(|s| s.len() == 4) else {
+        bail!(
+            "{file}: not a state_dict of pytorch_images.ConvVAE (no 4-D enc.0.weight); gpu-ae imports the conv family"
+        );
+    };
+    let channels = first[1];
+    // The encoder's modules: a Conv2d, then BatchNorm2d (with running statistics) if any, then
+    // the activation, per width.
+    let (mut widths, mut index, mut norm) = (Vec::new(), 0, Norm::None);
+    while let Some(w) = shape(ckpt, &format!("enc.{index}.weight")) {
+        if w.len() != 4 {
+            bail!("{file}: enc.{index}.weight has shape {w:?}, a Conv2d weight is 4-D");
+        }
+        widths.push(w[0]);
+        index += 2;
+        if ckpt
+            .get(&format!("enc.{}.running_mean", index - 1))
+            .is_some()
+        {
+            norm = Norm::Batch;
+            index += 1;
+        }
+    }
+    let (kind, head) = if let Some(s) = shape(ckpt, "fc_mu.weight") {
+        (ModelKind::ConvVae, s)
+    } else if let Some(s) = shape(ckpt, "fc.weight") {
+        (ModelKind::ConvAe, s)
+    } else {
+        bail!("{file}: no fc_mu.weight (VAE) or fc.weight (AE): not a ConvVAE state_dict");
+    };
+    let [latent, head_in] = head[..] else {
+        bail!("{file}: the head's weight has shape {head:?}, a Linear weight is 2-D");
+    };
+    let Some(&[feat, dec_in]) = shape(ckpt, "dec.0.weight") else {
+        bail!("{file}: no 2-D dec.0.weight: not a ConvVAE state_dict");
+    };
+    let classes = dec_in.saturating_sub(latent);
+    let last_width = *widths.last().expect("enc.0.weight is there");
+    let area = feat / last_width;
+    let last = (area as f64).sqrt().round() as usize;
+    if feat != head_in - classes || last * last * last_width != feat {
+        bail!(
+            "{file}: dec.0.weight {:?} does not fit the encoder ({last_width} channels) and head {head:?}",
+            [feat, dec_in]
+        );
+    }
+    let superres = settings.task == Task::Superres;
+    let fitting = sizes_fitting(last, widths.len(), superres);
+    let size = match (settings.size, fitting.as_slice()) {
+        (Some(s), _) if fitting.contains(&s) => s,
+        (Some(s), _) => bail!(
+            "--size {s}: {file} takes images of {} to {} pixels a side",
+            fitting.first().copied().unwrap_or(0),
+            fitting.last().copied().unwrap_or(0)
+        ),
+        (None, [only]) => *only,
+        (None, _) => bail!(
+            "{file}: images of {} to {} pixels a side fit these tensors (a state_dict does not record the size); pass --size",
+            fitting.first().copied().unwrap_or(0),
+            fitting.last().copied().unwrap_or(0)
+        ),
+    };
+    let Some(act) = settings.act else {
+        bail!(
+            "{file}: a state_dict does not record the activation; pass --act relu or --act leaky-relu (pytorch_images.py's --act)"
+        );
+    };
+    Ok(ModelSpec {
+        kind,
+        latent,
+        task: settings.task,
+        loss: settings.loss,
+        image: ImageShape { channels, size },
+        widths,
+        norm,
+        act,
+        classes: (0..classes).map(|c| c.to_string()).collect(),
+    })
+}
+
+/// Reads the `state_dict` at `from`, infers its model, checks every tensor against it and
+/// writes a gpu-ae checkpoint to `to` (which must not exist); returns the model.
+pub fn import(from: &Path, to: &Path, settings: &ImportSettings) -> Result<ModelSpec> {
+    if to.exists() {
+        bail!("{}: exists; choose another --out", to.display());
+    }
+    let ckpt = checkpoint::load(from)?;
+    if ckpt.meta("format").is_some() {
+        bail!(
+            "{}: already a gpu-ae checkpoint; use it as it is",
+            from.display()
+        );
+    }
+    let spec = infer_spec(&ckpt, from, settings)?;
+    let arch = Architecture::new(spec.clone())
+        .map_err(|e| Error::msg(format!("{}: {e}", from.display())))?;
+    // Every tensor of the file must be one of the model's, of its shape.
+    values_from_checkpoint(&arch, &ckpt, from)?;
+    let tensors: Vec<NamedTensor> = ckpt.tensors.clone();
+    let out = Checkpoint {
+        tensors,
+        metadata: metadata::write_spec(&spec),
+    };
+    checkpoint::save(to, &out)?;
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sizes_that_fit_an_encoder() {
+        // MNIST's 28 → 14 → 7; 27 → 14 → 7 as well.
+        assert_eq!(sizes_fitting(7, 2, false), vec![25, 26, 27, 28]);
+        assert_eq!(sizes_fitting(4, 3, false), (25..=32).collect::<Vec<_>>());
+        // Super-resolution's first convolution keeps the half-size side.
+        assert_eq!(sizes_fitting(7, 2, true), vec![26, 28]);
+    }
+}
