@@ -232,10 +232,26 @@ impl Dataset {
 pub struct TestSet {
     pub dir: PathBuf,
     pub test: Split,
+    /// Test images that were scaled or made grey to the asked size and channels (0 for IDX).
+    pub converted: usize,
     pub classes: Vec<String>,
     pub split_rule: SplitRule,
     pub ignored: usize,
     pub outside_split: usize,
+}
+
+impl TestSet {
+    /// The note a command gives when it converted images to a model's `shape`, or None.
+    pub fn conversion_note(&self, shape: crate::models::ImageShape) -> Option<String> {
+        (self.converted > 0).then(|| {
+            format!(
+                "{}: {} of the {} test images converted to {shape} (scaled or made grey), the model's size and channels",
+                self.dir.display(),
+                self.converted,
+                self.test.images.count
+            )
+        })
+    }
 }
 
 /// Whether `dir` is an IDX folder: it holds one of the four IDX files, with or without .gz
@@ -273,6 +289,7 @@ pub fn load_test(dir: &Path, opts: &DataOptions) -> Result<TestSet> {
     Ok(TestSet {
         dir: dir.to_path_buf(),
         test,
+        converted: 0,
         classes: Vec::new(),
         split_rule: SplitRule::IdxFiles,
         ignored: 0,

@@ -30,7 +30,7 @@ use crate::fingerprint::Fnv1a64;
 use crate::image_folder::Listing;
 
 /// First bytes of a cache file; the last byte is the format version.
-const MAGIC: &[u8; 16] = b"gpu-ae-dataset\n\x01";
+const MAGIC: &[u8; 16] = b"gpu-ae-dataset\n\x02";
 
 /// The folder cache files go in, from the environment (see the module doc); None when none of
 /// the variables is set.
@@ -95,6 +95,8 @@ pub struct Cached {
     pub classes: Vec<String>,
     pub train: Split,
     pub test: Split,
+    /// Images of (train, test) that were scaled or made grey to the options' shape.
+    pub converted: [usize; 2],
 }
 
 /// The cache file of one folder, options and listing.
@@ -187,6 +189,9 @@ fn encode(c: &Cached, key: u64) -> Vec<u8> {
         b.extend_from_slice(&(class.len() as u32).to_le_bytes());
         b.extend_from_slice(class.as_bytes());
     }
+    for n in c.converted {
+        b.extend_from_slice(&(n as u64).to_le_bytes());
+    }
     for &l in c.train.labels.iter().chain(&c.test.labels) {
         b.extend_from_slice(&l.to_le_bytes());
     }
@@ -251,6 +256,10 @@ fn decode(mut bytes: Vec<u8>, key: u64) -> Option<Cached> {
         let len = f.u32()? as usize;
         classes.push(String::from_utf8(f.take(len)?.to_vec()).ok()?);
     }
+    let converted = [f.u64()?, f.u64()?].map(|c| usize::try_from(c).ok());
+    let [Some(train_converted), Some(test_converted)] = converted else {
+        return None;
+    };
     let n_labels = n_train.checked_add(n_test)?;
     let label_bytes = f.take(n_labels.checked_mul(4)?)?;
     let labels: Vec<u32> = label_bytes
@@ -287,6 +296,7 @@ fn decode(mut bytes: Vec<u8>, key: u64) -> Option<Cached> {
         train: split(n_train, bytes, &labels[..n_train]),
         test: split(n_test, test_pixels, &labels[n_train..]),
         classes,
+        converted: [train_converted, test_converted],
     })
 }
 
@@ -341,6 +351,7 @@ mod tests {
             classes: vec!["a".into(), "é".into()],
             train: split(3, 7, vec![0, 1, UNLABELLED]),
             test: split(1, 9, vec![1]),
+            converted: [2, 1],
         }
     }
 

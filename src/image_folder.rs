@@ -239,18 +239,7 @@ impl Layout {
 /// files were decoded with the same options before.
 pub fn load(dir: &Path, opts: &DataOptions) -> Result<Dataset> {
     let (listing, layout) = survey(dir, opts, true)?;
-    let stats = stat_all(dir, &listing)?;
-    let entry = dataset_cache::Entry::new(dir, opts, Part::All, layout.rule, &listing, &stats);
-    let cached = match entry.as_ref().and_then(|e| e.read(&layout.classes)) {
-        Some(c) if fits(&c, &layout, opts) => c,
-        _ => {
-            let c = decode_layout(dir, &listing, &layout, opts, true)?;
-            if let Some(e) = &entry {
-                e.write(&c);
-            }
-            c
-        }
-    };
+    let cached = load_all(dir, opts, &listing, &layout)?;
     Ok(Dataset {
         dir: dir.to_path_buf(),
         train: cached.train,
@@ -259,6 +248,22 @@ pub fn load(dir: &Path, opts: &DataOptions) -> Result<Dataset> {
         split_rule: layout.rule,
         ignored: listing.ignored,
         outside_split: layout.outside,
+    })
+}
+
+/// Every image of a surveyed folder, from the cache or decoded (and cached).
+fn load_all(dir: &Path, opts: &DataOptions, listing: &Listing, layout: &Layout) -> Result<Cached> {
+    let stats = stat_all(dir, listing)?;
+    let entry = dataset_cache::Entry::new(dir, opts, Part::All, layout.rule, listing, &stats);
+    Ok(match entry.as_ref().and_then(|e| e.read(&layout.classes)) {
+        Some(c) if fits(&c, layout, opts) => c,
+        _ => {
+            let c = decode_layout(dir, listing, layout, opts, true)?;
+            if let Some(e) = &entry {
+                e.write(&c);
+            }
+            c
+        }
     })
 }
 
@@ -274,27 +279,28 @@ pub fn load_test(dir: &Path, opts: &DataOptions) -> Result<TestSet> {
         .as_ref()
         .and_then(|e| e.read(&layout.classes))
         .filter(|c| fits(c, &layout, opts));
-    let test = if let Some(c) = hit {
-        c.test
+    let cached = if let Some(c) = hit {
+        c
     } else if opts.channels.is_some() && opts.size.is_some() {
         let entry = dataset_cache::Entry::new(dir, opts, Part::Test, layout.rule, &listing, &stats);
         match entry.as_ref().and_then(|e| e.read(&layout.classes)) {
-            Some(c) if c.test.labels.len() == layout.test.len() => c.test,
+            Some(c) if c.test.labels.len() == layout.test.len() => c,
             _ => {
                 let c = decode_layout(dir, &listing, &layout, opts, false)?;
                 if let Some(e) = &entry {
                     e.write(&c);
                 }
-                c.test
+                c
             }
         }
     } else {
         layout.check(dir, &listing, true)?;
-        load(dir, opts)?.test
+        load_all(dir, opts, &listing, &layout)?
     };
     Ok(TestSet {
         dir: dir.to_path_buf(),
-        test,
+        test: cached.test,
+        converted: cached.converted[1],
         classes: layout.classes,
         split_rule: layout.rule,
         ignored: listing.ignored,
@@ -422,6 +428,8 @@ pub struct Prepared {
     pub planes: Vec<u8>,
     /// Whether the image was grey after compositing (the one plane stands for R = G = B).
     pub grey: bool,
+    /// Whether it was scaled (another size) or made grey (a colour image, one plane asked for).
+    pub converted: bool,
 }
 
 /// The reference's `load_image` from a decoded image: grey (`channels` 1, Pillow's luma) or
@@ -445,7 +453,12 @@ pub fn prepare(d: &Decoded, channels: Option<u8>, size: usize) -> Prepared {
             planes[ch * n + i] = v;
         }
     }
-    Prepared { planes, grey }
+    let converted = (d.width, d.height) != (size, size) || (one_plane && !grey);
+    Prepared {
+        planes,
+        grey,
+        converted,
+    }
 }
 
 /// The reference's whole pipeline on one file's bytes: [`decode`] then [`prepare`]:
@@ -516,10 +529,13 @@ fn decode_layout(
         }
     });
     let [train_split, test_split] = splits;
+    let converted =
+        |range: std::ops::Range<usize>| prepared[range].iter().filter(|p| p.converted).count();
     Ok(Cached {
         classes: layout.classes.clone(),
         train: train_split,
         test: test_split,
+        converted: [converted(0..n_train), converted(n_train..picked.len())],
     })
 }
 

@@ -660,6 +660,9 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     let binarize = gpu_ae::metadata::read_binarize(&ckpt, &a.checkpoint)?;
     let options = DataOptions::for_model(model.arch.spec.image, &split);
     let set = gpu_ae::data::load_test(&dir, &options)?;
+    if let Some(note) = set.conversion_note(model.arch.spec.image) {
+        noteln!("{note}");
+    }
     let mut test = set.test;
     let spec = &model.arch.spec;
     if spec.is_conditional() {

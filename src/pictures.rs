@@ -11,7 +11,7 @@ use gpu_ae::infer::Inference;
 use gpu_ae::models::{ImageShape, Task};
 use gpu_ae::train::load_model;
 use gpu_ae::{apply, classes};
-use gpu_ae::{bail, outln};
+use gpu_ae::{bail, noteln, outln};
 use gpu_ae::{files, viz};
 use image::DynamicImage;
 use std::path::{Path, PathBuf};
@@ -94,6 +94,9 @@ fn test_images(dir: &Path, image: ImageShape, split: &SplitRule) -> Result<TestI
     // The loader converts a folder of images to the model's shape and refuses an IDX folder
     // of another shape.
     let set = gpu_ae::data::load_test(dir, &DataOptions::for_model(image, split))?;
+    if let Some(note) = set.conversion_note(image) {
+        noteln!("{note}");
+    }
     Ok(TestImages {
         pixels: set
             .test

@@ -818,8 +818,15 @@ fn a_folder_of_colour_images_trains_and_every_command_uses_it() {
     assert!(matches!(img, image::DynamicImage::ImageRgb8(_)));
     let recon = pics.join("r.png");
     #[rustfmt::skip]
-    let line = text(&run_with_cache(&["reconstruct", "--checkpoint", s(&m), "--data", s(&data), "--count", "4", "--scale", "1", "--padding", "0", "--out", s(&recon)]).stdout);
+    let out = run_with_cache(&["reconstruct", "--checkpoint", s(&m), "--data", s(&data), "--count", "4", "--scale", "1", "--padding", "0", "--out", s(&recon)]);
+    let line = text(&out.stdout);
     assert!(line.contains("PSNR"), "{line}");
+    // The 64×64 emoji were scaled to the model's size, and the command says so.
+    let note = text(&out.stderr);
+    assert!(
+        note.contains("test images converted to 16×16 3-channel"),
+        "{note}"
+    );
     assert_eq!(image::image_dimensions(&recon).unwrap(), (64, 32));
 
     // Codes with the categories as labels, named in the scatter plot's legend.
