@@ -326,3 +326,89 @@ fn binarised_runs_evaluate_on_a_fixed_binarisation() {
     );
     assert!(e.contains("keeps its settings"), "{e}");
 }
+
+/// An image folder's subfolders are the classes: `--label` takes their names.
+#[test]
+fn an_image_folder_trains_a_conditional_vae_on_its_subfolders() {
+    let emoji = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/emoji-noto");
+    if !emoji.is_dir() {
+        eprintln!("skipped: {} is not here", emoji.display());
+        return;
+    }
+    let data = scratch("cvae-emoji");
+    for category in ["flags", "food-drink", "travel-places"] {
+        let dir = data.join(category);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(emoji.join(category))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.iter().take(10) {
+            std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let run = root().join("cvae-emoji-run");
+    let cache = scratch("cvae-emoji-cache");
+    let train = std::process::Command::new(BIN)
+        .args([
+            "train",
+            "--conditional",
+            "--data",
+            s(&data),
+            "--out",
+            s(&run),
+            "--size",
+            "8",
+            "--widths",
+            "4,8",
+            "--latent",
+            "2",
+            "--batch",
+            "8",
+            "--epochs",
+            "1",
+            "--quiet",
+        ])
+        .env("GPU_AE_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    assert!(train.status.success(), "{}", text(&train.stderr));
+    let ckpt = checkpoint::load(&model_file(&run)).unwrap();
+    assert_eq!(
+        ckpt.meta("classes"),
+        Some(r#"["flags","food-drink","travel-places"]"#)
+    );
+    let pic = root().join("cvae-emoji.png");
+    let m = model_file(&run);
+    let out = ok(&[
+        "sample",
+        "--checkpoint",
+        s(&m),
+        "--label",
+        "travel-places,flags",
+        "--cols",
+        "3",
+        "--padding",
+        "0",
+        "--scale",
+        "1",
+        "--out",
+        s(&pic),
+    ]);
+    assert!(out.contains("classes travel-places,flags"), "{out}");
+    assert_eq!(png_size(&pic), (3 * 8, 2 * 8));
+    fails(
+        &[
+            "sample",
+            "--checkpoint",
+            s(&m),
+            "--label",
+            "animals",
+            "--out",
+            s(&pic),
+        ],
+        &["--label", "flags, food-drink, travel-places"],
+        &[],
+    );
+}
