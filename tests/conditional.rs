@@ -412,3 +412,52 @@ fn an_image_folder_trains_a_conditional_vae_on_its_subfolders() {
         &[],
     );
 }
+
+/// A 2-D conditional model draws one manifold per class, or for the asked ones.
+#[test]
+fn manifolds_of_a_2d_conditional_model_are_one_per_class() {
+    let run = root().join("cvae2");
+    train(&run, &["--conditional", "--latent", "2"]);
+    let m = model_file(&run);
+    let pic = root().join("cvae2-manifold.png");
+    let grid = [
+        "--rows",
+        "3",
+        "--cols",
+        "4",
+        "--padding",
+        "0",
+        "--scale",
+        "1",
+    ];
+    let all = [
+        &[
+            "sample",
+            "--checkpoint",
+            s(&m),
+            "--manifold",
+            "--out",
+            s(&pic),
+        ],
+        &grid[..],
+    ]
+    .concat();
+    ok(&all);
+    assert_eq!(png_size(&pic), (4 * 28, 10 * 3 * 28));
+    let some = [
+        &[
+            "sample",
+            "--checkpoint",
+            s(&m),
+            "--manifold",
+            "--label",
+            "5,0",
+            "--out",
+            s(&pic),
+        ],
+        &grid[..],
+    ]
+    .concat();
+    ok(&some);
+    assert_eq!(png_size(&pic), (4 * 28, 2 * 3 * 28));
+}
