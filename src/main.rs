@@ -102,7 +102,8 @@ struct GridArgs {
 
 #[derive(Args)]
 struct SampleArgs {
-    /// Checkpoint (default: the conv-vae shipped in assets/models, the 2-D one with --manifold).
+    /// Checkpoint (default: the conv-vae shipped in assets/models, the 2-D one with --manifold,
+    /// the conditional 2-D one with --label).
     #[arg(long, value_name = "FILE")]
     checkpoint: Option<PathBuf>,
     #[command(flatten)]

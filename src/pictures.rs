@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 /// Shipped checkpoints, trained by gpu-ae itself (recipe in the README).
 const SHIPPED_L16: &str = "assets/models/conv-vae-L16.safetensors";
 const SHIPPED_L2: &str = "assets/models/conv-vae-L2.safetensors";
+const SHIPPED_CVAE_L2: &str = "assets/models/conv-cvae-L2.safetensors";
 const BATCH: usize = 500;
 
 fn shipped(rel: &str) -> PathBuf {
@@ -187,7 +188,13 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let checkpoint = a
         .checkpoint
         .clone()
-        .unwrap_or_else(|| shipped(if a.manifold { SHIPPED_L2 } else { SHIPPED_L16 }));
+        .unwrap_or_else(|| {
+            shipped(match (&a.label, a.manifold) {
+                (Some(_), _) => SHIPPED_CVAE_L2,
+                (None, true) => SHIPPED_L2,
+                (None, false) => SHIPPED_L16,
+            })
+        });
     let (gpu, model, split) = open(&a.adapter, &checkpoint)?;
     let image = model.arch.spec.image;
     let kind = model.arch.spec.kind;

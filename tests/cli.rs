@@ -314,6 +314,12 @@ fn sample_works_out_of_the_box_with_the_shipped_checkpoints() {
     let out = ok(&["sample", "--manifold", "--rows", "4", "--cols", "4", "--padding", "0", "--scale", "1", "--out", s(&manifold)]);
     assert!(out.contains("conv-vae-L2.safetensors"), "{out}");
     assert_eq!(png_size(&manifold), (112, 112));
+    // --label draws the asked digits from the shipped conditional model.
+    let digits = dir.join("digits.png");
+    #[rustfmt::skip]
+    let out = ok(&["sample", "--label", "7,1", "--cols", "5", "--padding", "0", "--scale", "1", "--out", s(&digits)]);
+    assert!(out.contains("conv-cvae-L2.safetensors") && out.contains("classes 7,1"), "{out}");
+    assert_eq!(png_size(&digits), (140, 56));
     // The shipped colour model draws 32×32 RGB emoji.
     let emoji =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/emoji-vae-32.safetensors");
