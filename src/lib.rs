@@ -31,6 +31,7 @@ pub mod metadata;
 pub mod models;
 pub mod nn;
 pub mod pil;
+pub mod platform;
 pub mod reference;
 pub mod run;
 pub mod shapes;

@@ -9,6 +9,7 @@ use gpu_ae::gpu::{AdapterChoice, Elem, Gpu};
 use gpu_ae::gpu_split::GpuSplit;
 use gpu_ae::kernels::{ENTRY_POINTS, data::pack_bytes};
 use gpu_ae::models::{LossKind, ModelKind, ModelSpec, Task};
+use gpu_ae::platform::block_on;
 use gpu_ae::train::{TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 
@@ -122,7 +123,7 @@ fn bench_reports_the_start_up_phases() {
         precision: Elem::F32,
         conditional: false,
     };
-    let report = bench::run(&opts, || Ok(gpu())).unwrap();
+    let report = block_on(bench::run(&opts, || Ok(gpu()))).unwrap();
     let startup = report["startup_s"].as_f64().unwrap();
     let phase = |key: &str| -> f64 {
         let v = report["startup"][key].as_f64();
@@ -171,7 +172,9 @@ fn bench_reports_a_bad_dataset_by_name() {
         precision: Elem::F32,
         conditional: false,
     };
-    let err = bench::run(&opts, || Ok(gpu())).unwrap_err().to_string();
+    let err = block_on(bench::run(&opts, || Ok(gpu())))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("no/such/dataset") && !err.contains('\n'),
         "{err}"
