@@ -10,7 +10,7 @@ mod selftest;
 
 use gpu_ae::checkpoint;
 use gpu_ae::data::{Binarize, Dataset, Split, SplitRule};
-use gpu_ae::gpu::{AdapterChoice, DeviceLimits, Elem, Gpu};
+use gpu_ae::gpu::{AdapterChoice, DeviceLimits, Elem, Gpu, is_software};
 use gpu_ae::gpu_split::GpuSplit;
 use gpu_ae::graph::{Model, values_from_checkpoint};
 use gpu_ae::infer::Inference;
@@ -89,15 +89,24 @@ fn view() -> Result<Rc<View>, JsValue> {
 }
 
 /// Opens the browser's WebGPU adapter with the limits it has (never more than it offers), and
-/// returns `{"backend", "limits": {...}, "f16": bool}` as JSON. Idempotent.
+/// returns `{"backend", "software", "limits": {...}, "f16": bool}` as JSON. `description` is
+/// the adapter as the page's `GPUAdapterInfo` names it (wgpu's name is empty on the web): a
+/// software renderer (SwiftShader) gets the grids of a CPU adapter. Idempotent.
 #[wasm_bindgen]
-pub async fn open_gpu() -> Result<String, JsValue> {
+pub async fn open_gpu(description: String) -> Result<String, JsValue> {
     let gpu = match GPU.with(Cell::get) {
         Some(gpu) => gpu,
         None => {
-            let gpu = Gpu::request(&AdapterChoice::Best, DeviceLimits::Adapter)
+            let mut gpu = Gpu::request(&AdapterChoice::Best, DeviceLimits::Adapter)
                 .await
                 .map_err(js_err)?;
+            let named = wgpu::AdapterInfo {
+                name: description,
+                ..gpu.info.clone()
+            };
+            if is_software(&named) {
+                gpu.busy_workgroups = 1;
+            }
             let gpu: &'static Gpu = Box::leak(Box::new(gpu));
             GPU.with(|g| g.set(Some(gpu)));
             gpu
@@ -106,6 +115,7 @@ pub async fn open_gpu() -> Result<String, JsValue> {
     let l = &gpu.limits;
     Ok(serde_json::json!({
         "backend": format!("{:?}", gpu.info.backend),
+        "software": gpu.busy_workgroups == 1,
         "f16": gpu.has_f16(),
         "limits": {
             "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,

@@ -15,7 +15,7 @@ const MNIST_FILES = [
 // Ten colours for the ten digits (matplotlib's tab10).
 const DIGIT_COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd',
   '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
-const SCATTER_POINTS = 2000;
+const SCATTER_POINTS = 1000;
 const PREVIEW_EVERY_MS = 1500;
 
 function status(text, isError = false) {
@@ -180,12 +180,12 @@ async function epochLoop() {
     status(`Training stopped: ${e}`, true);
   }
   state.training = false;
-  await previews;
-  await refreshPreviews();
   $('pause').disabled = true;
   $('start').disabled = false;
   $('start').textContent = 'Resume';
   $('download').disabled = false;
+  await previews;
+  await refreshPreviews();
 }
 
 async function pauseTraining() {
@@ -278,7 +278,7 @@ async function main() {
   $('adapter').textContent = adapterName;
   status('Loading the WebAssembly…');
   await init();
-  const gpu = JSON.parse(await ae.open_gpu());
+  const gpu = JSON.parse(await ae.open_gpu(adapterName));
   $('f16').textContent = gpu.f16 ? 'available, not in use (f32 storage)' : 'not available (f32 storage)';
   status('Loading MNIST…');
   const files = await Promise.all(MNIST_FILES.map((f) => fetchBytes(`mnist/${f}`)));
