@@ -204,11 +204,10 @@ pub fn start_training(
     seed: u32,
 ) -> Result<String, JsValue> {
     let gpu = gpu()?;
-    if TRAINING.with(|t| t.borrow().is_none()) && VIEW.with(|v| v.borrow().is_some()) {
-        // A view without a training: a checkpoint, or an epoch running right now.
-        if VIEW.with(|v| v.borrow().as_ref().is_some_and(|v| v.source.is_some())) {
-            return Err(js_err("an epoch is running: pause first"));
-        }
+    // A view of a training whose trainer is not in its slot: an epoch owns it right now.
+    let viewing_training = VIEW.with(|v| v.borrow().as_ref().is_some_and(|v| v.source.is_some()));
+    if viewing_training && TRAINING.with(|t| t.borrow().is_none()) {
+        return Err(js_err("an epoch is running: pause first"));
     }
     let trainer = new_trainer(gpu, latent, batch, lr, images, seed as u64).map_err(js_err)?;
     let arch = trainer.model.arch.clone();
