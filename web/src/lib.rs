@@ -166,7 +166,8 @@ fn conv_vae(latent: usize) -> ModelSpec {
     ModelSpec::mnist(ModelKind::ConvVae, latent, Task::Reconstruct, LossKind::Bce)
 }
 
-/// A fresh trainer of conv-vae (latent `latent`) on the first `images` MNIST training images.
+/// A fresh trainer of conv-vae (latent `latent`) on the first `images` MNIST training images,
+/// its activations stored as `precision`.
 fn new_trainer(
     gpu: &'static Gpu,
     latent: usize,
@@ -174,6 +175,7 @@ fn new_trainer(
     lr: f32,
     images: usize,
     seed: u64,
+    precision: Elem,
 ) -> gpu_ae::Result<Trainer<'static>> {
     let mnist = MNIST
         .with(|m| m.borrow().clone())
@@ -185,7 +187,7 @@ fn new_trainer(
         batch,
         lr,
         seed,
-        precision: Elem::F32,
+        precision,
         beta: 1.0,
         binarize: Binarize::None,
     };
@@ -193,8 +195,9 @@ fn new_trainer(
 }
 
 /// Starts a new training of conv-vae (latent 2 or 16) on the first `images` training images
-/// (replacing any other), and makes it the model the previews show. Returns
-/// `{"params": P, "steps_per_epoch": S}`.
+/// (replacing any other), activations stored as f16 when `f16` (the adapter needs
+/// `shader-f16`), and makes it the model the previews show. Returns
+/// `{"params": P, "steps_per_epoch": S, "f16": bool}`.
 #[wasm_bindgen]
 pub fn start_training(
     latent: usize,
@@ -202,6 +205,7 @@ pub fn start_training(
     lr: f32,
     images: usize,
     seed: u32,
+    f16: bool,
 ) -> Result<String, JsValue> {
     let gpu = gpu()?;
     // A view of a training whose trainer is not in its slot: an epoch owns it right now.
@@ -209,7 +213,12 @@ pub fn start_training(
     if viewing_training && TRAINING.with(|t| t.borrow().is_none()) {
         return Err(js_err("an epoch is running: pause first"));
     }
-    let trainer = new_trainer(gpu, latent, batch, lr, images, seed as u64).map_err(js_err)?;
+    if f16 && !gpu.has_f16() {
+        return Err(js_err("this adapter has no shader-f16: train in f32"));
+    }
+    let precision = if f16 { Elem::F16 } else { Elem::F32 };
+    let trainer =
+        new_trainer(gpu, latent, batch, lr, images, seed as u64, precision).map_err(js_err)?;
     let arch = trainer.model.arch.clone();
     let params = arch.params.total;
     let steps = trainer.steps_per_epoch();
@@ -228,7 +237,7 @@ pub fn start_training(
             spec,
         }))
     });
-    Ok(serde_json::json!({ "params": params, "steps_per_epoch": steps }).to_string())
+    Ok(serde_json::json!({ "params": params, "steps_per_epoch": steps, "f16": f16 }).to_string())
 }
 
 /// One line of progress as JSON: the epoch, steps done and per epoch, the mean loss so far,

@@ -3,7 +3,7 @@
 //! WASM), then conv-vae trained for a few epochs on a slice of MNIST, whose loss must fall.
 //! The outcome is one JSON object; the headless browser test reads it from the page.
 
-use gpu_ae::gpu::{Gpu, Plan, Tensor};
+use gpu_ae::gpu::{Elem, Gpu, Plan, Tensor};
 use gpu_ae::host_rng::SplitMix64;
 use gpu_ae::kernels::adam::{self, AdamConfig};
 use gpu_ae::kernels::{activation, conv2d, linear, loss, reduce, step};
@@ -250,7 +250,7 @@ async fn kernels(gpu: &Gpu, log: &dyn Fn(&str)) -> gpu_ae::Result<Vec<Check>> {
 /// Mean training loss of each of [`TRAIN_EPOCHS`] epochs of conv-vae (latent 2) on the first
 /// [`TRAIN_IMAGES`] MNIST images, and the steps per second.
 async fn training(gpu: &'static Gpu, log: &dyn Fn(&str)) -> gpu_ae::Result<(Vec<f64>, f64)> {
-    let mut trainer = crate::new_trainer(gpu, 2, TRAIN_BATCH, 2e-3, TRAIN_IMAGES, 0)?;
+    let mut trainer = crate::new_trainer(gpu, 2, TRAIN_BATCH, 2e-3, TRAIN_IMAGES, 0, Elem::F32)?;
     let start = Instant::now();
     let mut losses = Vec::new();
     for epoch in 0..TRAIN_EPOCHS {

@@ -16,6 +16,8 @@ const MNIST_FILES = [
 const DIGIT_COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd',
   '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 const SCATTER_POINTS = 1000;
+// What the f16 figure says while f16 is not in use.
+let f16Note = '';
 const PREVIEW_EVERY_MS = 1500;
 
 function status(text, isError = false) {
@@ -198,7 +200,8 @@ async function start() {
   if (!state.started) {
     const latent = Number($('model').value);
     const info = JSON.parse(ae.start_training(latent, Number($('batch').value),
-      Number($('lr').value), Number($('images').value), 0));
+      Number($('lr').value), Number($('images').value), 0, $('f16box').checked));
+    $('f16').textContent = info.f16 ? 'in use (activations stored as f16)' : f16Note;
     state.started = true;
     state.latent = latent;
     state.image = { channels: 1, size: 28 };
@@ -242,7 +245,7 @@ function wire() {
   $('start').onclick = () => start().catch((e) => status(String(e), true));
   $('pause').onclick = () => ae.pause();
   $('download').onclick = () => download().catch((e) => status(String(e), true));
-  for (const id of ['model', 'batch', 'lr', 'images']) $(id).onchange = settingsChanged;
+  for (const id of ['model', 'batch', 'lr', 'images', 'f16box']) $(id).onchange = settingsChanged;
   document.querySelectorAll('.shipped').forEach((b) => {
     b.onclick = () => fetchBytes(`models/${b.dataset.file}`)
       .then((bytes) => openCheckpoint(bytes, b.dataset.file))
@@ -279,7 +282,9 @@ async function main() {
   status('Loading the WebAssembly…');
   await init();
   const gpu = JSON.parse(await ae.open_gpu(adapterName));
-  $('f16').textContent = gpu.f16 ? 'available, not in use (f32 storage)' : 'not available (f32 storage)';
+  f16Note = gpu.f16 ? 'available, not in use (f32 storage)' : 'not available (f32 storage)';
+  $('f16').textContent = f16Note;
+  $('f16box').disabled = !gpu.f16;
   status('Loading MNIST…');
   const files = await Promise.all(MNIST_FILES.map((f) => fetchBytes(`mnist/${f}`)));
   const counts = JSON.parse(ae.load_mnist(...files));
