@@ -10,9 +10,9 @@ use crate::gpu::{Elem, Gpu};
 use crate::gpu_split::GpuSplit;
 use crate::kernels;
 use crate::models::ModelSpec;
+use crate::platform::{self, Instant};
 use crate::train::{TrainConfig, Trainer};
 use std::path::PathBuf;
-use std::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -74,13 +74,16 @@ impl Startup {
 }
 
 /// Submits the queued buffer writes and waits for them.
-fn flush(gpu: &Gpu) -> Result<()> {
+async fn flush(gpu: &Gpu) -> Result<()> {
     gpu.queue.submit([]);
-    gpu.wait()
+    gpu.idle().await
 }
 
 /// Runs the benchmark; `open` opens the adapter (timed as part of start-up).
-pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<serde_json::Value> {
+pub async fn run(
+    opts: &BenchOptions,
+    open: impl FnOnce() -> Result<Gpu>,
+) -> Result<serde_json::Value> {
     let t0 = Instant::now();
     let mut times = Startup::default();
     let lap = |since: &mut Instant| {
@@ -89,8 +92,8 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
         *since = now;
         s
     };
-    let (gpu, (train, classes)) = std::thread::scope(|s| -> Result<(Gpu, (Split, Vec<String>))> {
-        let loader = s.spawn(|| {
+    let ((train, data_s), gpu) = platform::join(
+        || {
             let t = Instant::now();
             let train = data::load(&opts.data_dir, &opts.data_options).and_then(|d| {
                 let train = match opts.train_limit {
@@ -105,22 +108,25 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
                 Ok((train, classes))
             });
             (train, t.elapsed().as_secs_f64())
-        });
-        let mut t = t0;
-        let gpu = open()?;
-        times.adapter_s = lap(&mut t);
-        times.adapters_s = gpu.open_times.adapters_s;
-        times.device_s = gpu.open_times.device_s;
-        gpu.prepare(kernels::ENTRY_POINTS);
-        times.pipelines_s = lap(&mut t);
-        let (train, data_s) = loader.join().expect("the dataset loader does not panic");
-        times.data_s = data_s;
-        times.data_wait_s = lap(&mut t);
-        Ok((gpu, train?))
-    })?;
+        },
+        || -> Result<(Gpu, Instant)> {
+            let mut t = t0;
+            let gpu = open()?;
+            times.adapter_s = lap(&mut t);
+            times.adapters_s = gpu.open_times.adapters_s;
+            times.device_s = gpu.open_times.device_s;
+            gpu.prepare(kernels::ENTRY_POINTS);
+            times.pipelines_s = lap(&mut t);
+            Ok((gpu, t))
+        },
+    );
+    let (gpu, mut t) = gpu?;
+    times.data_s = data_s;
+    times.data_wait_s = lap(&mut t);
+    let (train, classes): (Split, Vec<String>) = train?;
     let mut t = Instant::now();
     let split = GpuSplit::upload(&gpu, &train, &opts.data_dir)?;
-    flush(&gpu)?;
+    flush(&gpu).await?;
     times.upload_s = lap(&mut t);
     let cfg = TrainConfig {
         // The images' shape comes from the data.
@@ -137,7 +143,7 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
         binarize: data::Binarize::None,
     };
     let mut trainer = Trainer::new(&gpu, cfg, split, None, None, 0)?;
-    flush(&gpu)?;
+    flush(&gpu).await?;
     times.plans_s = lap(&mut t);
     let startup_s = t0.elapsed().as_secs_f64();
 
@@ -146,7 +152,8 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
     for e in 0..opts.epochs {
         let t = Instant::now();
         let p = trainer
-            .run_epoch(e, &mut |_| {})?
+            .run_epoch(e, &|| false, &mut |_| {})
+            .await?
             .ok_or_else(|| Error::msg("bench: stopped"))?;
         epoch_s.push(t.elapsed().as_secs_f64());
         last_loss = p.mean_loss();
@@ -196,7 +203,7 @@ pub fn run(opts: &BenchOptions, open: impl FnOnce() -> Result<Gpu>) -> Result<se
     });
     if gpu.has_timestamps() {
         let repeats = 5;
-        let profile = plan.profile(&gpu, repeats)?;
+        let profile = plan.profile(&gpu, repeats).await?;
         let total: f64 = profile.kernels.iter().map(|k| k.1).sum();
         report["gpu_ms_per_step"] = round(total / repeats as f64 / 1e6, 4).into();
         report["kernels"] = profile

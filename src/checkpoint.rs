@@ -97,7 +97,12 @@ impl View for TensorView<'_> {
 /// Refuses empty or duplicate names, data whose length does not match the shape, and NaN or
 /// infinite values, so a diverged run never overwrites a good checkpoint with garbage.
 pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
-    let file = path.display();
+    write_atomic(path, &to_bytes(ckpt, &path.display())?)
+}
+
+/// The safetensors file [`save`] writes, as bytes (a web page's download); `file` names it in
+/// errors.
+pub fn to_bytes(ckpt: &Checkpoint, file: &dyn std::fmt::Display) -> Result<Vec<u8>> {
     let mut seen = HashSet::new();
     for t in &ckpt.tensors {
         if t.name.is_empty() || t.name == "__metadata__" {
@@ -132,9 +137,8 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
         .tensors
         .iter()
         .map(|t| (t.name.as_str(), TensorView(t)));
-    let bytes = safetensors::serialize(views, (!metadata.is_empty()).then_some(metadata))
-        .map_err(|e| Error::msg(format!("{file}: cannot serialize checkpoint: {e}")))?;
-    write_atomic(path, &bytes)
+    safetensors::serialize(views, (!metadata.is_empty()).then_some(metadata))
+        .map_err(|e| Error::msg(format!("{file}: cannot serialize checkpoint: {e}")))
 }
 
 /// Reads a checkpoint written by [`save`] (or any safetensors file of F32 tensors). Errors name
@@ -149,10 +153,16 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         "a safetensors checkpoint file".to_string()
     };
     let bytes = files::read(path, &what)?;
+    from_bytes(&bytes, &file)
+}
+
+/// A checkpoint from the bytes of a safetensors file, checked as [`load`] checks a file; `file`
+/// names it in errors.
+pub fn from_bytes(bytes: &[u8], file: &dyn std::fmt::Display) -> Result<Checkpoint> {
     if bytes.is_empty() {
         bail!("{file}: empty file, not a safetensors checkpoint");
     }
-    let (header_len, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+    let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
         Error::msg(format!(
             "{file}: not a safetensors checkpoint or corrupt: {e}"
         ))

@@ -348,7 +348,22 @@ fn check_idx_options(dir: &Path, im: &Images, opts: &DataOptions) -> Result<()> 
 
 /// Reads an IDX3 unsigned-byte file (magic 0x00000803) of `[count, rows, cols]` images.
 pub fn read_images(path: &Path) -> Result<Images> {
-    let mut file = IdxFile::open(path)?;
+    images(IdxFile::open(path)?)
+}
+
+/// An IDX3 image file's contents (gzip or raw) as [`read_images`] reads them; `name` names it
+/// in errors (a web page has the bytes of a download, not a file).
+pub fn images_from_bytes(name: &Path, bytes: &[u8]) -> Result<Images> {
+    images(IdxFile::from_bytes(name, bytes)?)
+}
+
+/// An IDX1 label file's contents (gzip or raw) as [`read_labels`] reads them.
+pub fn labels_from_bytes(name: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
+    labels(IdxFile::from_bytes(name, bytes)?)
+}
+
+fn images(mut file: IdxFile) -> Result<Images> {
+    let path = file.path;
     let header = file.header(16, IMAGES_MAGIC, "IDX image")?;
     let dims = [be32(&header[4..]), be32(&header[8..]), be32(&header[12..])];
     let [count, rows, cols] = dims;
@@ -373,7 +388,11 @@ pub fn read_images(path: &Path) -> Result<Images> {
 
 /// Reads an IDX1 unsigned-byte file (magic 0x00000801) of labels. Values are not limited to 0..9.
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
-    let mut file = IdxFile::open(path)?;
+    labels(IdxFile::open(path)?)
+}
+
+fn labels(mut file: IdxFile) -> Result<Vec<u8>> {
+    let path = file.path;
     let header = file.header(8, LABELS_MAGIC, "IDX label")?;
     let count = be32(&header[4..]);
     if count == 0 {
@@ -395,17 +414,10 @@ pub fn load_idx(dir: &Path) -> Result<Dataset> {
         find(dir, "t10k-labels-idx1-ubyte")?,
     ];
     // Decompressing the 60 000 training images dominates; read the two splits side by side.
-    let (train, test) = std::thread::scope(|s| {
-        let test = s.spawn(|| split(&paths[2], &paths[3]));
-        let train = split(&paths[0], &paths[1]);
-        let test = test.join().unwrap_or_else(|_| {
-            Err(Error::msg(format!(
-                "{}: reader crashed",
-                paths[2].display()
-            )))
-        });
-        (train, test)
-    });
+    let (test, train) = crate::platform::join(
+        || split(&paths[2], &paths[3]),
+        || split(&paths[0], &paths[1]),
+    );
     let (train, test) = (train?, test?);
     let (a, b) = (&train.images, &test.images);
     if (a.rows, a.cols) != (b.rows, b.cols) {
@@ -501,12 +513,24 @@ impl<'a> IdxFile<'a> {
         if size == 0 {
             bail!("{}: empty file", path.display());
         }
-        let mut buffered = BufReader::new(file);
+        Self::new(path, Box::new(BufReader::new(file)), size)
+    }
+
+    /// An IDX file held in memory.
+    fn from_bytes(path: &'a Path, bytes: &'a [u8]) -> Result<Self> {
+        if bytes.is_empty() {
+            bail!("{}: empty file", path.display());
+        }
+        Self::new(path, Box::new(bytes), bytes.len() as u64)
+    }
+
+    /// `size` bytes from `buffered`, gzip or raw.
+    fn new(path: &'a Path, mut buffered: Box<dyn Read + 'a>, size: u64) -> Result<Self> {
         let mut magic = [0u8; 2];
         let got = read_full(&mut buffered, &mut magic).map_err(|e| Error::io(path, e))?;
         let start = std::io::Cursor::new(magic[..got].to_vec());
         let gzip = got == 2 && magic == [0x1f, 0x8b];
-        let reader: Box<dyn Read> = if gzip {
+        let reader: Box<dyn Read + 'a> = if gzip {
             Box::new(MultiGzDecoder::new(start.chain(buffered)))
         } else {
             Box::new(start.chain(buffered))

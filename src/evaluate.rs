@@ -118,7 +118,7 @@ impl<'s> Evaluator<'s> {
 
     /// Runs every batch, in one submission (or one per chunk of a streamed split, each chunk
     /// uploaded before it), and reads the sums back.
-    pub fn run(&self, gpu: &Gpu) -> Result<EvalMetrics> {
+    pub async fn run(&self, gpu: &Gpu) -> Result<EvalMetrics> {
         gpu.queue
             .write_buffer(&self.state.buffer, 0, bytemuck::cast_slice(&[0u32; 4]));
         gpu.queue
@@ -149,7 +149,7 @@ impl<'s> Evaluator<'s> {
             }
             gpu.queue.submit([encoder.finish()]);
         }
-        let sums = self.acc.read_f32(gpu)?;
+        let sums = self.acc.fetch_f32(gpu).await?;
         let n = count as f64;
         Ok(EvalMetrics {
             rec: sums[0] as f64 / n,

@@ -70,20 +70,20 @@ impl Model {
         })
     }
 
-    /// The parameters and running statistics (blocking readback).
-    pub fn values(&self, gpu: &Gpu) -> Result<ModelValues> {
-        let mut buffers = self.buffers.read_f32(gpu)?;
+    /// The parameters and running statistics.
+    pub async fn values(&self, gpu: &Gpu) -> Result<ModelValues> {
+        let mut buffers = self.buffers.fetch_f32(gpu).await?;
         buffers.truncate(self.arch.params.buffers_total);
         Ok(ModelValues {
-            params: self.params.read_f32(gpu)?,
+            params: self.params.fetch_f32(gpu).await?,
             buffers,
         })
     }
 
     /// The model as PyTorch's `state_dict`: parameters, running statistics and each batch norm
     /// layer's `num_batches_tracked` (`steps`: every training step updates every layer once).
-    pub fn named_tensors(&self, gpu: &Gpu, steps: u64) -> Result<Vec<NamedTensor>> {
-        let values = self.values(gpu)?;
+    pub async fn named_tensors(&self, gpu: &Gpu, steps: u64) -> Result<Vec<NamedTensor>> {
+        let values = self.values(gpu).await?;
         let table = &self.arch.params;
         let slices = |entries: &[crate::nn::ParamEntry], flat: &[f32]| -> Vec<NamedTensor> {
             entries

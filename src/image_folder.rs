@@ -593,37 +593,30 @@ fn parallel_map<T: Send>(
     path_of: impl Fn(usize) -> PathBuf + Sync,
     f: impl Fn(usize) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(n)
-        .max(1);
+    let threads = crate::platform::workers().min(n).max(1);
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, Result<T>)>> = Mutex::new(Vec::with_capacity(n));
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut mine = Vec::new();
-                while !failed.load(Ordering::Relaxed) {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        break;
-                    }
-                    let r = catch_unwind(AssertUnwindSafe(|| f(i))).unwrap_or_else(|_| {
-                        Err(Error::msg(format!(
-                            "{}: cannot decode: the decoder crashed",
-                            path_of(i).display()
-                        )))
-                    });
-                    if r.is_err() {
-                        failed.store(true, Ordering::Relaxed);
-                    }
-                    mine.push((i, r));
-                    bar.inc(1);
-                }
-                results.lock().unwrap().extend(mine);
+    crate::platform::on_workers(threads, || {
+        let mut mine = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                break;
+            }
+            let r = catch_unwind(AssertUnwindSafe(|| f(i))).unwrap_or_else(|_| {
+                Err(Error::msg(format!(
+                    "{}: cannot decode: the decoder crashed",
+                    path_of(i).display()
+                )))
             });
+            if r.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            mine.push((i, r));
+            bar.inc(1);
         }
+        results.lock().unwrap().extend(mine);
     });
     let mut results = results.into_inner().unwrap();
     results.sort_unstable_by_key(|r| r.0);

@@ -99,7 +99,11 @@ impl<'g> Inference<'g> {
 
     /// Runs the model on `images` (`[count, C, S, S]` in [0, 1]); a conditional model takes
     /// their classes (`[count]`, indices into its classes).
-    pub fn reconstruct(&self, images: &[f32], labels: Option<&[u32]>) -> Result<Reconstruction> {
+    pub async fn reconstruct(
+        &self,
+        images: &[f32],
+        labels: Option<&[u32]>,
+    ) -> Result<Reconstruction> {
         let pixels = self.pixels();
         let count = images.len() / pixels;
         check_labels(labels, count)?;
@@ -120,37 +124,39 @@ impl<'g> Inference<'g> {
                 0,
                 bytemuck::cast_slice(&[0, b as u32, 0, 0]),
             );
-            self.full.submit(self.gpu)?;
+            self.full.submit(self.gpu);
             out.inputs
-                .extend_from_slice(&self.graph.input().read_f32(self.gpu)?[..k * ip]);
-            out.codes.extend_from_slice(&self.read_codes()?[..k * cl]);
-            out.outputs
-                .extend_from_slice(&self.graph.probabilities().read_f32(self.gpu)?[..k * pixels]);
+                .extend_from_slice(&self.graph.input().fetch_f32(self.gpu).await?[..k * ip]);
+            out.codes
+                .extend_from_slice(&self.fetch_codes().await?[..k * cl]);
+            let probabilities = self.graph.probabilities().fetch_f32(self.gpu).await?;
+            out.outputs.extend_from_slice(&probabilities[..k * pixels]);
         }
         Ok(out)
     }
 
     /// The posterior mean (VAE), the code (AE), `[n, code]`.
-    fn read_codes(&self) -> Result<Vec<f32>> {
+    async fn fetch_codes(&self) -> Result<Vec<f32>> {
         let cl = self.code_len();
         if self.model.arch.is_vae() {
             let head = self
                 .graph
                 .head_output()
                 .expect("VAEs have a head")
-                .read_f32(self.gpu)?;
+                .fetch_f32(self.gpu)
+                .await?;
             Ok(head
                 .chunks(2 * cl)
                 .flat_map(|row| row[..cl].to_vec())
                 .collect())
         } else {
-            self.graph.code().read_f32(self.gpu)
+            self.graph.code().fetch_f32(self.gpu).await
         }
     }
 
     /// Decodes `codes` (`[count, code]`) to images `[count, C, S, S]` in [0, 1]; a
     /// conditional model draws the classes `labels` (`[count]`).
-    pub fn decode(&self, codes: &[f32], labels: Option<&[u32]>) -> Result<Vec<f32>> {
+    pub async fn decode(&self, codes: &[f32], labels: Option<&[u32]>) -> Result<Vec<f32>> {
         let cl = self.code_len();
         let pixels = self.pixels();
         check_labels(labels, codes.len() / cl)?;
@@ -161,8 +167,9 @@ impl<'g> Inference<'g> {
             padded.resize(self.n * cl, 0.0);
             self.graph.code().write_f32(self.gpu, &padded);
             self.write_labels(labels, b)?;
-            self.decode.submit(self.gpu)?;
-            out.extend_from_slice(&self.graph.probabilities().read_f32(self.gpu)?[..k * pixels]);
+            self.decode.submit(self.gpu);
+            let probabilities = self.graph.probabilities().fetch_f32(self.gpu).await?;
+            out.extend_from_slice(&probabilities[..k * pixels]);
         }
         Ok(out)
     }

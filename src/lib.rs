@@ -1,11 +1,13 @@
 //! gpu-ae: convolutional autoencoders and VAEs trained with hand-written WGSL compute kernels
-//! on wgpu (Vulkan, Metal, DX12, GL), with a plain-Rust CPU reference for every kernel.
+//! on wgpu (Vulkan, Metal, DX12, GL, and WebGPU in a browser: the crate also builds for
+//! `wasm32-unknown-unknown`), with a plain-Rust CPU reference for every kernel.
 //!
 //! Layers of the crate, bottom up: [`gpu`] (device, tensors, plans) → [`kernels`] (one launcher
 //! per WGSL family, with its CPU twin in [`reference`](mod@reference)) → [`nn`] (layers, stacks) → [`models`]
 //! (architectures) → [`graph`] (a model on the GPU for one batch size) → [`train`],
 //! [`evaluate`], [`bench`](mod@bench); [`data`] (with [`image_folder`], [`pil`] and
-//! [`dataset_cache`]), [`checkpoint`], [`viz`] and [`files`] do the host I/O.
+//! [`dataset_cache`]), [`checkpoint`], [`viz`] and [`files`] do the host I/O. [`platform`] holds
+//! everything a web page does differently (waiting for the GPU, threads, the clock).
 
 pub mod apply;
 pub mod bench;
@@ -32,6 +34,7 @@ pub mod metadata;
 pub mod models;
 pub mod nn;
 pub mod pil;
+pub mod platform;
 pub mod reference;
 pub mod run;
 pub mod shapes;

@@ -159,7 +159,7 @@ impl<'s> ImportanceWeighted<'s> {
     /// Runs every batch, one submission each (a streamed split's chunk uploaded before its
     /// first batch), calling `progress(done, total)` after each; returns the mean estimate of
     /// −log p(x) in nats.
-    pub fn run(&self, gpu: &Gpu, progress: &mut dyn FnMut(usize, usize)) -> Result<f64> {
+    pub async fn run(&self, gpu: &Gpu, progress: &mut dyn FnMut(usize, usize)) -> Result<f64> {
         gpu.queue
             .write_buffer(&self.state.buffer, 0, bytemuck::cast_slice(&[0u32; 4]));
         gpu.queue
@@ -175,10 +175,10 @@ impl<'s> ImportanceWeighted<'s> {
             } else {
                 self.tail.as_ref()
             };
-            plan.expect("a plan for every batch").submit(gpu)?;
+            plan.expect("a plan for every batch").submit(gpu);
             progress(s + 1, steps);
         }
-        let sums = self.acc.read_f32(gpu)?;
+        let sums = self.acc.fetch_f32(gpu).await?;
         Ok(sums[0] as f64 / self.split.count as f64)
     }
 }

@@ -14,6 +14,7 @@ use gpu_ae::gpu_split::GpuSplit;
 use gpu_ae::import::ImportSettings;
 use gpu_ae::likelihood::ImportanceWeighted;
 use gpu_ae::models::{HiddenAct, LossKind, ModelKind, ModelSpec, Norm};
+use gpu_ae::platform::block_on;
 use gpu_ae::train::{self, Claim, RunOptions, RunOutcome, RunTarget, TrainConfig};
 use gpu_ae::{noteln, outln, stop};
 use std::path::{Path, PathBuf};
@@ -602,7 +603,7 @@ fn train_cmd(a: TrainArgs, explicit: Vec<String>) -> Result<i32> {
         conditional: a.model.conditional,
     };
     stop::install()?;
-    match train::run(|| a.adapter.open(a.quiet), cfg, &opts)? {
+    match block_on(train::run(|| a.adapter.open(a.quiet), cfg, &opts))? {
         RunOutcome::Finished { .. } => Ok(0),
         RunOutcome::Interrupted {
             dir,
@@ -673,12 +674,13 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         test = test.first(limit);
     }
     let split = GpuSplit::upload(&gpu, &test, &dir)?;
-    let m = Evaluator::new(&gpu, &model, &split, a.batch, a.seed, binarize)?.run(&gpu)?;
+    let evaluator = Evaluator::new(&gpu, &model, &split, a.batch, a.seed, binarize)?;
+    let m = block_on(evaluator.run(&gpu))?;
     let iw = match a.iw {
         Some(k) => {
             let iw = ImportanceWeighted::new(&gpu, &model, &split, a.batch, k, a.seed, binarize)?;
             let bar = gpu_ae::console::progress_bar("importance sampling", iw.batches());
-            let nll = iw.run(&gpu, &mut |done, _| bar.set_position(done as u64))?;
+            let nll = block_on(iw.run(&gpu, &mut |done, _| bar.set_position(done as u64)))?;
             bar.finish_and_clear();
             Some((k, nll))
         }
@@ -769,7 +771,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         precision: a.precision.precision.elem(),
         conditional: a.model.conditional,
     };
-    let report = bench::run(&opts, || a.adapter.open(false))?;
+    let report = block_on(bench::run(&opts, || a.adapter.open(false)))?;
     outln!(
         "{}",
         serde_json::to_string_pretty(&report).map_err(|e| Error::msg(e.to_string()))?

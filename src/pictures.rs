@@ -9,6 +9,7 @@ use gpu_ae::error::Result;
 use gpu_ae::graph::Model;
 use gpu_ae::infer::Inference;
 use gpu_ae::models::{ImageShape, Task};
+use gpu_ae::platform::block_on;
 use gpu_ae::train::load_model;
 use gpu_ae::{apply, classes};
 use gpu_ae::{bail, noteln, outln};
@@ -225,10 +226,10 @@ pub fn sample(a: SampleArgs) -> Result<()> {
                 checkpoint.display()
             );
         }
-        inference.decode(
+        block_on(inference.decode(
             &repeat(apply::manifold_codes(g.rows, g.cols)),
             labels.as_deref(),
-        )?
+        ))?
     } else if let Some(ab) = &a.interpolate {
         let set = test_images(&a.data.clone().unwrap_or_else(default_data), image, &split)?;
         let test_labels = set.model_labels(&inference.model)?;
@@ -243,13 +244,13 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         let mut both = pick(ab[0]);
         both.extend(pick(ab[1]));
         let pair = test_labels.as_ref().map(|l| vec![l[ab[0]], l[ab[1]]]);
-        let codes = inference.reconstruct(&both, pair.as_deref())?.codes;
+        let codes = block_on(inference.reconstruct(&both, pair.as_deref()))?.codes;
         let (za, zb) = codes.split_at(code);
         // A conditional model draws the line once per class (a row each).
-        inference.decode(
+        block_on(inference.decode(
             &repeat(apply::line_codes(za, zb, per_block)),
             labels.as_deref(),
-        )?
+        ))?
     } else {
         if !inference.model.arch.is_vae() {
             bail!(
@@ -263,7 +264,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         } else {
             apply::prior_samples(count, code, a.seed)
         };
-        inference.decode(&codes, labels.as_deref())?
+        block_on(inference.decode(&codes, labels.as_deref()))?
     };
     save_grid(&a.out, &images, image, (rows, g.cols), g.scale, g.padding)?;
     let drawn = match &classes {
@@ -295,7 +296,7 @@ pub fn reconstruct(a: PictureArgs) -> Result<()> {
     let count = a.count.min(images.len() / pixels);
     let originals = &images[..count * pixels];
     let inference = Inference::new(&gpu, model, count, a.seed)?;
-    let r = inference.reconstruct(originals, labels.as_ref().map(|l| &l[..count]))?;
+    let r = block_on(inference.reconstruct(originals, labels.as_ref().map(|l| &l[..count])))?;
     let mut rows = originals.to_vec();
     rows.extend(&r.outputs);
     save_grid(&out, &rows, image, (2, count), a.scale, a.padding)?;
@@ -329,7 +330,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     let kind = model.arch.spec.kind;
     let inference = Inference::new(&gpu, model, BATCH, 0)?;
     let code = inference.code_len();
-    let r = inference.reconstruct(&images, model_labels.as_deref())?;
+    let r = block_on(inference.reconstruct(&images, model_labels.as_deref()))?;
     let mut csv = String::from("index,label");
     for j in 0..code {
         csv.push_str(&format!(",z{j}"));
@@ -405,7 +406,7 @@ pub fn denoise(a: PictureArgs) -> Result<()> {
     let images = set.pixels;
     let pixels = image.pixels();
     let inference = Inference::new(&gpu, model, BATCH, a.seed)?;
-    let r = inference.reconstruct(&images, labels.as_deref())?;
+    let r = block_on(inference.reconstruct(&images, labels.as_deref()))?;
     let n = a.count.min(images.len() / pixels) * pixels;
     let mut rows = r.inputs[..n].to_vec();
     rows.extend(&r.outputs[..n]);
@@ -451,7 +452,8 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
         }
         let inference = Inference::new(&gpu, model, 1, 0)?;
         // The model pools its S×S target to S/2: nearest upscaling pools back exactly.
-        let r = inference.reconstruct(&apply::upscale_nearest(&pixels, small, small), None)?;
+        let r =
+            block_on(inference.reconstruct(&apply::upscale_nearest(&pixels, small, small), None))?;
         save_grid(&out, &r.outputs, image, (1, 1), a.scale, 0)?;
         outln!(
             "{}: {} upscaled to {}×{}",
@@ -468,7 +470,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
     let labels = set.model_labels(&model)?;
     let images = set.pixels;
     let inference = Inference::new(&gpu, model, BATCH, 0)?;
-    let r = inference.reconstruct(&images, labels.as_deref())?;
+    let r = block_on(inference.reconstruct(&images, labels.as_deref()))?;
     // Every plane of every image is one small×small picture to upscale.
     let nearest = apply::upscale_nearest(&r.inputs, small, small);
     let bilinear = apply::upscale_bilinear(&r.inputs, small, small);

@@ -303,7 +303,8 @@ impl Drop for RunFolder {
         }
         // Removed while still held, so no other process can take a lock on a file about to go.
         let _ = fs::remove_file(self.path(LOCK_FILE));
-        drop(self.lock.take());
+        // Closing the lock file releases the lock.
+        self.lock = None;
         if self.created && !self.has_checkpoint() {
             // Only succeeds while the folder is empty: nothing of the user's is removed.
             let _ = fs::remove_dir(&self.dir);

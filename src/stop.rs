@@ -12,9 +12,9 @@ static REQUESTED: AtomicBool = AtomicBool::new(false);
 /// Exit status of a process stopped by a request (128 + SIGINT, as shells report it).
 pub const EXIT_STATUS: i32 = 130;
 
-/// Installs the handler (once per process).
+/// Installs the handler (once per process; see [`crate::platform::on_interrupt`]).
 pub fn install() -> Result<()> {
-    ctrlc::set_handler(|| {
+    crate::platform::on_interrupt(|| {
         if REQUESTED.swap(true, Ordering::SeqCst) {
             std::process::exit(EXIT_STATUS);
         }

@@ -17,12 +17,12 @@ use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{self, reduce, step};
 use crate::metadata::{self, DatasetRecord, RunRecord};
 use crate::models::{Architecture, ImageShape, LossKind, ModelSpec, Task, value_name};
+use crate::platform::{self, Instant};
 pub use crate::run::{Claim, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, RunFolder};
 use crate::{bail, classes, data, fingerprint, noteln, stop};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Hyper-parameters of a run (stored in every checkpoint's metadata).
 #[derive(Debug, Clone, PartialEq)]
@@ -260,11 +260,14 @@ impl<'g> Trainer<'g> {
     }
 
     /// Trains one epoch (0-based `epoch`), calling `report` after each submission's losses
-    /// arrive. Fails on a NaN or infinite loss. Returns `None`, the epoch unfinished, when a stop
-    /// is requested ([`stop`]).
-    pub fn run_epoch(
+    /// arrive (the next submission already queued). Fails on a NaN or infinite loss. Returns
+    /// `None`, the epoch unfinished, when `stop` says so before a submission (natively
+    /// [`stop::requested`]; a web page's pause button); the steps submitted until then count
+    /// in [`Trainer::steps_done`].
+    pub async fn run_epoch(
         &mut self,
         epoch: usize,
+        stop: &dyn Fn() -> bool,
         report: &mut dyn FnMut(&TrainProgress),
     ) -> Result<Option<TrainProgress>> {
         let gpu = self.gpu;
@@ -298,7 +301,8 @@ impl<'g> Trainer<'g> {
         let mut images = 0usize;
         let mut submits = 0usize;
         while next < steps {
-            if stop::requested() {
+            if stop() {
+                self.steps_done += next as u64;
                 return Ok(None);
             }
             let mut end = (next + per_submit).min(steps);
@@ -337,7 +341,7 @@ impl<'g> Trainer<'g> {
                     .load_chunk(gpu, Some(&perm), start, self.chunk_images);
             }
             if let Some(prev) = pending.take() {
-                self.collect(prev, &mut progress, start)?;
+                self.collect(prev, &mut progress, start).await?;
                 report(&progress);
                 // Aim for about a quarter second of GPU work per submission.
                 let per_step = progress.seconds / progress.step.max(1) as f64;
@@ -346,7 +350,7 @@ impl<'g> Trainer<'g> {
             pending = Some((slot, end, images, index));
         }
         if let Some(prev) = pending.take() {
-            self.collect(prev, &mut progress, start)?;
+            self.collect(prev, &mut progress, start).await?;
             report(&progress);
         }
         self.steps_done += steps as u64;
@@ -354,27 +358,18 @@ impl<'g> Trainer<'g> {
     }
 
     /// Waits for a submission's loss copy, reads it and checks it is finite.
-    fn collect(
+    async fn collect(
         &self,
         (slot, step, images, index): (usize, usize, usize, wgpu::SubmissionIndex),
         progress: &mut TrainProgress,
         start: Instant,
     ) -> Result<()> {
         let staging = &self.staging[slot];
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.gpu
-            .device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: None,
-            })
-            .map_err(|e| Error::msg(format!("{}: GPU wait failed: {e}", self.gpu.info.name)))?;
-        rx.recv()
-            .map_err(|_| Error::msg("loss readback was cancelled"))?
-            .map_err(|e| Error::msg(format!("loss readback failed: {e}")))?;
+        platform::mapped(&self.gpu.device, staging, Some(index))
+            .await
+            .map_err(|e| {
+                Error::msg(format!("{}: loss readback failed: {e}", self.gpu.info.name))
+            })?;
         let sums: [f32; 4] = {
             let view = staging
                 .slice(..)
@@ -403,14 +398,17 @@ impl<'g> Trainer<'g> {
         Ok(())
     }
 
-    /// Adam moments `(m, v)` (blocking readback).
-    pub fn moments(&self) -> Result<(Vec<f32>, Vec<f32>)> {
-        Ok((self.m.read_f32(self.gpu)?, self.v.read_f32(self.gpu)?))
+    /// Adam moments `(m, v)`.
+    pub async fn moments(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        Ok((
+            self.m.fetch_f32(self.gpu).await?,
+            self.v.fetch_f32(self.gpu).await?,
+        ))
     }
 
     /// The checkpoint after `epoch` epochs: the model (PyTorch names) and Adam's moments, both
     /// with the run's record in their metadata (settings, progress, `data`, `test` figures).
-    pub fn checkpoint(
+    pub async fn checkpoint(
         &self,
         epoch: usize,
         data: &DatasetRecord,
@@ -424,7 +422,7 @@ impl<'g> Trainer<'g> {
             test,
         }
         .to_metadata();
-        let (m, v) = self.moments()?;
+        let (m, v) = self.moments().await?;
         let p = self.model.arch.params.total;
         let optimizer = Checkpoint {
             tensors: vec![
@@ -434,7 +432,7 @@ impl<'g> Trainer<'g> {
             metadata: meta.clone(),
         };
         let model = Checkpoint {
-            tensors: self.model.named_tensors(self.gpu, self.steps_done)?,
+            tensors: self.model.named_tensors(self.gpu, self.steps_done).await?,
             metadata: meta,
         };
         Ok((model, optimizer))
@@ -611,7 +609,7 @@ fn resume_state(
 
 /// Trains a new run or continues one (`opts.target`), evaluating, checkpointing and logging after
 /// every epoch until `opts.epochs` epochs are done or a stop is requested ([`stop`]).
-pub fn run(
+pub async fn run(
     open: impl FnOnce() -> Result<Gpu>,
     cfg: TrainConfig,
     opts: &RunOptions,
@@ -685,18 +683,21 @@ pub fn run(
     };
     // The dataset is read, decompressed and hashed on a second thread while the adapter opens
     // and the pipelines compile; its errors come after theirs.
-    let (gpu, dataset, digest) = std::thread::scope(|s| -> Result<_> {
-        let loader = s.spawn(|| {
+    let (loaded, gpu) = platform::join(
+        || {
             data::load(&data_dir, &data_options).map(|d| {
                 let digest = fingerprint::dataset_digest(&d);
                 (d, digest)
             })
-        });
-        let gpu = open()?;
-        gpu.prepare(kernels::ENTRY_POINTS);
-        let (dataset, digest) = loader.join().expect("the dataset loader does not panic")?;
-        Ok((gpu, dataset, digest))
-    })?;
+        },
+        || -> Result<Gpu> {
+            let gpu = open()?;
+            gpu.prepare(kernels::ENTRY_POINTS);
+            Ok(gpu)
+        },
+    );
+    let gpu = gpu?;
+    let (dataset, digest) = loaded?;
     let data_abs = std::path::absolute(&data_dir).unwrap_or_else(|_| data_dir.clone());
     if let Some(r) = recorded {
         if r.digest != digest && !opts.allow_data_change {
@@ -791,6 +792,7 @@ pub fn run(
         progress,
         &data_record,
     )
+    .await
 }
 
 /// Where the epochs of a run start: the epochs done and their metrics lines.
@@ -801,10 +803,10 @@ struct Resumed {
 
 /// Trains epochs `from.first_epoch..opts.epochs`, evaluating, checkpointing and logging each;
 /// every checkpoint records `data`.
-fn train_epochs(
+async fn train_epochs(
     gpu: &Gpu,
-    trainer: &mut Trainer,
-    evaluator: &Evaluator,
+    trainer: &mut Trainer<'_>,
+    evaluator: &Evaluator<'_>,
     folder: &RunFolder,
     opts: &RunOptions,
     from: Resumed,
@@ -841,12 +843,15 @@ fn train_epochs(
     }
     for epoch in first_epoch..opts.epochs {
         let mut progress = Progress::new(steps, epoch, opts.epochs, opts.quiet);
-        let Some(train) = trainer.run_epoch(epoch, &mut |p| progress.update(p))? else {
+        let Some(train) = trainer
+            .run_epoch(epoch, &stop::requested, &mut |p| progress.update(p))
+            .await?
+        else {
             progress.finish();
             return Ok(interrupted(folder, epoch));
         };
         progress.finish();
-        let test = evaluator.run(gpu)?;
+        let test = evaluator.run(gpu).await?;
         if !test.total().is_finite() {
             bail!(
                 "epoch {}: the test loss is not finite; the last good checkpoint stays in {}",
@@ -863,7 +868,7 @@ fn train_epochs(
             .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
             .collect();
         history.push(line);
-        let (model, optimizer) = trainer.checkpoint(epoch + 1, data, figures)?;
+        let (model, optimizer) = trainer.checkpoint(epoch + 1, data, figures).await?;
         folder.save(&model, &optimizer, &history, loss)?;
         if !opts.quiet {
             let kl = test

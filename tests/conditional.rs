@@ -5,6 +5,7 @@
 
 mod support;
 
+use gpu_ae::platform::block_on;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -179,7 +180,7 @@ fn the_label_changes_what_the_decoder_draws() {
     let (model, _) = load_model(&gpu, &model_file(cvae())).unwrap();
     let inference = Inference::new(&gpu, model, 4, 0).unwrap();
     let z = gpu_ae::apply::prior_samples(1, 16, 5).repeat(4);
-    let images = inference.decode(&z, Some(&[2, 8, 2, 8])).unwrap();
+    let images = block_on(inference.decode(&z, Some(&[2, 8, 2, 8]))).unwrap();
     let pic: Vec<&[f32]> = images.chunks(784).collect();
     assert_eq!(pic[0], pic[2]);
     assert_eq!(pic[1], pic[3]);
@@ -193,7 +194,7 @@ fn the_label_changes_what_the_decoder_draws() {
         "classes 2 and 8 differ in only {differ} pixels"
     );
     assert!(
-        inference.decode(&z, None).is_err(),
+        block_on(inference.decode(&z, None)).is_err(),
         "a conditional model needs labels"
     );
 }

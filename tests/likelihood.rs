@@ -14,6 +14,7 @@ use gpu_ae::graph::{Model, ModelValues};
 use gpu_ae::kernels::NoiseKey;
 use gpu_ae::likelihood::ImportanceWeighted;
 use gpu_ae::models::{Architecture, ImageShape, LossKind, ModelKind, ModelSpec, Task};
+use gpu_ae::platform::block_on;
 use gpu_ae::reference::{iwae, linear, loss};
 use gpu_ae::shapes::LinearShape;
 use gpu_ae::train::load_model;
@@ -156,7 +157,7 @@ fn the_gpu_estimate_is_the_reference_computation() {
     let (k, seed) = (7, 4);
     let iw = ImportanceWeighted::new(&gpu, &model, &gpu_split, 3, k, seed, Binarize::None).unwrap();
     assert_eq!(iw.batches(), 2);
-    let got = iw.run(&gpu, &mut |_, _| {}).unwrap();
+    let got = block_on(iw.run(&gpu, &mut |_, _| {})).unwrap();
     let x: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
     let mut want = cpu_nll(&arch, &values.params, &x[..48], 0, 3, k, seed);
     want.extend(cpu_nll(&arch, &values.params, &x[48..], 1, 3, k, seed));
@@ -178,16 +179,11 @@ fn more_samples_give_a_tighter_bound() {
     let (model, _) = load_model(&gpu, &model_file(&run)).unwrap();
     let test = gpu_ae::data::load_test(Path::new(data_dir()), &Default::default()).unwrap();
     let split = GpuSplit::upload(&gpu, &test.test.first(64), Path::new(data_dir())).unwrap();
-    let elbo = Evaluator::new(&gpu, &model, &split, 64, 0, Binarize::None)
-        .unwrap()
-        .run(&gpu)
-        .unwrap()
-        .total();
+    let elbo = Evaluator::new(&gpu, &model, &split, 64, 0, Binarize::None).unwrap();
+    let elbo = block_on(elbo.run(&gpu)).unwrap().total();
     let nll = |k: usize| {
-        ImportanceWeighted::new(&gpu, &model, &split, 64, k, 0, Binarize::None)
-            .unwrap()
-            .run(&gpu, &mut |_, _| {})
-            .unwrap()
+        let iw = ImportanceWeighted::new(&gpu, &model, &split, 64, k, 0, Binarize::None).unwrap();
+        block_on(iw.run(&gpu, &mut |_, _| {})).unwrap()
     };
     let (k1, k10, k100) = (nll(1), nll(10), nll(100));
     assert!(k1 > k10 && k10 > k100, "K=1 {k1}, K=10 {k10}, K=100 {k100}");

@@ -5,10 +5,11 @@
 use gpu_ae::bench::{self, BenchOptions};
 use gpu_ae::data::{self, Binarize, Split};
 use gpu_ae::evaluate::Evaluator;
-use gpu_ae::gpu::{AdapterChoice, Elem, Gpu};
+use gpu_ae::gpu::{AdapterChoice, DeviceLimits, Elem, Gpu, Plan, Shader};
 use gpu_ae::gpu_split::GpuSplit;
 use gpu_ae::kernels::{ENTRY_POINTS, data::pack_bytes};
 use gpu_ae::models::{LossKind, ModelKind, ModelSpec, Task};
+use gpu_ae::platform::block_on;
 use gpu_ae::train::{TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 
@@ -31,9 +32,51 @@ fn few_images(n: usize) -> Split {
     split
 }
 
+/// The adapter with WebGPU's default limits, as a browser grants them.
+fn webgpu_gpu() -> Gpu {
+    Gpu::new_with(&AdapterChoice::Best, DeviceLimits::WebGpu)
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
+}
+
+#[test]
+fn webgpu_limits_are_the_browser_defaults_and_refuse_what_a_browser_refuses() {
+    let gpu = webgpu_gpu();
+    let l = &gpu.limits;
+    assert!(l.max_storage_buffer_binding_size <= 128 << 20);
+    assert!(l.max_storage_buffers_per_shader_stage <= 8);
+    assert!(l.max_compute_invocations_per_workgroup <= 256);
+    assert!(l.max_compute_workgroup_storage_size <= 16384);
+    // A kernel of 512 invocations per workgroup, fine on most native adapters, is refused.
+    let wide = Shader {
+        name: "too_wide",
+        source: "struct Params { n: u32 }\n\
+                 @group(0) @binding(0) var<uniform> p: Params;\n\
+                 @group(0) @binding(1) var<storage, read_write> y: array<f32>;\n\
+                 @compute @workgroup_size(512) fn main(@builtin(global_invocation_id) g: vec3<u32>) {\n\
+                 if g.x < p.n { y[g.x] = 1.0; } }\n",
+    };
+    let y = gpu_ae::gpu::Tensor::zeros(&gpu, &[512], "y").unwrap();
+    let mut plan = Plan::new();
+    plan.dispatch(
+        &gpu,
+        &wide,
+        "main",
+        &[],
+        &[512u32, 0, 0, 0],
+        &[(1, y.bind())],
+        [1, 1, 1],
+    );
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plan.compile(&gpu)));
+    assert!(
+        refused.is_err(),
+        "a 512-invocation workgroup passed WebGPU's limits"
+    );
+}
+
 #[test]
 fn prepare_builds_every_pipeline_that_training_and_evaluation_record() {
-    let gpu = gpu();
+    // WebGPU's limits: every kernel a training or evaluation records also runs in a browser.
+    let gpu = webgpu_gpu();
     // Specialised shaders (conv2d) have a pipeline per configuration, built by the plans.
     let specialised: Vec<String> = ENTRY_POINTS
         .iter()
@@ -122,7 +165,7 @@ fn bench_reports_the_start_up_phases() {
         precision: Elem::F32,
         conditional: false,
     };
-    let report = bench::run(&opts, || Ok(gpu())).unwrap();
+    let report = block_on(bench::run(&opts, || Ok(gpu()))).unwrap();
     let startup = report["startup_s"].as_f64().unwrap();
     let phase = |key: &str| -> f64 {
         let v = report["startup"][key].as_f64();
@@ -171,7 +214,9 @@ fn bench_reports_a_bad_dataset_by_name() {
         precision: Elem::F32,
         conditional: false,
     };
-    let err = bench::run(&opts, || Ok(gpu())).unwrap_err().to_string();
+    let err = block_on(bench::run(&opts, || Ok(gpu())))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("no/such/dataset") && !err.contains('\n'),
         "{err}"

@@ -6,18 +6,22 @@
 use gpu_ae::counter_rng::STREAM_REPARAM;
 use gpu_ae::data::{self, Binarize};
 use gpu_ae::evaluate::{EvalMetrics, Evaluator};
-use gpu_ae::gpu::{AdapterChoice, Elem, Gpu, Plan, Tensor};
+use gpu_ae::gpu::{AdapterChoice, DeviceLimits, Elem, Gpu, Plan, Tensor};
 use gpu_ae::gpu_split::GpuSplit;
 use gpu_ae::graph::{Graph, Model, Purpose};
 use gpu_ae::kernels::step;
 use gpu_ae::models::{
     Architecture, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
 };
+use gpu_ae::platform::block_on;
 use gpu_ae::train::{TrainConfig, Trainer};
 use std::path::Path;
 
+/// The adapter under test with WebGPU's default limits: every model's training step must run
+/// in a browser.
 fn gpu() -> Gpu {
-    Gpu::new(&AdapterChoice::Best).unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
+    Gpu::new_with(&AdapterChoice::Best, DeviceLimits::WebGpu)
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
 }
 
 /// The adapter under test if it has SHADER_F16. Vulkan, Metal and DX12 adapters have it
@@ -74,7 +78,7 @@ fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32], beta: f32) {
 
     // The training objective: mean over the batch of (reconstruction + β·KL).
     let loss = || -> f64 {
-        forward.submit(gpu).unwrap();
+        forward.submit(gpu);
         let rec: f64 = g.rec.read_f32(gpu).unwrap().iter().map(|&v| v as f64).sum();
         let kl: f64 = match g.kl() {
             Some(kl) => kl.read_f32(gpu).unwrap().iter().map(|&v| v as f64).sum(),
@@ -324,13 +328,12 @@ fn short_run(gpu: &Gpu, precision: Elem) -> (EvalMetrics, EvalMetrics) {
     assert_eq!(trainer.steps_per_epoch(), 7);
     let test_split = GpuSplit::upload(gpu, &test, dir).unwrap();
     let eval = Evaluator::new(gpu, &trainer.model, &test_split, 128, 0, Binarize::None).unwrap();
-    let before = eval.run(gpu).unwrap();
+    let before = block_on(eval.run(gpu)).unwrap();
     // Evaluation is deterministic for a fixed model.
-    assert_eq!(before, eval.run(gpu).unwrap());
+    assert_eq!(before, block_on(eval.run(gpu)).unwrap());
     let mut seen = Vec::new();
     for epoch in 0..3 {
-        let p = trainer
-            .run_epoch(epoch, &mut |p| seen.push(p.step))
+        let p = block_on(trainer.run_epoch(epoch, &|| false, &mut |p| seen.push(p.step)))
             .unwrap()
             .expect("no stop was requested");
         assert_eq!(p.images, limit);
@@ -338,7 +341,7 @@ fn short_run(gpu: &Gpu, precision: Elem) -> (EvalMetrics, EvalMetrics) {
     }
     assert_eq!(trainer.steps_done, 21);
     assert_eq!(seen.last(), Some(&7));
-    let after = eval.run(gpu).unwrap();
+    let after = block_on(eval.run(gpu)).unwrap();
     (before, after)
 }
 

@@ -1,18 +1,24 @@
 //! The GPU context: `WGPU_BACKEND` checked, adapter choice (the best GPU first; a note when it is
-//! a CPU), a device opened with the adapter's real limits, the shader and pipeline caches, buffer
-//! creation that checks those limits, and blocking upload/readback.
+//! a CPU), a device opened with the adapter's real limits (or WebGPU's defaults,
+//! [`DeviceLimits`]), the shader and pipeline caches, buffer creation that checks those limits,
+//! and asynchronous readback ([`Gpu::fetch_bytes`]; `blocking` adds the native blocking forms).
 //!
 //! Everything that touches `wgpu` directly lives under `gpu/`; kernels build on [`Gpu`],
 //! [`Tensor`] and [`Plan`].
 
+#[cfg(not(target_arch = "wasm32"))]
+mod blocking;
 mod plan;
 mod tensor;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use blocking::enumerate_adapters;
 pub use plan::{Plan, Profile, grid_1d};
 pub use tensor::{Binding, Elem, Tensor};
 
 use crate::bail;
 use crate::error::{Error, Result};
+use crate::platform;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -281,13 +287,14 @@ fn software_note(info: &wgpu::AdapterInfo) -> Option<String> {
 }
 
 /// Every adapter wgpu sees on the backends allowed by `WGPU_BACKEND`, in a stable order:
-/// Vulkan, Metal and DX12 adapters first, then GL ones. Empty when `WGPU_BACKEND` is not valid:
-/// [`Gpu::new`] then says why.
-pub fn enumerate_adapters() -> Vec<AdapterSummary> {
+/// Vulkan, Metal and DX12 adapters first, then GL ones (in a browser: its WebGPU adapter).
+/// Empty when `WGPU_BACKEND` is not valid: [`Gpu::request`] then says why.
+pub async fn adapters() -> Vec<AdapterSummary> {
     let Ok(backends) = backends_from_env() else {
         return Vec::new();
     };
     list(backends)
+        .await
         .into_iter()
         .enumerate()
         .map(|(index, a)| summarize(index, &a))
@@ -295,9 +302,31 @@ pub fn enumerate_adapters() -> Vec<AdapterSummary> {
 }
 
 /// The adapters of `backends`, in wgpu's order (Vulkan, Metal, DX12, GL).
-fn list(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+async fn list(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
     let inst = instance(backends);
-    pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()))
+    inst.enumerate_adapters(wgpu::Backends::all()).await
+}
+
+/// The limits a device is opened with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceLimits {
+    /// Everything the adapter offers (large buffers where the hardware allows them).
+    #[default]
+    Adapter,
+    /// WebGPU's defaults (128 MiB per storage binding, 8 storage buffers per stage, 256
+    /// invocations and 16 KiB of workgroup memory), or the adapter's where it has less: what
+    /// every browser grants. The tests open their devices so, so that a kernel a browser would
+    /// refuse fails natively first.
+    WebGpu,
+}
+
+impl DeviceLimits {
+    fn for_adapter(self, adapter: &wgpu::Limits) -> wgpu::Limits {
+        match self {
+            DeviceLimits::Adapter => adapter.clone(),
+            DeviceLimits::WebGpu => wgpu::Limits::defaults().or_worse_values_from(adapter),
+        }
+    }
 }
 
 fn summarize(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
@@ -422,10 +451,10 @@ fn create_pipeline(
 }
 
 impl Gpu {
-    /// Opens the chosen adapter with its full limits (so large buffers work where the hardware
-    /// allows them) and the optional features gpu-ae can use (timestamp queries).
-    pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
-        let start = std::time::Instant::now();
+    /// Opens the chosen adapter with `limits` and the optional features gpu-ae can use
+    /// (timestamp queries, f16).
+    pub async fn request(choice: &AdapterChoice, limits: DeviceLimits) -> Result<Gpu> {
+        let start = platform::Instant::now();
         // Starting the GL backend can take long (EGL on a discrete GPU's driver), and GL
         // adapters come after all the others in `gpu-ae devices`: start it only when the
         // choice may fall on one.
@@ -436,7 +465,7 @@ impl Gpu {
                 .contains(&name.to_lowercase())
         };
         let allowed = backends_from_env()?;
-        let mut adapters = list(allowed & wgpu::Backends::PRIMARY);
+        let mut adapters = list(allowed & wgpu::Backends::PRIMARY).await;
         let settled = match choice {
             AdapterChoice::Best => adapters
                 .iter()
@@ -445,7 +474,7 @@ impl Gpu {
             AdapterChoice::Name(name) => adapters.iter().any(|a| named(a, name)),
         };
         if !settled {
-            adapters.extend(list(allowed - wgpu::Backends::PRIMARY));
+            adapters.extend(list(allowed - wgpu::Backends::PRIMARY).await);
         }
         let backend_note = match std::env::var("WGPU_BACKEND") {
             Ok(b) => format!(" with WGPU_BACKEND={b}"),
@@ -481,7 +510,7 @@ impl Gpu {
             },
         };
         let adapters_s = start.elapsed().as_secs_f64();
-        let mut gpu = Self::open(&adapter)?;
+        let mut gpu = Self::open(&adapter, limits).await?;
         gpu.open_times = OpenTimes {
             adapters_s,
             device_s: start.elapsed().as_secs_f64() - adapters_s,
@@ -489,20 +518,22 @@ impl Gpu {
         Ok(gpu)
     }
 
-    fn open(adapter: &wgpu::Adapter) -> Result<Gpu> {
+    async fn open(adapter: &wgpu::Adapter, limits: DeviceLimits) -> Result<Gpu> {
         let info = adapter.get_info();
-        let limits = adapter.limits();
+        let limits = limits.for_adapter(&adapter.limits());
         let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
         let features = adapter.features() & wanted;
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("gpu-ae"),
-            required_features: features,
-            required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| Error::msg(format!("{}: could not open the device: {e}", info.name)))?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("gpu-ae"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::msg(format!("{}: could not open the device: {e}", info.name)))?;
         let busy_workgroups = if is_software(&info) {
             1
         } else {
@@ -572,7 +603,7 @@ impl Gpu {
     }
 
     /// Builds every requested pipeline that is not cached yet (and the shader modules they
-    /// need) on all CPU cores at once, and caches them. wgpu reports a shader the device
+    /// need) on all CPU cores at once ([`platform::on_workers`]), and caches them. wgpu reports a shader the device
     /// rejects as a panic (our own shaders are validated by naga in the tests).
     pub(crate) fn build_pipelines(&self, requests: &[PipelineRequest]) {
         // One module slot per distinct (shader, variant), filled from the cache or by the first
@@ -601,9 +632,7 @@ impl Gpu {
         if jobs.is_empty() {
             return;
         }
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(jobs.len());
+        let threads = platform::workers().min(jobs.len());
         let device = &self.device;
         let next = AtomicUsize::new(0);
         let work = || {
@@ -618,14 +647,10 @@ impl Gpu {
             }
             built
         };
-        let built = std::thread::scope(|s| {
-            let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
-            let mut built = work();
-            for h in helpers {
-                built.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-            }
-            built
-        });
+        let built: Vec<_> = platform::on_workers(threads, work)
+            .into_iter()
+            .flatten()
+            .collect();
         let mut cache = self.modules.borrow_mut();
         for (key, _, module) in modules {
             if let Some(m) = module.into_inner() {
@@ -672,23 +697,23 @@ impl Gpu {
                 human_bytes(max_binding.min(max_buffer))
             );
         }
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        if let Some(err) = pollster::block_on(scope.pop()) {
-            bail!(
+        platform::allocate(&self.device, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })
+        .map_err(|err| {
+            Error::msg(format!(
                 "{label}: out of GPU memory allocating {} on {}: {err}",
                 human_bytes(bytes),
                 self.info.name
-            );
-        }
-        Ok(buffer)
+            ))
+        })
     }
 
     /// A small uniform buffer holding `value` (kernel sizes and flags; built once per plan).
@@ -702,21 +727,21 @@ impl Gpu {
             })
     }
 
-    /// Blocks until all submitted work is done.
-    pub fn wait(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| {
-                Error::msg(format!(
-                    "{}: waiting for the GPU failed: {e}",
-                    self.info.name
-                ))
-            })?;
-        Ok(())
+    /// Resolves when all submitted work is done.
+    pub async fn idle(&self) -> Result<()> {
+        platform::idle(&self.device, &self.queue)
+            .await
+            .map_err(|e| Error::msg(format!("{}: {e}", self.info.name)))
     }
 
-    /// Copies `size` bytes at `offset` of `buffer` back to the host (blocking).
-    pub fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
+    /// Copies `size` bytes at `offset` of `buffer` back to the host, once the work submitted
+    /// before is done.
+    pub async fn fetch_bytes(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        size: u64,
+    ) -> Result<Vec<u8>> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size,
@@ -729,22 +754,21 @@ impl Gpu {
                 label: Some("readback"),
             });
         encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
-        self.queue.submit([encoder.finish()]);
-        map_and_read(self, &staging)
+        let index = self.queue.submit([encoder.finish()]);
+        fetch_mapped(self, &staging, Some(index)).await
     }
 }
 
-/// Maps a MAP_READ buffer (after its copy was submitted), waits and returns its bytes.
-pub(crate) fn map_and_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    gpu.wait()?;
-    let mapped = rx
-        .recv()
-        .map_err(|_| Error::msg("GPU readback was cancelled"))?;
-    mapped.map_err(|e| Error::msg(format!("GPU readback failed: {e}")))?;
+/// Maps a MAP_READ buffer (after its copy was submitted as `submission`, or at least before
+/// the work submitted so far is done when `None`) and returns its bytes.
+pub(crate) async fn fetch_mapped(
+    gpu: &Gpu,
+    staging: &wgpu::Buffer,
+    submission: Option<wgpu::SubmissionIndex>,
+) -> Result<Vec<u8>> {
+    platform::mapped(&gpu.device, staging, submission)
+        .await
+        .map_err(|e| Error::msg(format!("{}: GPU readback failed: {e}", gpu.info.name)))?;
     let bytes = staging
         .slice(..)
         .get_mapped_range()

@@ -7,7 +7,7 @@
 //! Binding convention for every kernel: `@group(0) @binding(0)` is a uniform struct of sizes
 //! and flags; storage buffers follow at the bindings the launcher names.
 
-use super::{Binding, Gpu, PipelineRequest, Shader, map_and_read};
+use super::{Binding, Gpu, PipelineRequest, Shader, fetch_mapped};
 use crate::error::{Error, Result};
 
 struct Dispatch {
@@ -208,14 +208,9 @@ impl Plan {
         }
     }
 
-    /// [`Plan::compile`], then [`Plan::submit`] (tests, one-off work).
-    pub fn run(&mut self, gpu: &Gpu) -> Result<()> {
-        self.compile(gpu);
-        self.submit(gpu)
-    }
-
-    /// Records the (compiled) plan into a new encoder, submits it and waits.
-    pub fn submit(&self, gpu: &Gpu) -> Result<()> {
+    /// Records the (compiled) plan into a new encoder and submits it; a readback after it
+    /// ([`Tensor::fetch_f32`](super::Tensor::fetch_f32)) waits for it.
+    pub fn submit(&self, gpu: &Gpu) {
         let mut encoder = gpu
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -229,12 +224,11 @@ impl Plan {
             self.record(&mut pass);
         }
         gpu.queue.submit([encoder.finish()]);
-        gpu.wait()
     }
 
     /// Runs the plan `repeats` times with each dispatch in its own timestamped pass and returns
     /// the GPU time per kernel label. Needs `TIMESTAMP_QUERY` (see [`Gpu::has_timestamps`]).
-    pub fn profile(&self, gpu: &Gpu, repeats: usize) -> Result<Profile> {
+    pub async fn profile(&self, gpu: &Gpu, repeats: usize) -> Result<Profile> {
         if !gpu.has_timestamps() {
             return Err(Error::msg(format!(
                 "{}: timestamp queries are not supported",
@@ -290,8 +284,8 @@ impl Plan {
             }
             encoder.resolve_query_set(&query_set, 0..2 * n, &resolve, 0);
             encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
-            gpu.queue.submit([encoder.finish()]);
-            let raw = map_and_read(gpu, &staging)?;
+            let index = gpu.queue.submit([encoder.finish()]);
+            let raw = fetch_mapped(gpu, &staging, Some(index)).await?;
             let stamps: &[u64] = bytemuck::cast_slice(&raw);
             for (i, d) in self.dispatches.iter().enumerate() {
                 let ns = stamps[2 * i + 1].saturating_sub(stamps[2 * i]) as f64 * period;

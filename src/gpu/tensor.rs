@@ -1,6 +1,6 @@
 //! `Tensor`: a GPU storage buffer with its logical shape and element storage ([`Elem`]: f32
-//! words, which also hold u32 indices and packed pixels, or f16 halves), plus blocking upload
-//! and readback that convert to and from f32 on the host. [`Binding`] is what a launcher hands
+//! words, which also hold u32 indices and packed pixels, or f16 halves), plus upload and
+//! asynchronous readback that convert to and from f32 on the host. [`Binding`] is what a launcher hands
 //! to [`Plan::dispatch`](super::Plan::dispatch): a buffer and how its floats are stored.
 
 use super::Gpu;
@@ -155,11 +155,11 @@ impl Tensor {
         }
     }
 
-    /// Blocking readback of all elements as f32.
-    pub fn read_f32(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+    /// All elements as f32, once the work submitted before is done.
+    pub async fn fetch_f32(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         let n = self.numel();
         let size = (n as u64 * self.elem.bytes()).next_multiple_of(4);
-        let bytes = gpu.read_bytes(&self.buffer, 0, size)?;
+        let bytes = gpu.fetch_bytes(&self.buffer, 0, size).await?;
         Ok(match self.elem {
             Elem::F32 => bytemuck::pod_collect_to_vec(&bytes),
             Elem::F16 => bytes
@@ -170,10 +170,12 @@ impl Tensor {
         })
     }
 
-    /// Blocking readback of all elements as u32 (a word tensor).
-    pub fn read_u32(&self, gpu: &Gpu) -> Result<Vec<u32>> {
-        assert_eq!(self.elem, Elem::F32, "read_u32 of an f16 tensor");
-        let bytes = gpu.read_bytes(&self.buffer, 0, self.numel() as u64 * 4)?;
+    /// All elements as u32 (a word tensor), once the work submitted before is done.
+    pub async fn fetch_u32(&self, gpu: &Gpu) -> Result<Vec<u32>> {
+        assert_eq!(self.elem, Elem::F32, "fetch_u32 of an f16 tensor");
+        let bytes = gpu
+            .fetch_bytes(&self.buffer, 0, self.numel() as u64 * 4)
+            .await?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 }

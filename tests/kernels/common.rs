@@ -1,13 +1,14 @@
 //! Shared test helpers: the GPU under test, deterministic inputs, how tensors are stored,
 //! sentinel-padded outputs, tolerance checks.
 
-use gpu_ae::gpu::{AdapterChoice, Elem, Gpu, LARGE_GPU_WORKGROUPS, Tensor};
+use gpu_ae::gpu::{AdapterChoice, DeviceLimits, Elem, Gpu, LARGE_GPU_WORKGROUPS, Tensor};
 
-/// The adapter under test, choosing its grids as a large GPU does (`busy_workgroups`), so
-/// that the shapes reach the tile shapes GPUs run whatever adapter runs the tests. Fails
-/// (never skips) when there is none, saying how to get one.
+/// The adapter under test, opened with WebGPU's default limits (so a kernel that a browser
+/// would refuse fails here first) and choosing its grids as a large GPU does
+/// (`busy_workgroups`), so that the shapes reach the tile shapes GPUs run whatever adapter
+/// runs the tests. Fails (never skips) when there is none, saying how to get one.
 pub fn gpu() -> Gpu {
-    match Gpu::new(&AdapterChoice::Best) {
+    match Gpu::new_with(&AdapterChoice::Best, DeviceLimits::WebGpu) {
         Ok(mut g) => {
             g.busy_workgroups = LARGE_GPU_WORKGROUPS;
             g
