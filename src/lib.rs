@@ -38,6 +38,7 @@ pub mod platform;
 pub mod reference;
 pub mod run;
 pub mod shapes;
+pub mod split_plans;
 pub mod stop;
 pub mod train;
 pub mod viz;

@@ -76,15 +76,30 @@ struct ImportArgs {
     /// The image side, when the tensors fit several.
     #[arg(long, value_parser = flags::count, allow_negative_numbers = true)]
     size: Option<usize>,
-    /// What the model was trained for.
+    #[command(flatten)]
+    objective: ObjectiveArgs,
+}
+
+/// What a model learns (`train`, `bench`) or was trained for (`import`).
+#[derive(Args, Clone)]
+struct ObjectiveArgs {
+    /// What the model learns: to reconstruct, to denoise (noisy input, clean target) or
+    /// super-resolution (S/2 input, S target).
     #[arg(long, value_enum, default_value_t = flags::TaskName::Reconstruct)]
     task: flags::TaskName,
-    /// Standard deviation of the input noise of a --task denoise model.
+    /// Standard deviation of the Gaussian input noise for --task denoise.
     #[arg(long, default_value_t = 0.5, value_parser = flags::positive, allow_negative_numbers = true)]
     noise: f32,
-    /// The reconstruction loss it was trained with.
+    /// Reconstruction loss on sigmoid outputs, summed over pixels: binary cross-entropy or
+    /// squared error.
     #[arg(long, value_enum, default_value_t = LossKind::Bce)]
     loss: LossKind,
+}
+
+impl ObjectiveArgs {
+    fn task(&self) -> gpu_ae::models::Task {
+        self.task.task(self.noise)
+    }
 }
 
 #[derive(Args, Clone)]
@@ -261,17 +276,8 @@ struct ModelArgs {
     /// Latent size (lesson-ae ignores it: its code is 8×4×4).
     #[arg(long, default_value_t = 16, value_parser = flags::count, allow_negative_numbers = true)]
     latent: usize,
-    /// What the model learns: to reconstruct, to denoise (noisy input, clean target) or
-    /// super-resolution (S/2 input, S target).
-    #[arg(long, value_enum, default_value_t = flags::TaskName::Reconstruct)]
-    task: flags::TaskName,
-    /// Standard deviation of the Gaussian input noise for --task denoise.
-    #[arg(long, default_value_t = 0.5, value_parser = flags::positive, allow_negative_numbers = true)]
-    noise: f32,
-    /// Reconstruction loss on sigmoid outputs, summed over pixels: binary cross-entropy or
-    /// squared error.
-    #[arg(long, value_enum, default_value_t = LossKind::Bce)]
-    loss: LossKind,
+    #[command(flatten)]
+    objective: ObjectiveArgs,
     /// conv-vae and conv-ae: output channels of each stride-2 convolution (the decoder mirrors
     /// them).
     #[arg(long, default_value = "16,32", value_parser = flags::widths, value_name = "W,W,…")]
@@ -299,8 +305,8 @@ impl ModelArgs {
             ..ModelSpec::mnist(
                 self.model,
                 self.latent,
-                self.task.task(self.noise),
-                self.loss,
+                self.objective.task(),
+                self.objective.loss,
             )
         })
     }
@@ -736,8 +742,8 @@ fn import_cmd(a: ImportArgs) -> Result<()> {
     let settings = ImportSettings {
         act: a.act,
         size: a.size,
-        task: a.task.task(a.noise),
-        loss: a.loss,
+        task: a.objective.task(),
+        loss: a.objective.loss,
     };
     let spec = gpu_ae::import::import(&a.checkpoint, &a.out, &settings)?;
     let conditional = match spec.classes.len() {

@@ -186,16 +186,13 @@ fn sample_rows(a: &SampleArgs, model: &Model, checkpoint: &Path) -> Result<Optio
 pub fn sample(a: SampleArgs) -> Result<()> {
     let g = &a.grid;
     check_picture_out(&a.out)?;
-    let checkpoint = a
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| {
-            shipped(match (&a.label, a.manifold) {
-                (Some(_), _) => SHIPPED_CVAE_L2,
-                (None, true) => SHIPPED_L2,
-                (None, false) => SHIPPED_L16,
-            })
-        });
+    let checkpoint = a.checkpoint.clone().unwrap_or_else(|| {
+        shipped(match (&a.label, a.manifold) {
+            (Some(_), _) => SHIPPED_CVAE_L2,
+            (None, true) => SHIPPED_L2,
+            (None, false) => SHIPPED_L16,
+        })
+    });
     let (gpu, model, split) = open(&a.adapter, &checkpoint)?;
     let image = model.arch.spec.image;
     let kind = model.arch.spec.kind;

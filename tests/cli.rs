@@ -318,7 +318,10 @@ fn sample_works_out_of_the_box_with_the_shipped_checkpoints() {
     let digits = dir.join("digits.png");
     #[rustfmt::skip]
     let out = ok(&["sample", "--label", "7,1", "--cols", "5", "--padding", "0", "--scale", "1", "--out", s(&digits)]);
-    assert!(out.contains("conv-cvae-L2.safetensors") && out.contains("classes 7,1"), "{out}");
+    assert!(
+        out.contains("conv-cvae-L2.safetensors") && out.contains("classes 7,1"),
+        "{out}"
+    );
     assert_eq!(png_size(&digits), (140, 56));
     // The shipped colour model draws 32×32 RGB emoji.
     let emoji =
@@ -867,32 +870,6 @@ fn a_dataset_streamed_in_chunks_trains_exactly_as_a_resident_one() {
     let resident = root().join("resident");
     train_epochs(&resident, 2, &[]);
     let streamed = root().join("streamed");
-    let out = std::process::Command::new(BIN)
-        .args([
-            "train",
-            "--data",
-            data_dir(),
-            "--out",
-            s(&streamed),
-            "--batch",
-            "64",
-            "--eval-batch",
-            "64",
-            "--epochs",
-            "2",
-            "--quiet",
-        ])
-        .env("GPU_AE_STREAM_BYTES", "100000")
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    same_parameters(&streamed, &resident);
-    let figures = |run: &Path| -> Vec<f64> {
-        metrics(run)
-            .iter()
-            .map(|l| num(l, "test_neg_elbo"))
-            .collect()
-    };
-    assert_eq!(figures(&streamed), figures(&resident));
+    train_env(&streamed, 2, &[], &[("GPU_AE_STREAM_BYTES", "100000")]);
+    same_run(&streamed, &resident);
 }

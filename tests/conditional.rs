@@ -204,35 +204,13 @@ fn the_label_changes_what_the_decoder_draws() {
 #[test]
 fn labels_stream_with_their_images() {
     let streamed = root().join("cvae-streamed");
-    let out = std::process::Command::new(BIN)
-        .args([
-            "train",
-            "--conditional",
-            "--data",
-            data_dir(),
-            "--out",
-            s(&streamed),
-            "--batch",
-            "64",
-            "--eval-batch",
-            "64",
-            "--epochs",
-            "2",
-            "--quiet",
-        ])
-        .env("GPU_AE_STREAM_BYTES", "100000")
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    same_parameters(&streamed, cvae());
-    let figures = |run: &Path| -> Vec<f64> {
-        metrics(run)
-            .iter()
-            .map(|l| num(l, "test_neg_elbo"))
-            .collect()
-    };
-    assert_eq!(figures(&streamed), figures(cvae()));
+    train_env(
+        &streamed,
+        2,
+        &["--conditional"],
+        &[("GPU_AE_STREAM_BYTES", "100000")],
+    );
+    same_run(&streamed, cvae());
 }
 
 #[test]

@@ -211,6 +211,11 @@ pub fn train(out: &Path, extra: &[&str]) {
 
 /// `train` on the fixture with the quick settings for `epochs`, plus `extra` flags.
 pub fn train_epochs(out: &Path, epochs: usize, extra: &[&str]) {
+    train_env(out, epochs, extra, &[]);
+}
+
+/// [`train_epochs`] with `env` set: `GPU_AE_STREAM_BYTES` to stream the fixture in chunks.
+pub fn train_env(out: &Path, epochs: usize, extra: &[&str], env: &[(&str, &str)]) {
     let epochs = epochs.to_string();
     let mut args = vec![
         "train",
@@ -227,7 +232,30 @@ pub fn train_epochs(out: &Path, epochs: usize, extra: &[&str]) {
         "--quiet",
     ];
     args.extend(extra);
-    ok(&args);
+    let out = Command::new(BIN)
+        .args(&args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+    assert!(
+        out.status.success(),
+        "gpu-ae {} failed: {}",
+        args.join(" "),
+        text(&out.stderr)
+    );
+}
+
+/// Asserts that two runs hold bit-identical parameters and the same test figures per epoch.
+pub fn same_run(run_a: &Path, run_b: &Path) {
+    same_parameters(run_a, run_b);
+    let figures = |run: &Path| -> Vec<f64> {
+        metrics(run)
+            .iter()
+            .map(|l| num(l, "test_neg_elbo"))
+            .collect()
+    };
+    assert_eq!(figures(run_a), figures(run_b));
 }
 
 /// `train --resume run` up to `epochs` in total, on the fixture.
