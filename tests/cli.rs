@@ -754,24 +754,10 @@ fn batch_norm_runs_record_running_statistics_and_resume_bit_identically() {
 /// categories' names, and the same test images for `eval` as for training.
 #[test]
 fn a_folder_of_colour_images_trains_and_every_command_uses_it() {
-    let emoji = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/emoji-noto");
-    if !emoji.is_dir() {
-        eprintln!("skipped: {} is not here", emoji.display());
+    let categories = ["animals-nature", "flags", "food-drink", "smileys-emotion"];
+    let Some(data) = emoji_slice("emoji-slice", &categories, 12) else {
         return;
-    }
-    let data = scratch("emoji-slice");
-    for category in ["animals-nature", "flags", "food-drink", "smileys-emotion"] {
-        let dir = data.join(category);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut files: Vec<_> = std::fs::read_dir(emoji.join(category))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files.iter().take(12) {
-            std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
-        }
-    }
+    };
     std::fs::write(data.join("notes.txt"), "not an image").unwrap();
     let run = root().join("emoji-run");
     let out = run_with_cache(&[

@@ -309,24 +309,10 @@ fn binarised_runs_evaluate_on_a_fixed_binarisation() {
 /// An image folder's subfolders are the classes: `--label` takes their names.
 #[test]
 fn an_image_folder_trains_a_conditional_vae_on_its_subfolders() {
-    let emoji = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/emoji-noto");
-    if !emoji.is_dir() {
-        eprintln!("skipped: {} is not here", emoji.display());
+    let categories = ["flags", "food-drink", "travel-places"];
+    let Some(data) = emoji_slice("cvae-emoji", &categories, 10) else {
         return;
-    }
-    let data = scratch("cvae-emoji");
-    for category in ["flags", "food-drink", "travel-places"] {
-        let dir = data.join(category);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut files: Vec<_> = std::fs::read_dir(emoji.join(category))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files.iter().take(10) {
-            std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
-        }
-    }
+    };
     let run = root().join("cvae-emoji-run");
     let cache = scratch("cvae-emoji-cache");
     let train = std::process::Command::new(BIN)

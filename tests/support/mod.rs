@@ -122,6 +122,30 @@ pub fn fixture() -> &'static Fixture {
     })
 }
 
+/// A fresh folder `name` holding the first `per` emoji (by file name) of each of `categories`
+/// of `../shared/data/emoji-noto`, or None (saying so) where that folder is not here.
+pub fn emoji_slice(name: &str, categories: &[&str], per: usize) -> Option<PathBuf> {
+    let emoji = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/emoji-noto");
+    if !emoji.is_dir() {
+        eprintln!("skipped: {} is not here", emoji.display());
+        return None;
+    }
+    let data = scratch(name);
+    for category in categories {
+        let dir = data.join(category);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(emoji.join(category))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.iter().take(per) {
+            std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    Some(data)
+}
+
 /// A copy of the fixture dataset in a fresh folder `name`, to be spoiled by the caller.
 pub fn data_copy(name: &str) -> PathBuf {
     let dir = scratch(name);
