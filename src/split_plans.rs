@@ -109,8 +109,9 @@ impl<'s> SplitPlans<'s> {
             self.split
                 .load_chunk(gpu, None, chunk_start * self.batch, chunk);
             let chunk_end = (chunk_start + self.chunk_batches).min(steps);
-            for first in (chunk_start..chunk_end).step_by(per_submission.max(1)) {
-                let last = (first + per_submission.max(1)).min(chunk_end);
+            let per_submission = per_submission.max(1);
+            for first in (chunk_start..chunk_end).step_by(per_submission) {
+                let last = first.saturating_add(per_submission).min(chunk_end);
                 let mut encoder =
                     gpu.device
                         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
