@@ -218,27 +218,7 @@ fn eval_reports_the_estimate_and_refuses_unsuitable_models() {
     assert_eq!(e[0]["iw_samples"].as_u64(), Some(5));
     assert!(num(&e[0], "test_iw_nll") < num(&e[0], "test_neg_elbo") + 5.0);
     // A test set streamed in chunks gives the same estimate.
-    let streamed = std::process::Command::new(BIN)
-        .args([
-            "eval",
-            "--checkpoint",
-            s(&c),
-            "--data",
-            data_dir(),
-            "--iw",
-            "5",
-            "--limit",
-            "20",
-            "--batch",
-            "8",
-            "--json",
-        ])
-        .env("GPU_AE_STREAM_BYTES", "10000")
-        .output()
-        .unwrap();
-    assert!(streamed.status.success(), "{}", text(&streamed.stderr));
-    let streamed = json_lines(&text(&streamed.stdout));
-    let resident = json_lines(&ok(&[
+    let args = [
         "eval",
         "--checkpoint",
         s(&c),
@@ -251,7 +231,15 @@ fn eval_reports_the_estimate_and_refuses_unsuitable_models() {
         "--batch",
         "8",
         "--json",
-    ]));
+    ];
+    let streamed = std::process::Command::new(BIN)
+        .args(args)
+        .env("GPU_AE_STREAM_BYTES", "10000")
+        .output()
+        .unwrap();
+    assert!(streamed.status.success(), "{}", text(&streamed.stderr));
+    let streamed = json_lines(&text(&streamed.stdout));
+    let resident = json_lines(&ok(&args));
     let close = |key: &str| {
         (num(&streamed[0], key) - num(&resident[0], key)).abs() <= 1e-4 * num(&resident[0], key)
     };
