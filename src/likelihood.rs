@@ -15,11 +15,19 @@ use crate::gpu::{Elem, Gpu, Tensor};
 use crate::gpu_split::GpuSplit;
 use crate::graph::{Graph, Model, Purpose};
 use crate::kernels::{NoiseKey, iwae, reduce};
-use crate::models::LossKind;
+use crate::models::{Architecture, LossKind};
 use crate::split_plans::SplitPlans;
 
-/// Rows decoded at once (S·n): enough to keep a GPU busy, small enough for any adapter.
+/// Rows decoded at once (S·n) at most: enough to keep a GPU busy, small enough for any adapter.
 const ROWS_PER_ROUND: usize = 2048;
+
+/// Rows of one decoding round: [`ROWS_PER_ROUND`], or fewer where that many rows of the model's
+/// widest activation would not fit one storage binding of `binding_bytes` (large colour images:
+/// the first 32-channel layer of a 64×64 model holds 128 KiB per row).
+fn rows_per_round(arch: &Architecture, binding_bytes: u64) -> usize {
+    let row_bytes = 4 * arch.widest_activation() as u64;
+    (binding_bytes / row_bytes.max(1)).clamp(1, ROWS_PER_ROUND as u64) as usize
+}
 
 /// The estimator for one model over one split.
 pub struct ImportanceWeighted<'s> {
@@ -59,10 +67,17 @@ impl<'s> ImportanceWeighted<'s> {
         }
         split.check_model(&arch.spec.image)?;
         let binarize = (binarize == Binarize::Dynamic).then_some(TEST_BINARIZE_SEED);
-        let batch = batch.min(ROWS_PER_ROUND);
+        let limits = &gpu.limits;
+        let max_rows = rows_per_round(
+            arch,
+            limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size),
+        );
+        let batch = batch.min(max_rows);
         let plans = SplitPlans::new(gpu, split, batch, |plan, b| {
             let n = b.n;
-            let per_round = (ROWS_PER_ROUND / n).clamp(1, samples);
+            let per_round = (max_rows / n).clamp(1, samples);
             let rows = per_round * n;
             let key = NoiseKey::Image {
                 batch_size: b.batch,
@@ -117,5 +132,26 @@ impl<'s> ImportanceWeighted<'s> {
     pub async fn run(&self, gpu: &Gpu, progress: &mut dyn FnMut(usize, usize)) -> Result<f64> {
         let sums = self.plans.run(gpu, 1, Some(progress)).await?;
         Ok(sums[0] as f64 / self.plans.split.count as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{ModelKind, ModelSpec, Task};
+
+    const WEBGPU_BINDING: u64 = 128 << 20;
+
+    /// MNIST decodes full rounds; the 64×64 colour model of the README takes as many rows as
+    /// its 32-channel 32×32 layer fits in WebGPU's 128 MiB binding (1024), not 2048 (256 MiB).
+    #[test]
+    fn rounds_fit_one_storage_binding() {
+        let mnist = ModelSpec::mnist(ModelKind::ConvVae, 32, Task::Reconstruct, LossKind::Bce);
+        let arch = Architecture::new(mnist).unwrap();
+        assert_eq!(rows_per_round(&arch, WEBGPU_BINDING), ROWS_PER_ROUND);
+        let arch = Architecture::new(ModelSpec::colour_64px()).unwrap();
+        assert_eq!(arch.widest_activation(), 32 * 32 * 32);
+        assert_eq!(rows_per_round(&arch, WEBGPU_BINDING), 1024);
+        assert_eq!(rows_per_round(&arch, 1000), 1);
     }
 }

@@ -252,6 +252,21 @@ impl ModelSpec {
     pub fn is_conditional(&self) -> bool {
         !self.classes.is_empty()
     }
+
+    /// The README's 64×64 colour VAE (batch norm, leaky ReLU, L = 128), for tests of limits.
+    #[cfg(test)]
+    pub(crate) fn colour_64px() -> ModelSpec {
+        ModelSpec {
+            image: ImageShape {
+                channels: 3,
+                size: 64,
+            },
+            widths: vec![32, 64, 128, 256],
+            norm: Norm::Batch,
+            act: HiddenAct::LeakyRelu,
+            ..ModelSpec::mnist(ModelKind::ConvVae, 128, Task::Reconstruct, LossKind::Bce)
+        }
+    }
 }
 
 /// The latent head between encoder and decoder.
@@ -537,6 +552,18 @@ impl Architecture {
         self.encoder.input()
     }
 
+    /// Elements of one example's largest activation (any encoder or decoder tensor, the
+    /// image included): what decides how many examples one storage binding holds.
+    pub fn widest_activation(&self) -> usize {
+        self.encoder
+            .dims
+            .iter()
+            .chain(&self.decoder.dims)
+            .map(Dims::numel)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Multiply-accumulates of one example's forward pass.
     pub fn forward_macs(&self) -> u64 {
         let head = match &self.head {
@@ -721,17 +748,7 @@ mod tests {
     /// that WebGPU allows per storage binding (they took 238 MiB before each layer's were capped).
     #[test]
     fn a_64px_batch_norm_model_fits_webgpu_bindings() {
-        let spec = ModelSpec {
-            image: ImageShape {
-                channels: 3,
-                size: 64,
-            },
-            widths: vec![32, 64, 128, 256],
-            norm: Norm::Batch,
-            act: HiddenAct::LeakyRelu,
-            ..ModelSpec::mnist(ModelKind::ConvVae, 128, Task::Reconstruct, LossKind::Bce)
-        };
-        let a = Architecture::new(spec).unwrap();
+        let a = Architecture::new(ModelSpec::colour_64px()).unwrap();
         let n = 128;
         let Head::Vae(head) = &a.head else {
             panic!("a VAE head")
