@@ -227,6 +227,9 @@ pub enum Purpose {
     Evaluate,
     /// Forward for pictures and codes: also the sigmoid of the logits (BCE models).
     Infer,
+    /// The decoder and its loss only, from codes another plan writes into [`Graph::code`]
+    /// (the importance-weighted estimate's rows): no encoder tensors.
+    Decode,
 }
 
 /// A model instantiated for batch size `n`.
@@ -249,7 +252,8 @@ pub struct Graph {
     pub target: Tensor,
     /// `[n, C, h, w]` noisy or downsampled input when the task has one.
     input: Option<Tensor>,
-    enc: StackBuffers,
+    /// None in a [`Purpose::Decode`] graph.
+    enc: Option<StackBuffers>,
     /// `[n, 2L]` (μ | logvar) or `[n, L]`.
     head_out: Option<Tensor>,
     vae: Option<VaeBuffers>,
@@ -284,8 +288,10 @@ impl Graph {
                 gpu.describe()
             );
         }
+        let decode_only = purpose == Purpose::Decode;
         let target = Tensor::zeros_as(gpu, &arch.spec.image.dims().batch(n), elem, "target")?;
         let input = match arch.spec.task {
+            _ if decode_only => None,
             Task::Reconstruct => None,
             _ => Some(Tensor::zeros_as(
                 gpu,
@@ -305,9 +311,12 @@ impl Graph {
         } else {
             Backward::None
         };
-        let enc = StackBuffers::new(gpu, &arch.encoder, n, elem, enc_backward, "encoder")?;
+        let enc = (!decode_only)
+            .then(|| StackBuffers::new(gpu, &arch.encoder, n, elem, enc_backward, "encoder"))
+            .transpose()?;
         let feat = arch.encoder.output().numel();
         let head_out = match &arch.head {
+            _ if decode_only => None,
             Head::None => None,
             Head::Ae(l) | Head::Vae(l) => Some(Tensor::zeros(
                 gpu,
@@ -409,7 +418,7 @@ impl Graph {
         match (&self.vae, &self.head_out) {
             (Some(v), _) => &v.z,
             (None, Some(h)) => h,
-            (None, None) => self.enc.output(),
+            (None, None) => self.encoder().output(),
         }
     }
 
@@ -421,7 +430,16 @@ impl Graph {
     /// What the head reads: the encoder output, or for a conditional VAE the output and the
     /// one-hot label.
     fn head_input(&self) -> &Tensor {
-        self.cond.as_ref().map_or(self.enc.output(), |c| &c.head_in)
+        self.cond
+            .as_ref()
+            .map_or_else(|| self.encoder().output(), |c| &c.head_in)
+    }
+
+    /// The encoder's tensors, which every purpose but [`Purpose::Decode`] has.
+    fn encoder(&self) -> &StackBuffers {
+        self.enc
+            .as_ref()
+            .expect("a decode-only graph records no encoder")
     }
 
     /// u32 `[n]` the batch's classes of a conditional VAE (None otherwise): gathered by
@@ -546,7 +564,7 @@ impl Graph {
     ) -> Result<()> {
         let arch = &model.arch;
         let params = &model.params.buffer;
-        self.enc.forward(
+        self.encoder().forward(
             plan,
             gpu,
             &arch.encoder,
@@ -561,7 +579,7 @@ impl Graph {
                 plan,
                 gpu,
                 &c.head_in,
-                self.enc.output(),
+                self.encoder().output(),
                 &c.labels,
                 n,
                 feat,
@@ -755,7 +773,7 @@ impl Graph {
         // The head's input-gradient product also does the encoder's final activation backward.
         let denc = match (&arch.head, &t.dfeat) {
             (Head::Ae(l) | Head::Vae(l), Some(dfeat)) => {
-                let act = self.enc.caller_activation(&arch.encoder);
+                let act = self.encoder().caller_activation(&arch.encoder);
                 // A conditional head's input gradient includes the label columns, dropped after.
                 let dx = self.cond.as_ref().map_or(dfeat, |c| {
                     c.dhead_in.as_ref().expect("training graphs keep it")
@@ -780,7 +798,7 @@ impl Graph {
             }
             _ => dhead,
         };
-        self.enc.backward(
+        self.encoder().backward(
             plan,
             gpu,
             &arch.encoder,

@@ -83,7 +83,7 @@ impl<'s> ImportanceWeighted<'s> {
                 batch_size: b.batch,
             };
             let enc = Graph::new(gpu, arch, n, Purpose::Evaluate, Elem::F32)?.with_noise_key(key);
-            let dec = Graph::new(gpu, arch, rows, Purpose::Evaluate, Elem::F32)?;
+            let dec = Graph::new(gpu, arch, rows, Purpose::Decode, Elem::F32)?;
             let log_ratio = Tensor::zeros(gpu, &[rows], "log ratio")?;
             let lse = Tensor::zeros(gpu, &[n, 2], "logsumexp")?;
             let nll = Tensor::zeros(gpu, &[n], "nll")?;
