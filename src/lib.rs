@@ -35,6 +35,7 @@ pub mod models;
 pub mod nn;
 pub mod pil;
 pub mod platform;
+pub mod projection;
 pub mod reference;
 pub mod run;
 pub mod shapes;

@@ -51,7 +51,8 @@ enum Command {
     Sample(SampleArgs),
     /// A PNG of test images above their reconstructions.
     Reconstruct(PictureArgs),
-    /// Write the code of every test image to CSV, and a scatter plot of its first two dimensions.
+    /// Write the code of every test image to CSV, and a scatter plot of it (its first two
+    /// principal components when it has more than two dimensions).
     Encode(EncodeArgs),
     /// Noisy / denoised / clean rows of test images, and PSNR of the noisy input and the output.
     Denoise(PictureArgs),

@@ -10,6 +10,7 @@ use gpu_ae::graph::Model;
 use gpu_ae::infer::Inference;
 use gpu_ae::models::{ImageShape, Task};
 use gpu_ae::platform::block_on;
+use gpu_ae::projection::principal_plane;
 use gpu_ae::train::load_model;
 use gpu_ae::{apply, classes};
 use gpu_ae::{bail, noteln, outln};
@@ -333,7 +334,6 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
         csv.push_str(&format!(",z{j}"));
     }
     csv.push('\n');
-    let mut points = Vec::with_capacity(labels.len());
     for (i, z) in r.codes.chunks(code).enumerate() {
         // Image folders label by the folder's name (empty for images outside any).
         let label = match classes.get(labels[i] as usize) {
@@ -346,28 +346,22 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
             csv.push_str(&format!(",{v}"));
         }
         csv.push('\n');
-        points.push([z[0], if code > 1 { z[1] } else { 0.0 }]);
     }
+    let plane = principal_plane(&r.codes, code);
     let what = if inference.model.arch.is_vae() {
         "posterior mean"
     } else {
         "code"
     };
-    let title = format!("{kind} {what} of {} test images", points.len());
-    let img = viz::scatter(
-        &points,
-        &labels,
-        &classes,
-        &title,
-        "z0",
-        if code > 1 { "z1" } else { "0" },
-    );
+    let title = format!("{kind} {what} of {} test images", plane.points.len());
+    let [x_axis, y_axis] = &plane.axes;
+    let img = viz::scatter(&plane.points, &labels, &classes, &title, x_axis, y_axis);
     files::write_atomic(&a.out, csv.as_bytes())?;
     viz::save_image(&plot, &DynamicImage::ImageRgb8(img))?;
     outln!(
-        "{}: {} rows of index,label,z0..z{}; scatter plot {}",
+        "{}: {} rows of index,label,z0..z{}; scatter plot {} ({x_axis} against {y_axis})",
         a.out.display(),
-        points.len(),
+        plane.points.len(),
         code - 1,
         plot.display()
     );

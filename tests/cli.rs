@@ -824,11 +824,14 @@ fn a_folder_of_colour_images_trains_and_every_command_uses_it() {
     );
     assert_eq!(image::image_dimensions(&recon).unwrap(), (64, 32));
 
-    // Codes with the categories as labels, named in the scatter plot's legend.
+    // Codes with the categories as labels, named in the scatter plot's legend; the 4-D codes
+    // are drawn on their first two principal components.
     let csv = pics.join("z.csv");
     #[rustfmt::skip]
     let enc = run_with_cache(&["encode", "--checkpoint", s(&m), "--data", s(&data), "--out", s(&csv)]);
     assert!(enc.status.success(), "{}", text(&enc.stderr));
+    let said = text(&enc.stdout);
+    assert!(said.contains("(PC1 (") && said.contains("% of variance) against PC2 ("), "{said}");
     let rows = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(
         rows.lines().count() as f64 - 1.0,
