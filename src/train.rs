@@ -699,7 +699,11 @@ pub async fn run(
     );
     let gpu = gpu?;
     let (dataset, digest) = loaded?;
-    let data_abs = std::path::absolute(&data_dir).unwrap_or_else(|_| data_dir.clone());
+    // The dataset's path as recorded in the run: without `..` or links where it resolves.
+    let data_abs = data_dir
+        .canonicalize()
+        .or_else(|_| std::path::absolute(&data_dir))
+        .unwrap_or_else(|_| data_dir.clone());
     if let Some(r) = recorded {
         if r.digest != digest && !opts.allow_data_change {
             bail!(

@@ -831,7 +831,10 @@ fn a_folder_of_colour_images_trains_and_every_command_uses_it() {
     let enc = run_with_cache(&["encode", "--checkpoint", s(&m), "--data", s(&data), "--out", s(&csv)]);
     assert!(enc.status.success(), "{}", text(&enc.stderr));
     let said = text(&enc.stdout);
-    assert!(said.contains("(PC1 (") && said.contains("% of variance) against PC2 ("), "{said}");
+    assert!(
+        said.contains("(PC1 (") && said.contains("% of variance) against PC2 ("),
+        "{said}"
+    );
     let rows = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(
         rows.lines().count() as f64 - 1.0,
