@@ -152,7 +152,7 @@ pub async fn run(
     for e in 0..opts.epochs {
         let t = Instant::now();
         let p = trainer
-            .run_epoch(e, &|| false, &mut |_| {})
+            .run_epoch(e, 0, &|| false, &mut |_| {})
             .await?
             .ok_or_else(|| Error::msg("bench: stopped"))?;
         epoch_s.push(t.elapsed().as_secs_f64());

@@ -67,6 +67,13 @@ impl GpuSplit {
     /// Uploads a split, or prepares to stream it when it does not fit ([`resident_limit`]);
     /// `source` names the files in errors.
     pub fn upload(gpu: &Gpu, split: &Split, source: &Path) -> Result<GpuSplit> {
+        Self::upload_within(gpu, split, source, resident_limit(gpu))
+    }
+
+    /// [`GpuSplit::upload`] keeping at most `limit` bytes of images resident (streamed in
+    /// chunks of that size when the split is larger).
+    pub fn upload_within(gpu: &Gpu, split: &Split, source: &Path, limit: u64) -> Result<GpuSplit> {
+        let limit = limit.min(resident_limit(gpu));
         let im = &split.images;
         if im.rows != im.cols {
             bail!(
@@ -85,7 +92,6 @@ impl GpuSplit {
             size: im.rows,
         };
         let per_image = shape.pixels();
-        let limit = resident_limit(gpu);
         let (images, stream, gpu_labels) = if (im.pixels.len().next_multiple_of(4) as u64) <= limit
         {
             let bytes = padded(im.pixels.clone());

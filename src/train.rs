@@ -260,14 +260,17 @@ impl<'g> Trainer<'g> {
         self.train.count
     }
 
-    /// Trains one epoch (0-based `epoch`), calling `report` after each submission's losses
-    /// arrive (the next submission already queued). Fails on a NaN or infinite loss. Returns
-    /// `None`, the epoch unfinished, when `stop` says so before a submission (natively
-    /// [`stop::requested`]; a web page's pause button); the steps submitted until then count
-    /// in [`Trainer::steps_done`].
+    /// Trains epoch `epoch` (0-based) from its step `first_step` (0, or where a stopped call
+    /// on the same epoch left off: the same shuffle, no step repeated or skipped), calling
+    /// `report` after each submission's losses arrive (the next submission already queued);
+    /// the losses and image counts reported are those of this call's steps. Fails on a NaN or
+    /// infinite loss. Returns `None`, the epoch unfinished, when `stop` says so before a
+    /// submission (natively [`stop::requested`]; a web page's pause button); the steps
+    /// submitted until then count in [`Trainer::steps_done`].
     pub async fn run_epoch(
         &mut self,
         epoch: usize,
+        first_step: usize,
         stop: &dyn Fn() -> bool,
         report: &mut dyn FnMut(&TrainProgress),
     ) -> Result<Option<TrainProgress>> {
@@ -279,15 +282,28 @@ impl<'g> Trainer<'g> {
         // (the next one while the GPU still works on this one); submissions end at chunks.
         let streamed = self.train.is_streamed();
         let chunk_steps = self.chunk_images / self.cfg.batch;
-        self.train
-            .load_chunk(gpu, Some(&perm), 0, self.chunk_images);
-        let state = [self.steps_done as u32, 0, 0, 0];
+        let steps = self.steps_per_epoch();
+        if first_step >= steps {
+            bail!("epoch {epoch} has {steps} steps; it cannot start at step {first_step}");
+        }
+        // The chunk that holds the first step (a streamed split's perm maps visits into it).
+        let chunk_first = if streamed {
+            first_step / chunk_steps * chunk_steps
+        } else {
+            0
+        };
+        self.train.load_chunk(
+            gpu,
+            Some(&perm),
+            chunk_first * self.cfg.batch,
+            self.chunk_images,
+        );
+        let state = [self.steps_done as u32, first_step as u32, 0, 0];
         gpu.queue
             .write_buffer(&self.state.buffer, 0, bytemuck::cast_slice(&state));
         gpu.queue
             .write_buffer(&self.acc.buffer, 0, bytemuck::cast_slice(&[0f32; 4]));
 
-        let steps = self.steps_per_epoch();
         let start = Instant::now();
         let mut progress = TrainProgress {
             epoch,
@@ -298,12 +314,12 @@ impl<'g> Trainer<'g> {
         // (staging index, steps done after that submission, images done, submission index)
         let mut pending: Option<(usize, usize, usize, wgpu::SubmissionIndex)> = None;
         let mut per_submit = 1usize;
-        let mut next = 0usize;
+        let mut next = first_step;
         let mut images = 0usize;
         let mut submits = 0usize;
         while next < steps {
             if stop() {
-                self.steps_done += next as u64;
+                self.steps_done += (next - first_step) as u64;
                 return Ok(None);
             }
             let mut end = (next + per_submit).min(steps);
@@ -345,7 +361,7 @@ impl<'g> Trainer<'g> {
                 self.collect(prev, &mut progress, start).await?;
                 report(&progress);
                 // Aim for about a quarter second of GPU work per submission.
-                let per_step = progress.seconds / progress.step.max(1) as f64;
+                let per_step = progress.seconds / (progress.step - first_step).max(1) as f64;
                 per_submit = ((0.25 / per_step.max(1e-6)) as usize).clamp(1, 64);
             }
             pending = Some((slot, end, images, index));
@@ -354,7 +370,7 @@ impl<'g> Trainer<'g> {
             self.collect(prev, &mut progress, start).await?;
             report(&progress);
         }
-        self.steps_done += steps as u64;
+        self.steps_done += (steps - first_step) as u64;
         Ok(Some(progress))
     }
 
@@ -849,7 +865,7 @@ async fn train_epochs(
     for epoch in first_epoch..opts.epochs {
         let mut progress = Progress::new(steps, epoch, opts.epochs, opts.quiet);
         let Some(train) = trainer
-            .run_epoch(epoch, &stop::requested, &mut |p| progress.update(p))
+            .run_epoch(epoch, 0, &stop::requested, &mut |p| progress.update(p))
             .await?
         else {
             progress.finish();

@@ -280,42 +280,29 @@ fn f16_storage_matches_f32_for_every_model() {
     }
 }
 
+/// The MNIST conv VAE with an 8-D latent, Adam at 2e-3.
+fn small_vae(batch: usize, seed: u64, precision: Elem) -> TrainConfig {
+    TrainConfig {
+        spec: ModelSpec::mnist(ModelKind::ConvVae, 8, Task::Reconstruct, LossKind::Bce),
+        batch,
+        lr: 2e-3,
+        seed,
+        precision,
+        beta: 1.0,
+        binarize: Binarize::None,
+    }
+}
+
 /// Trains a conv VAE for 3 epochs on 640 images with activations stored as `precision`:
 /// the test metrics before and after.
 fn short_run(gpu: &Gpu, precision: Elem) -> (EvalMetrics, EvalMetrics) {
     let ds = mnist();
     let limit = 640;
-    let train = data::Split {
-        images: data::Images {
-            count: limit,
-            channels: 1,
-            rows: 28,
-            cols: 28,
-            pixels: ds.train.images.pixels[..limit * 784].to_vec(),
-        },
-        labels: ds.train.labels[..limit].to_vec(),
-    };
-    let test = data::Split {
-        images: data::Images {
-            count: 300,
-            channels: 1,
-            rows: 28,
-            cols: 28,
-            pixels: ds.test.images.pixels[..300 * 784].to_vec(),
-        },
-        labels: ds.test.labels[..300].to_vec(),
-    };
+    let train = ds.train.first(limit);
+    let test = ds.test.first(300);
     let dir = Path::new("assets/mnist");
-    let cfg = TrainConfig {
-        spec: ModelSpec::mnist(ModelKind::ConvVae, 8, Task::Reconstruct, LossKind::Bce),
-        // 640 = 6·100 + 40: the tail batch is trained too.
-        batch: 100,
-        lr: 2e-3,
-        seed: 3,
-        precision,
-        beta: 1.0,
-        binarize: Binarize::None,
-    };
+    // 640 = 6·100 + 40: the tail batch is trained too.
+    let cfg = small_vae(100, 3, precision);
     let mut trainer = Trainer::new(
         gpu,
         cfg,
@@ -333,7 +320,7 @@ fn short_run(gpu: &Gpu, precision: Elem) -> (EvalMetrics, EvalMetrics) {
     assert_eq!(before, block_on(eval.run(gpu)).unwrap());
     let mut seen = Vec::new();
     for epoch in 0..3 {
-        let p = block_on(trainer.run_epoch(epoch, &|| false, &mut |p| seen.push(p.step)))
+        let p = block_on(trainer.run_epoch(epoch, 0, &|| false, &mut |p| seen.push(p.step)))
             .unwrap()
             .expect("no stop was requested");
         assert_eq!(p.images, limit);
@@ -343,6 +330,59 @@ fn short_run(gpu: &Gpu, precision: Elem) -> (EvalMetrics, EvalMetrics) {
     assert_eq!(seen.last(), Some(&7));
     let after = block_on(eval.run(gpu)).unwrap();
     (before, after)
+}
+
+/// A conv VAE trained one epoch on 200 images in batches of 16 (13 steps), then a second
+/// epoch, stopped after its `stop_after` first submissions when given (as a web page's pause
+/// does) and continued from the step it reached, with at most `resident` bytes of images on
+/// the GPU: the parameters after both epochs.
+fn two_epochs(gpu: &Gpu, resident: u64, stop_after: Option<usize>) -> Vec<f32> {
+    let train = mnist().train.first(200);
+    let dir = Path::new("assets/mnist");
+    let cfg = small_vae(16, 5, Elem::F32);
+    let split = GpuSplit::upload_within(gpu, &train, dir, resident).unwrap();
+    let mut trainer = Trainer::new(gpu, cfg, split, None, None, 0).unwrap();
+    assert_eq!(trainer.steps_per_epoch(), 13);
+    let whole = |t: &mut Trainer, epoch, first| {
+        block_on(t.run_epoch(epoch, first, &|| false, &mut |_| {}))
+            .unwrap()
+            .expect("no stop was requested")
+    };
+    whole(&mut trainer, 0, 0);
+    let mut first = 0;
+    if let Some(submissions) = stop_after {
+        let calls = std::cell::Cell::new(0);
+        let stop = || {
+            calls.set(calls.get() + 1);
+            calls.get() > submissions
+        };
+        let stopped = block_on(trainer.run_epoch(1, 0, &stop, &mut |_| {})).unwrap();
+        assert!(stopped.is_none(), "the epoch was stopped");
+        first = trainer.steps_done as usize - 13;
+        assert!(first > 0 && first < 13, "stopped after {first} steps");
+    }
+    let rest = whole(&mut trainer, 1, first);
+    assert_eq!(rest.step, 13);
+    assert_eq!(rest.images, 200 - 16 * first, "images of this call only");
+    assert_eq!(trainer.steps_done, 26);
+    block_on(trainer.model.values(gpu)).unwrap().params
+}
+
+/// An epoch stopped part-way and continued from the step it reached trains exactly as one run
+/// straight through (the same batches, noise and Adam steps, bit for bit), with the images
+/// resident and streamed in chunks of 3 batches (the continuation at step 2 starts inside the
+/// first chunk) and of 2 (it starts with the second chunk).
+#[test]
+fn a_stopped_epoch_continues_where_it_stopped() {
+    let gpu = gpu();
+    for resident in [u64::MAX, 48 * 784, 32 * 784] {
+        let straight = two_epochs(&gpu, resident, None);
+        let continued = two_epochs(&gpu, resident, Some(2));
+        assert!(
+            straight == continued,
+            "resident {resident} bytes: the continued epoch differs"
+        );
+    }
 }
 
 #[test]

@@ -30,9 +30,10 @@ const VIEW_BATCH: usize = 100;
 /// A training in the page.
 struct Training {
     trainer: Trainer<'static>,
-    /// Epochs started so far: the next one's shuffle (a paused epoch is not resumed; the
-    /// next call starts a freshly shuffled one).
+    /// The epoch the next call trains (0-based; its shuffle).
     epoch: usize,
+    /// The step it starts at: where a paused epoch stopped, else 0.
+    step: usize,
 }
 
 /// The model the previews show: the training's (its parameters copied in before each
@@ -229,7 +230,13 @@ pub fn start_training(
         trainer.model.buffers.buffer.clone(),
     ));
     let spec = trainer.cfg.spec.clone();
-    TRAINING.with(|t| *t.borrow_mut() = Some(Training { trainer, epoch: 0 }));
+    TRAINING.with(|t| {
+        *t.borrow_mut() = Some(Training {
+            trainer,
+            epoch: 0,
+            step: 0,
+        })
+    });
     VIEW.with(|v| {
         *v.borrow_mut() = Some(Rc::new(View {
             inference,
@@ -256,8 +263,9 @@ fn progress_json(p: &TrainProgress, steps_done: u64) -> String {
     .to_string()
 }
 
-/// Trains one epoch, calling `on_progress` with [`progress_json`] after each submission's
-/// losses arrive. Resolves to `{"finished": bool, "progress": {...}}` when the epoch ends or
+/// Trains one epoch, or the rest of one that [`pause`] stopped, calling `on_progress` with
+/// [`progress_json`] after each submission's losses arrive (the loss and images/s of this
+/// call's steps). Resolves to `{"finished": bool, "progress": {...}}` when the epoch ends or
 /// [`pause`] stopped it.
 #[wasm_bindgen]
 pub async fn train_epoch(on_progress: js_sys::Function) -> Result<String, JsValue> {
@@ -266,17 +274,25 @@ pub async fn train_epoch(on_progress: js_sys::Function) -> Result<String, JsValu
         .ok_or_else(|| js_err("no training to continue (start one, or one is running)"))?;
     PAUSE.with(|p| p.set(false));
     let steps_before = t.trainer.steps_done;
+    // The step count when this epoch began (a continued epoch began in an earlier call).
+    let epoch_base = steps_before - t.step as u64;
     let mut last = String::new();
     let result = t
         .trainer
-        .run_epoch(t.epoch, &|| PAUSE.with(Cell::get), &mut |p| {
-            last = progress_json(p, steps_before);
+        .run_epoch(t.epoch, t.step, &|| PAUSE.with(Cell::get), &mut |p| {
+            last = progress_json(p, epoch_base);
             let _ = on_progress.call1(&JsValue::NULL, &JsValue::from_str(&last));
         })
         .await;
-    t.epoch += 1;
+    let finished = matches!(result, Ok(Some(_)));
+    if finished {
+        (t.epoch, t.step) = (t.epoch + 1, 0);
+    } else {
+        // Paused (or failed): the next call continues this epoch where it stopped.
+        t.step += (t.trainer.steps_done - steps_before) as usize;
+    }
     TRAINING.with(|slot| *slot.borrow_mut() = Some(t));
-    let finished = result.map_err(js_err)?.is_some();
+    result.map_err(js_err)?;
     let progress: serde_json::Value = serde_json::from_str(&last).unwrap_or_default();
     Ok(serde_json::json!({ "finished": finished, "progress": progress }).to_string())
 }

@@ -255,7 +255,7 @@ async fn training(gpu: &'static Gpu, log: &dyn Fn(&str)) -> gpu_ae::Result<(Vec<
     let mut losses = Vec::new();
     for epoch in 0..TRAIN_EPOCHS {
         let p = trainer
-            .run_epoch(epoch, &|| false, &mut |_| {})
+            .run_epoch(epoch, 0, &|| false, &mut |_| {})
             .await?
             .ok_or_else(|| gpu_ae::Error::msg("the self-test's training was stopped"))?;
         log(&format!(
