@@ -5,7 +5,6 @@
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use gpu_ae::bench::{self, BenchOptions};
-use gpu_ae::classes;
 use gpu_ae::data::{Binarize, DataOptions};
 use gpu_ae::error::{Error, Result};
 use gpu_ae::evaluate::Evaluator;
@@ -13,9 +12,10 @@ use gpu_ae::gpu::{AdapterChoice, Gpu, enumerate_adapters};
 use gpu_ae::gpu_split::GpuSplit;
 use gpu_ae::import::ImportSettings;
 use gpu_ae::likelihood::ImportanceWeighted;
-use gpu_ae::models::{HiddenAct, LossKind, ModelKind, ModelSpec, Norm};
+use gpu_ae::models::{HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm};
 use gpu_ae::platform::block_on;
 use gpu_ae::train::{self, Claim, RunOptions, RunOutcome, RunTarget, TrainConfig};
+use gpu_ae::{bail, classes};
 use gpu_ae::{noteln, outln, stop};
 use std::path::{Path, PathBuf};
 
@@ -136,7 +136,8 @@ struct SampleArgs {
     /// Decode the straight line between the codes of test images A and B.
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     interpolate: Option<Vec<usize>>,
-    /// Dataset for --interpolate.
+    /// The test images for --interpolate: an IDX folder or a folder of images (default: the
+    /// folder the model was trained on when it is here, else assets/mnist).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Conditional models: the class(es) to draw, as indices or names, comma-separated (one
@@ -151,6 +152,8 @@ struct SampleArgs {
 struct PictureArgs {
     #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
+    /// The test images: an IDX folder or a folder of images (default: the folder the model was
+    /// trained on when it is here, else assets/mnist).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Test images shown.
@@ -174,6 +177,8 @@ struct PictureArgs {
 struct EncodeArgs {
     #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
+    /// The test images: an IDX folder or a folder of images (default: the folder the model was
+    /// trained on when it is here, else assets/mnist).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// CSV of index,label,z0,…; the scatter plot goes beside it as .png.
@@ -190,6 +195,8 @@ struct UpscaleArgs {
     /// A 14×14 greyscale PNG to upscale (default: the whole test set, with PSNR figures).
     #[arg(long, value_name = "PNG")]
     input: Option<PathBuf>,
+    /// The test images: an IDX folder or a folder of images (default: the folder the model was
+    /// trained on when it is here, else assets/mnist).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Test images shown in the comparison picture.
@@ -372,7 +379,8 @@ struct EvalArgs {
     /// A model.safetensors written by `gpu-ae train`.
     #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
-    /// Folder with t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz].
+    /// The test images: an IDX folder or a folder of images (default: the folder the model was
+    /// trained on when it is here, else assets/mnist).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     #[arg(long, default_value_t = 500, value_parser = flags::count, allow_negative_numbers = true)]
@@ -426,6 +434,40 @@ fn default_data() -> PathBuf {
         return local;
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist")
+}
+
+/// The folder whose test images a command on a trained model uses: `--data` when given, else
+/// the folder the model was trained on (`trained_on`, from its checkpoint) when it is here
+/// (said in a note unless it is the embedded MNIST), else the embedded MNIST for models of
+/// MNIST's 28×28 grey images, else an error asking for `--data`.
+fn model_data(
+    given: Option<&Path>,
+    trained_on: Option<&Path>,
+    image: ImageShape,
+) -> Result<PathBuf> {
+    if let Some(dir) = given {
+        return Ok(dir.to_path_buf());
+    }
+    let mnist = default_data();
+    match trained_on {
+        Some(dir) if dir.is_dir() => {
+            if dir.canonicalize().ok() != mnist.canonicalize().ok() {
+                noteln!(
+                    "note: no --data given: the test images of {}, the folder the model was trained on",
+                    dir.display()
+                );
+            }
+            Ok(dir.to_path_buf())
+        }
+        _ if image == ImageShape::MNIST => Ok(mnist),
+        Some(dir) => bail!(
+            "--data: the model takes {image} images and was trained on {}, which is not here; give a folder of images with --data",
+            dir.display()
+        ),
+        None => bail!(
+            "--data: the model takes {image} images, not the embedded MNIST's; give a folder of images with --data"
+        ),
+    }
 }
 
 fn main() {
@@ -665,7 +707,11 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     let gpu = a.adapter.open(false)?;
     let (model, ckpt) = train::load_model(&gpu, &a.checkpoint)?;
     let split = gpu_ae::metadata::read_split(&ckpt, &a.checkpoint)?;
-    let dir = a.data.unwrap_or_else(default_data);
+    let dir = model_data(
+        a.data.as_deref(),
+        gpu_ae::metadata::read_data_path(&ckpt).as_deref(),
+        model.arch.spec.image,
+    )?;
     let binarize = gpu_ae::metadata::read_binarize(&ckpt, &a.checkpoint)?;
     let options = DataOptions::for_model(model.arch.spec.image, &split);
     let set = gpu_ae::data::load_test(&dir, &options)?;

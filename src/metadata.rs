@@ -208,6 +208,12 @@ pub fn read_split(ckpt: &Checkpoint, path: &Path) -> Result<SplitRule> {
     }
 }
 
+/// The folder the run of a checkpoint trained on, as it recorded it (None for files that
+/// record none, such as imported `state_dict`s).
+pub fn read_data_path(ckpt: &Checkpoint) -> Option<PathBuf> {
+    ckpt.meta("data").map(PathBuf::from)
+}
+
 /// Whether the run of a checkpoint trained on binarised images (and so is evaluated on the
 /// test images binarised by [`TEST_BINARIZE_SEED`], the only seed this gpu-ae writes).
 pub fn read_binarize(ckpt: &Checkpoint, path: &Path) -> Result<Binarize> {
@@ -273,8 +279,8 @@ impl RunRecord {
             binarize: read_binarize(ckpt, path)?,
         };
         let data = match (ckpt.meta("data"), ckpt.meta("data_digest")) {
-            (Some(p), Some(d)) => Some(DatasetRecord {
-                path: PathBuf::from(p),
+            (Some(_), Some(d)) => Some(DatasetRecord {
+                path: read_data_path(ckpt).expect("data is recorded"),
                 digest: d.to_string(),
                 split: read_split(ckpt, path)?,
             }),

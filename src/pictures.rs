@@ -3,7 +3,7 @@
 //! [`gpu_ae::infer`], and write pictures (PNG, JPEG or BMP, as the extension says) and CSVs
 //! atomically, only after everything succeeded.
 
-use super::{AdapterArg, EncodeArgs, PictureArgs, SampleArgs, UpscaleArgs, default_data};
+use super::{AdapterArg, EncodeArgs, PictureArgs, SampleArgs, UpscaleArgs, model_data};
 use gpu_ae::data::{DataOptions, SplitRule};
 use gpu_ae::error::Result;
 use gpu_ae::graph::Model;
@@ -140,11 +140,16 @@ impl TestImages {
 
 /// The adapter, the model, and how its run split its data into train and test images (the
 /// split of the first image folder it trained on; IDX folders come split).
-fn open(adapter: &AdapterArg, checkpoint: &Path) -> Result<(gpu_ae::gpu::Gpu, Model, SplitRule)> {
+/// A trained model on its adapter, with its run's split rule and the folder it trained on.
+fn open(
+    adapter: &AdapterArg,
+    checkpoint: &Path,
+) -> Result<(gpu_ae::gpu::Gpu, Model, SplitRule, Option<PathBuf>)> {
     let gpu = adapter.open(false)?;
     let (model, ckpt) = load_model(&gpu, checkpoint)?;
     let split = gpu_ae::metadata::read_split(&ckpt, checkpoint)?;
-    Ok((gpu, model, split))
+    let trained_on = gpu_ae::metadata::read_data_path(&ckpt);
+    Ok((gpu, model, split, trained_on))
 }
 
 /// Writes `images` (`[count, C, S, S]`) as a grid of `rows`×`cols` cells.
@@ -194,7 +199,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
             (None, false) => SHIPPED_L16,
         })
     });
-    let (gpu, model, split) = open(&a.adapter, &checkpoint)?;
+    let (gpu, model, split, trained_on) = open(&a.adapter, &checkpoint)?;
     let image = model.arch.spec.image;
     let kind = model.arch.spec.kind;
     let code = model.arch.code_len();
@@ -229,7 +234,11 @@ pub fn sample(a: SampleArgs) -> Result<()> {
             labels.as_deref(),
         ))?
     } else if let Some(ab) = &a.interpolate {
-        let set = test_images(&a.data.clone().unwrap_or_else(default_data), image, &split)?;
+        let set = test_images(
+            &model_data(a.data.as_deref(), trained_on.as_deref(), image)?,
+            image,
+            &split,
+        )?;
         let test_labels = set.model_labels(&inference.model)?;
         let pixels = image.pixels();
         let total = set.pixels.len() / pixels;
@@ -284,10 +293,14 @@ pub fn sample(a: SampleArgs) -> Result<()> {
 pub fn reconstruct(a: PictureArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| "reconstruction.png".into());
     check_picture_out(&out)?;
-    let (gpu, model, split) = open(&a.adapter, &a.checkpoint)?;
+    let (gpu, model, split, trained_on) = open(&a.adapter, &a.checkpoint)?;
     let image = model.arch.spec.image;
     check_grid(2, a.count, "--count", a.scale, a.padding, image.size)?;
-    let set = test_images(&a.data.clone().unwrap_or_else(default_data), image, &split)?;
+    let set = test_images(
+        &model_data(a.data.as_deref(), trained_on.as_deref(), image)?,
+        image,
+        &split,
+    )?;
     let labels = set.model_labels(&model)?;
     let images = set.pixels;
     let pixels = image.pixels();
@@ -315,8 +328,12 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
         );
     }
     check_out(&a.out)?;
-    let dir = a.data.clone().unwrap_or_else(default_data);
-    let (gpu, model, split) = open(&a.adapter, &a.checkpoint)?;
+    let (gpu, model, split, trained_on) = open(&a.adapter, &a.checkpoint)?;
+    let dir = model_data(
+        a.data.as_deref(),
+        trained_on.as_deref(),
+        model.arch.spec.image,
+    )?;
     let set = test_images(&dir, model.arch.spec.image, &split)?;
     let model_labels = set.model_labels(&model)?;
     let TestImages {
@@ -383,11 +400,11 @@ fn require_task(model: &Model, checkpoint: &Path, want: &str, command: &str) -> 
 pub fn denoise(a: PictureArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| "denoise.png".into());
     check_picture_out(&out)?;
-    let dir = a.data.clone().unwrap_or_else(default_data);
-    let (gpu, model, split) = open(&a.adapter, &a.checkpoint)?;
+    let (gpu, model, split, trained_on) = open(&a.adapter, &a.checkpoint)?;
     let image = model.arch.spec.image;
     check_grid(3, a.count, "--count", a.scale, a.padding, image.size)?;
     require_task(&model, &a.checkpoint, "denoise", "denoise")?;
+    let dir = model_data(a.data.as_deref(), trained_on.as_deref(), image)?;
     let noise = match model.arch.spec.task {
         Task::Denoise { noise } => noise,
         _ => unreachable!("checked above"),
@@ -422,7 +439,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
         }
     });
     check_picture_out(&out)?;
-    let (gpu, model, split) = open(&a.adapter, &a.checkpoint)?;
+    let (gpu, model, split, trained_on) = open(&a.adapter, &a.checkpoint)?;
     require_task(&model, &a.checkpoint, "superres", "upscale")?;
     let image = model.arch.spec.image;
     let (c, small) = (image.channels, image.size / 2);
@@ -456,7 +473,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
         return Ok(());
     }
     check_grid(4, a.count, "--count", a.scale, a.padding, image.size)?;
-    let dir = a.data.clone().unwrap_or_else(default_data);
+    let dir = model_data(a.data.as_deref(), trained_on.as_deref(), image)?;
     let set = test_images(&dir, image, &split)?;
     let labels = set.model_labels(&model)?;
     let images = set.pixels;

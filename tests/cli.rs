@@ -825,11 +825,17 @@ fn a_folder_of_colour_images_trains_and_every_command_uses_it() {
     assert_eq!(image::image_dimensions(&recon).unwrap(), (64, 32));
 
     // Codes with the categories as labels, named in the scatter plot's legend; the 4-D codes
-    // are drawn on their first two principal components.
+    // are drawn on their first two principal components. Without --data, the test images are
+    // those of the folder the model was trained on.
     let csv = pics.join("z.csv");
     #[rustfmt::skip]
-    let enc = run_with_cache(&["encode", "--checkpoint", s(&m), "--data", s(&data), "--out", s(&csv)]);
+    let enc = run_with_cache(&["encode", "--checkpoint", s(&m), "--out", s(&csv)]);
     assert!(enc.status.success(), "{}", text(&enc.stderr));
+    assert!(
+        text(&enc.stderr).contains("note: no --data given: the test images of"),
+        "{}",
+        text(&enc.stderr)
+    );
     let said = text(&enc.stdout);
     assert!(
         said.contains("(PC1 (") && said.contains("% of variance) against PC2 ("),
@@ -841,6 +847,19 @@ fn a_folder_of_colour_images_trains_and_every_command_uses_it() {
         num(&figures[0], "images")
     );
     assert!(pics.join("z.png").exists());
+
+    // A model whose folder is not here (and whose images are not MNIST's) asks for --data;
+    // sampling needs no data.
+    let mut moved = checkpoint::load(&m).unwrap();
+    moved
+        .metadata
+        .insert("data".into(), s(&pics.join("gone")).into());
+    let moved_file = pics.join("moved.safetensors");
+    checkpoint::save(&moved_file, &moved).unwrap();
+    #[rustfmt::skip]
+    fails(&["eval", "--checkpoint", s(&moved_file)], &["--data: the model takes 16×16 3-channel images", "gone"], &[]);
+    #[rustfmt::skip]
+    ok(&["sample", "--checkpoint", s(&moved_file), "--rows", "1", "--cols", "2", "--out", s(&pics.join("s2.png"))]);
 }
 
 /// Runs `gpu-ae` with the dataset cache in the scratch folder (never the user's).
