@@ -13,13 +13,10 @@ use crate::graph::ImageSource;
 use crate::models::ImageShape;
 use std::path::{Path, PathBuf};
 
-/// The most bytes a split may keep resident: the device's limit per storage binding and per
-/// buffer, or `GPU_AE_STREAM_BYTES` when smaller (to stream a small dataset, as the tests do).
+/// The most bytes a split may keep resident: [`Gpu::max_binding`], or `GPU_AE_STREAM_BYTES`
+/// when smaller (to stream a small dataset, as the tests do).
 pub fn resident_limit(gpu: &Gpu) -> u64 {
-    let device = gpu
-        .limits
-        .max_storage_buffer_binding_size
-        .min(gpu.limits.max_buffer_size);
+    let device = gpu.max_binding();
     match std::env::var("GPU_AE_STREAM_BYTES")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())

@@ -67,13 +67,7 @@ impl<'s> ImportanceWeighted<'s> {
         }
         split.check_model(&arch.spec.image)?;
         let binarize = (binarize == Binarize::Dynamic).then_some(TEST_BINARIZE_SEED);
-        let limits = &gpu.limits;
-        let max_rows = rows_per_round(
-            arch,
-            limits
-                .max_storage_buffer_binding_size
-                .min(limits.max_buffer_size),
-        );
+        let max_rows = rows_per_round(arch, gpu.max_binding());
         let batch = batch.min(max_rows);
         let plans = SplitPlans::new(gpu, split, batch, |plan, b| {
             let n = b.n;

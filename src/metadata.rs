@@ -278,9 +278,9 @@ impl RunRecord {
             beta: r.value("beta", Some(1.0), |b: &f32| b.is_finite() && *b >= 0.0)?,
             binarize: read_binarize(ckpt, path)?,
         };
-        let data = match (ckpt.meta("data"), ckpt.meta("data_digest")) {
-            (Some(_), Some(d)) => Some(DatasetRecord {
-                path: read_data_path(ckpt).expect("data is recorded"),
+        let data = match (read_data_path(ckpt), ckpt.meta("data_digest")) {
+            (Some(data_path), Some(d)) => Some(DatasetRecord {
+                path: data_path,
                 digest: d.to_string(),
                 split: read_split(ckpt, path)?,
             }),

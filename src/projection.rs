@@ -56,20 +56,21 @@ pub fn principal_plane(codes: &[f32], dim: usize) -> Plane {
         }
     }
     let total: f64 = (0..dim).map(|i| cov[i * dim + i]).sum();
-    let mut components = Vec::with_capacity(2);
-    let mut names = Vec::with_capacity(2);
-    for k in 0..2 {
+    let mut component = |k: usize| {
         let (v, lambda) = leading_eigenvector(&cov, dim);
-        // Deflate: remove this component so that the next iteration finds the one after it.
+        // Deflate: remove this component so that the next call finds the one after it.
         for i in 0..dim {
             for j in 0..dim {
                 cov[i * dim + j] -= lambda * v[i] * v[j];
             }
         }
         let share = if total > 0.0 { lambda / total } else { 0.0 };
-        names.push(format!("PC{} ({:.0}% of variance)", k + 1, 100.0 * share));
-        components.push(v);
-    }
+        (
+            v,
+            format!("PC{} ({:.0}% of variance)", k + 1, 100.0 * share),
+        )
+    };
+    let [(first, x_name), (second, y_name)] = [component(0), component(1)];
     let points = codes
         .chunks(dim)
         .map(|z| {
@@ -80,13 +81,12 @@ pub fn principal_plane(codes: &[f32], dim: usize) -> Plane {
                     .map(|((&x, m), w)| (x as f64 - m) * w)
                     .sum::<f64>() as f32
             };
-            [along(&components[0]), along(&components[1])]
+            [along(&first), along(&second)]
         })
         .collect();
-    let [a, b]: [String; 2] = names.try_into().expect("two components");
     Plane {
         points,
-        axes: [a, b],
+        axes: [x_name, y_name],
     }
 }
 
@@ -98,13 +98,7 @@ fn leading_eigenvector(m: &[f64], dim: usize) -> (Vec<f64>, f64) {
     normalise(&mut v);
     let mut next = vec![0.0f64; dim];
     for _ in 0..ITERATIONS {
-        for (i, out) in next.iter_mut().enumerate() {
-            *out = m[i * dim..(i + 1) * dim]
-                .iter()
-                .zip(&v)
-                .map(|(a, b)| a * b)
-                .sum();
-        }
+        times(m, &v, &mut next);
         if !normalise(&mut next) {
             next.iter_mut()
                 .enumerate()
@@ -113,9 +107,8 @@ fn leading_eigenvector(m: &[f64], dim: usize) -> (Vec<f64>, f64) {
         }
         std::mem::swap(&mut v, &mut next);
     }
-    let lambda: f64 = (0..dim)
-        .map(|i| v[i] * (0..dim).map(|j| m[i * dim + j] * v[j]).sum::<f64>())
-        .sum();
+    times(m, &v, &mut next);
+    let lambda: f64 = v.iter().zip(&next).map(|(a, b)| a * b).sum();
     let largest = v
         .iter()
         .copied()
@@ -124,6 +117,13 @@ fn leading_eigenvector(m: &[f64], dim: usize) -> (Vec<f64>, f64) {
         v.iter_mut().for_each(|x| *x = -*x);
     }
     (v, lambda.max(0.0))
+}
+
+/// `out = m v` for the square `m` `[dim, dim]`.
+fn times(m: &[f64], v: &[f64], out: &mut [f64]) {
+    for (row, o) in m.chunks(v.len()).zip(out.iter_mut()) {
+        *o = row.iter().zip(v).map(|(a, b)| a * b).sum();
+    }
 }
 
 /// Scales `v` to unit length; false when it is (numerically) zero.

@@ -64,6 +64,13 @@ fn colour_bn() -> ModelSpec {
     }
 }
 
+/// `gpu-ae import --checkpoint FROM --out TO` followed by `flags`.
+fn import<'a>(from: &'a Path, to: &'a Path, flags: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["import", "--checkpoint", s(from), "--out", s(to)];
+    args.extend_from_slice(flags);
+    args
+}
+
 #[test]
 fn a_bare_state_dict_imports_with_the_flags_it_needs() {
     let spec = colour_bn();
@@ -72,44 +79,18 @@ fn a_bare_state_dict_imports_with_the_flags_it_needs() {
     let out: PathBuf = root().join("imported-bn.safetensors");
     // Neither the activation nor the size (9 to 12 give the same tensors) is recorded.
     fails(
-        &[
-            "import",
-            "--checkpoint",
-            s(&torch),
-            "--out",
-            s(&out),
-            "--size",
-            "10",
-        ],
+        &import(&torch, &out, &["--size", "10"]),
         &["--act", s(&torch)],
         &[&out],
     );
     let e = fails(
-        &[
-            "import",
-            "--checkpoint",
-            s(&torch),
-            "--out",
-            s(&out),
-            "--act",
-            "leaky-relu",
-        ],
+        &import(&torch, &out, &["--act", "leaky-relu"]),
         &["--size", s(&torch)],
         &[&out],
     );
     assert!(e.contains("9 to 12"), "{e}");
     fails(
-        &[
-            "import",
-            "--checkpoint",
-            s(&torch),
-            "--out",
-            s(&out),
-            "--act",
-            "leaky-relu",
-            "--size",
-            "13",
-        ],
+        &import(&torch, &out, &["--act", "leaky-relu", "--size", "13"]),
         &["--size 13"],
         &[&out],
     );
@@ -120,17 +101,11 @@ fn a_bare_state_dict_imports_with_the_flags_it_needs() {
         &[s(&torch), "gpu-ae import"],
         &[&pic],
     );
-    let line = ok(&[
-        "import",
-        "--checkpoint",
-        s(&torch),
-        "--out",
-        s(&out),
-        "--act",
-        "leaky-relu",
-        "--size",
-        "10",
-    ]);
+    let line = ok(&import(
+        &torch,
+        &out,
+        &["--act", "leaky-relu", "--size", "10"],
+    ));
     assert!(line.contains("conditional on 3 classes"), "{line}");
     let got = checkpoint::load(&out).unwrap();
     assert_eq!(read_spec(&got, &out).unwrap(), spec);
@@ -140,17 +115,7 @@ fn a_bare_state_dict_imports_with_the_flags_it_needs() {
     );
     // The import is refused over an existing file, and the result draws pictures.
     fails(
-        &[
-            "import",
-            "--checkpoint",
-            s(&torch),
-            "--out",
-            s(&out),
-            "--act",
-            "relu",
-            "--size",
-            "10",
-        ],
+        &import(&torch, &out, &["--act", "relu", "--size", "10"]),
         &[s(&out), "exists"],
         &[],
     );
@@ -175,17 +140,7 @@ fn the_mnist_conv_vae_needs_only_its_activation_and_size() {
     let torch = root().join("torch-ae.safetensors");
     state_dict(&spec, &torch);
     let out = root().join("imported-ae.safetensors");
-    ok(&[
-        "import",
-        "--checkpoint",
-        s(&torch),
-        "--out",
-        s(&out),
-        "--act",
-        "relu",
-        "--size",
-        "28",
-    ]);
+    ok(&import(&torch, &out, &["--act", "relu", "--size", "28"]));
     assert_eq!(
         read_spec(&checkpoint::load(&out).unwrap(), &out).unwrap(),
         spec
@@ -208,15 +163,7 @@ fn the_mnist_conv_vae_needs_only_its_activation_and_size() {
     checkpoint::save(&not, &ckpt).unwrap();
     let out2 = root().join("imported-not.safetensors");
     fails(
-        &[
-            "import",
-            "--checkpoint",
-            s(&not),
-            "--out",
-            s(&out2),
-            "--act",
-            "relu",
-        ],
+        &import(&not, &out2, &["--act", "relu"]),
         &[s(&not), "ConvVAE"],
         &[&out2],
     );

@@ -682,19 +682,25 @@ impl Gpu {
         built
     }
 
+    /// The most bytes one storage buffer may hold and be bound: the device's limit per storage
+    /// binding and per buffer.
+    pub fn max_binding(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
     /// A storage buffer of `bytes` bytes (zeroed), checked against the device limits first so a
     /// too-large batch or dataset is a clear error instead of a device failure.
     pub fn storage_buffer(&self, bytes: u64, label: &str) -> Result<wgpu::Buffer> {
         let bytes = bytes.max(4).next_multiple_of(4);
-        let max_binding = self.limits.max_storage_buffer_binding_size;
-        let max_buffer = self.limits.max_buffer_size;
-        if bytes > max_binding || bytes > max_buffer {
+        if bytes > self.max_binding() {
             bail!(
                 "{label}: needs a {} buffer but {} allows at most {} per storage binding; \
                  use a smaller --batch or another adapter",
                 human_bytes(bytes),
                 self.info.name,
-                human_bytes(max_binding.min(max_buffer))
+                human_bytes(self.max_binding())
             );
         }
         platform::allocate(&self.device, || {
