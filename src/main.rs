@@ -329,7 +329,7 @@ struct TrainArgs {
     epochs: usize,
     #[arg(long, default_value_t = 128, value_parser = flags::count, allow_negative_numbers = true)]
     batch: usize,
-    /// Adam learning rate.
+    /// Adam learning rate (with --resume: the rate from the next epoch on).
     #[arg(long, default_value_t = 1e-3, value_parser = flags::positive, allow_negative_numbers = true)]
     lr: f32,
     #[arg(long, default_value_t = 0, value_parser = flags::whole::<u64>, allow_negative_numbers = true)]
@@ -355,7 +355,7 @@ struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Continue the run in this folder (model, optimizer state, settings and dataset come from
-    /// it; settings flags that differ from the run's are refused).
+    /// it; settings flags that differ from the run's are refused, all but --lr).
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
     /// Replace the run that --out already holds (without it such a folder is refused).

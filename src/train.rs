@@ -16,7 +16,7 @@ use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{self, reduce, step};
 use crate::metadata::{self, DatasetRecord, RunRecord};
-use crate::models::{Architecture, ImageShape, LossKind, ModelSpec, Task, value_name};
+use crate::models::{Architecture, ImageShape, ModelSpec, Task, value_name};
 use crate::platform::{self, Instant};
 pub use crate::run::{Claim, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, RunFolder};
 use crate::split_plans::batches;
@@ -505,12 +505,14 @@ fn metrics_line(
     epoch: usize,
     train: &TrainProgress,
     test: &EvalMetrics,
-    loss: LossKind,
+    cfg: &TrainConfig,
 ) -> serde_json::Value {
     let n = train.images.max(1) as f64;
-    let rec = loss.name();
+    let rec = cfg.spec.loss.name();
     let mut v = serde_json::json!({
         "epoch": epoch + 1,
+        // As written (`0.001`), not as the f32's exact value in f64 (`0.0010000000474974513`).
+        "lr": cfg.lr.to_string().parse::<f64>().unwrap_or(f64::from(cfg.lr)),
         "train_loss": train.mean_loss(),
         "epoch_s": train.seconds,
         "images_per_s": n / train.seconds.max(1e-9),
@@ -526,7 +528,7 @@ fn metrics_line(
 }
 
 /// Refuses settings flags given with `--resume` that differ from the run's own: a resumed run
-/// keeps the settings it was started with.
+/// keeps the settings it was started with, all but the learning rate (see [`resumed_lr`]).
 fn check_resume_flags(
     recorded: &TrainConfig,
     requested: &TrainConfig,
@@ -563,7 +565,6 @@ fn check_resume_flags(
                 q.spec.loss.name().to_string(),
             ),
             "batch" => (r.batch.to_string(), q.batch.to_string()),
-            "lr" => (r.lr.to_string(), q.lr.to_string()),
             "beta" => (r.beta.to_string(), q.beta.to_string()),
             "seed" => (r.seed.to_string(), q.seed.to_string()),
             "precision" => (
@@ -582,6 +583,29 @@ fn check_resume_flags(
         }
     }
     Ok(())
+}
+
+/// The learning rate a resumed run continues with: `--lr` when given (a lower rate for the
+/// last epochs is the usual schedule), else the run's own. The checkpoint records the rate of
+/// its last epoch and every metrics line its own.
+fn resumed_lr(
+    recorded: &TrainConfig,
+    requested: &TrainConfig,
+    first_epoch: usize,
+    opts: &RunOptions,
+) -> f32 {
+    if !opts.explicit_flags.iter().any(|f| f == "lr") || requested.lr == recorded.lr {
+        return recorded.lr;
+    }
+    if !opts.quiet {
+        noteln!(
+            "learning rate {} from epoch {} (the run's epochs so far used {})",
+            requested.lr,
+            first_epoch + 1,
+            recorded.lr
+        );
+    }
+    requested.lr
 }
 
 /// What a resumed run starts from.
@@ -755,7 +779,10 @@ pub async fn run(
     let gpu = &gpu;
     let (cfg, values, moments, steps_done) = match resume {
         Some(r) => (
-            r.record.cfg,
+            TrainConfig {
+                lr: resumed_lr(&r.record.cfg, &cfg, first_epoch, opts),
+                ..r.record.cfg
+            },
             Some(r.values),
             Some(r.moments),
             r.record.steps,
@@ -880,7 +907,7 @@ async fn train_epochs(
                 dir.display()
             );
         }
-        let line = metrics_line(epoch, &train, &test, loss);
+        let line = metrics_line(epoch, &train, &test, &cfg);
         let figures = line
             .as_object()
             .expect("object")

@@ -292,7 +292,6 @@ fn a_resume_checks_the_dataset_and_refuses_other_settings() {
     // Settings flags that differ from the run's are refused before any work; equal ones pass.
     let run_dir = copy_dir(&base, "resume-flags");
     for (flag, value) in [
-        ("--lr", "0.01"),
         ("--beta", "0.5"),
         ("--widths", "8,16"),
         ("--batch", "32"),
@@ -326,6 +325,38 @@ fn a_resume_checks_the_dataset_and_refuses_other_settings() {
         .unwrap();
     assert!(done.status.success(), "{}", text(&done.stderr));
     assert_eq!(epoch_of(&run_dir), "2");
+
+    // The learning rate may change on resume: each metrics line and the checkpoint record the
+    // rate used, and Adam's steps shrink with it (a tenth of the rate, about a tenth of the move).
+    let moved = |lr: &str, name: &str| -> f64 {
+        let dir = copy_dir(&run_dir, name);
+        let before = checkpoint::load(&model_file(&dir)).unwrap();
+        #[rustfmt::skip]
+        ok(&["train", "--resume", s(&dir), "--epochs", "3", "--quiet", "--eval-batch", "64", "--lr", lr]);
+        let after = checkpoint::load(&model_file(&dir)).unwrap();
+        assert_eq!(after.meta("lr"), Some(lr));
+        let rates: Vec<f64> = metrics(&dir)
+            .iter()
+            .map(|l| l["lr"].as_f64().unwrap())
+            .collect();
+        assert_eq!(rates, [0.001, 0.001, lr.parse().unwrap()]);
+        let squared: f64 = before
+            .tensors
+            .iter()
+            .zip(&after.tensors)
+            .flat_map(|(a, b)| a.data.iter().zip(&b.data))
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum();
+        squared.sqrt()
+    };
+    let (slow, same) = (
+        moved("0.0001", "resume-lr-low"),
+        moved("0.001", "resume-lr-same"),
+    );
+    assert!(
+        slow < 0.3 * same && slow > 0.0,
+        "an epoch at --lr 0.0001 moved the parameters by {slow}, at 0.001 by {same}"
+    );
 
     // Other images are refused unless the user says so.
     let other = data_copy("resume-other-data");
