@@ -42,6 +42,7 @@ pub mod shapes;
 pub mod split_plans;
 pub mod stop;
 pub mod train;
+pub mod train_run;
 pub mod viz;
 
 pub use error::{Error, Result};

@@ -14,7 +14,9 @@ use gpu_ae::import::ImportSettings;
 use gpu_ae::likelihood::ImportanceWeighted;
 use gpu_ae::models::{HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm};
 use gpu_ae::platform::block_on;
-use gpu_ae::train::{self, Claim, RunOptions, RunOutcome, RunTarget, TrainConfig};
+use gpu_ae::run::Claim;
+use gpu_ae::train::{self, TrainConfig};
+use gpu_ae::train_run::{self, RunOptions, RunOutcome, RunTarget};
 use gpu_ae::{bail, classes};
 use gpu_ae::{noteln, outln, stop};
 use std::path::{Path, PathBuf};
@@ -364,6 +366,10 @@ struct TrainArgs {
     /// With --resume: continue on a dataset whose images differ from the recorded one.
     #[arg(long, requires = "resume")]
     allow_data_change: bool,
+    /// Inside a long epoch, write a checkpoint after this many minutes of training (a kill or
+    /// power cut then loses at most that much; Ctrl-C keeps every step).
+    #[arg(long, default_value_t = 10.0, value_parser = flags::positive, allow_negative_numbers = true)]
+    checkpoint_minutes: f32,
     /// Batch size of the test-set evaluation after each epoch.
     #[arg(long, default_value_t = 500, value_parser = flags::count, allow_negative_numbers = true)]
     eval_batch: usize,
@@ -650,14 +656,17 @@ fn train_cmd(a: TrainArgs, explicit: Vec<String>) -> Result<i32> {
         allow_data_change: a.allow_data_change,
         data_options: a.images.options(),
         conditional: a.model.conditional,
+        checkpoint_seconds: f64::from(a.checkpoint_minutes) * 60.0,
     };
     stop::install()?;
-    match block_on(train::run(|| a.adapter.open(a.quiet), cfg, &opts))? {
+    match block_on(train_run::run(|| a.adapter.open(a.quiet), cfg, &opts))? {
         RunOutcome::Finished { .. } => Ok(0),
         RunOutcome::Interrupted {
             dir,
             epochs_kept: 0,
+            steps_kept: 0,
             folder_removed,
+            ..
         } => {
             let removed = if folder_removed {
                 format!("; removed the new folder {}", dir.display())
@@ -668,11 +677,26 @@ fn train_cmd(a: TrainArgs, explicit: Vec<String>) -> Result<i32> {
             Ok(stop::EXIT_STATUS)
         }
         RunOutcome::Interrupted {
-            dir, epochs_kept, ..
+            dir,
+            epochs_kept,
+            steps_kept,
+            steps_per_epoch,
+            ..
         } => {
+            let kept = if steps_kept == 0 {
+                format!(
+                    "stopped: {} keeps the checkpoint of epoch {epochs_kept}",
+                    dir.display()
+                )
+            } else {
+                format!(
+                    "stopped at step {steps_kept} of {steps_per_epoch} in epoch {}: {} keeps the checkpoint of that step",
+                    epochs_kept + 1,
+                    dir.display()
+                )
+            };
             noteln!(
-                "stopped: {} keeps the checkpoint of epoch {epochs_kept}; continue with `gpu-ae train --resume {} --epochs {}`",
-                dir.display(),
+                "{kept}; continue with `gpu-ae train --resume {} --epochs {}`",
                 dir.display(),
                 a.epochs
             );

@@ -43,7 +43,30 @@ pub struct RunRecord {
     pub data: Option<DatasetRecord>,
     /// The last epoch's test figures (`test_bce`, `test_kl`, `test_neg_elbo`, …).
     pub test: BTreeMap<String, f64>,
+    /// The steps of epoch `epoch + 1` done so far, when the checkpoint was written inside it
+    /// (a stop request, or the periodic checkpoint of a long epoch).
+    pub partial: Option<PartialEpoch>,
 }
+
+/// How far an unfinished epoch got: its first `step` steps, and their loss sums for its metrics
+/// line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartialEpoch {
+    pub step: usize,
+    pub images: usize,
+    pub rec_sum: f64,
+    pub kl_sum: f64,
+    pub seconds: f64,
+}
+
+/// The metadata keys of a [`PartialEpoch`] (f64s as Rust writes them, which read back exactly).
+const PARTIAL_KEYS: [&str; 5] = [
+    "epoch_step",
+    "epoch_images",
+    "epoch_rec_sum",
+    "epoch_kl_sum",
+    "epoch_seconds",
+];
 
 /// `32,64,128`, as `--widths` takes them.
 pub fn join_widths(widths: &[usize]) -> String {
@@ -259,6 +282,18 @@ impl RunRecord {
         for (k, v) in &self.test {
             m.insert(k.clone(), v.to_string());
         }
+        if let Some(p) = &self.partial {
+            let values = [
+                p.step.to_string(),
+                p.images.to_string(),
+                p.rec_sum.to_string(),
+                p.kl_sum.to_string(),
+                p.seconds.to_string(),
+            ];
+            for (k, v) in PARTIAL_KEYS.into_iter().zip(values) {
+                m.insert(k.into(), v);
+            }
+        }
         m
     }
 
@@ -292,12 +327,24 @@ impl RunRecord {
             .filter(|(k, _)| k.starts_with("test_"))
             .filter_map(|(k, v)| Some((k.clone(), v.parse().ok()?)))
             .collect();
+        let [step, images, rec_sum, kl_sum, seconds] = PARTIAL_KEYS;
+        let partial = match ckpt.meta(step) {
+            None => None,
+            Some(_) => Some(PartialEpoch {
+                step: r.value(step, None, |&s: &usize| s >= 1)?,
+                images: r.value(images, None, |_| true)?,
+                rec_sum: r.value(rec_sum, None, |v: &f64| v.is_finite())?,
+                kl_sum: r.value(kl_sum, None, |v: &f64| v.is_finite())?,
+                seconds: r.value(seconds, None, |v: &f64| v.is_finite() && *v >= 0.0)?,
+            }),
+        };
         Ok(RunRecord {
             cfg,
             epoch: r.value("epoch", None, |_| true)?,
             steps: r.value("steps", None, |_| true)?,
             data,
             test,
+            partial,
         })
     }
 }

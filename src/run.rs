@@ -2,8 +2,8 @@
 //! time, refused when it already holds a run (unless resuming or overwriting), and written so that
 //! whatever instant the process dies, it holds one consistent checkpoint that resumes.
 //!
-//! A checkpoint of epoch E is committed in this order, every write atomic (temp file, fsync,
-//! rename):
+//! A checkpoint of epoch E (after it, or after some steps of epoch E+1: the steps count tells
+//! them apart) is committed in this order, every write atomic (temp file, fsync, rename):
 //! 1. `.optimizer-pending.safetensors` ← Adam's moments after epoch E;
 //! 2. `metrics.jsonl` ← the history up to epoch E;
 //! 3. `model.safetensors` ← the parameters after epoch E: **the commit point**;

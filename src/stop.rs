@@ -3,6 +3,7 @@
 //! request ends the process at once (exit status 130); the run folder is consistent at every
 //! instant anyway (see [`crate::run`]).
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
@@ -25,4 +26,18 @@ pub fn install() -> Result<()> {
 /// Whether a stop was requested.
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::Relaxed)
+}
+
+/// Test hook: with `GPU_AE_STOP_AT_STEP=N` in the environment a training stops as if Ctrl-C
+/// came once it has done N optimizer steps in all (at the first submission boundary there), so
+/// that tests stop inside an epoch at a known point. Without the variable it reads a cached
+/// `None`.
+pub fn test_step_reached(steps_done: u64) -> bool {
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    AT.get_or_init(|| {
+        std::env::var("GPU_AE_STOP_AT_STEP")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    })
+    .is_some_and(|at| steps_done >= at)
 }

@@ -1,29 +1,26 @@
 //! Training: the whole step (data gather, forward, loss, backward, Adam, step counter) recorded
 //! once as one plan and replayed many times per submission; losses summed on the GPU and read
-//! back asynchronously once per submission for the progress bar and the NaN guard. Also a whole
-//! training run ([`run`]): the folder ([`crate::run`]), resume and its checks (settings, dataset
-//! digest), evaluation, checkpoints and metrics after every epoch, progress, stop requests.
+//! back asynchronously once per submission for the progress bar and the NaN guard; an epoch
+//! that a stop request ends early continues exactly where it stopped. The run around it (folder,
+//! resume, checkpoints, metrics) is [`crate::train_run`].
 
+use crate::bail;
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::counter_rng::STREAM_REPARAM;
-use crate::data::{Binarize, DataOptions, SplitRule};
+use crate::data::Binarize;
 use crate::error::{Error, Result};
-use crate::evaluate::{EvalMetrics, Evaluator};
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
 use crate::gpu_split::GpuSplit;
 use crate::graph::{Graph, Model, ModelValues, Purpose, values_from_checkpoint};
 use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{self, reduce, step};
-use crate::metadata::{self, DatasetRecord, RunRecord};
-use crate::models::{Architecture, ImageShape, ModelSpec, Task, value_name};
+use crate::metadata::{self, DatasetRecord, PartialEpoch, RunRecord};
+use crate::models::{Architecture, ModelSpec};
 use crate::platform::{self, Instant};
-pub use crate::run::{Claim, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, RunFolder};
 use crate::split_plans::batches;
-use crate::{bail, classes, data, fingerprint, noteln, stop};
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Hyper-parameters of a run (stored in every checkpoint's metadata).
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +55,55 @@ impl TrainProgress {
     /// The training loss per image: reconstruction + β·KL.
     pub fn mean_loss(&self) -> f64 {
         (self.rec_sum + self.kl_weight * self.kl_sum) / self.images.max(1) as f64
+    }
+
+    /// The epoch so far: these sums (of its steps up to `self.step`) followed by `later`'s
+    /// (a [`Trainer::run_epoch`] call that continued it).
+    pub fn then(&self, later: &TrainProgress) -> TrainProgress {
+        TrainProgress {
+            images: self.images + later.images,
+            rec_sum: self.rec_sum + later.rec_sum,
+            kl_sum: self.kl_sum + later.kl_sum,
+            seconds: self.seconds + later.seconds,
+            ..*later
+        }
+    }
+
+    /// What a checkpoint written inside the epoch keeps of it.
+    pub fn partial(&self) -> PartialEpoch {
+        PartialEpoch {
+            step: self.step,
+            images: self.images,
+            rec_sum: self.rec_sum,
+            kl_sum: self.kl_sum,
+            seconds: self.seconds,
+        }
+    }
+}
+
+/// How a [`Trainer::run_epoch`] call ended; either way the sums are those of the call's own
+/// steps, and `step` the step the epoch reached.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EpochEnd {
+    Finished(TrainProgress),
+    /// A stop was asked for before the epoch's last step; calling again with `first_step` =
+    /// `step` continues it exactly.
+    Stopped(TrainProgress),
+}
+
+impl EpochEnd {
+    pub fn progress(&self) -> &TrainProgress {
+        match self {
+            EpochEnd::Finished(p) | EpochEnd::Stopped(p) => p,
+        }
+    }
+
+    /// The progress of a finished epoch; None when it was stopped.
+    pub fn finished(self) -> Option<TrainProgress> {
+        match self {
+            EpochEnd::Finished(p) => Some(p),
+            EpochEnd::Stopped(_) => None,
+        }
     }
 }
 
@@ -264,16 +310,17 @@ impl<'g> Trainer<'g> {
     /// on the same epoch left off: the same shuffle, no step repeated or skipped), calling
     /// `report` after each submission's losses arrive (the next submission already queued);
     /// the losses and image counts reported are those of this call's steps. Fails on a NaN or
-    /// infinite loss. Returns `None`, the epoch unfinished, when `stop` says so before a
-    /// submission (natively [`stop::requested`]; a web page's pause button); the steps
-    /// submitted until then count in [`Trainer::steps_done`].
+    /// infinite loss. Ends [`EpochEnd::Stopped`] when `stop`, asked with the epoch's next step
+    /// before each submission, says so (natively [`stop::requested`] or a checkpoint being
+    /// due; a web page's pause button); the steps submitted until then count in
+    /// [`Trainer::steps_done`].
     pub async fn run_epoch(
         &mut self,
         epoch: usize,
         first_step: usize,
-        stop: &dyn Fn() -> bool,
+        stop: &dyn Fn(usize) -> bool,
         report: &mut dyn FnMut(&TrainProgress),
-    ) -> Result<Option<TrainProgress>> {
+    ) -> Result<EpochEnd> {
         let gpu = self.gpu;
         let perm = SplitMix64::derived(self.cfg.seed, PERM_PURPOSE, epoch as u64)
             .permutation(self.train.count);
@@ -307,6 +354,7 @@ impl<'g> Trainer<'g> {
         let start = Instant::now();
         let mut progress = TrainProgress {
             epoch,
+            step: first_step,
             steps,
             kl_weight: self.cfg.beta as f64,
             ..Default::default()
@@ -318,9 +366,14 @@ impl<'g> Trainer<'g> {
         let mut images = 0usize;
         let mut submits = 0usize;
         while next < steps {
-            if stop() {
+            if stop(next) {
+                // The sums of the steps submitted so far, for the caller's checkpoint.
+                if let Some(prev) = pending.take() {
+                    self.collect(prev, &mut progress, start).await?;
+                    report(&progress);
+                }
                 self.steps_done += (next - first_step) as u64;
-                return Ok(None);
+                return Ok(EpochEnd::Stopped(progress));
             }
             let mut end = (next + per_submit).min(steps);
             if streamed {
@@ -371,7 +424,7 @@ impl<'g> Trainer<'g> {
             report(&progress);
         }
         self.steps_done += (steps - first_step) as u64;
-        Ok(Some(progress))
+        Ok(EpochEnd::Finished(progress))
     }
 
     /// Waits for a submission's loss copy, reads it and checks it is finite.
@@ -423,11 +476,13 @@ impl<'g> Trainer<'g> {
         ))
     }
 
-    /// The checkpoint after `epoch` epochs: the model (PyTorch names) and Adam's moments, both
-    /// with the run's record in their metadata (settings, progress, `data`, `test` figures).
+    /// The checkpoint after `epoch` epochs and the `partial` steps of the next: the model
+    /// (PyTorch names) and Adam's moments, both with the run's record in their metadata
+    /// (settings, progress, `data`, `test` figures).
     pub async fn checkpoint(
         &self,
         epoch: usize,
+        partial: Option<PartialEpoch>,
         data: &DatasetRecord,
         test: BTreeMap<String, f64>,
     ) -> Result<(Checkpoint, Checkpoint)> {
@@ -437,6 +492,7 @@ impl<'g> Trainer<'g> {
             steps: self.steps_done,
             data: Some(data.clone()),
             test,
+            partial,
         }
         .to_metadata();
         let (m, v) = self.moments().await?;
@@ -453,562 +509,5 @@ impl<'g> Trainer<'g> {
             metadata: meta,
         };
         Ok((model, optimizer))
-    }
-}
-
-/// Where a training writes its run.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RunTarget {
-    /// A new folder `parent/<model>-<UTC time>` (with `-2`, `-3`, … if that exists).
-    Default { parent: PathBuf, stamp: String },
-    /// `--out DIR` (a new run, or `--overwrite`) or `--resume DIR`.
-    Folder { dir: PathBuf, claim: Claim },
-}
-
-/// Options of `gpu-ae train` beyond the hyper-parameters.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// The dataset folder; `None` when resuming without `--data` (the run's recorded dataset).
-    pub data_dir: Option<PathBuf>,
-    pub target: RunTarget,
-    pub epochs: usize,
-    pub eval_batch: usize,
-    pub quiet: bool,
-    /// Settings flags given on the command line (`--lr`, …): a resume refuses any that differ
-    /// from the run's own.
-    pub explicit_flags: Vec<String>,
-    /// Resume on a dataset other than the recorded one.
-    pub allow_data_change: bool,
-    /// How an image folder becomes a dataset (channels, size, split); a resumed run uses its
-    /// own shape and split.
-    pub data_options: DataOptions,
-    /// A new run trains a conditional VAE on the classes of its data (`--conditional`).
-    pub conditional: bool,
-}
-
-/// How a training ended without an error.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RunOutcome {
-    /// Every requested epoch is done.
-    Finished { dir: PathBuf },
-    /// A stop was requested ([`stop`]); `epochs_kept` epochs are checkpointed in `dir`, and the
-    /// folder is gone when it was new and kept nothing.
-    Interrupted {
-        dir: PathBuf,
-        epochs_kept: usize,
-        folder_removed: bool,
-    },
-}
-
-/// One epoch's line of `metrics.jsonl`.
-fn metrics_line(
-    epoch: usize,
-    train: &TrainProgress,
-    test: &EvalMetrics,
-    cfg: &TrainConfig,
-) -> serde_json::Value {
-    let n = train.images.max(1) as f64;
-    let rec = cfg.spec.loss.name();
-    let mut v = serde_json::json!({
-        "epoch": epoch + 1,
-        // As written (`0.001`), not as the f32's exact value in f64 (`0.0010000000474974513`).
-        "lr": cfg.lr.to_string().parse::<f64>().unwrap_or(f64::from(cfg.lr)),
-        "train_loss": train.mean_loss(),
-        "epoch_s": train.seconds,
-        "images_per_s": n / train.seconds.max(1e-9),
-    });
-    v[format!("train_{rec}")] = (train.rec_sum / n).into();
-    v[format!("test_{rec}")] = test.rec.into();
-    if let Some(kl) = test.kl {
-        v["train_kl"] = (train.kl_sum / n).into();
-        v["test_kl"] = kl.into();
-        v["test_neg_elbo"] = test.total().into();
-    }
-    v
-}
-
-/// Refuses settings flags given with `--resume` that differ from the run's own: a resumed run
-/// keeps the settings it was started with, all but the learning rate (see [`resumed_lr`]).
-fn check_resume_flags(
-    recorded: &TrainConfig,
-    requested: &TrainConfig,
-    conditional: bool,
-    explicit: &[String],
-    dir: &Path,
-) -> Result<()> {
-    let (r, q) = (recorded, requested);
-    for flag in explicit {
-        let (was, asked) = match flag.as_str() {
-            "model" => (
-                r.spec.kind.name().to_string(),
-                q.spec.kind.name().to_string(),
-            ),
-            "latent" => (r.spec.latent.to_string(), q.spec.latent.to_string()),
-            "norm" => (value_name(&r.spec.norm), value_name(&q.spec.norm)),
-            "act" => (value_name(&r.spec.act), value_name(&q.spec.act)),
-            "widths" => (
-                metadata::join_widths(&r.spec.widths),
-                metadata::join_widths(&q.spec.widths),
-            ),
-            "task" => (
-                r.spec.task.name().to_string(),
-                q.spec.task.name().to_string(),
-            ),
-            "noise" => match (r.spec.task, q.spec.task) {
-                (Task::Denoise { noise: a }, Task::Denoise { noise: b }) => {
-                    (a.to_string(), b.to_string())
-                }
-                _ => continue,
-            },
-            "loss" => (
-                r.spec.loss.name().to_string(),
-                q.spec.loss.name().to_string(),
-            ),
-            "batch" => (r.batch.to_string(), q.batch.to_string()),
-            "beta" => (r.beta.to_string(), q.beta.to_string()),
-            "seed" => (r.seed.to_string(), q.seed.to_string()),
-            "precision" => (
-                r.precision.wgsl().to_string(),
-                q.precision.wgsl().to_string(),
-            ),
-            "binarize" => (value_name(&r.binarize), value_name(&q.binarize)),
-            "conditional" => (r.spec.is_conditional().to_string(), conditional.to_string()),
-            _ => continue,
-        };
-        if was != asked {
-            bail!(
-                "--{flag} {asked}: the run in {} was trained with --{flag} {was}, and a resumed run keeps its settings; start a new run to change it",
-                dir.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-/// The learning rate a resumed run continues with: `--lr` when given (a lower rate for the
-/// last epochs is the usual schedule), else the run's own. The checkpoint records the rate of
-/// its last epoch and every metrics line its own.
-fn resumed_lr(
-    recorded: &TrainConfig,
-    requested: &TrainConfig,
-    first_epoch: usize,
-    opts: &RunOptions,
-) -> f32 {
-    if !opts.explicit_flags.iter().any(|f| f == "lr") || requested.lr == recorded.lr {
-        return recorded.lr;
-    }
-    if !opts.quiet {
-        noteln!(
-            "learning rate {} from epoch {} (the run's epochs so far used {})",
-            requested.lr,
-            first_epoch + 1,
-            recorded.lr
-        );
-    }
-    requested.lr
-}
-
-/// What a resumed run starts from.
-struct ResumeState {
-    record: RunRecord,
-    values: ModelValues,
-    moments: (Vec<f32>, Vec<f32>),
-}
-
-/// Reads the committed checkpoint of `folder` for a resume.
-fn resume_state(
-    folder: &RunFolder,
-    requested: &TrainConfig,
-    opts: &RunOptions,
-) -> Result<ResumeState> {
-    let (ckpt, opt) = folder.load()?;
-    let model_path = folder.path(MODEL_FILE);
-    let record = RunRecord::read(&ckpt, &model_path)?;
-    check_resume_flags(
-        &record.cfg,
-        requested,
-        opts.conditional,
-        &opts.explicit_flags,
-        folder.dir(),
-    )?;
-    let arch = Architecture::new(record.cfg.spec.clone())
-        .map_err(|e| Error::msg(format!("{}: {e}", model_path.display())))?;
-    let values = values_from_checkpoint(&arch, &ckpt, &model_path)?;
-    let opt_path = folder.path(OPTIMIZER_FILE);
-    let moment = |name: &str| -> Result<Vec<f32>> {
-        match opt.get(name) {
-            Some(t) if t.data.len() == arch.params.total => Ok(t.data.clone()),
-            _ => bail!("{}: missing or mis-sized tensor {name}", opt_path.display()),
-        }
-    };
-    Ok(ResumeState {
-        record,
-        values,
-        moments: (moment("adam.m")?, moment("adam.v")?),
-    })
-}
-
-/// Trains a new run or continues one (`opts.target`), evaluating, checkpointing and logging after
-/// every epoch until `opts.epochs` epochs are done or a stop is requested ([`stop`]).
-pub async fn run(
-    open: impl FnOnce() -> Result<Gpu>,
-    cfg: TrainConfig,
-    opts: &RunOptions,
-) -> Result<RunOutcome> {
-    if opts.epochs == 0 {
-        bail!("--epochs must be at least 1");
-    }
-    // The folder first: a folder that is taken, holds another run or cannot be written is
-    // refused before anything slow happens.
-    let folder = match &opts.target {
-        RunTarget::Default { parent, stamp } => {
-            RunFolder::create_unique(parent, &format!("{}-{stamp}", cfg.spec.kind))?
-        }
-        RunTarget::Folder { dir, claim } => RunFolder::claim(dir, *claim)?,
-    };
-    let resume = match &opts.target {
-        RunTarget::Folder {
-            claim: Claim::Resume,
-            ..
-        } => Some(resume_state(&folder, &cfg, opts)?),
-        _ => None,
-    };
-    let first_epoch = resume.as_ref().map_or(0, |r| r.record.epoch);
-    let mut history = folder.history()?;
-    history.truncate(first_epoch);
-    if let Some(r) = &resume {
-        // A kill after the last commit point may have left the plot behind.
-        folder.refresh_plot(&history, r.record.cfg.spec.loss)?;
-    }
-    if first_epoch >= opts.epochs {
-        bail!(
-            "{}: already trained for {first_epoch} epochs; ask for more with --epochs",
-            folder.dir().display()
-        );
-    }
-    let recorded = resume.as_ref().and_then(|r| r.record.data.as_ref());
-    let data_dir = match (&opts.data_dir, recorded) {
-        (Some(d), _) => d.clone(),
-        (None, Some(r)) => r.path.clone(),
-        (None, None) => bail!(
-            "{}: the run does not record its dataset (an older gpu-ae wrote it); pass --data",
-            folder.dir().display()
-        ),
-    };
-    // A resumed run reads its images at its own shape, split by its own rule.
-    let data_options = match &resume {
-        Some(r) => {
-            let image = r.record.cfg.spec.image;
-            let asked = &opts.data_options;
-            let split = recorded.map_or(SplitRule::IdxFiles, |d| d.split);
-            let recorded = DataOptions::for_model(image, &split);
-            for (flag, given, was) in [
-                (
-                    "--channels",
-                    asked.channels.map(usize::from),
-                    image.channels,
-                ),
-                ("--size", asked.size, image.size),
-            ] {
-                if given.is_some_and(|g| g != was) {
-                    bail!(
-                        "{flag} {}: the run in {} takes {image} images, and a resumed run keeps them",
-                        given.unwrap_or_default(),
-                        folder.dir().display()
-                    );
-                }
-            }
-            recorded
-        }
-        None => opts.data_options,
-    };
-    // The dataset is read, decompressed and hashed on a second thread while the adapter opens
-    // and the pipelines compile; its errors come after theirs.
-    let (loaded, gpu) = platform::join(
-        || {
-            data::load(&data_dir, &data_options).map(|d| {
-                let digest = fingerprint::dataset_digest(&d);
-                (d, digest)
-            })
-        },
-        || -> Result<Gpu> {
-            let gpu = open()?;
-            gpu.prepare(kernels::ENTRY_POINTS);
-            Ok(gpu)
-        },
-    );
-    let gpu = gpu?;
-    let (dataset, digest) = loaded?;
-    // The dataset's path as recorded in the run: without `..` or links where it resolves.
-    let data_abs = data_dir
-        .canonicalize()
-        .or_else(|_| std::path::absolute(&data_dir))
-        .unwrap_or_else(|_| data_dir.clone());
-    if let Some(r) = recorded {
-        if r.digest != digest && !opts.allow_data_change {
-            bail!(
-                "--data {}: these images differ from the ones the run in {} trained on ({}, {}); pass --allow-data-change to continue on them",
-                data_dir.display(),
-                folder.dir().display(),
-                r.path.display(),
-                r.digest
-            );
-        }
-        if !opts.quiet && r.path != data_abs && r.digest == digest {
-            noteln!(
-                "the run's dataset moved from {} to {} (same images)",
-                r.path.display(),
-                data_abs.display()
-            );
-        }
-    }
-    if !opts.quiet && dataset.ignored > 0 {
-        noteln!(
-            "{}: ignored {} file{} that {} not images",
-            data_dir.display(),
-            dataset.ignored,
-            if dataset.ignored == 1 { "" } else { "s" },
-            if dataset.ignored == 1 { "is" } else { "are" }
-        );
-    }
-    let data_record = DatasetRecord {
-        path: data_abs,
-        digest,
-        split: dataset.split_rule,
-    };
-    let gpu = &gpu;
-    let (cfg, values, moments, steps_done) = match resume {
-        Some(r) => (
-            TrainConfig {
-                lr: resumed_lr(&r.record.cfg, &cfg, first_epoch, opts),
-                ..r.record.cfg
-            },
-            Some(r.values),
-            Some(r.moments),
-            r.record.steps,
-        ),
-        // A new model takes the images' shape, and a conditional one its classes, from the data.
-        None => {
-            let classes = if opts.conditional {
-                let splits = [&dataset.train, &dataset.test];
-                classes::names(&dataset.classes, &splits, &data_dir)?
-            } else {
-                Vec::new()
-            };
-            let im = &dataset.train.images;
-            let image = ImageShape {
-                channels: im.channels,
-                size: im.rows,
-            };
-            let spec = ModelSpec {
-                image,
-                classes,
-                ..cfg.spec
-            };
-            (TrainConfig { spec, ..cfg }, None, None, 0)
-        }
-    };
-    // A conditional model's labels are its own classes' indices.
-    let mut dataset = dataset;
-    if cfg.spec.is_conditional() {
-        let names = dataset.classes.clone();
-        for split in [&mut dataset.train, &mut dataset.test] {
-            split.labels = classes::relabel(&split.labels, &names, &cfg.spec.classes, &data_dir)?;
-        }
-    }
-    let train_split = GpuSplit::upload(gpu, &dataset.train, &data_dir)?;
-    let test_split = GpuSplit::upload(gpu, &dataset.test, &data_dir)?;
-    let mut trainer = Trainer::new(gpu, cfg.clone(), train_split, values, moments, steps_done)?;
-    let evaluator = Evaluator::new(
-        gpu,
-        &trainer.model,
-        &test_split,
-        opts.eval_batch,
-        cfg.seed as u32,
-        cfg.binarize,
-    )?;
-    let progress = Resumed {
-        first_epoch,
-        history,
-    };
-    train_epochs(
-        gpu,
-        &mut trainer,
-        &evaluator,
-        &folder,
-        opts,
-        progress,
-        &data_record,
-    )
-    .await
-}
-
-/// Where the epochs of a run start: the epochs done and their metrics lines.
-struct Resumed {
-    first_epoch: usize,
-    history: Vec<serde_json::Value>,
-}
-
-/// Trains epochs `from.first_epoch..opts.epochs`, evaluating, checkpointing and logging each;
-/// every checkpoint records `data`.
-async fn train_epochs(
-    gpu: &Gpu,
-    trainer: &mut Trainer<'_>,
-    evaluator: &Evaluator<'_>,
-    folder: &RunFolder,
-    opts: &RunOptions,
-    from: Resumed,
-    data: &DatasetRecord,
-) -> Result<RunOutcome> {
-    let dir = folder.dir().to_path_buf();
-    let cfg = trainer.cfg.clone();
-    let loss = cfg.spec.loss;
-    let Resumed {
-        first_epoch,
-        mut history,
-    } = from;
-    let steps = trainer.steps_per_epoch();
-    if !opts.quiet {
-        noteln!(
-            "{} L={} task={}{}{}: {} parameters, {steps} step{} per epoch of {} images, run folder {}",
-            cfg.spec.kind,
-            trainer.model.arch.code_len(),
-            cfg.spec.task.name(),
-            match trainer.model.arch.classes() {
-                0 => String::new(),
-                k => format!(", conditional on {k} classes"),
-            },
-            if cfg.binarize == Binarize::Dynamic {
-                ", binarised images"
-            } else {
-                ""
-            },
-            trainer.model.arch.params.total,
-            if steps == 1 { "" } else { "s" },
-            trainer.cfg.batch,
-            dir.display()
-        );
-    }
-    for epoch in first_epoch..opts.epochs {
-        let mut progress = Progress::new(steps, epoch, opts.epochs, opts.quiet);
-        let Some(train) = trainer
-            .run_epoch(epoch, 0, &stop::requested, &mut |p| progress.update(p))
-            .await?
-        else {
-            progress.finish();
-            return Ok(interrupted(folder, epoch));
-        };
-        progress.finish();
-        let test = evaluator.run(gpu).await?;
-        if !test.total().is_finite() {
-            bail!(
-                "epoch {}: the test loss is not finite; the last good checkpoint stays in {}",
-                epoch + 1,
-                dir.display()
-            );
-        }
-        let line = metrics_line(epoch, &train, &test, &cfg);
-        let figures = line
-            .as_object()
-            .expect("object")
-            .iter()
-            .filter(|(k, _)| k.starts_with("test_"))
-            .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
-            .collect();
-        history.push(line);
-        let (model, optimizer) = trainer.checkpoint(epoch + 1, data, figures).await?;
-        folder.save(&model, &optimizer, &history, loss)?;
-        if !opts.quiet {
-            let kl = test
-                .kl
-                .map(|k| format!(" KL {k:.2} −ELBO {:.2}", test.total()))
-                .unwrap_or_default();
-            noteln!(
-                "epoch {}/{}: {:.1} s, {:.0} img/s, train loss {:.2}; test {} {:.2}{kl}",
-                epoch + 1,
-                opts.epochs,
-                train.seconds,
-                train.images as f64 / train.seconds,
-                train.mean_loss(),
-                loss.name().to_uppercase(),
-                test.rec
-            );
-        }
-        if stop::requested() && epoch + 1 < opts.epochs {
-            return Ok(interrupted(folder, epoch + 1));
-        }
-    }
-    Ok(RunOutcome::Finished { dir })
-}
-
-/// The outcome of a stop request with `epochs_kept` epochs checkpointed.
-fn interrupted(folder: &RunFolder, epochs_kept: usize) -> RunOutcome {
-    RunOutcome::Interrupted {
-        dir: folder.dir().to_path_buf(),
-        epochs_kept,
-        folder_removed: epochs_kept == 0 && folder.is_new(),
-    }
-}
-
-/// Seconds between progress lines when stderr is not a terminal (a log file, a pipe).
-const LOG_LINE_SECONDS: f64 = 10.0;
-
-/// An epoch's progress: a bar with an ETA on a terminal, otherwise a line every
-/// [`LOG_LINE_SECONDS`] so that logs show progress.
-struct Progress {
-    bar: indicatif::ProgressBar,
-    log: bool,
-    last_line: f64,
-    epoch: usize,
-    epochs: usize,
-}
-
-impl Progress {
-    fn new(steps: usize, epoch: usize, epochs: usize, quiet: bool) -> Progress {
-        let tty = std::io::stderr().is_terminal();
-        let bar = if quiet || !tty {
-            indicatif::ProgressBar::hidden()
-        } else {
-            let bar = indicatif::ProgressBar::new(steps as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(&format!(
-                    "epoch {}/{epochs} [{{bar:30}}] step {{pos}}/{{len}} {{msg}} ETA {{eta}}",
-                    epoch + 1
-                ))
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            bar
-        };
-        Progress {
-            bar,
-            log: !quiet && !tty,
-            last_line: 0.0,
-            epoch,
-            epochs,
-        }
-    }
-
-    fn update(&mut self, p: &TrainProgress) {
-        let rate = p.images as f64 / p.seconds.max(1e-9);
-        self.bar.set_position(p.step as u64);
-        self.bar
-            .set_message(format!("{rate:.0} img/s  loss {:.2}", p.mean_loss()));
-        if self.log && p.seconds - self.last_line >= LOG_LINE_SECONDS && p.step < p.steps {
-            self.last_line = p.seconds;
-            let left = p.seconds / p.step.max(1) as f64 * (p.steps - p.step) as f64;
-            noteln!(
-                "epoch {}/{}: step {}/{}, {rate:.0} img/s, loss {:.2}, about {left:.0} s left in this epoch",
-                self.epoch + 1,
-                self.epochs,
-                p.step,
-                p.steps,
-                p.mean_loss()
-            );
-        }
-    }
-
-    fn finish(&self) {
-        self.bar.finish_and_clear();
     }
 }

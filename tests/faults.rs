@@ -27,6 +27,19 @@ fn quick(args: &[&str]) -> Vec<String> {
     v
 }
 
+/// A new quick run of the fixture into `dir`, for commands built here.
+fn new_run(dir: &Path, epochs: &str) -> Vec<String> {
+    quick(&[
+        "train",
+        "--data",
+        data_dir(),
+        "--out",
+        s(dir),
+        "--epochs",
+        epochs,
+    ])
+}
+
 fn command(args: &[String]) -> Command {
     let mut c = Command::new(BIN);
     c.args(args).current_dir(root());
@@ -187,15 +200,7 @@ fn a_kill_at_any_write_of_a_checkpoint_leaves_a_run_that_resumes() {
     // A kill during the very first commit leaves a folder that a new run takes again.
     for k in [1, 4, 5, 8, 9, 12, 13, 14, 18] {
         let dir = scratch("kill-first");
-        let args = quick(&[
-            "train",
-            "--data",
-            data_dir(),
-            "--out",
-            s(&dir),
-            "--epochs",
-            "1",
-        ]);
+        let args = new_run(&dir, "1");
         assert!(killed_at(k, &args), "crash point {k} not reached");
         if dir.join("model.safetensors").exists() {
             // Committed: a resume finishes the commit (and says the run is done).
@@ -395,6 +400,14 @@ fn numeric_flags_follow_one_rule_before_any_work() {
         (train_with(&["--lr", "nan"]), "--lr"),
         (train_with(&["--lr", "inf"]), "--lr"),
         (train_with(&["--noise", "-0.5"]), "--noise"),
+        (
+            train_with(&["--checkpoint-minutes", "0"]),
+            "--checkpoint-minutes",
+        ),
+        (
+            train_with(&["--checkpoint-minutes", "-5"]),
+            "--checkpoint-minutes",
+        ),
         (train_with(&["--eval-batch", "0"]), "--eval-batch"),
         (train_with(&["--epochs", "-3"]), "--epochs"),
         (train_with(&["--seed", "-1"]), "--seed"),
@@ -519,21 +532,20 @@ fn ctrl_c_keeps_what_is_done_and_a_kill_leaves_no_litter() {
     let lines = wait_for_line(&mut child, "left in this epoch", Duration::from_secs(120));
     let all = lines.join("\n");
     assert!(all.contains("exit Some(130)"), "{all}");
-    assert!(all.contains("stopped in the first epoch"), "{all}");
-    assert!(!out.exists(), "{all}");
+    // The steps done are kept (see also a_stop_inside_an_epoch_keeps_its_steps).
+    let kept = checkpoint::load(&model_file(&out)).unwrap();
+    let step = kept.meta("epoch_step").unwrap();
+    assert!(
+        all.contains(&format!("stopped at step {step} of 938 in epoch 1")),
+        "{all}"
+    );
+    assert_eq!(kept.meta("epoch"), Some("0"));
+    assert_eq!(names(&out), RUN_FILES);
 
     // Ctrl-C after an epoch of a long run keeps its checkpoint and says how to resume.
     let out = parent.join("later");
     let mut child = Command::new(BIN)
-        .args(quick(&[
-            "train",
-            "--data",
-            data_dir(),
-            "--out",
-            s(&out),
-            "--epochs",
-            "1000",
-        ]))
+        .args(new_run(&out, "1000"))
         .args(["--model", "dense-vae"])
         .current_dir(root())
         .stderr(Stdio::piped())
@@ -556,10 +568,12 @@ fn ctrl_c_keeps_what_is_done_and_a_kill_leaves_no_litter() {
         .unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
     let epoch: usize = epoch_of(&out).parse().unwrap();
-    assert!(
-        stderr.contains(&format!("checkpoint of epoch {epoch}")),
-        "{stderr}"
-    );
+    let kept = checkpoint::load(&model_file(&out)).unwrap();
+    let said = match kept.meta("epoch_step") {
+        Some(step) => format!("stopped at step {step} of 4 in epoch {}", epoch + 1),
+        None => format!("checkpoint of epoch {epoch}"),
+    };
+    assert!(stderr.contains(&said), "{stderr}");
     assert!(
         stderr.contains(&format!("--resume {}", out.display())),
         "{stderr}"
@@ -583,6 +597,71 @@ fn ctrl_c_keeps_what_is_done_and_a_kill_leaves_no_litter() {
     expected.push("notes.txt");
     expected.sort();
     assert_eq!(names(&out), expected);
+}
+
+/// A stop inside an epoch keeps the steps done in it: the resume continues at that step and
+/// ends bit-identical to a run straight through, with the same metrics lines; so does a run
+/// that writes a checkpoint after every submission. The fixture's 256 images in batches of 64
+/// make 4 steps an epoch, and an epoch's first two submissions are one step each, so
+/// `GPU_AE_STOP_AT_STEP` stops at a known step.
+#[test]
+fn a_stop_inside_an_epoch_keeps_its_steps() {
+    let reference = root().join("inside-reference");
+    let _ = fs::remove_dir_all(&reference);
+    train_epochs(&reference, 3, &[]);
+    let same_lines = |dir: &Path| {
+        let (a, b) = (metrics(dir), metrics(&reference));
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            for key in ["epoch", "lr", "test_bce", "test_kl", "test_neg_elbo"] {
+                assert_eq!(x[key], y[key], "{key}: {x} and {y}");
+            }
+            // Sums of separate calls: the same up to f32 rounding.
+            for key in ["train_loss", "train_bce", "train_kl"] {
+                let (u, v) = (x[key].as_f64().unwrap(), y[key].as_f64().unwrap());
+                assert!((u - v).abs() <= 1e-4 * v.abs(), "{key}: {x} and {y}");
+            }
+        }
+    };
+    // (steps in all, the epoch and step it stops at)
+    for (stop_at, epoch, step) in [(5, 1, 1), (2, 0, 2)] {
+        let dir = scratch(&format!("inside-{stop_at}"));
+        let out = command(&new_run(&dir, "3"))
+            .env("GPU_AE_STOP_AT_STEP", stop_at.to_string())
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{stderr}");
+        let said = format!("stopped at step {step} of 4 in epoch {}", epoch + 1);
+        assert!(stderr.contains(&said), "{stderr}");
+        let kept = checkpoint::load(&model_file(&dir)).unwrap();
+        assert_eq!(kept.meta("epoch"), Some(epoch.to_string().as_str()));
+        assert_eq!(kept.meta("epoch_step"), Some(step.to_string().as_str()));
+        assert_eq!(kept.meta("steps"), Some(stop_at.to_string().as_str()));
+        assert_eq!(metrics_epochs(&dir).len(), epoch);
+        assert_eq!(names(&dir), RUN_FILES);
+        resume(&dir, 3);
+        same_parameters(&dir, &reference);
+        same_lines(&dir);
+    }
+
+    // A checkpoint after every submission changes nothing either.
+    let every = scratch("inside-every");
+    train_epochs(&every, 3, &["--checkpoint-minutes", "0.000001"]);
+    same_parameters(&every, &reference);
+    same_lines(&every);
+
+    // Stopped before its first step, a new run keeps nothing and leaves no folder.
+    let none = root().join("inside-none");
+    let _ = fs::remove_dir_all(&none);
+    let out = command(&new_run(&none, "1"))
+        .env("GPU_AE_STOP_AT_STEP", "0")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("no checkpoint to keep"), "{stderr}");
+    assert!(!none.exists(), "{stderr}");
 }
 
 // 9 -------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ use gpu_ae::models::{
     Architecture, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
 };
 use gpu_ae::platform::block_on;
-use gpu_ae::train::{TrainConfig, Trainer};
+use gpu_ae::train::{EpochEnd, TrainConfig, Trainer};
 use std::path::Path;
 
 /// The adapter under test with WebGPU's default limits: every model's training step must run
@@ -320,8 +320,9 @@ fn short_run(gpu: &Gpu, precision: Elem) -> (EvalMetrics, EvalMetrics) {
     assert_eq!(before, block_on(eval.run(gpu)).unwrap());
     let mut seen = Vec::new();
     for epoch in 0..3 {
-        let p = block_on(trainer.run_epoch(epoch, 0, &|| false, &mut |p| seen.push(p.step)))
+        let p = block_on(trainer.run_epoch(epoch, 0, &|_| false, &mut |p| seen.push(p.step)))
             .unwrap()
+            .finished()
             .expect("no stop was requested");
         assert_eq!(p.images, limit);
         assert!(p.mean_loss().is_finite());
@@ -344,22 +345,27 @@ fn two_epochs(gpu: &Gpu, resident: u64, stop_after: Option<usize>) -> Vec<f32> {
     let mut trainer = Trainer::new(gpu, cfg, split, None, None, 0).unwrap();
     assert_eq!(trainer.steps_per_epoch(), 13);
     let whole = |t: &mut Trainer, epoch, first| {
-        block_on(t.run_epoch(epoch, first, &|| false, &mut |_| {}))
+        block_on(t.run_epoch(epoch, first, &|_| false, &mut |_| {}))
             .unwrap()
+            .finished()
             .expect("no stop was requested")
     };
     whole(&mut trainer, 0, 0);
     let mut first = 0;
     if let Some(submissions) = stop_after {
         let calls = std::cell::Cell::new(0);
-        let stop = || {
+        let stop = |_| {
             calls.set(calls.get() + 1);
             calls.get() > submissions
         };
         let stopped = block_on(trainer.run_epoch(1, 0, &stop, &mut |_| {})).unwrap();
-        assert!(stopped.is_none(), "the epoch was stopped");
+        let EpochEnd::Stopped(at) = stopped else {
+            panic!("the epoch was not stopped")
+        };
         first = trainer.steps_done as usize - 13;
         assert!(first > 0 && first < 13, "stopped after {first} steps");
+        assert_eq!(at.step, first);
+        assert_eq!(at.images, 16 * first, "the stopped call's own images");
     }
     let rest = whole(&mut trainer, 1, first);
     assert_eq!(rest.step, 13);

@@ -16,7 +16,7 @@ use gpu_ae::graph::{Model, values_from_checkpoint};
 use gpu_ae::infer::Inference;
 use gpu_ae::metadata::{self, DatasetRecord};
 use gpu_ae::models::{Architecture, LossKind, ModelKind, ModelSpec, Task};
-use gpu_ae::train::{TrainConfig, TrainProgress, Trainer};
+use gpu_ae::train::{EpochEnd, TrainConfig, TrainProgress, Trainer};
 use gpu_ae::{apply, data, fingerprint};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -279,12 +279,12 @@ pub async fn train_epoch(on_progress: js_sys::Function) -> Result<String, JsValu
     let mut last = String::new();
     let result = t
         .trainer
-        .run_epoch(t.epoch, t.step, &|| PAUSE.with(Cell::get), &mut |p| {
+        .run_epoch(t.epoch, t.step, &|_| PAUSE.with(Cell::get), &mut |p| {
             last = progress_json(p, epoch_base);
             let _ = on_progress.call1(&JsValue::NULL, &JsValue::from_str(&last));
         })
         .await;
-    let finished = matches!(result, Ok(Some(_)));
+    let finished = matches!(result, Ok(EpochEnd::Finished(_)));
     if finished {
         (t.epoch, t.step) = (t.epoch + 1, 0);
     } else {
@@ -404,7 +404,12 @@ pub async fn checkpoint_bytes() -> Result<Vec<u8>, JsValue> {
         digest: fingerprint::dataset_digest(&mnist),
         split: SplitRule::IdxFiles,
     };
-    let result = t.trainer.checkpoint(t.epoch, &data, BTreeMap::new()).await;
+    // A model to sample from, not to resume (no optimizer file): a paused epoch's steps count
+    // in `steps`, and no partial epoch is recorded.
+    let result = t
+        .trainer
+        .checkpoint(t.epoch, None, &data, BTreeMap::new())
+        .await;
     TRAINING.with(|slot| *slot.borrow_mut() = Some(t));
     let (model, _optimizer) = result.map_err(js_err)?;
     checkpoint::to_bytes(&model, &"model.safetensors").map_err(js_err)

@@ -254,10 +254,8 @@ async fn training(gpu: &'static Gpu, log: &dyn Fn(&str)) -> gpu_ae::Result<(Vec<
     let start = Instant::now();
     let mut losses = Vec::new();
     for epoch in 0..TRAIN_EPOCHS {
-        let p = trainer
-            .run_epoch(epoch, 0, &|| false, &mut |_| {})
-            .await?
-            .ok_or_else(|| gpu_ae::Error::msg("the self-test's training was stopped"))?;
+        let end = trainer.run_epoch(epoch, 0, &|_| false, &mut |_| {}).await?;
+        let p = end.progress();
         log(&format!(
             "epoch {}: loss {:.2} ({} steps)",
             epoch + 1,
