@@ -1,7 +1,7 @@
 // Per-example reconstruction losses fused with their gradients (one pass, nothing else to
-// clear): sigmoid + binary cross-entropy on logits, and squared error. x, tgt, dx are [N, D],
-// loss is [N]. One workgroup per example: each invocation walks the row with stride WG, then a
-// workgroup tree sum gives loss[i].
+// clear): sigmoid + binary cross-entropy on logits, and squared error; and each loss alone, for
+// evaluation. x, tgt, dx are [N, D], loss is [N]. One workgroup per example: each invocation
+// walks the row with stride WG, then a workgroup tree sum gives loss[i].
 
 struct Params {
     n: u32,           // examples (rows)
@@ -33,54 +33,64 @@ fn row_sum(lid: u32, acc: f32) -> f32 {
     return partial[0];
 }
 
-// loss[i] = Σ_p max(l, 0) − l·t + log(1 + exp(−|l|)); dx = (σ(l) − t)·grad_scale.
-// Both use e = exp(−|l|) ∈ (0, 1], so no exp overflows whatever the logit.
-@compute @workgroup_size(64)
-fn bce_with_logits(
+// Which loss the entry points compute, per pipeline: 0 binary cross-entropy on logits,
+// 1 squared error.
+override LOSS: u32 = 0u;
+
+// The loss term of prediction x (a logit for BCE) with target t, and its gradient before
+// grad_scale: BCE (max(x, 0) − x·t + log(1 + e), σ(x) − t) with e = exp(−|x|) ∈ (0, 1], so no
+// exp overflows whatever the logit; squared error ((x − t)², 2(x − t)).
+fn term(x: f32, t: f32) -> vec2<f32> {
+    if (LOSS == 1u) {
+        let r = x - t;
+        return vec2<f32>(r * r, 2.0 * r);
+    }
+    let e = exp(-abs(x));
+    let sig = select(e, 1.0, x >= 0.0) / (1.0 + e);
+    return vec2<f32>(max(x, 0.0) - x * t + log(1.0 + e), sig - t);
+}
+
+// A workgroup's ids (the grid is split over x and y past the per-dimension limit).
+struct Ids {
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
-) {
-    let row = wid.x + wid.y * nwg.x;
+}
+
+// loss[i] = Σ_p term(x, t).x; dx = term(x, t).y · grad_scale.
+@compute @workgroup_size(64)
+fn loss_and_grad(ids: Ids) {
+    let row = ids.wid.x + ids.wid.y * ids.nwg.x;
     if (row >= p.n) {
         return;
     }
     let base = row * p.d;
     var acc = 0.0;
-    for (var j = lid; j < p.d; j = j + WG) {
-        let l = f32(x[base + j]);
-        let t = f32(tgt[base + j]);
-        let e = exp(-abs(l));
-        acc = acc + max(l, 0.0) - l * t + log(1.0 + e);
-        let sig = select(e, 1.0, l >= 0.0) / (1.0 + e);
-        dx[base + j] = dx_t((sig - t) * p.grad_scale);
+    for (var j = ids.lid; j < p.d; j = j + WG) {
+        let l = term(f32(x[base + j]), f32(tgt[base + j]));
+        acc = acc + l.x;
+        dx[base + j] = dx_t(l.y * p.grad_scale);
     }
-    let total = row_sum(lid, acc);
-    if (lid == 0u) {
+    let total = row_sum(ids.lid, acc);
+    if (ids.lid == 0u) {
         loss[row] = total;
     }
 }
 
-// loss[i] = Σ_p (y − t)²; dx = 2(y − t)·grad_scale.
+// The loss alone (evaluation: no gradient; dx is not bound).
 @compute @workgroup_size(64)
-fn mse(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = wid.x + wid.y * nwg.x;
+fn loss_alone(ids: Ids) {
+    let row = ids.wid.x + ids.wid.y * ids.nwg.x;
     if (row >= p.n) {
         return;
     }
     let base = row * p.d;
     var acc = 0.0;
-    for (var j = lid; j < p.d; j = j + WG) {
-        let r = f32(x[base + j]) - f32(tgt[base + j]);
-        acc = acc + r * r;
-        dx[base + j] = dx_t(2.0 * r * p.grad_scale);
+    for (var j = ids.lid; j < p.d; j = j + WG) {
+        acc = acc + term(f32(x[base + j]), f32(tgt[base + j])).x;
     }
-    let total = row_sum(lid, acc);
-    if (lid == 0u) {
+    let total = row_sum(ids.lid, acc);
+    if (ids.lid == 0u) {
         loss[row] = total;
     }
 }

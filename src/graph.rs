@@ -209,6 +209,8 @@ struct VaeBuffers {
 }
 
 struct TrainBuffers {
+    /// `[n, C·S·S]` gradient of the decoder output (the loss's).
+    dout: Tensor,
     /// Gradient of the code (decoder input), `[n, code]`; None when the decoder's first layer
     /// hands it to the VAE latent layer as split-K slices instead.
     dcode: Option<Tensor>,
@@ -260,8 +262,6 @@ pub struct Graph {
     dec: StackBuffers,
     /// `[n]` reconstruction loss per example (summed over pixels).
     pub rec: Tensor,
-    /// `[n, C·S·S]` gradient of the decoder output.
-    dout: Tensor,
     /// `[n, C·S·S]` sigmoid of the logits, for pictures (inference graphs with a BCE model).
     probs: Option<Tensor>,
     train: Option<TrainBuffers>,
@@ -355,7 +355,6 @@ impl Graph {
         };
         let pixels = arch.spec.image.pixels();
         let rec = Tensor::zeros(gpu, &[n], "reconstruction loss")?;
-        let dout = Tensor::zeros_as(gpu, &[n, pixels], elem, "d output")?;
         let probs = if purpose == Purpose::Infer && arch.spec.loss == LossKind::Bce {
             Some(Tensor::zeros(gpu, &[n, pixels], "probabilities")?)
         } else {
@@ -363,6 +362,7 @@ impl Graph {
         };
         let train = if train {
             Some(TrainBuffers {
+                dout: Tensor::zeros_as(gpu, &[n, pixels], elem, "d output")?,
                 dcode: match split_input_layer(arch) {
                     Some(_) => None,
                     None => Some(Tensor::zeros(
@@ -393,7 +393,6 @@ impl Graph {
             vae,
             dec,
             rec,
-            dout,
             probs,
             train,
             cond,
@@ -661,12 +660,14 @@ impl Graph {
     pub fn record_loss(&self, plan: &mut Plan, gpu: &Gpu, arch: &Architecture) {
         let d = arch.spec.image.pixels();
         let scale = self.loss_scale() / self.n as f32;
+        // Training graphs write the loss's gradient in the same pass; the others need none.
+        let dout = self.train.as_ref().map(|t| &t.dout);
         match arch.spec.loss {
             LossKind::Bce => loss::bce_with_logits(
                 plan,
                 gpu,
                 &self.rec,
-                &self.dout,
+                dout,
                 self.dec.output(),
                 &self.target,
                 self.n,
@@ -677,7 +678,7 @@ impl Graph {
                 plan,
                 gpu,
                 &self.rec,
-                &self.dout,
+                dout,
                 self.dec.output(),
                 &self.target,
                 self.n,
@@ -722,7 +723,7 @@ impl Graph {
             &arch.decoder,
             t.dcode.as_ref(),
             &mut partials,
-            &self.dout,
+            &t.dout,
             self.decoder_input(),
             params,
         );
@@ -733,7 +734,7 @@ impl Graph {
                     (Some(first), _) => linear::input_grad_split(
                         plan,
                         gpu,
-                        self.dec.output_grad(0, &self.dout),
+                        self.dec.output_grad(0, &t.dout),
                         params,
                         first.params.expect("linear has params"),
                         LinearShape {

@@ -1,6 +1,7 @@
 //! Launchers for `shaders/loss.wgsl`: per-example reconstruction losses fused with their
-//! gradients (sigmoid + binary cross-entropy on logits, squared error). One workgroup per
-//! example reduces its D values in workgroup memory and writes the gradient in the same pass.
+//! gradients (sigmoid + binary cross-entropy on logits, squared error), or the losses alone
+//! where no gradient is wanted (evaluation). One workgroup per example reduces its D values in
+//! workgroup memory and writes the gradient in the same pass.
 
 use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
 
@@ -19,14 +20,14 @@ struct Params {
 }
 
 /// Fused sigmoid + binary cross-entropy in the stable logits form, per example summed over pixels:
-/// `loss[i] = Σ_p max(l,0) − l·t + log(1 + exp(−|l|))`; `dlogits[i,p] = (σ(l) − t)·grad_scale`.
-/// `logits`, `target`, `dlogits`: `[N, D]`; `loss`: `[N]`.
+/// `loss[i] = Σ_p max(l,0) − l·t + log(1 + exp(−|l|))`; `dlogits[i,p] = (σ(l) − t)·grad_scale`
+/// when `dlogits` is given. `logits`, `target`, `dlogits`: `[N, D]`; `loss`: `[N]`.
 #[allow(clippy::too_many_arguments)]
 pub fn bce_with_logits(
     plan: &mut Plan,
     gpu: &Gpu,
     loss: &Tensor,
-    dlogits: &Tensor,
+    dlogits: Option<&Tensor>,
     logits: &Tensor,
     target: &Tensor,
     n: usize,
@@ -34,50 +35,47 @@ pub fn bce_with_logits(
     grad_scale: f32,
 ) {
     launch(
-        plan,
-        gpu,
-        "bce_with_logits",
-        loss,
-        dlogits,
-        logits,
-        target,
-        n,
-        d,
-        grad_scale,
+        plan, gpu, BCE, loss, dlogits, logits, target, n, d, grad_scale,
     );
 }
 
-/// `loss[i] = Σ_p (y − t)²`; `dy = 2(y − t)·grad_scale`. `y`, `target`, `dy`: `[N, D]`;
-/// `loss`: `[N]`.
+/// `loss[i] = Σ_p (y − t)²`; `dy = 2(y − t)·grad_scale` when `dy` is given. `y`, `target`,
+/// `dy`: `[N, D]`; `loss`: `[N]`.
 #[allow(clippy::too_many_arguments)]
 pub fn mse(
     plan: &mut Plan,
     gpu: &Gpu,
     loss: &Tensor,
-    dy: &Tensor,
+    dy: Option<&Tensor>,
     y: &Tensor,
     target: &Tensor,
     n: usize,
     d: usize,
     grad_scale: f32,
 ) {
-    launch(plan, gpu, "mse", loss, dy, y, target, n, d, grad_scale);
+    launch(plan, gpu, MSE, loss, dy, y, target, n, d, grad_scale);
 }
+
+/// The pipeline constants of each loss: BCE is the shader's default `LOSS` (so the pipelines
+/// [`Gpu::prepare`] builds are BCE's), squared error sets it to 1.
+const BCE: &[(&str, f64)] = &[];
+const MSE: &[(&str, f64)] = &[("LOSS", 1.0)];
 
 #[allow(clippy::too_many_arguments)]
 fn launch(
     plan: &mut Plan,
     gpu: &Gpu,
-    entry: &str,
+    constants: &[(&str, f64)],
     loss: &Tensor,
-    dx: &Tensor,
+    dx: Option<&Tensor>,
     x: &Tensor,
     target: &Tensor,
     n: usize,
     d: usize,
     grad_scale: f32,
 ) {
-    debug_assert!(x.numel() >= n * d && target.numel() >= n * d && dx.numel() >= n * d);
+    debug_assert!(x.numel() >= n * d && target.numel() >= n * d);
+    debug_assert!(dx.is_none_or(|dx| dx.numel() >= n * d));
     debug_assert!(loss.numel() >= n);
     let params = Params {
         n: n as u32,
@@ -85,18 +83,22 @@ fn launch(
         grad_scale,
         _pad0: 0,
     };
+    let mut bindings = vec![(1, x.bind()), (2, target.bind()), (3, loss.bind())];
+    // Without a gradient, the entry point that computes the loss alone (it binds no dx).
+    let entry = match dx {
+        Some(dx) => {
+            bindings.push((4, dx.bind()));
+            "loss_and_grad"
+        }
+        None => "loss_alone",
+    };
     plan.dispatch(
         gpu,
         &SHADER,
         entry,
-        &[],
+        constants,
         &params,
-        &[
-            (1, x.bind()),
-            (2, target.bind()),
-            (3, loss.bind()),
-            (4, dx.bind()),
-        ],
+        &bindings,
         // One workgroup per example (split over x and y past the per-dimension limit).
         grid_1d(gpu, n, 1),
     );

@@ -177,7 +177,7 @@ pub const ENTRY_POINTS: &[(&Shader, &[&str])] = &[
     (&grads::SHADER, &["finish"]),
     (&iwae::SHADER, &["draw", "replicate", "accumulate"]),
     (&linear::SHADER, &["gemm", "sum_splits"]),
-    (&loss::SHADER, &["bce_with_logits", "mse"]),
+    (&loss::SHADER, &["loss_and_grad", "loss_alone"]),
     (
         &pool::SHADER,
         &[

@@ -1,5 +1,6 @@
-//! GPU-vs-reference tests for the per-example losses (BCE on logits, squared error) and their
-//! fused gradients, plus agreement with PyTorch's probability-form BCE and large-logit safety.
+//! GPU-vs-reference tests for the per-example losses (BCE on logits, squared error), fused with
+//! their gradients and alone, plus agreement with PyTorch's probability-form BCE and
+//! large-logit safety.
 
 use crate::common::{assert_close, gpu, gpu_with_f16, padded, read_padded, rtol, stored, values};
 use gpu_ae::gpu::{Elem, Gpu, Plan, Tensor};
@@ -9,7 +10,7 @@ use gpu_ae::reference::loss as cpu;
 /// Shapes (n, d): single example/pixel, odd sizes, the real MNIST batch, D past 784.
 const SHAPES: &[(usize, usize)] = &[(1, 1), (3, 5), (130, 784), (2, 1000), (5, 196)];
 
-type Launcher = fn(&mut Plan, &Gpu, &Tensor, &Tensor, &Tensor, &Tensor, usize, usize, f32);
+type Launcher = fn(&mut Plan, &Gpu, &Tensor, Option<&Tensor>, &Tensor, &Tensor, usize, usize, f32);
 type Reference = fn(&mut [f32], &mut [f32], &[f32], &[f32], usize, usize, f32);
 
 /// What one fused loss dispatch wrote.
@@ -31,7 +32,8 @@ impl Outputs {
 
 /// Runs one loss on the GPU, x, target and the gradient stored as `elem` (the loss is f32):
 /// one dispatch writes both the loss and the gradient. The gradient starts as 7.0 with a
-/// sentinel tail.
+/// sentinel tail. With `with_grad` false the loss-alone entry point runs, and the gradient
+/// must stay 7.0.
 #[allow(clippy::too_many_arguments)]
 fn run_gpu(
     gpu: &Gpu,
@@ -42,13 +44,15 @@ fn run_gpu(
     d: usize,
     scale: f32,
     elem: Elem,
+    with_grad: bool,
 ) -> Outputs {
     let xt = Tensor::from_f32_as(gpu, &[n, d], elem, x, "x").unwrap();
     let tt = Tensor::from_f32_as(gpu, &[n, d], elem, target, "target").unwrap();
     let lt = Tensor::from_f32(gpu, &[n + 1], &vec![7.0; n + 1], "loss").unwrap();
     let gt = padded(gpu, &[n, d], elem, &vec![7.0; n * d], "grad");
     let mut plan = Plan::new();
-    launch(&mut plan, gpu, &lt, &gt, &xt, &tt, n, d, scale);
+    let grad = with_grad.then_some(&gt);
+    launch(&mut plan, gpu, &lt, grad, &xt, &tt, n, d, scale);
     plan.run(gpu).unwrap();
     Outputs {
         loss_and_tail: lt.read_f32(gpu).unwrap(),
@@ -96,14 +100,21 @@ fn check(gpu: &Gpu, loss: &Loss, part: Part, shapes: &[(usize, usize)], elem: El
         let x = stored(elem, values(n as u64 * 31 + d as u64, n * d, lo, hi));
         let target = stored(elem, values(n as u64 + 5 * d as u64, n * d, 0.0, 1.0));
         let scale = 1.0 / n as f32 + 0.5;
-        let got = run_gpu(gpu, loss.launch, &x, &target, n, d, scale, elem);
+        let got = run_gpu(gpu, loss.launch, &x, &target, n, d, scale, elem, true);
         let mut want_loss = vec![0.0; n];
         let mut want_grad = vec![0.0; n * d];
         (loss.reference)(&mut want_loss, &mut want_grad, &x, &target, n, d, scale);
         let what = format!("{} n{n} d{d} {elem:?}", loss.name);
         match part {
             Part::Forward => {
-                assert_close(&format!("{what} loss"), got.loss(), &want_loss, 1e-4, 1e-5)
+                assert_close(&format!("{what} loss"), got.loss(), &want_loss, 1e-4, 1e-5);
+                let alone = run_gpu(gpu, loss.launch, &x, &target, n, d, scale, elem, false);
+                let what = format!("{what} loss alone");
+                assert_close(&what, alone.loss(), &want_loss, 1e-4, 1e-5);
+                assert!(
+                    alone.grad.iter().all(|&g| g == 7.0),
+                    "{what} wrote a gradient"
+                );
             }
             Part::Backward => assert_close(
                 &format!("{what} grad"),
@@ -171,6 +182,7 @@ fn bce_with_logits_agrees_with_binary_cross_entropy_on_probabilities() {
         d,
         1.0,
         Elem::F32,
+        true,
     );
     let got = out.loss();
     for i in 0..n {
@@ -205,6 +217,7 @@ fn bce_with_logits_is_finite_for_large_logits() {
         d,
         0.5,
         Elem::F32,
+        true,
     );
     let (got_loss, got_grad) = (out.loss(), &out.grad);
     assert!(got_loss.iter().chain(got_grad).all(|x| x.is_finite()));
