@@ -7,7 +7,7 @@ struct Params {
     n: u32,           // examples (rows)
     d: u32,           // values per example
     grad_scale: f32,  // multiplies every gradient (e.g. 1/N for a batch mean)
-    _pad0: u32,
+    kind: u32,        // the loss: 0 binary cross-entropy on logits, 1 squared error
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -33,15 +33,11 @@ fn row_sum(lid: u32, acc: f32) -> f32 {
     return partial[0];
 }
 
-// Which loss the entry points compute, per pipeline: 0 binary cross-entropy on logits,
-// 1 squared error.
-override LOSS: u32 = 0u;
-
 // The loss term of prediction x (a logit for BCE) with target t, and its gradient before
 // grad_scale: BCE (max(x, 0) − x·t + log(1 + e), σ(x) − t) with e = exp(−|x|) ∈ (0, 1], so no
 // exp overflows whatever the logit; squared error ((x − t)², 2(x − t)).
 fn term(x: f32, t: f32) -> vec2<f32> {
-    if (LOSS == 1u) {
+    if (p.kind == 1u) {
         let r = x - t;
         return vec2<f32>(r * r, 2.0 * r);
     }

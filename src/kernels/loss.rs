@@ -16,7 +16,8 @@ struct Params {
     n: u32,
     d: u32,
     grad_scale: f32,
-    _pad0: u32,
+    /// The shader's loss: [`BCE`] or [`MSE`].
+    kind: u32,
 }
 
 /// Fused sigmoid + binary cross-entropy in the stable logits form, per example summed over pixels:
@@ -56,16 +57,15 @@ pub fn mse(
     launch(plan, gpu, MSE, loss, dy, y, target, n, d, grad_scale);
 }
 
-/// The pipeline constants of each loss: BCE is the shader's default `LOSS` (so the pipelines
-/// [`Gpu::prepare`] builds are BCE's), squared error sets it to 1.
-const BCE: &[(&str, f64)] = &[];
-const MSE: &[(&str, f64)] = &[("LOSS", 1.0)];
+/// The shader's `kind` of each loss.
+const BCE: u32 = 0;
+const MSE: u32 = 1;
 
 #[allow(clippy::too_many_arguments)]
 fn launch(
     plan: &mut Plan,
     gpu: &Gpu,
-    constants: &[(&str, f64)],
+    kind: u32,
     loss: &Tensor,
     dx: Option<&Tensor>,
     x: &Tensor,
@@ -81,7 +81,7 @@ fn launch(
         n: n as u32,
         d: d as u32,
         grad_scale,
-        _pad0: 0,
+        kind,
     };
     let mut bindings = vec![(1, x.bind()), (2, target.bind()), (3, loss.bind())];
     // Without a gradient, the entry point that computes the loss alone (it binds no dx).
@@ -96,7 +96,7 @@ fn launch(
         gpu,
         &SHADER,
         entry,
-        constants,
+        &[],
         &params,
         &bindings,
         // One workgroup per example (split over x and y past the per-dimension limit).
