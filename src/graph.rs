@@ -459,7 +459,13 @@ impl Graph {
 
     /// `[n, C·S·S]` reconstructed images in [0, 1] after [`Graph::record_probabilities`].
     pub fn probabilities(&self) -> &Tensor {
-        self.probs.as_ref().unwrap_or(self.dec.output())
+        self.probs.as_ref().unwrap_or(self.decoder_output())
+    }
+
+    /// `[n, C·S·S]` the decoder's output: logits for a BCE model, predictions for squared
+    /// error (what the loss reads).
+    pub fn decoder_output(&self) -> &Tensor {
+        self.dec.output()
     }
 
     /// Records: gather `n` clean images of batch `state[1]` into `target` (binarised by
