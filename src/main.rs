@@ -331,7 +331,7 @@ struct TrainArgs {
     epochs: usize,
     #[arg(long, default_value_t = 128, value_parser = flags::count, allow_negative_numbers = true)]
     batch: usize,
-    /// Adam learning rate (with --resume: the rate from the next epoch on).
+    /// Adam learning rate (with --resume: the rate from where the run continues).
     #[arg(long, default_value_t = 1e-3, value_parser = flags::positive, allow_negative_numbers = true)]
     lr: f32,
     #[arg(long, default_value_t = 0, value_parser = flags::whole::<u64>, allow_negative_numbers = true)]

@@ -168,7 +168,7 @@ fn resumed_lr(
     }
     if !opts.quiet {
         noteln!(
-            "learning rate {} from epoch {} (the run's epochs so far used {})",
+            "learning rate {} from here on, in epoch {} (the run so far used {})",
             requested.lr,
             first_epoch + 1,
             recorded.lr
