@@ -46,47 +46,50 @@ fn term(x: f32, t: f32) -> vec2<f32> {
     return vec2<f32>(max(x, 0.0) - x * t + log(1.0 + e), sig - t);
 }
 
-// A workgroup's ids (the grid is split over x and y past the per-dimension limit).
-struct Ids {
+// loss[i] = Σ_p term(x, t).x; dx = term(x, t).y · grad_scale.
+@compute @workgroup_size(64)
+fn loss_and_grad(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
-}
-
-// loss[i] = Σ_p term(x, t).x; dx = term(x, t).y · grad_scale.
-@compute @workgroup_size(64)
-fn loss_and_grad(ids: Ids) {
-    let row = ids.wid.x + ids.wid.y * ids.nwg.x;
+) {
+    // The grid is split over x and y past the per-dimension limit.
+    let row = wid.x + wid.y * nwg.x;
     if (row >= p.n) {
         return;
     }
     let base = row * p.d;
     var acc = 0.0;
-    for (var j = ids.lid; j < p.d; j = j + WG) {
+    for (var j = lid; j < p.d; j = j + WG) {
         let l = term(f32(x[base + j]), f32(tgt[base + j]));
         acc = acc + l.x;
         dx[base + j] = dx_t(l.y * p.grad_scale);
     }
-    let total = row_sum(ids.lid, acc);
-    if (ids.lid == 0u) {
+    let total = row_sum(lid, acc);
+    if (lid == 0u) {
         loss[row] = total;
     }
 }
 
 // The loss alone (evaluation: no gradient; dx is not bound).
 @compute @workgroup_size(64)
-fn loss_alone(ids: Ids) {
-    let row = ids.wid.x + ids.wid.y * ids.nwg.x;
+fn loss_alone(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // The grid is split over x and y past the per-dimension limit.
+    let row = wid.x + wid.y * nwg.x;
     if (row >= p.n) {
         return;
     }
     let base = row * p.d;
     var acc = 0.0;
-    for (var j = ids.lid; j < p.d; j = j + WG) {
+    for (var j = lid; j < p.d; j = j + WG) {
         acc = acc + term(f32(x[base + j]), f32(tgt[base + j])).x;
     }
-    let total = row_sum(ids.lid, acc);
-    if (ids.lid == 0u) {
+    let total = row_sum(lid, acc);
+    if (lid == 0u) {
         loss[row] = total;
     }
 }

@@ -152,7 +152,7 @@ async fn check_conv2d(gpu: &Gpu) -> gpu_ae::Result<Check> {
     })
 }
 
-/// Per-example BCE with logits and its gradient, `[9, 100]`.
+/// Per-example BCE with logits, with its gradient and alone (evaluation's), `[9, 100]`.
 async fn check_loss(gpu: &Gpu) -> gpu_ae::Result<Check> {
     let (n, d) = (9, 100);
     let logits = values(8, n * d, -8.0, 8.0);
@@ -160,19 +160,23 @@ async fn check_loss(gpu: &Gpu) -> gpu_ae::Result<Check> {
     let lt = tensor(gpu, &[n, d], &logits, "logits")?;
     let tt = tensor(gpu, &[n, d], &target, "target")?;
     let loss_t = Tensor::zeros(gpu, &[n], "loss")?;
+    let alone_t = Tensor::zeros(gpu, &[n], "loss alone")?;
     let dl_t = Tensor::zeros(gpu, &[n, d], "dlogits")?;
     let mut plan = Plan::new();
-    loss::bce_with_logits(&mut plan, gpu, &loss_t, &dl_t, &lt, &tt, n, d, 0.5);
+    loss::bce_with_logits(&mut plan, gpu, &loss_t, Some(&dl_t), &lt, &tt, n, d, 0.5);
+    loss::bce_with_logits(&mut plan, gpu, &alone_t, None, &lt, &tt, n, d, 0.5);
     plan.compile(gpu);
     plan.submit(gpu);
     let (mut want_loss, mut want_dl) = (vec![0.0; n], vec![0.0; n * d]);
     reference::loss::bce_with_logits(&mut want_loss, &mut want_dl, &logits, &target, n, d, 0.5);
-    let w = worst(&loss_t.fetch_f32(gpu).await?, &want_loss, 1e-4, 1e-5).max(worst(
-        &dl_t.fetch_f32(gpu).await?,
-        &want_dl,
-        1e-6,
-        1e-5,
-    ));
+    let w = worst(&loss_t.fetch_f32(gpu).await?, &want_loss, 1e-4, 1e-5)
+        .max(worst(
+            &alone_t.fetch_f32(gpu).await?,
+            &want_loss,
+            1e-4,
+            1e-5,
+        ))
+        .max(worst(&dl_t.fetch_f32(gpu).await?, &want_dl, 1e-6, 1e-5));
     Ok(Check {
         name: "loss",
         worst: w,
