@@ -496,14 +496,14 @@ async fn train_epochs(
             ..Default::default()
         };
         if let Some(p) = partial.take() {
-            done = done.then(&TrainProgress {
+            done = TrainProgress {
                 step: p.step,
                 images: p.images,
                 rec_sum: p.rec_sum,
                 kl_sum: p.kl_sum,
                 seconds: p.seconds,
                 ..done
-            });
+            };
         }
         let train = loop {
             let (since, steps_before, first) = (Instant::now(), trainer.steps_done, done.step);
