@@ -50,7 +50,7 @@ pub struct RunRecord {
 
 /// How far an unfinished epoch got: its first `step` steps, and their loss sums for its metrics
 /// line.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PartialEpoch {
     pub step: usize,
     pub images: usize,

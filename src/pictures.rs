@@ -138,18 +138,33 @@ impl TestImages {
     }
 }
 
-/// The adapter, the model, and how its run split its data into train and test images (the
-/// split of the first image folder it trained on; IDX folders come split).
-/// A trained model on its adapter, with its run's split rule and the folder it trained on.
-fn open(
-    adapter: &AdapterArg,
-    checkpoint: &Path,
-) -> Result<(gpu_ae::gpu::Gpu, Model, SplitRule, Option<PathBuf>)> {
+/// Where a trained model's test images come from, as its checkpoint records it.
+struct TestSource {
+    /// How its run split its data into train and test images (the split of the first image
+    /// folder it trained on; IDX folders come split).
+    split: SplitRule,
+    /// The folder it trained on, when recorded.
+    trained_on: Option<PathBuf>,
+}
+
+impl TestSource {
+    /// The test images of `--data` (`given`), or by default of the folder [`model_data`]
+    /// chooses, at the model's `image` shape.
+    fn images(&self, given: Option<&Path>, image: ImageShape) -> Result<TestImages> {
+        let dir = model_data(given, self.trained_on.as_deref(), image)?;
+        test_images(&dir, image, &self.split)
+    }
+}
+
+/// A trained model on its adapter, and where its test images come from.
+fn open(adapter: &AdapterArg, checkpoint: &Path) -> Result<(gpu_ae::gpu::Gpu, Model, TestSource)> {
     let gpu = adapter.open(false)?;
     let (model, ckpt) = load_model(&gpu, checkpoint)?;
-    let split = gpu_ae::metadata::read_split(&ckpt, checkpoint)?;
-    let trained_on = gpu_ae::metadata::read_data_path(&ckpt);
-    Ok((gpu, model, split, trained_on))
+    let source = TestSource {
+        split: gpu_ae::metadata::read_split(&ckpt, checkpoint)?,
+        trained_on: gpu_ae::metadata::read_data_path(&ckpt),
+    };
+    Ok((gpu, model, source))
 }
 
 /// Writes `images` (`[count, C, S, S]`) as a grid of `rows`×`cols` cells.
@@ -199,7 +214,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
             (None, false) => SHIPPED_L16,
         })
     });
-    let (gpu, model, split, trained_on) = open(&a.adapter, &checkpoint)?;
+    let (gpu, model, source) = open(&a.adapter, &checkpoint)?;
     let image = model.arch.spec.image;
     let kind = model.arch.spec.kind;
     let code = model.arch.code_len();
@@ -234,11 +249,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
             labels.as_deref(),
         ))?
     } else if let Some(ab) = &a.interpolate {
-        let set = test_images(
-            &model_data(a.data.as_deref(), trained_on.as_deref(), image)?,
-            image,
-            &split,
-        )?;
+        let set = source.images(a.data.as_deref(), image)?;
         let test_labels = set.model_labels(&inference.model)?;
         let pixels = image.pixels();
         let total = set.pixels.len() / pixels;
@@ -293,14 +304,10 @@ pub fn sample(a: SampleArgs) -> Result<()> {
 pub fn reconstruct(a: PictureArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| "reconstruction.png".into());
     check_picture_out(&out)?;
-    let (gpu, model, split, trained_on) = open(&a.adapter, &a.checkpoint)?;
+    let (gpu, model, source) = open(&a.adapter, &a.checkpoint)?;
     let image = model.arch.spec.image;
     check_grid(2, a.count, "--count", a.scale, a.padding, image.size)?;
-    let set = test_images(
-        &model_data(a.data.as_deref(), trained_on.as_deref(), image)?,
-        image,
-        &split,
-    )?;
+    let set = source.images(a.data.as_deref(), image)?;
     let labels = set.model_labels(&model)?;
     let images = set.pixels;
     let pixels = image.pixels();
@@ -328,13 +335,8 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
         );
     }
     check_out(&a.out)?;
-    let (gpu, model, split, trained_on) = open(&a.adapter, &a.checkpoint)?;
-    let dir = model_data(
-        a.data.as_deref(),
-        trained_on.as_deref(),
-        model.arch.spec.image,
-    )?;
-    let set = test_images(&dir, model.arch.spec.image, &split)?;
+    let (gpu, model, source) = open(&a.adapter, &a.checkpoint)?;
+    let set = source.images(a.data.as_deref(), model.arch.spec.image)?;
     let model_labels = set.model_labels(&model)?;
     let TestImages {
         pixels: images,
@@ -400,16 +402,15 @@ fn require_task(model: &Model, checkpoint: &Path, want: &str, command: &str) -> 
 pub fn denoise(a: PictureArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| "denoise.png".into());
     check_picture_out(&out)?;
-    let (gpu, model, split, trained_on) = open(&a.adapter, &a.checkpoint)?;
+    let (gpu, model, source) = open(&a.adapter, &a.checkpoint)?;
     let image = model.arch.spec.image;
     check_grid(3, a.count, "--count", a.scale, a.padding, image.size)?;
     require_task(&model, &a.checkpoint, "denoise", "denoise")?;
-    let dir = model_data(a.data.as_deref(), trained_on.as_deref(), image)?;
     let noise = match model.arch.spec.task {
         Task::Denoise { noise } => noise,
         _ => unreachable!("checked above"),
     };
-    let set = test_images(&dir, image, &split)?;
+    let set = source.images(a.data.as_deref(), image)?;
     let labels = set.model_labels(&model)?;
     let images = set.pixels;
     let pixels = image.pixels();
@@ -439,7 +440,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
         }
     });
     check_picture_out(&out)?;
-    let (gpu, model, split, trained_on) = open(&a.adapter, &a.checkpoint)?;
+    let (gpu, model, source) = open(&a.adapter, &a.checkpoint)?;
     require_task(&model, &a.checkpoint, "superres", "upscale")?;
     let image = model.arch.spec.image;
     let (c, small) = (image.channels, image.size / 2);
@@ -473,8 +474,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
         return Ok(());
     }
     check_grid(4, a.count, "--count", a.scale, a.padding, image.size)?;
-    let dir = model_data(a.data.as_deref(), trained_on.as_deref(), image)?;
-    let set = test_images(&dir, image, &split)?;
+    let set = source.images(a.data.as_deref(), image)?;
     let labels = set.model_labels(&model)?;
     let images = set.pixels;
     let inference = Inference::new(&gpu, model, BATCH, 0)?;

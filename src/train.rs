@@ -69,7 +69,29 @@ impl TrainProgress {
         }
     }
 
-    /// What a checkpoint written inside the epoch keeps of it.
+    /// Epoch `epoch` of `steps` steps at its start, or at the step where a checkpoint inside
+    /// it (`kept`) left it, with the sums of the steps before.
+    pub fn start(
+        epoch: usize,
+        steps: usize,
+        kl_weight: f64,
+        kept: Option<PartialEpoch>,
+    ) -> TrainProgress {
+        let p = kept.unwrap_or_default();
+        TrainProgress {
+            epoch,
+            step: p.step,
+            steps,
+            images: p.images,
+            rec_sum: p.rec_sum,
+            kl_sum: p.kl_sum,
+            kl_weight,
+            seconds: p.seconds,
+        }
+    }
+
+    /// What a checkpoint written inside the epoch keeps of it ([`TrainProgress::start`]
+    /// continues from it).
     pub fn partial(&self) -> PartialEpoch {
         PartialEpoch {
             step: self.step,

@@ -489,22 +489,7 @@ async fn train_epochs(
     for epoch in first_epoch..opts.epochs {
         let mut progress = Progress::new(steps, epoch, opts.epochs, opts.quiet);
         // The epoch so far: the steps a checkpoint inside it kept, then each call's.
-        let mut done = TrainProgress {
-            epoch,
-            steps,
-            kl_weight: f64::from(cfg.beta),
-            ..Default::default()
-        };
-        if let Some(p) = partial.take() {
-            done = TrainProgress {
-                step: p.step,
-                images: p.images,
-                rec_sum: p.rec_sum,
-                kl_sum: p.kl_sum,
-                seconds: p.seconds,
-                ..done
-            };
-        }
+        let mut done = TrainProgress::start(epoch, steps, f64::from(cfg.beta), partial.take());
         let train = loop {
             let (since, steps_before, first) = (Instant::now(), trainer.steps_done, done.step);
             let stop_requested = |step: usize| {
@@ -531,7 +516,7 @@ async fn train_epochs(
             }
             if stop_requested(done.step) {
                 progress.finish();
-                return Ok(interrupted(folder, epoch, &done));
+                return Ok(interrupted(folder, epoch, done.step, steps));
             }
         };
         progress.finish();
@@ -565,12 +550,7 @@ async fn train_epochs(
             );
         }
         if stop::requested() && epoch + 1 < opts.epochs {
-            let next = TrainProgress {
-                epoch: epoch + 1,
-                steps,
-                ..Default::default()
-            };
-            return Ok(interrupted(folder, epoch + 1, &next));
+            return Ok(interrupted(folder, epoch + 1, 0, steps));
         }
     }
     Ok(RunOutcome::Finished { dir })
@@ -586,15 +566,20 @@ fn test_figures(line: &serde_json::Value) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// The outcome of a stop request in epoch `epoch` (0-based), `at` its progress: the epochs
-/// before it and its steps up to `at.step` are checkpointed.
-fn interrupted(folder: &RunFolder, epoch: usize, at: &TrainProgress) -> RunOutcome {
+/// The outcome of a stop request with `epochs_kept` epochs and `steps_kept` of the
+/// `steps_per_epoch` steps of the next checkpointed.
+fn interrupted(
+    folder: &RunFolder,
+    epochs_kept: usize,
+    steps_kept: usize,
+    steps_per_epoch: usize,
+) -> RunOutcome {
     RunOutcome::Interrupted {
         dir: folder.dir().to_path_buf(),
-        epochs_kept: epoch,
-        steps_kept: at.step,
-        steps_per_epoch: at.steps,
-        folder_removed: epoch == 0 && at.step == 0 && folder.is_new(),
+        epochs_kept,
+        steps_kept,
+        steps_per_epoch,
+        folder_removed: epochs_kept == 0 && steps_kept == 0 && folder.is_new(),
     }
 }
 
