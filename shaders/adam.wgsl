@@ -1,10 +1,12 @@
 // Adam optimiser step with PyTorch torch.optim.Adam semantics (no weight decay, not amsgrad)
 // over the flat parameter buffer, its gradient buffer and the two moment buffers (all [count],
-// same offsets). t = state[0] + 1 is read on the GPU, so a recorded plan stays valid.
+// same offsets). t = state[0] + 1 is read on the GPU, and so is the learning rate: the
+// schedule's words (src/schedule.rs) give the rate of step state[0], so a recorded plan stays
+// valid for every step and every rate.
 
 struct Params {
     count: u32,  // elements to update
-    lr: f32,
+    _pad3: u32,
     beta1: f32,
     beta2: f32,
     eps: f32,
@@ -19,11 +21,13 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> v: array<f32>;       // [count] second moment
 @group(0) @binding(4) var<storage, read> grads: array<f32>;         // [count]
 @group(0) @binding(5) var<storage, read> state: array<u32>;         // [4] step counter
+// [kind (0 constant, 1 cosine), horizon T, warm-up steps W, base rate's f32 bits]
+@group(0) @binding(6) var<storage, read> schedule: array<u32, 4>;
 
 const WG: u32 = 256u;
 const PER_THREAD: u32 = 4u;  // elements per invocation, WG apart (coalesced)
 
-// lr / (1 − β1^t) and sqrt(1 − β2^t), computed once per workgroup.
+// rate / (1 − β1^t) and sqrt(1 − β2^t), computed once per workgroup.
 var<workgroup> coef: array<f32, 2>;
 
 // 1 − β^t by binary exponentiation carried out on complements w = 1 − β^a:
@@ -41,6 +45,23 @@ fn one_minus_pow(beta: f32, t: u32) -> f32 {
     return acc;
 }
 
+const PI: f32 = 3.14159265358979;
+
+// The rate of step t (0-based): lr·min(1, (t+1)/W)·(1 + cos(π·min(t, T)/T))/2, the warm-up
+// factor for W > 0 only and the cosine factor for the cosine schedule only.
+fn rate(t: u32) -> f32 {
+    var f = 1.0;
+    let warmup = schedule[2];
+    if (warmup > 0u) {
+        f = min(1.0, f32(t + 1u) / f32(warmup));
+    }
+    if (schedule[0] == 1u) {
+        let total = max(schedule[1], 1u);
+        f = f * 0.5 * (1.0 + cos(PI * f32(min(t, total)) / f32(total)));
+    }
+    return bitcast<f32>(schedule[3]) * f;
+}
+
 // m = β1·m + (1 − β1)·g; v = β2·v + (1 − β2)·g²;
 // params −= (lr / (1 − β1^t))·m / (sqrt(v) / sqrt(1 − β2^t) + eps).
 @compute @workgroup_size(256)
@@ -51,7 +72,7 @@ fn adam_step(
 ) {
     if (lid == 0u) {
         let t = state[0] + 1u;
-        coef[0] = p.lr / one_minus_pow(p.beta1, t);
+        coef[0] = rate(state[0]) / one_minus_pow(p.beta1, t);
         coef[1] = sqrt(one_minus_pow(p.beta2, t));
     }
     workgroupBarrier();

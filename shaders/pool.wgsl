@@ -4,13 +4,11 @@
 //                      symmetric padding that never wins (PyTorch MaxPool2d(2, padding=pad));
 //                      the first maximum in row-major window order wins ties
 //   max_pool_backward  dx [N, C, H, W] = dy at the winners, 0 elsewhere (windows never overlap)
-//   upsample_forward   y [N, C, 2H, 2W] nearest-neighbour copy of x [N, C, H, W]
-//   upsample_backward  dx [N, C, H, W] = sum of the 2×2 dy [N, C, 2H, 2W] cells it was copied to
 //   avg_pool_forward   y [N, C, H/2, W/2] mean of each 2×2 window of x (no padding)
 
 struct Params {
     planes: u32,  // N·C
-    h: u32,       // input height (upsampling: the small side)
+    h: u32,       // input height
     w: u32,       // input width
     oh: u32,      // output height (upsampling: 2·h)
     ow: u32,      // output width
@@ -94,34 +92,6 @@ fn max_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         }
     }
     dst[i] = dst_t(g);
-}
-
-@compute @workgroup_size(WG)
-fn upsample_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if (i >= p.total) {
-        return;
-    }
-    let c = cell(i, p.oh, p.ow);
-    let plane = c.x;
-    let oy = c.y;
-    let ox = c.z;
-    dst[i] = dst_t(f32(src[(plane * p.h + oy / 2u) * p.w + ox / 2u]));
-}
-
-// One invocation per input cell, summing its 2×2 block of dy.
-@compute @workgroup_size(WG)
-fn upsample_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if (i >= p.total) {
-        return;
-    }
-    let c = cell(i, p.h, p.w);
-    let plane = c.x;
-    let yy = c.y;
-    let xx = c.z;
-    let o = (plane * p.oh + 2u * yy) * p.ow + 2u * xx;
-    dst[i] = dst_t(f32(src[o]) + f32(src[o + 1u]) + f32(src[o + p.ow]) + f32(src[o + p.ow + 1u]));
 }
 
 @compute @workgroup_size(WG)

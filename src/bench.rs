@@ -137,6 +137,7 @@ pub async fn run(
         },
         batch: opts.batch,
         lr: 1e-3,
+        schedule: Default::default(),
         seed: opts.seed,
         precision: opts.precision,
         beta: 1.0,

@@ -10,9 +10,9 @@ use crate::kernels::grads::GradPartials;
 use crate::kernels::{
     InputGrad, NoiseKey, SplitTensor, activation, condition, data, linear, loss, pool, vae,
 };
+use crate::layers::{Backward, Linear, ParamEntry, Record, StackBuffers};
 use crate::models::{Architecture, Head, LossKind, Task};
-use crate::nn::{Backward, LayerKind, StackBuffers};
-use crate::shapes::{Activation, LinearShape, Pool2dShape};
+use crate::shapes::{Activation, Pool2dShape};
 
 /// Architecture plus its parameters and running statistics on the GPU.
 pub struct Model {
@@ -85,7 +85,7 @@ impl Model {
     pub async fn named_tensors(&self, gpu: &Gpu, steps: u64) -> Result<Vec<NamedTensor>> {
         let values = self.values(gpu).await?;
         let table = &self.arch.params;
-        let slices = |entries: &[crate::nn::ParamEntry], flat: &[f32]| -> Vec<NamedTensor> {
+        let slices = |entries: &[ParamEntry], flat: &[f32]| -> Vec<NamedTensor> {
             entries
                 .iter()
                 .map(|e| {
@@ -117,7 +117,7 @@ pub fn values_from_checkpoint(
     ckpt: &Checkpoint,
     path: &std::path::Path,
 ) -> Result<ModelValues> {
-    let read = |entries: &[crate::nn::ParamEntry], total: usize| -> Result<Vec<f32>> {
+    let read = |entries: &[ParamEntry], total: usize| -> Result<Vec<f32>> {
         let mut values = vec![0.0f32; total];
         for e in entries {
             let Some(t) = ckpt.get(&e.name) else {
@@ -315,12 +315,12 @@ impl Graph {
             .then(|| StackBuffers::new(gpu, &arch.encoder, n, elem, enc_backward, "encoder"))
             .transpose()?;
         let feat = arch.encoder.output().numel();
-        let head_out = match &arch.head {
+        let head_out = match arch.head.linear() {
             _ if decode_only => None,
-            Head::None => None,
-            Head::Ae(l) | Head::Vae(l) => Some(Tensor::zeros(
+            None => None,
+            Some(l) => Some(Tensor::zeros(
                 gpu,
-                &[n, out_features(&l.kind)],
+                &[n, l.shape(n).out_features],
                 "head output",
             )?),
         };
@@ -570,12 +570,9 @@ impl Graph {
         let arch = &model.arch;
         let params = &model.params.buffer;
         self.encoder().forward(
-            plan,
-            gpu,
+            &mut self.record(plan, gpu, model),
             &arch.encoder,
             self.input(),
-            params,
-            &model.buffers.buffer,
         )?;
         if let Some(c) = &self.cond {
             let feat = arch.encoder.output().numel();
@@ -594,8 +591,8 @@ impl Graph {
         let feat = self.head_input();
         match (&arch.head, &self.head_out, &self.vae) {
             (Head::Vae(l), Some(h), Some(v)) => {
-                let at = l.params.expect("head has params");
-                let head = linear::forward_split(plan, gpu, feat, params, at, self.head_shape(l))?;
+                let head =
+                    linear::forward_split(plan, gpu, feat, params, l.params, l.shape(self.n))?;
                 vae::forward(
                     plan,
                     gpu,
@@ -613,16 +610,9 @@ impl Graph {
                     arch.code_len(),
                 );
             }
-            (Head::Ae(l), Some(h), _) => linear::forward(
-                plan,
-                gpu,
-                h,
-                feat,
-                params,
-                l.params.expect("head has params"),
-                self.head_shape(l),
-                None,
-            ),
+            (Head::Ae(l), Some(h), _) => {
+                linear::forward(plan, gpu, h, feat, params, l.params, l.shape(self.n), None)
+            }
             _ => {}
         }
         Ok(())
@@ -636,13 +626,21 @@ impl Graph {
             condition::concat_onehot(plan, gpu, &c.dec_in, self.code(), &c.labels, n, l, k);
         }
         self.dec.forward(
-            plan,
-            gpu,
+            &mut self.record(plan, gpu, model),
             &model.arch.decoder,
             self.decoder_input(),
-            &model.params.buffer,
-            &model.buffers.buffer,
         )
+    }
+
+    /// Where a stack's dispatches go: `plan`, reading `model`'s parameters and statistics.
+    fn record<'a>(&self, plan: &'a mut Plan, gpu: &'a Gpu, model: &'a Model) -> Record<'a> {
+        Record {
+            plan,
+            gpu,
+            params: &model.params.buffer,
+            buffers: &model.buffers.buffer,
+            n: self.n,
+        }
     }
 
     /// Records the sigmoid that turns logits into pictures (BCE models).
@@ -712,10 +710,10 @@ impl Graph {
             .train
             .as_ref()
             .expect("record_backward needs a graph built for training");
-        let head_partials = match &arch.head {
-            Head::Ae(l) | Head::Vae(l) => linear::backward_partials(self.head_shape(l)),
-            Head::None => 0,
-        };
+        let head_partials = arch
+            .head
+            .linear()
+            .map_or(0, |l| linear::backward_partials(l.shape(self.n)));
         let mut partials = GradPartials::new(
             gpu,
             arch.encoder.backward_partials(self.n)
@@ -724,14 +722,12 @@ impl Graph {
         )?;
         let split_input = split_input_layer(arch);
         self.dec.backward(
-            plan,
-            gpu,
+            &mut self.record(plan, gpu, model),
             &arch.decoder,
             t.dcode.as_ref(),
             &mut partials,
             &t.dout,
             self.decoder_input(),
-            params,
         );
         // Gradient arriving at the head's output (or at the encoder output without a head).
         let dhead = match (&self.vae, &self.head_out, &t.dhead) {
@@ -742,12 +738,8 @@ impl Graph {
                         gpu,
                         self.dec.output_grad(0, &t.dout),
                         params,
-                        first.params.expect("linear has params"),
-                        LinearShape {
-                            n: self.n,
-                            in_features: arch.decoder.input().numel(),
-                            out_features: arch.decoder.dims[1].numel(),
-                        },
+                        first.params,
+                        first.shape(self.n),
                     )?,
                     (None, Some(dcode)) => SplitTensor::whole(dcode),
                     (None, None) => unreachable!("dcode is kept unless the input is split"),
@@ -793,8 +785,8 @@ impl Graph {
                     dhead,
                     self.head_input(),
                     params,
-                    l.params.expect("head has params"),
-                    self.head_shape(l),
+                    l.params,
+                    l.shape(self.n),
                 );
                 if let Some(c) = &self.cond {
                     let (n, feat) = (self.n, arch.encoder.output().numel());
@@ -806,48 +798,23 @@ impl Graph {
             _ => dhead,
         };
         self.encoder().backward(
-            plan,
-            gpu,
+            &mut self.record(plan, gpu, model),
             &arch.encoder,
             None,
             &mut partials,
             denc,
             self.input(),
-            params,
         );
         partials.finish(plan, gpu, &grads.buffer, 1.0 / self.loss_scale())
-    }
-
-    fn head_shape(&self, l: &crate::nn::Layer) -> LinearShape {
-        let LayerKind::Linear {
-            in_features,
-            out_features,
-        } = l.kind
-        else {
-            unreachable!("heads are linear")
-        };
-        LinearShape {
-            n: self.n,
-            in_features,
-            out_features,
-        }
     }
 }
 
 /// A VAE whose decoder opens with a Linear layer: that layer's input gradient goes to the
 /// latent layer's backward pass as split-K slices, never summed into a `dcode` tensor.
-fn split_input_layer(arch: &Architecture) -> Option<&crate::nn::Layer> {
-    match arch.decoder.layers.first() {
-        Some(first) if arch.is_vae() && matches!(first.kind, LayerKind::Linear { .. }) => {
-            Some(first)
-        }
-        _ => None,
-    }
-}
-
-fn out_features(kind: &LayerKind) -> usize {
-    match kind {
-        LayerKind::Linear { out_features, .. } => *out_features,
-        _ => unreachable!("heads are linear"),
-    }
+fn split_input_layer(arch: &Architecture) -> Option<&Linear> {
+    arch.decoder
+        .layers
+        .first()
+        .filter(|_| arch.is_vae())
+        .and_then(|l| l.as_linear())
 }

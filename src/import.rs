@@ -2,8 +2,10 @@
 //! `safetensors.torch.save_file`, no gpu-ae metadata) made a gpu-ae checkpoint. The architecture
 //! follows from the tensor names and shapes: the kind (`fc_mu` for a VAE, `fc` for an AE), the
 //! input channels and `widths` (the encoder's convolutions), batch norm (running statistics
-//! present), the latent size, a conditional VAE's class count (the extra inputs of `dec.0`),
-//! and the image size when only one size leads to the encoder's last side. What a `state_dict`
+//! present), residual blocks (`enc.I.conv1`), the decoder's upsampling (a transposed
+//! convolution's weight, or a parameter-free Upsample before a convolution), the latent size,
+//! a conditional VAE's class count (the extra inputs of `dec.0`), and the image size when only
+//! one size leads to the encoder's last side. What a `state_dict`
 //! does not record (the activation; the size when several fit; the task and loss) comes from
 //! flags, and a missing one is a clear error. The result is checked tensor by tensor against
 //! the architecture before it is written.
@@ -14,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::graph::values_from_checkpoint;
 use crate::metadata;
 use crate::models::{
-    Architecture, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
+    Architecture, Block, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
+    Upsampling,
 };
 use std::path::Path;
 
@@ -68,8 +71,9 @@ pub fn infer_spec(ckpt: &Checkpoint, path: &Path, settings: &ImportSettings) -> 
     };
     let channels = first[1];
     // The encoder's modules: a Conv2d, then BatchNorm2d (with running statistics) if any, then
-    // the activation, per width.
-    let (mut widths, mut index, mut norm) = (Vec::new(), 0, Norm::None);
+    // the activation, then a ResBlock (`enc.I.conv1`) if any, per width.
+    let (mut widths, mut index) = (Vec::new(), 0);
+    let (mut norm, mut block) = (Norm::None, Block::Plain);
     while let Some(w) = shape(ckpt, &format!("enc.{index}.weight")) {
         if w.len() != 4 {
             bail!("{file}: enc.{index}.weight has shape {w:?}, a Conv2d weight is 4-D");
@@ -81,6 +85,10 @@ pub fn infer_spec(ckpt: &Checkpoint, path: &Path, settings: &ImportSettings) -> 
             .is_some()
         {
             norm = Norm::Batch;
+            index += 1;
+        }
+        if ckpt.get(&format!("enc.{index}.conv1.weight")).is_some() {
+            block = Block::Residual;
             index += 1;
         }
     }
@@ -123,6 +131,14 @@ pub fn infer_spec(ckpt: &Checkpoint, path: &Path, settings: &ImportSettings) -> 
             fitting.last().copied().unwrap_or(0)
         ),
     };
+    // The decoder's first stage after Linear, activation, Unflatten (and a ResBlock): a
+    // ConvTranspose2d with a weight, or an Upsample without one and then a Conv2d.
+    let first_stage = 3 + usize::from(block == Block::Residual);
+    let upsample = if ckpt.get(&format!("dec.{first_stage}.weight")).is_some() {
+        Upsampling::Transposed
+    } else {
+        Upsampling::Nearest
+    };
     let Some(act) = settings.act else {
         bail!(
             "{file}: a state_dict does not record the activation; pass --act relu or --act leaky-relu (pytorch_images.py's --act)"
@@ -137,6 +153,8 @@ pub fn infer_spec(ckpt: &Checkpoint, path: &Path, settings: &ImportSettings) -> 
         widths,
         norm,
         act,
+        block,
+        upsample,
         classes: (0..classes).map(|c| c.to_string()).collect(),
     })
 }

@@ -3,7 +3,7 @@
 //! `wasm32-unknown-unknown`), with a plain-Rust CPU reference for every kernel.
 //!
 //! Layers of the crate, bottom up: [`gpu`] (device, tensors, plans) → [`kernels`] (one launcher
-//! per WGSL family, with its CPU twin in [`reference`](mod@reference)) → [`nn`] (layers, stacks) → [`models`]
+//! per WGSL family, with its CPU twin in [`reference`](mod@reference)) → [`layers`] (one file per layer kind, stacks) → [`models`]
 //! (architectures) → [`graph`] (a model on the GPU for one batch size) → [`train`],
 //! [`evaluate`], [`bench`](mod@bench); [`data`] (with [`image_folder`], [`pil`] and
 //! [`dataset_cache`]), [`checkpoint`], [`viz`] and [`files`] do the host I/O. [`platform`] holds
@@ -29,15 +29,17 @@ pub mod image_folder;
 pub mod import;
 pub mod infer;
 pub mod kernels;
+pub mod layers;
 pub mod likelihood;
 pub mod metadata;
 pub mod models;
-pub mod nn;
+
 pub mod pil;
 pub mod platform;
 pub mod projection;
 pub mod reference;
 pub mod run;
+pub mod schedule;
 pub mod shapes;
 pub mod split_plans;
 pub mod stop;

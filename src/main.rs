@@ -12,9 +12,12 @@ use gpu_ae::gpu::{AdapterChoice, Gpu, enumerate_adapters};
 use gpu_ae::gpu_split::GpuSplit;
 use gpu_ae::import::ImportSettings;
 use gpu_ae::likelihood::ImportanceWeighted;
-use gpu_ae::models::{HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm};
+use gpu_ae::models::{
+    Block, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Upsampling,
+};
 use gpu_ae::platform::block_on;
 use gpu_ae::run::Claim;
+use gpu_ae::schedule::{LrSchedule, Schedule};
 use gpu_ae::train::{self, TrainConfig};
 use gpu_ae::train_run::{self, RunOptions, RunOutcome, RunTarget};
 use gpu_ae::{bail, classes};
@@ -298,6 +301,15 @@ struct ModelArgs {
     /// conv-vae and conv-ae: the hidden activation (leaky-relu has slope 0.2).
     #[arg(long, value_enum, default_value_t = HiddenAct::Relu)]
     act: HiddenAct,
+    /// conv-vae and conv-ae: residual adds ResNet's basic block (two 3×3 convolutions and a
+    /// skip connection, at the stage's width) after every encoder stage and every decoder
+    /// stage but the last.
+    #[arg(long, value_enum, default_value_t = Block::Plain)]
+    block: Block,
+    /// conv-vae and conv-ae: how the decoder goes up a side: a stride-2 transposed convolution,
+    /// or nearest-neighbour upsampling then a 3×3 convolution (no checkerboard).
+    #[arg(long, value_enum, default_value_t = Upsampling::Transposed)]
+    upsample: Upsampling,
     /// A conditional VAE (conv-vae, dense-vae): the one-hot class label (IDX labels, or an image
     /// folder's subfolders) goes to the encoder's head and to the decoder, so that `sample
     /// --label` draws a chosen class.
@@ -312,6 +324,8 @@ impl ModelArgs {
             widths: self.widths.0.clone(),
             norm: self.norm,
             act: self.act,
+            block: self.block,
+            upsample: self.upsample,
             ..ModelSpec::mnist(
                 self.model,
                 self.latent,
@@ -331,9 +345,18 @@ struct TrainArgs {
     epochs: usize,
     #[arg(long, default_value_t = 128, value_parser = flags::count, allow_negative_numbers = true)]
     batch: usize,
-    /// Adam learning rate (with --resume: the rate from where the run continues).
+    /// Adam learning rate, the peak of a schedule (with --resume: the rate from where the run
+    /// continues; a schedule goes on from there scaled to it).
     #[arg(long, default_value_t = 1e-3, value_parser = flags::positive, allow_negative_numbers = true)]
     lr: f32,
+    /// How the rate moves per step: constant, or cosine from --lr down to 0 over the steps of
+    /// --epochs (PyTorch's `lr·(1 + cos(π·t/T))/2`).
+    #[arg(long, value_enum, default_value_t = LrSchedule::Constant)]
+    lr_schedule: LrSchedule,
+    /// Raise the rate linearly over the first N steps (`lr·min(1, (t+1)/N)`), with either
+    /// schedule.
+    #[arg(long, value_name = "N", value_parser = flags::count, allow_negative_numbers = true)]
+    warmup_steps: Option<usize>,
     #[arg(long, default_value_t = 0, value_parser = flags::whole::<u64>, allow_negative_numbers = true)]
     seed: u64,
     /// Weight of the KL divergence in the training loss (β-VAE); evaluation still reports the
@@ -536,12 +559,16 @@ fn explicit_settings(m: &clap::ArgMatches) -> Vec<String> {
         "widths",
         "norm",
         "act",
+        "block",
+        "upsample",
         "latent",
         "task",
         "noise",
         "loss",
         "batch",
         "lr",
+        "lr_schedule",
+        "warmup_steps",
         "beta",
         "seed",
         "precision",
@@ -637,6 +664,12 @@ fn train_cmd(a: TrainArgs, explicit: Vec<String>) -> Result<i32> {
         spec,
         batch: a.batch,
         lr: a.lr,
+        schedule: Schedule {
+            kind: a.lr_schedule,
+            warmup_steps: u32::try_from(a.warmup_steps.unwrap_or(0))
+                .map_err(|_| Error::msg("--warmup-steps: at most 2³²−1"))?,
+            horizon_steps: 0,
+        },
         seed: a.seed,
         precision: a.precision.precision.elem(),
         beta: a.beta,
@@ -822,7 +855,7 @@ fn import_cmd(a: ImportArgs) -> Result<()> {
         k => format!(", conditional on {k} classes"),
     };
     outln!(
-        "{}: {} L={} for {} images, widths {}, norm {}, act {}{conditional}, from {}",
+        "{}: {} L={} for {} images, widths {}, norm {}, act {}, block {}, upsample {}{conditional}, from {}",
         a.out.display(),
         spec.kind,
         spec.latent,
@@ -830,6 +863,8 @@ fn import_cmd(a: ImportArgs) -> Result<()> {
         gpu_ae::metadata::join_widths(&spec.widths),
         gpu_ae::models::value_name(&spec.norm),
         gpu_ae::models::value_name(&spec.act),
+        gpu_ae::models::value_name(&spec.block),
+        gpu_ae::models::value_name(&spec.upsample),
         a.checkpoint.display()
     );
     Ok(())

@@ -14,8 +14,10 @@ use crate::data::{Binarize, SplitRule, TEST_BINARIZE_SEED};
 use crate::error::{Error, Result};
 use crate::gpu::Elem;
 use crate::models::{
-    HiddenAct, ImageShape, LossKind, MNIST_WIDTHS, ModelKind, ModelSpec, Norm, Task, value_name,
+    Block, HiddenAct, ImageShape, LossKind, MNIST_WIDTHS, ModelKind, ModelSpec, Norm, Task,
+    Upsampling, value_name,
 };
+use crate::schedule::{LrSchedule, Schedule};
 use crate::train::TrainConfig;
 use clap::ValueEnum;
 
@@ -94,6 +96,8 @@ pub fn write_spec(spec: &ModelSpec) -> BTreeMap<String, String> {
         m.insert("widths".into(), join_widths(&spec.widths));
         m.insert("norm".into(), value_name(&spec.norm));
         m.insert("act".into(), value_name(&spec.act));
+        m.insert("block".into(), value_name(&spec.block));
+        m.insert("upsample".into(), value_name(&spec.upsample));
     }
     if spec.is_conditional() {
         m.insert(
@@ -125,6 +129,15 @@ impl Reader<'_> {
                 self.path.display()
             ))
         })
+    }
+
+    /// `key` as one of a flag's values (`--norm`, `--act`, …); `default` when the key is
+    /// absent (checkpoints written before the setting existed).
+    fn choice<T: ValueEnum>(&self, key: &str, default: T) -> Result<T> {
+        match self.ckpt.meta(key) {
+            None => Ok(default),
+            Some(v) => T::from_str(v, false).map_err(|_| self.bad(key, v)),
+        }
     }
 
     /// `key` parsed as a `T` that passes `valid`; `default` when the key is absent, or an
@@ -192,14 +205,10 @@ pub fn read_spec(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
             .collect::<Option<Vec<usize>>>()
             .ok_or_else(|| r.bad("widths", v))?,
     };
-    let norm = match ckpt.meta("norm") {
-        None => Norm::None,
-        Some(v) => <Norm as ValueEnum>::from_str(v, false).map_err(|_| r.bad("norm", v))?,
-    };
-    let act = match ckpt.meta("act") {
-        None => HiddenAct::Relu,
-        Some(v) => <HiddenAct as ValueEnum>::from_str(v, false).map_err(|_| r.bad("act", v))?,
-    };
+    let norm = r.choice("norm", Norm::None)?;
+    let act = r.choice("act", HiddenAct::Relu)?;
+    let block = r.choice("block", Block::Plain)?;
+    let upsample = r.choice("upsample", Upsampling::Transposed)?;
     // A conditional VAE's class names, as a JSON array of strings.
     let classes = match ckpt.meta("classes") {
         None => Vec::new(),
@@ -217,6 +226,8 @@ pub fn read_spec(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
         widths,
         norm,
         act,
+        block,
+        upsample,
         classes,
     })
 }
@@ -267,6 +278,9 @@ impl RunRecord {
         m.insert("steps".into(), self.steps.to_string());
         m.insert("seed".into(), c.seed.to_string());
         m.insert("lr".into(), c.lr.to_string());
+        m.insert("lr_schedule".into(), value_name(&c.schedule.kind));
+        m.insert("warmup_steps".into(), c.schedule.warmup_steps.to_string());
+        m.insert("lr_horizon".into(), c.schedule.horizon_steps.to_string());
         m.insert("batch".into(), c.batch.to_string());
         m.insert("precision".into(), c.precision.wgsl().into());
         m.insert("beta".into(), c.beta.to_string());
@@ -305,6 +319,11 @@ impl RunRecord {
             spec,
             batch: r.value("batch", None, |&b: &usize| b >= 1)?,
             lr: r.value("lr", None, |l: &f32| l.is_finite() && *l > 0.0)?,
+            schedule: Schedule {
+                kind: r.choice("lr_schedule", LrSchedule::Constant)?,
+                warmup_steps: r.value("warmup_steps", Some(0), |_| true)?,
+                horizon_steps: r.value("lr_horizon", Some(0), |_| true)?,
+            },
             seed: r.value("seed", None, |_| true)?,
             precision: match ckpt.meta("precision") {
                 None => Elem::F32,

@@ -9,7 +9,10 @@
 
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::nn::{Dims, Layer, LayerKind, ParamTable, Stack};
+use crate::layers::{
+    Act, BatchNorm2d, Conv2d, ConvTranspose2d, Dims, Linear, MaxPool2x2, ParamTable, ResBlock,
+    Stack, StackBuilder, Upsample,
+};
 use crate::shapes::Activation;
 use crate::shapes::ParamOffsets;
 use std::fmt;
@@ -190,6 +193,25 @@ impl HiddenAct {
     }
 }
 
+/// What the conv family puts after each stage (`--block`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Block {
+    /// Nothing: the stage's convolution, norm and activation only.
+    Plain,
+    /// `pytorch_images.ResBlock` (ResNet's basic block at the stage's width) after every
+    /// encoder stage, after the decoder's Unflatten and after every decoder stage but the last.
+    Residual,
+}
+
+/// How the conv family's decoder goes up a side (`--upsample`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Upsampling {
+    /// `ConvTranspose2d(3, stride 2, padding 1)` with the output padding that restores the side.
+    Transposed,
+    /// `Upsample(size of the matching encoder side, mode="nearest")` then `Conv2d(3, s1, p1)`.
+    Nearest,
+}
+
 /// The name `--norm`, `--act` and the metadata use.
 pub fn value_name(v: &impl clap::ValueEnum) -> String {
     v.to_possible_value()
@@ -217,6 +239,9 @@ pub struct ModelSpec {
     pub widths: Vec<usize>,
     pub norm: Norm,
     pub act: HiddenAct,
+    /// conv-vae and conv-ae: residual blocks after the stages, and the decoder's upsampling.
+    pub block: Block,
+    pub upsample: Upsampling,
     /// A conditional VAE's class names (label i is `classes[i]`): the one-hot label of these K
     /// classes is appended to the encoder features before the head and to z before the
     /// decoder. Empty for an unconditional model.
@@ -224,13 +249,23 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
-    /// The conv family's batch norm (when asked for) and activation after a convolution of
-    /// `channels` outputs, numbered on from the last layer of `kinds`.
-    fn push_norm_act(&self, kinds: &mut Layers, channels: usize) {
+    /// The conv family's batch norm (when asked for), activation and residual block (when
+    /// asked for) after a stage's convolution.
+    fn push_stage_end(&self, b: &mut StackBuilder) {
         if self.norm == Norm::Batch {
-            kinds.push((next_index(kinds), LayerKind::BatchNorm2d { c: channels }));
+            b.push(BatchNorm2d::new);
         }
-        kinds.push((next_index(kinds), LayerKind::Act(self.act.activation())));
+        let act = self.act.activation();
+        b.push(|t, name, d| Act::new(t, name, d, act));
+        self.push_block(b);
+    }
+
+    /// A residual block at the current width, when `--block residual`.
+    fn push_block(&self, b: &mut StackBuilder) {
+        if self.block == Block::Residual {
+            let (norm, act) = (self.norm == Norm::Batch, self.act.activation());
+            b.push(|t, name, d| ResBlock::new(t, name, d, norm, act));
+        }
     }
 
     /// A model of `kind` for MNIST's images, with MNIST's conv widths.
@@ -244,6 +279,8 @@ impl ModelSpec {
             widths: MNIST_WIDTHS.to_vec(),
             norm: Norm::None,
             act: HiddenAct::Relu,
+            block: Block::Plain,
+            upsample: Upsampling::Transposed,
             classes: Vec::new(),
         }
     }
@@ -275,13 +312,22 @@ pub enum Head {
     /// The encoder output is the code (lesson-ae).
     None,
     /// `fc`: Linear(F → L).
-    Ae(Layer),
+    Ae(Linear),
     /// `fc_mu` and `fc_logvar` stored back to back, so they act as one Linear(F → 2L) whose
     /// output rows are (μ | logvar).
-    Vae(Layer),
+    Vae(Linear),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+impl Head {
+    pub fn linear(&self) -> Option<&Linear> {
+        match self {
+            Head::None => None,
+            Head::Ae(l) | Head::Vae(l) => Some(l),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct Architecture {
     pub spec: ModelSpec,
     pub params: ParamTable,
@@ -290,31 +336,13 @@ pub struct Architecture {
     pub decoder: Stack,
 }
 
-const RELU: LayerKind = LayerKind::Act(Activation::Relu);
-
-fn conv(c_in: usize, c_out: usize, stride: usize, padding: usize) -> LayerKind {
-    LayerKind::Conv2d {
-        c_in,
-        c_out,
-        kernel: 3,
-        stride,
-        padding,
-    }
+fn relu(b: &mut StackBuilder) {
+    b.push(|t, name, d| Act::new(t, name, d, Activation::Relu));
 }
 
-fn linear(in_features: usize, out_features: usize) -> LayerKind {
-    LayerKind::Linear {
-        in_features,
-        out_features,
-    }
-}
-
-/// A stack's layers with their PyTorch indices (`enc.0`, `enc.1`, …).
-type Layers = Vec<(usize, LayerKind)>;
-
-/// The PyTorch index after the last of `kinds` (0 for none).
-fn next_index(kinds: &Layers) -> usize {
-    kinds.last().map_or(0, |(i, _)| i + 1)
+/// Conv2d(c_out, 3, stride, padding).
+fn conv(b: &mut StackBuilder, c_out: usize, stride: usize, padding: usize) {
+    b.push(|t, name, d| Conv2d::new(t, name, d, c_out, 3, stride, padding));
 }
 
 /// Side after `Conv2d(kernel 3, stride 2, padding 1)`.
@@ -355,30 +383,35 @@ impl Architecture {
         if classes > 4096 {
             bail!("--conditional takes at most 4096 classes, the data has {classes}");
         }
+        let conv_family = matches!(spec.kind, ModelKind::ConvVae | ModelKind::ConvAe);
+        if !conv_family && (spec.block != Block::Plain || spec.upsample != Upsampling::Transposed) {
+            bail!(
+                "--block residual and --upsample nearest are for conv-vae and conv-ae; {} has neither",
+                spec.kind
+            );
+        }
         let mut t = ParamTable::default();
-        let (encoder, head, mut dec_kinds) = match spec.kind {
+        let (encoder, head, decoder) = match spec.kind {
             ModelKind::ConvVae | ModelKind::ConvAe => {
-                let (enc_kinds, sides) = Self::conv_encoder(&spec, side)?;
-                let enc = Stack::new(&mut t, "enc", input, &enc_kinds);
-                let feat = enc.output().numel();
+                let sides = Self::conv_sides(&spec)?;
+                let encoder = Self::conv_encoder(&spec, &mut t, input);
+                let feat = encoder.output().numel();
                 let head = Self::head(&mut t, spec.kind.is_vae(), feat + classes, latent);
-                let (dec, next) = Self::conv_decoder(&spec, &sides, feat);
-                (enc, head, (dec, Dims::flat(latent + classes), next))
+                let decoder = Self::conv_decoder(&spec, &mut t, &sides);
+                (encoder, head, decoder)
             }
             ModelKind::DenseVae => {
-                let enc = Stack::new(
-                    &mut t,
-                    "enc",
-                    input,
-                    &[(0, linear(input.numel(), 512)), (1, RELU)],
-                );
+                let mut enc = StackBuilder::new(&mut t, "enc", input);
+                enc.push(|t, name, d| Linear::new(t, name, d, 512));
+                relu(&mut enc);
+                let encoder = enc.finish();
                 let head = Self::head(&mut t, true, 512 + classes, latent);
-                let dec = vec![
-                    (0, linear(latent + classes, 512)),
-                    (1, RELU),
-                    (2, linear(512, image.pixels())),
-                ];
-                (enc, head, (dec, Dims::flat(latent + classes), 3))
+                let mut dec = StackBuilder::new(&mut t, "dec", Dims::flat(latent + classes));
+                dec.push(|t, name, d| Linear::new(t, name, d, 512));
+                relu(&mut dec);
+                dec.push(|t, name, d| Linear::new(t, name, d, image.pixels()));
+                let decoder = Self::decoder_end(&spec, dec);
+                (encoder, head, decoder)
             }
             ModelKind::LessonAe => {
                 if image != ImageShape::MNIST {
@@ -391,44 +424,24 @@ impl Architecture {
                         "lesson-ae cannot do super-resolution (its decoder needs a 4×4 code); use conv-ae, conv-vae or dense-vae"
                     );
                 }
-                let pool = |padding| LayerKind::MaxPool2x2 { padding };
-                let enc = Stack::new(
-                    &mut t,
-                    "enc",
-                    input,
-                    &[
-                        (0, conv(1, 16, 1, 1)),
-                        (1, RELU),
-                        (2, pool(0)),
-                        (3, conv(16, 8, 1, 1)),
-                        (4, RELU),
-                        (5, pool(0)),
-                        (6, conv(8, 8, 1, 1)),
-                        (7, RELU),
-                        (8, pool(1)),
-                    ],
-                );
-                let code = enc.output();
-                let dec = vec![
-                    (0, conv(8, 8, 1, 1)),
-                    (1, RELU),
-                    (2, LayerKind::Upsample2x),
-                    (3, conv(8, 8, 1, 1)),
-                    (4, RELU),
-                    (5, LayerKind::Upsample2x),
-                    (6, conv(8, 16, 1, 0)),
-                    (7, RELU),
-                    (8, LayerKind::Upsample2x),
-                    (9, conv(16, 1, 1, 1)),
-                ];
-                (enc, Head::None, (dec, code, 10))
+                let mut enc = StackBuilder::new(&mut t, "enc", input);
+                for (c_out, padding) in [(16, 0), (8, 0), (8, 1)] {
+                    conv(&mut enc, c_out, 1, 1);
+                    relu(&mut enc);
+                    enc.push(|t, name, d| MaxPool2x2::new(t, name, d, padding));
+                }
+                let encoder = enc.finish();
+                let mut dec = StackBuilder::new(&mut t, "dec", encoder.output());
+                for (c_out, padding) in [(8, 1), (8, 1), (16, 0)] {
+                    conv(&mut dec, c_out, 1, padding);
+                    relu(&mut dec);
+                    dec.push(|t, name, d| Upsample::new(t, name, d, (2 * d.h, 2 * d.w)));
+                }
+                conv(&mut dec, 1, 1, 1);
+                let decoder = Self::decoder_end(&spec, dec);
+                (encoder, Head::None, decoder)
             }
         };
-        let (ref mut kinds, dec_input, sigmoid_index) = dec_kinds;
-        if spec.loss == LossKind::Mse {
-            kinds.push((sigmoid_index, LayerKind::Act(Activation::Sigmoid)));
-        }
-        let decoder = Stack::new(&mut t, "dec", dec_input, kinds);
         if decoder.output().numel() != image.pixels() {
             bail!("{}: decoder does not produce {image} images", spec.kind);
         }
@@ -441,11 +454,17 @@ impl Architecture {
         })
     }
 
-    /// The conv family's encoder layers (`pytorch_images.ConvVAE.enc`: per width a
-    /// Conv2d(3, stride 2, padding 1) and the activation) for an input of `side`, and the side of
-    /// the full-size image after each convolution, `[S, S₁, …]`. Super-resolution's input is
-    /// already half the size, so its first convolution keeps the side (stride 1).
-    fn conv_encoder(spec: &ModelSpec, side: usize) -> Result<(Layers, Vec<usize>)> {
+    /// The decoder's last module: a sigmoid for squared error (BCE fuses it into the loss).
+    fn decoder_end(spec: &ModelSpec, mut dec: StackBuilder) -> Stack {
+        if spec.loss == LossKind::Mse {
+            dec.push(|t, name, d| Act::new(t, name, d, Activation::Sigmoid));
+        }
+        dec.finish()
+    }
+
+    /// The side of the full-size image after each of the conv family's convolutions,
+    /// `[S, S₁, …]`.
+    fn conv_sides(spec: &ModelSpec) -> Result<Vec<usize>> {
         let widths = &spec.widths;
         if widths.is_empty() || widths.contains(&0) {
             bail!("--widths: give one or more channel counts, e.g. 32,64,128");
@@ -463,55 +482,62 @@ impl Architecture {
             }
             sides.push(conv_out(last));
         }
-        let mut kinds = Vec::new();
-        let mut c_in = spec.image.channels;
-        for (i, &w) in widths.iter().enumerate() {
-            let stride = if i == 0 && side != spec.image.size {
+        Ok(sides)
+    }
+
+    /// The conv family's encoder (`pytorch_images.ConvVAE.enc`: per width a Conv2d(3, stride
+    /// 2, padding 1), batch norm, the activation and a residual block as asked for) for an
+    /// input of `input`. Super-resolution's input is already half the size, so its first
+    /// convolution keeps the side (stride 1).
+    fn conv_encoder(spec: &ModelSpec, t: &mut ParamTable, input: Dims) -> Stack {
+        let mut enc = StackBuilder::new(t, "enc", input);
+        for (i, &w) in spec.widths.iter().enumerate() {
+            let stride = if i == 0 && input.h != spec.image.size {
                 1
             } else {
                 2
             };
-            kinds.push((next_index(&kinds), conv(c_in, w, stride, 1)));
-            spec.push_norm_act(&mut kinds, w);
-            c_in = w;
+            conv(&mut enc, w, stride, 1);
+            spec.push_stage_end(&mut enc);
         }
-        Ok((kinds, sides))
+        enc.finish()
     }
 
     /// The conv family's decoder (`pytorch_images.ConvVAE.dec`): Linear(L → F), activation,
-    /// Unflatten, then a ConvTranspose2d(3, stride 2, padding 1) back up each side (its output
-    /// padding restores the size) with batch norm (if asked for) and the activation between
-    /// them; returns the layers and the index after the last.
-    fn conv_decoder(spec: &ModelSpec, sides: &[usize], feat: usize) -> (Layers, usize) {
+    /// Unflatten (and a residual block), then back up each side either a ConvTranspose2d(3,
+    /// stride 2, padding 1) whose output padding restores the size, or a nearest Upsample to
+    /// the side and a Conv2d(3, stride 1, padding 1); batch norm, the activation and a
+    /// residual block as asked for after each but the last.
+    fn conv_decoder(spec: &ModelSpec, t: &mut ParamTable, sides: &[usize]) -> Stack {
         let widths = &spec.widths;
         let last = *widths.last().expect("checked non-empty");
         let s = sides[sides.len() - 1];
-        let mut kinds = vec![
-            (0, linear(spec.latent + spec.classes.len(), feat)),
-            (1, LayerKind::Act(spec.act.activation())),
-            (2, LayerKind::Unflatten(Dims::new(last, s, s))),
-        ];
+        let code = Dims::flat(spec.latent + spec.classes.len());
+        let mut dec = StackBuilder::new(t, "dec", code);
+        dec.push(|t, name, d| Linear::new(t, name, d, last * s * s));
+        let act = spec.act.activation();
+        dec.push(|t, name, d| Act::new(t, name, d, act));
+        dec.reshape(Dims::new(last, s, s));
+        spec.push_block(&mut dec);
         let mut outs: Vec<usize> = widths[..widths.len() - 1].iter().rev().copied().collect();
         outs.push(spec.image.channels);
         for (i, &c_out) in outs.iter().enumerate() {
             let (s_in, s_out) = (sides[sides.len() - 1 - i], sides[sides.len() - 2 - i]);
-            kinds.push((
-                next_index(&kinds),
-                LayerKind::ConvTranspose2d {
-                    c_in: widths[widths.len() - 1 - i],
-                    c_out,
-                    kernel: 3,
-                    stride: 2,
-                    padding: 1,
-                    output_padding: s_out + 1 - 2 * s_in,
-                },
-            ));
+            match spec.upsample {
+                Upsampling::Transposed => {
+                    let geometry = (3, 2, 1, s_out + 1 - 2 * s_in);
+                    dec.push(|t, name, d| ConvTranspose2d::new(t, name, d, c_out, geometry));
+                }
+                Upsampling::Nearest => {
+                    dec.push(|t, name, d| Upsample::new(t, name, d, (s_out, s_out)));
+                    conv(&mut dec, c_out, 1, 1);
+                }
+            }
             if i + 1 < outs.len() {
-                spec.push_norm_act(&mut kinds, c_out);
+                spec.push_stage_end(&mut dec);
             }
         }
-        let end = next_index(&kinds);
-        (kinds, end)
+        Self::decoder_end(spec, dec)
     }
 
     /// The head on `feat` inputs (the encoder features, and a conditional VAE's one-hot label).
@@ -521,14 +547,10 @@ impl Architecture {
             t.add("fc_logvar.weight", &[latent, feat], feat);
             let bias = t.add("fc_mu.bias", &[latent], feat);
             t.add("fc_logvar.bias", &[latent], feat);
-            Head::Vae(Layer {
-                name: "fc_mu+fc_logvar".into(),
-                kind: linear(feat, 2 * latent),
-                params: Some(ParamOffsets { weight, bias }),
-                running: None,
-            })
+            let at = ParamOffsets { weight, bias };
+            Head::Vae(Linear::at("fc_mu+fc_logvar", feat, 2 * latent, at))
         } else {
-            Head::Ae(Layer::new(t, "fc", linear(feat, latent)))
+            Head::Ae(Linear::new(t, "fc", Dims::flat(feat), latent))
         }
     }
 
@@ -553,7 +575,8 @@ impl Architecture {
     }
 
     /// Elements of one example's largest activation (any encoder or decoder tensor, the
-    /// image included): what decides how many examples one storage binding holds.
+    /// image included; a residual block's inner tensors have its own shape): what decides how
+    /// many examples one storage binding holds.
     pub fn widest_activation(&self) -> usize {
         self.encoder
             .dims
@@ -566,16 +589,10 @@ impl Architecture {
 
     /// Multiply-accumulates of one example's forward pass.
     pub fn forward_macs(&self) -> u64 {
-        let head = match &self.head {
-            Head::None => 0,
-            Head::Ae(l) | Head::Vae(l) => match l.kind {
-                LayerKind::Linear {
-                    in_features,
-                    out_features,
-                } => (in_features * out_features) as u64,
-                _ => 0,
-            },
-        };
+        let head = self.head.linear().map_or(0, |l| {
+            let s = l.shape(1);
+            (s.in_features * s.out_features) as u64
+        });
         self.encoder.forward_macs() + head + self.decoder.forward_macs()
     }
 }
@@ -583,6 +600,7 @@ impl Architecture {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::Fuses;
 
     fn spec(kind: ModelKind, latent: usize, task: Task) -> ModelSpec {
         ModelSpec::mnist(kind, latent, task, LossKind::Bce)
@@ -668,16 +686,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(odd.encoder.output(), Dims::new(8, 4, 4));
-        let paddings: Vec<usize> = odd
-            .decoder
-            .layers
-            .iter()
-            .filter_map(|l| match l.kind {
-                LayerKind::ConvTranspose2d { output_padding, .. } => Some(output_padding),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(paddings, vec![0, 1, 1]);
+        let sides: Vec<usize> = odd.decoder.dims.iter().map(|d| d.h).collect();
+        // The code, Linear, the activation viewed as [8, 4, 4], then each ConvTranspose2d and its
+        // activation: output paddings 0, 1, 1 restore 7, 14, 28.
+        assert_eq!(sides, vec![1, 1, 4, 7, 7, 14, 14, 28]);
         // Too many halvings for the size, and no widths at all, are refused.
         let tiny = ModelSpec {
             image: ImageShape {
@@ -730,7 +742,7 @@ mod tests {
         let a = Architecture::new(spec(ModelKind::ConvVae, 16, Task::Reconstruct)).unwrap();
         let v = a.params.init(0);
         for e in &a.params.entries {
-            let crate::nn::Init::FanIn(fan_in) = e.init else {
+            let crate::layers::Init::FanIn(fan_in) = e.init else {
                 panic!("{}: not a fan-in init", e.name)
             };
             let bound = 1.0 / (fan_in as f32).sqrt();
@@ -753,19 +765,8 @@ mod tests {
         let Head::Vae(head) = &a.head else {
             panic!("a VAE head")
         };
-        let LayerKind::Linear {
-            in_features,
-            out_features,
-        } = head.kind
-        else {
-            panic!("a linear head")
-        };
         let values = a.encoder.backward_partials(n)
-            + crate::kernels::linear::backward_partials(crate::shapes::LinearShape {
-                n,
-                in_features,
-                out_features,
-            })
+            + crate::kernels::linear::backward_partials(head.shape(n))
             + a.decoder.backward_partials(n);
         assert!(values * 4 <= 128 << 20, "{} MiB", (values * 4) >> 20);
     }
@@ -832,9 +833,9 @@ mod tests {
         let stats = a.params.init_buffers();
         assert_eq!(&stats[..32], &[0.0; 32][..]);
         assert_eq!(&stats[32..64], &[1.0; 32][..]);
-        assert!(matches!(
-            a.encoder.layers[2].kind,
-            LayerKind::Act(Activation::LeakyRelu(s)) if s == 0.2
-        ));
+        assert_eq!(
+            a.encoder.layers[2].fuses(),
+            Fuses::Activation(Activation::LeakyRelu(0.2))
+        );
     }
 }

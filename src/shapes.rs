@@ -132,3 +132,24 @@ impl Activation {
         }
     }
 }
+
+/// `nn.Upsample(size=(h_out, w_out), mode="nearest")` over `[N, C, H, W]`: output cell
+/// `(i, j)` copies input cell `(⌊i·H/h_out⌋, ⌊j·W/w_out⌋)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpsampleShape {
+    pub n: usize,
+    pub c: usize,
+    pub h_in: usize,
+    pub w_in: usize,
+    pub h_out: usize,
+    pub w_out: usize,
+}
+
+impl UpsampleShape {
+    pub fn input_len(&self) -> usize {
+        self.n * self.c * self.h_in * self.w_in
+    }
+    pub fn output_len(&self) -> usize {
+        self.n * self.c * self.h_out * self.w_out
+    }
+}

@@ -18,6 +18,7 @@ use crate::kernels::{self, reduce, step};
 use crate::metadata::{self, DatasetRecord, PartialEpoch, RunRecord};
 use crate::models::{Architecture, ModelSpec};
 use crate::platform::{self, Instant};
+use crate::schedule::Schedule;
 use crate::split_plans::batches;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,7 +28,9 @@ use std::path::Path;
 pub struct TrainConfig {
     pub spec: ModelSpec,
     pub batch: usize,
+    /// The base learning rate (`--lr`): the rate of every step, or the peak of [`Self::schedule`].
     pub lr: f32,
+    pub schedule: Schedule,
     pub seed: u64,
     /// Storage of activations and their gradients (`--precision`); see [`Graph`].
     pub precision: Elem,
@@ -155,6 +158,8 @@ pub struct Trainer<'g> {
     v: Tensor,
     /// u32 `[4]`: steps done, batch within the epoch.
     state: Tensor,
+    /// u32 `[4]`: the learning-rate schedule's words, which Adam turns into each step's rate.
+    schedule: Tensor,
     /// `[4]`: reconstruction and KL sums of the current epoch.
     acc: Tensor,
     train: GpuSplit,
@@ -205,6 +210,8 @@ impl<'g> Trainer<'g> {
             ),
         };
         let state = Tensor::zeros(gpu, &[step::STATE_LEN], "step state")?;
+        let words = cfg.schedule.words(cfg.lr);
+        let schedule = Tensor::from_u32(gpu, &[words.len()], &words, "learning-rate schedule")?;
         let acc = Tensor::zeros(gpu, &[4], "loss sums")?;
         let batch = cfg.batch.min(train.count);
         let (full_batches, tail_n) = batches(train.count, batch);
@@ -229,6 +236,7 @@ impl<'g> Trainer<'g> {
             m,
             v,
             state,
+            schedule,
             acc,
             train,
             full: None,
@@ -285,10 +293,8 @@ impl<'g> Trainer<'g> {
             &self.v,
             &self.grads,
             &self.state,
-            AdamConfig {
-                lr: self.cfg.lr,
-                ..AdamConfig::default()
-            },
+            &self.schedule,
+            AdamConfig::default(),
             arch.params.total,
         );
         step::advance(&mut plan, gpu, &self.state);

@@ -13,6 +13,8 @@ use crate::metadata::{self, DatasetRecord, PartialEpoch, RunRecord};
 use crate::models::{Architecture, ImageShape, ModelSpec, Task, value_name};
 use crate::platform::{self, Instant};
 use crate::run::{Claim, MODEL_FILE, OPTIMIZER_FILE, RunFolder};
+use crate::schedule::{LrSchedule, Schedule};
+use crate::split_plans::batches;
 use crate::train::{EpochEnd, TrainConfig, TrainProgress, Trainer};
 use crate::{bail, classes, data, fingerprint, noteln, stop};
 use std::collections::BTreeMap;
@@ -75,6 +77,7 @@ fn metrics_line(
     train: &TrainProgress,
     test: &EvalMetrics,
     cfg: &TrainConfig,
+    steps_done: u64,
 ) -> serde_json::Value {
     let n = train.images.max(1) as f64;
     let rec = cfg.spec.loss.name();
@@ -86,6 +89,15 @@ fn metrics_line(
         "epoch_s": train.seconds,
         "images_per_s": n / train.seconds.max(1e-9),
     });
+    // A schedule's rate at the epoch's last step (`lr` stays the base rate).
+    if cfg.schedule.varies() {
+        let last = cfg.schedule.rate(cfg.lr, steps_done.saturating_sub(1));
+        v["lr_last"] = last
+            .to_string()
+            .parse::<f64>()
+            .unwrap_or(f64::from(last))
+            .into();
+    }
     v[format!("train_{rec}")] = (train.rec_sum / n).into();
     v[format!("test_{rec}")] = test.rec.into();
     if let Some(kl) = test.kl {
@@ -115,6 +127,8 @@ fn check_resume_flags(
             "latent" => (r.spec.latent.to_string(), q.spec.latent.to_string()),
             "norm" => (value_name(&r.spec.norm), value_name(&q.spec.norm)),
             "act" => (value_name(&r.spec.act), value_name(&q.spec.act)),
+            "block" => (value_name(&r.spec.block), value_name(&q.spec.block)),
+            "upsample" => (value_name(&r.spec.upsample), value_name(&q.spec.upsample)),
             "widths" => (
                 metadata::join_widths(&r.spec.widths),
                 metadata::join_widths(&q.spec.widths),
@@ -141,10 +155,16 @@ fn check_resume_flags(
                 q.precision.wgsl().to_string(),
             ),
             "binarize" => (value_name(&r.binarize), value_name(&q.binarize)),
+            "lr_schedule" => (value_name(&r.schedule.kind), value_name(&q.schedule.kind)),
+            "warmup_steps" => (
+                r.schedule.warmup_steps.to_string(),
+                q.schedule.warmup_steps.to_string(),
+            ),
             "conditional" => (r.spec.is_conditional().to_string(), conditional.to_string()),
             _ => continue,
         };
         if was != asked {
+            let flag = flag.replace('_', "-");
             bail!(
                 "--{flag} {asked}: the run in {} was trained with --{flag} {was}, and a resumed run keeps its settings; start a new run to change it",
                 dir.display()
@@ -360,6 +380,23 @@ pub async fn run(
     }
     let partial = partial.filter(|_| same_images);
     let gpu = &gpu;
+    let steps_per_epoch = |batch: usize| {
+        let (full, tail) = batches(dataset.train.images.count, batch);
+        full + usize::from(tail > 0)
+    };
+    if let Some(r) = &resume {
+        let s = r.record.cfg.schedule;
+        let total = opts.epochs * steps_per_epoch(r.record.cfg.batch);
+        if s.kind == LrSchedule::Cosine && total != s.horizon_steps as usize {
+            bail!(
+                "--epochs {}: the run in {} decays its cosine schedule over {} steps, and {} epochs are {total}; resume it with the --epochs it was started with, or start a new run",
+                opts.epochs,
+                folder.dir().display(),
+                s.horizon_steps,
+                opts.epochs
+            );
+        }
+    }
     let (cfg, values, moments, steps_done) = match resume {
         Some(r) => (
             TrainConfig {
@@ -388,7 +425,22 @@ pub async fn run(
                 classes,
                 ..cfg.spec
             };
-            (TrainConfig { spec, ..cfg }, None, None, 0)
+            // The schedule's horizon: every step of the epochs asked for.
+            let schedule = Schedule {
+                horizon_steps: u32::try_from(opts.epochs * steps_per_epoch(cfg.batch))
+                    .map_err(|_| Error::msg("--epochs: more than 2³² training steps"))?,
+                ..cfg.schedule
+            };
+            (
+                TrainConfig {
+                    spec,
+                    schedule,
+                    ..cfg
+                },
+                None,
+                None,
+                0,
+            )
         }
     };
     // A conditional model's labels are its own classes' indices.
@@ -528,7 +580,7 @@ async fn train_epochs(
                 dir.display()
             );
         }
-        let line = metrics_line(epoch, &train, &test, &cfg);
+        let line = metrics_line(epoch, &train, &test, &cfg, trainer.steps_done);
         let figures = test_figures(&line);
         history.push(line);
         let (model, optimizer) = trainer.checkpoint(epoch + 1, None, data, figures).await?;

@@ -123,6 +123,7 @@ fn prepare_builds_every_pipeline_that_training_and_evaluation_record() {
             spec: spec.clone(),
             batch: 16,
             lr: 1e-3,
+            schedule: Default::default(),
             seed: 1,
             precision: Elem::F32,
             beta: 1.0,

@@ -11,7 +11,8 @@ use gpu_ae::gpu_split::GpuSplit;
 use gpu_ae::graph::{Graph, Model, Purpose};
 use gpu_ae::kernels::step;
 use gpu_ae::models::{
-    Architecture, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
+    Architecture, Block, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
+    Upsampling,
 };
 use gpu_ae::platform::block_on;
 use gpu_ae::train::{EpochEnd, TrainConfig, Trainer};
@@ -108,10 +109,17 @@ fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32], beta: f32) {
         gpu.queue
             .write_buffer(&model.params.buffer, (i * 4) as u64, bytemuck::bytes_of(&v));
     };
-    let eps = 5e-4f32;
+    // The step crosses few ReLU kinks (at 5e-4 one put a residual block's conv2.weight 8% off);
+    // a tensor whose gradient is 0 (a convolution bias before batch norm) is checked with a
+    // step 8× larger: its quotient is rounding noise alone (0.022 at 5e-4 on the residual
+    // models with batch norm, deeper and so with more f32 rounding), and the loss has no
+    // kinks along it.
+    let small_eps = 2.5e-4f32;
     let mut checked = 0;
     for e in &arch.params.entries {
         let slice = &analytic[e.offset..e.offset + e.len()];
+        let flat = slice.iter().all(|g| g.abs() < 1e-3);
+        let eps = if flat { 8.0 * small_eps } else { small_eps };
         let mut order: Vec<usize> = (0..e.len()).collect();
         order.sort_by(|&a, &b| slice[b].abs().total_cmp(&slice[a].abs()));
         for k in order.into_iter().take(3) {
@@ -152,7 +160,7 @@ fn write_labels(gpu: &Gpu, g: &Graph, arch: &Architecture) {
 }
 
 /// Every model spec the whole-model checks cover: each model kind, task and loss at least once,
-/// and both conditional VAEs.
+/// both conditional VAEs, and a conv VAE with residual blocks and a nearest-upsampling decoder.
 fn covered_specs() -> Vec<ModelSpec> {
     let spec = |kind, latent, task, loss| ModelSpec::mnist(kind, latent, task, loss);
     let conditional = |kind, classes: usize| ModelSpec {
@@ -171,6 +179,11 @@ fn covered_specs() -> Vec<ModelSpec> {
             LossKind::Bce,
         ),
         spec(ModelKind::LessonAe, 0, Task::Reconstruct, LossKind::Mse),
+        ModelSpec {
+            block: Block::Residual,
+            upsample: Upsampling::Nearest,
+            ..spec(ModelKind::ConvVae, 3, Task::Reconstruct, LossKind::Bce)
+        },
     ]
 }
 
@@ -189,7 +202,9 @@ fn every_model_backward_matches_finite_differences() {
 
 /// The conv family on colour images of odd sizes (7 → 4 → 2 → 1 and back, output paddings 1, 1,
 /// 0; 10 → 5 → 3 → 2), three widths, with the denoising input and super-resolution's stride-1
-/// first layer, and with batch norm (batch statistics) and leaky ReLU.
+/// first layer, with batch norm (batch statistics) and leaky ReLU, and with residual blocks and
+/// nearest upsampling (7 → 4 → 2 → 1 and back up to the encoder's sides), each with and without
+/// batch norm.
 #[test]
 fn the_colour_conv_family_backward_matches_finite_differences() {
     let gpu = gpu();
@@ -203,10 +218,26 @@ fn the_colour_conv_family_backward_matches_finite_differences() {
         act: HiddenAct::LeakyRelu,
         ..colour(7, Task::Reconstruct)
     };
+    let residual_nearest = ModelSpec {
+        block: Block::Residual,
+        upsample: Upsampling::Nearest,
+        ..colour(7, Task::Reconstruct)
+    };
+    let residual_batch_norm = ModelSpec {
+        block: Block::Residual,
+        ..batch_norm.clone()
+    };
+    let nearest_superres = ModelSpec {
+        upsample: Upsampling::Nearest,
+        ..colour(10, Task::Superres)
+    };
     for spec in [
         colour(7, Task::Denoise { noise: 0.2 }),
         colour(10, Task::Superres),
         batch_norm,
+        residual_nearest,
+        residual_batch_norm,
+        nearest_superres,
     ] {
         let pixels = spec.image.pixels();
         // Smooth colour gradients in [0, 1], different per image and channel.
@@ -252,10 +283,11 @@ fn loss_and_gradients(
 
 /// With f16 activations and activation gradients (f32 arithmetic, scaled loss), every model's
 /// loss and parameter gradients stay close to the f32 ones. Each stored value is rounded by up
-/// to 2^-11 of itself; most gradient tensors come out within 2e-3 of their norm, and the
-/// first layer of the dense VAE within 1e-2 (a ReLU whose input is within rounding of 0 can
-/// open in one precision and stay shut in the other). A missed conversion or a wrong storage
-/// variant puts the error near 100%.
+/// to 2^-11 of itself; most gradient tensors come out within 2e-3 of their norm, the first
+/// layer of the dense VAE within 1e-2 (a ReLU whose input is within rounding of 0 can open in
+/// one precision and stay shut in the other), and the first layer of the residual model, past
+/// eight more stored activations, within 3.5e-2. A missed conversion or a wrong storage variant
+/// puts the error near 100%.
 #[test]
 fn f16_storage_matches_f32_for_every_model() {
     let Some(gpu) = gpu_with_f16() else { return };
@@ -286,7 +318,7 @@ fn f16_storage_matches_f32_for_every_model() {
             let (err, size) = (norm(&diff), norm(&g32[range]));
             assert!(size > 0.0, "{what}: {} gradient is 0", e.name);
             assert!(
-                err <= 3e-2 * size,
+                err <= 5e-2 * size,
                 "{what}: {} gradient differs by {:.2e} of its norm in f16",
                 e.name,
                 err / size
@@ -301,6 +333,7 @@ fn small_vae(batch: usize, seed: u64, precision: Elem) -> TrainConfig {
         spec: ModelSpec::mnist(ModelKind::ConvVae, 8, Task::Reconstruct, LossKind::Bce),
         batch,
         lr: 2e-3,
+        schedule: Default::default(),
         seed,
         precision,
         beta: 1.0,

@@ -17,7 +17,9 @@ pub mod linear;
 pub mod loss;
 pub mod pool;
 pub mod reduce;
+pub mod residual;
 pub mod step;
+pub mod upsample;
 pub mod vae;
 
 use crate::gpu::{Binding, Elem, Shader, Tensor};
@@ -180,16 +182,12 @@ pub const ENTRY_POINTS: &[(&Shader, &[&str])] = &[
     (&loss::SHADER, &["loss_and_grad", "loss_alone"]),
     (
         &pool::SHADER,
-        &[
-            "max_pool_forward",
-            "max_pool_backward",
-            "upsample_forward",
-            "upsample_backward",
-            "avg_pool_forward",
-        ],
+        &["max_pool_forward", "max_pool_backward", "avg_pool_forward"],
     ),
     (&reduce::SHADER, &["channel_partials", "sum_into"]),
+    (&residual::SHADER, &["add_act", "add_grads"]),
     (&step::SHADER, &["advance"]),
+    (&upsample::SHADER, &["nearest_forward", "nearest_backward"]),
     (&vae::SHADER, &["forward", "backward"]),
 ];
 

@@ -1,5 +1,5 @@
 //! Launchers for `shaders/pool.wgsl`: 2×2 stride-2 max pooling (with padding, argmax kept for
-//! the backward pass), nearest-neighbour 2× upsampling and 2×2 average pooling, all over
+//! the backward pass) and 2×2 average pooling, all over
 //! `[N, C, H, W]` tensors with one invocation per output element.
 
 use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
@@ -100,44 +100,6 @@ pub fn max_pool2x2_backward(
         &[],
         &params(&s, oh, ow, total),
         &[(1, dy.bind()), (2, dx.bind()), (4, argmax.bind())],
-        grid_1d(gpu, total, WG),
-    );
-}
-
-/// Nearest-neighbour 2× upsampling: x [N, C, H, W] (s.h_in, s.w_in; s.padding must be 0) → y [N, C, 2H, 2W].
-pub fn upsample2x_forward(plan: &mut Plan, gpu: &Gpu, y: &Tensor, x: &Tensor, s: Pool2dShape) {
-    assert_eq!(s.padding, 0, "upsample2x: padding must be 0");
-    let total = 4 * input_len(&s);
-    assert!(
-        x.numel() == input_len(&s) && y.numel() == total,
-        "upsample2x forward: x/y size"
-    );
-    plan.dispatch(
-        gpu,
-        &SHADER,
-        "upsample_forward",
-        &[],
-        &params(&s, 2 * s.h_in, 2 * s.w_in, total),
-        &[(1, x.bind()), (2, y.bind())],
-        grid_1d(gpu, total, WG),
-    );
-}
-
-/// dx [N, C, H, W] = sum of the 4 dy cells each x cell was copied to.
-pub fn upsample2x_backward(plan: &mut Plan, gpu: &Gpu, dx: &Tensor, dy: &Tensor, s: Pool2dShape) {
-    assert_eq!(s.padding, 0, "upsample2x: padding must be 0");
-    let total = input_len(&s);
-    assert!(
-        dx.numel() == total && dy.numel() == 4 * total,
-        "upsample2x backward: dx/dy size"
-    );
-    plan.dispatch(
-        gpu,
-        &SHADER,
-        "upsample_backward",
-        &[],
-        &params(&s, 2 * s.h_in, 2 * s.w_in, total),
-        &[(1, dy.bind()), (2, dx.bind())],
         grid_1d(gpu, total, WG),
     );
 }

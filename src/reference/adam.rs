@@ -3,7 +3,8 @@
 
 use crate::kernels::adam::AdamConfig;
 
-/// With `t` the 1-based step number: `m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+/// With `t` the 1-based step number and `lr` its rate:
+/// `m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
 /// p −= (lr / (1 − β1^t)) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)`. The moments are stored as
 /// f32 before the update uses them, as PyTorch's in-place tensor ops do.
 pub fn step(
@@ -12,11 +13,12 @@ pub fn step(
     v: &mut [f32],
     grads: &[f32],
     t: u32,
+    lr: f32,
     cfg: AdamConfig,
 ) {
     assert!(t >= 1, "Adam's step number is 1-based");
     let (b1, b2) = (cfg.beta1 as f64, cfg.beta2 as f64);
-    let step_size = cfg.lr as f64 / (1.0 - b1.powf(t as f64));
+    let step_size = lr as f64 / (1.0 - b1.powf(t as f64));
     let bc2_sqrt = (1.0 - b2.powf(t as f64)).sqrt();
     for (((p, m), v), &g) in params.iter_mut().zip(m).zip(v).zip(grads) {
         let g = g as f64;
@@ -38,7 +40,7 @@ mod tests {
         let grads = [0.5f32, -2.0, 1e-3, 0.0];
         let mut p = [1.0f32; 4];
         let (mut m, mut v) = ([0.0f32; 4], [0.0f32; 4]);
-        step(&mut p, &mut m, &mut v, &grads, 1, cfg);
+        step(&mut p, &mut m, &mut v, &grads, 1, 1e-3, cfg);
         let want = [1.0 - 1e-3, 1.0 + 1e-3, 1.0 - 1e-3, 1.0];
         for (got, want) in p.iter().zip(want) {
             assert!((got - want).abs() < 1e-6, "{got} vs {want}");
@@ -49,14 +51,11 @@ mod tests {
     #[test]
     fn steady_gradient_keeps_the_step_near_lr() {
         // A constant gradient keeps m̂ = g and v̂ = g² at every t, so each step is ≈ lr.
-        let cfg = AdamConfig {
-            lr: 0.01,
-            ..AdamConfig::default()
-        };
+        let cfg = AdamConfig::default();
         let (mut p, mut m, mut v) = ([0.0f32], [0.0f32], [0.0f32]);
         for t in 1..=50 {
             let before = p[0];
-            step(&mut p, &mut m, &mut v, &[3.0], t, cfg);
+            step(&mut p, &mut m, &mut v, &[3.0], t, 0.01, cfg);
             assert!(
                 (before - p[0] - 0.01).abs() < 1e-5,
                 "t {t}: step {}",

@@ -14,7 +14,9 @@ pub mod linear;
 pub mod loss;
 pub mod pool;
 pub mod reduce;
+pub mod residual;
 pub mod step;
+pub mod upsample;
 pub mod vae;
 
 #[cfg(test)]

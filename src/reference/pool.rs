@@ -1,5 +1,5 @@
 //! CPU reference for `shaders/pool.wgsl`: 2×2 stride-2 max pooling with padding and argmax,
-//! nearest-neighbour 2× upsampling and 2×2 average pooling over `[N, C, H, W]`.
+//! and 2×2 average pooling over `[N, C, H, W]`.
 
 use crate::shapes::Pool2dShape;
 
@@ -39,32 +39,6 @@ pub fn max_pool2x2_backward(dx: &mut [f32], dy: &[f32], argmax: &[u32], s: Pool2
     dx[..s.n * s.c * s.h_in * s.w_in].fill(0.0);
     for (&g, &j) in dy.iter().zip(argmax) {
         dx[j as usize] += g;
-    }
-}
-
-/// `y[n, c, i, j] = x[n, c, i/2, j/2]` for `y` `[N, C, 2H, 2W]`.
-pub fn upsample2x_forward(y: &mut [f32], x: &[f32], s: Pool2dShape) {
-    let (h, w) = (s.h_in, s.w_in);
-    for plane in 0..s.n * s.c {
-        for i in 0..2 * h {
-            for j in 0..2 * w {
-                y[(plane * 2 * h + i) * 2 * w + j] = x[(plane * h + i / 2) * w + j / 2];
-            }
-        }
-    }
-}
-
-/// `dx[n, c, i, j] = Σ_{a, b ∈ {0, 1}} dy[n, c, 2i + a, 2j + b]`.
-pub fn upsample2x_backward(dx: &mut [f32], dy: &[f32], s: Pool2dShape) {
-    let (h, w) = (s.h_in, s.w_in);
-    let ow = 2 * w;
-    for plane in 0..s.n * s.c {
-        for i in 0..h {
-            for j in 0..w {
-                let o = (plane * 2 * h + 2 * i) * ow + 2 * j;
-                dx[(plane * h + i) * w + j] = dy[o] + dy[o + 1] + dy[o + ow] + dy[o + ow + 1];
-            }
-        }
     }
 }
 
@@ -142,22 +116,6 @@ mod tests {
         let (mut y, mut arg) = (vec![0.0; 2], vec![0; 2]);
         max_pool2x2_forward(&mut y, &mut arg, &x, s);
         assert_eq!((y, arg), (vec![3.0, 2.0], vec![0, 3]));
-    }
-
-    #[test]
-    fn upsample_backward_matches_finite_differences() {
-        let s = shape(2, 3, 3, 2, 0);
-        let len = s.n * s.c * s.h_in * s.w_in;
-        let x = values(5, len, -1.0, 1.0);
-        let r = values(6, 4 * len, -1.0, 1.0);
-        let mut dx = vec![0.0; len];
-        upsample2x_backward(&mut dx, &r, s);
-        let loss = |x: &[f32]| {
-            let mut y = vec![0.0; 4 * len];
-            upsample2x_forward(&mut y, x, s);
-            dot(&y, &r)
-        };
-        check_gradient("upsample2x", &x, &dx, loss, 1e-2, 1e-3);
     }
 
     #[test]

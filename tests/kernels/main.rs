@@ -17,5 +17,7 @@ mod linear;
 mod loss;
 mod pool;
 mod reduce;
+mod residual;
 mod step;
+mod upsample;
 mod vae;

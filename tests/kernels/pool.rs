@@ -1,10 +1,10 @@
-//! GPU-vs-reference tests for max pooling (with padding, ties and argmax), 2× nearest-neighbour
-//! upsampling and 2×2 average pooling.
+//! GPU-vs-reference tests for max pooling (with padding, ties and argmax) and 2×2 average
+//! pooling.
 
 use crate::common::{
     Storage, assert_close, gpu, gpu_with_f16, padded, read_padded, rtol, stored, values,
 };
-use gpu_ae::gpu::{Gpu, Plan, Tensor, grid_1d};
+use gpu_ae::gpu::{Gpu, Plan, Tensor};
 use gpu_ae::kernels::pool;
 use gpu_ae::reference::pool as cpu;
 use gpu_ae::shapes::Pool2dShape;
@@ -170,99 +170,6 @@ fn max_pool_ties_pick_the_first_in_window_order() {
     }
 }
 
-/// Awkward shapes (n, c, h, w) and the decoders' 4 → 8, 8 → 16, 14 → 28.
-const UPSAMPLE_SHAPES: &[(usize, usize, usize, usize)] = &[
-    (1, 1, 1, 1),
-    (2, 3, 5, 3),
-    (1, 8, 4, 4),
-    (3, 8, 8, 8),
-    (2, 16, 14, 14),
-    (1, 1, 33, 17),
-];
-
-/// Upsampling forward on the GPU vs the reference, x and y stored as `storage` says (y copies
-/// x: exact whatever the storage). y starts as 7.0 with a sentinel tail.
-fn check_upsample_forward(gpu: &Gpu, shapes: &[(usize, usize, usize, usize)], storage: Storage) {
-    for &(n, c, h, w) in shapes {
-        let s = shape(n, c, h, w, 0);
-        let len = n * c * h * w;
-        let up = [n, c, 2 * h, 2 * w];
-        let x = stored(storage.input, values(len as u64, len, -1.0, 1.0));
-        let xt = Tensor::from_f32_as(gpu, &dims(&s), storage.input, &x, "x").unwrap();
-        let yt = padded(gpu, &up, storage.output, &vec![7.0; 4 * len], "y");
-        let mut plan = Plan::new();
-        pool::upsample2x_forward(&mut plan, gpu, &yt, &xt, s);
-        plan.run(gpu).unwrap();
-        let mut y = vec![0.0; 4 * len];
-        cpu::upsample2x_forward(&mut y, &x, s);
-        let what = format!("upsample forward {s:?} {storage:?}");
-        assert_close(&what, &read_padded(gpu, &yt, &what), &y, 0.0, 0.0);
-    }
-}
-
-/// Upsampling backward on the GPU vs the reference, dy and dx stored as `storage` says. dx
-/// starts as 7.0 with a sentinel tail.
-fn check_upsample_backward(gpu: &Gpu, shapes: &[(usize, usize, usize, usize)], storage: Storage) {
-    for &(n, c, h, w) in shapes {
-        let s = shape(n, c, h, w, 0);
-        let len = n * c * h * w;
-        let up = [n, c, 2 * h, 2 * w];
-        let dy = stored(storage.output, values(len as u64 + 1, 4 * len, -1.0, 1.0));
-        let dyt = Tensor::from_f32_as(gpu, &up, storage.output, &dy, "dy").unwrap();
-        let dxt = padded(gpu, &dims(&s), storage.input, &vec![7.0; len], "dx");
-        let mut plan = Plan::new();
-        pool::upsample2x_backward(&mut plan, gpu, &dxt, &dyt, s);
-        plan.run(gpu).unwrap();
-        let mut dx = vec![0.0; len];
-        cpu::upsample2x_backward(&mut dx, &dy, s);
-        let what = format!("upsample backward {s:?} {storage:?}");
-        let got = read_padded(gpu, &dxt, &what);
-        assert_close(&what, &got, &dx, 1e-6, rtol(storage.input, 1e-6));
-    }
-}
-
-/// Upsampling forward, f32 storage.
-#[test]
-fn upsample_forward_matches_reference() {
-    check_upsample_forward(&gpu(), UPSAMPLE_SHAPES, Storage::F32);
-}
-
-/// Upsampling backward, f32 storage.
-#[test]
-fn upsample_backward_matches_reference() {
-    check_upsample_backward(&gpu(), UPSAMPLE_SHAPES, Storage::F32);
-}
-
-#[test]
-fn upsample_forward_beyond_one_grid_dimension() {
-    // 4·2050² = 16.8M outputs > 65535 workgroups of 256: exercises the 2-D grid split.
-    let gpu = gpu();
-    let s = shape(1, 1, 2050, 2050, 0);
-    let len = 2050 * 2050;
-    // Adapters allowing more than 65535 groups per dimension run it unsplit (still checked).
-    if gpu.limits.max_compute_workgroups_per_dimension <= 65535 {
-        assert!(
-            grid_1d(&gpu, 4 * len, 256)[1] > 1,
-            "shape too small to split the grid"
-        );
-    }
-    let x = values(77, len, -1.0, 1.0);
-    let xt = Tensor::from_f32(&gpu, &dims(&s), &x, "x").unwrap();
-    let yt = Tensor::zeros(&gpu, &[1, 1, 4100, 4100], "y").unwrap();
-    let mut plan = Plan::new();
-    pool::upsample2x_forward(&mut plan, &gpu, &yt, &xt, s);
-    plan.run(&gpu).unwrap();
-    let mut y = vec![0.0; 4 * len];
-    cpu::upsample2x_forward(&mut y, &x, s);
-    assert_close(
-        "upsample forward 2050²",
-        &yt.read_f32(&gpu).unwrap(),
-        &y,
-        0.0,
-        0.0,
-    );
-}
-
 /// Average pooling on the GPU vs the reference, x and y stored as `storage` says. y starts as
 /// 7.0 with a sentinel tail.
 fn check_avg_pool(gpu: &Gpu, shapes: &[(usize, usize, usize, usize)], storage: Storage) {
@@ -302,16 +209,6 @@ fn f16_max_pool_matches_reference() {
         let what = format!("f16 max pool {s:?}");
         check_max_pool(&gpu, &what, s, &x, &dy, Storage::F16);
     }
-}
-
-/// The f16 storage variants of upsampling, forward and backward (x, y, dy, dx f16): 1×1, odd
-/// sizes.
-#[test]
-fn f16_upsample_matches_reference() {
-    let Some(gpu) = gpu_with_f16() else { return };
-    let shapes = [(1, 1, 1, 1), (2, 3, 5, 3), (1, 1, 33, 17)];
-    check_upsample_forward(&gpu, &shapes, Storage::F16);
-    check_upsample_backward(&gpu, &shapes, Storage::F16);
 }
 
 /// The f16 storage variant of average pooling (the f16 images into the f16 super-resolution

@@ -187,6 +187,7 @@ fn new_trainer(
         spec: conv_vae(latent),
         batch,
         lr,
+        schedule: Default::default(),
         seed,
         precision,
         beta: 1.0,

@@ -9,6 +9,7 @@ use gpu_ae::kernels::adam::{self, AdamConfig};
 use gpu_ae::kernels::{activation, conv2d, linear, loss, reduce, step};
 use gpu_ae::platform::Instant;
 use gpu_ae::reference;
+use gpu_ae::schedule::{LrSchedule, Schedule};
 use gpu_ae::shapes::{Activation, Conv2dShape, LinearShape, ParamOffsets};
 use serde_json::{Value, json};
 
@@ -202,7 +203,8 @@ async fn check_reduce(gpu: &Gpu) -> gpu_ae::Result<Check> {
     })
 }
 
-/// One Adam step (the third: bias corrections at t = 3) over 1000 parameters.
+/// One Adam step (the third: bias corrections at t = 3, the rate of a cosine schedule with
+/// warm-up) over 1000 parameters.
 async fn check_adam(gpu: &Gpu) -> gpu_ae::Result<Check> {
     let count = 1000;
     let (mut p, mut m, mut v) = (
@@ -217,11 +219,20 @@ async fn check_adam(gpu: &Gpu) -> gpu_ae::Result<Check> {
     let gt = tensor(gpu, &[count], &g, "grads")?;
     let state = Tensor::from_u32(gpu, &[step::STATE_LEN], &[2, 0, 0, 0], "state")?;
     let cfg = AdamConfig::default();
+    let schedule = Schedule {
+        kind: LrSchedule::Cosine,
+        warmup_steps: 4,
+        horizon_steps: 10,
+    };
+    let words = Tensor::from_u32(gpu, &[4], &schedule.words(1e-3), "schedule")?;
     let mut plan = Plan::new();
-    adam::step(&mut plan, gpu, &pt, &mt, &vt, &gt, &state, cfg, count);
+    adam::step(
+        &mut plan, gpu, &pt, &mt, &vt, &gt, &state, &words, cfg, count,
+    );
     plan.compile(gpu);
     plan.submit(gpu);
-    reference::adam::step(&mut p, &mut m, &mut v, &g, 3, cfg);
+    let lr = schedule.rate(1e-3, 2);
+    reference::adam::step(&mut p, &mut m, &mut v, &g, 3, lr, cfg);
     let w = worst(&pt.fetch_f32(gpu).await?, &p, 1e-6, 1e-5)
         .max(worst(&mt.fetch_f32(gpu).await?, &m, 1e-7, 1e-5))
         .max(worst(&vt.fetch_f32(gpu).await?, &v, 1e-9, 1e-5));
