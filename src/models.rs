@@ -838,4 +838,130 @@ mod tests {
             Fuses::Activation(Activation::LeakyRelu(0.2))
         );
     }
+
+    /// `pytorch_images.ConvVAE(3, 8, [4, 6], 5, "batch", "relu", block="residual",
+    /// upsample="nearest")`: its whole `state_dict` (names as PyTorch 2.15 prints them, nested
+    /// in the residual blocks; parameter-free Upsample modules taking their indices), against
+    /// the parameters, running statistics and batch-norm counters gpu-ae writes.
+    #[test]
+    fn residual_nearest_models_have_pytorchs_state_dict() {
+        let spec = ModelSpec {
+            image: ImageShape {
+                channels: 3,
+                size: 8,
+            },
+            widths: vec![4, 6],
+            norm: Norm::Batch,
+            block: Block::Residual,
+            upsample: Upsampling::Nearest,
+            ..ModelSpec::mnist(ModelKind::ConvVae, 5, Task::Reconstruct, LossKind::Bce)
+        };
+        let a = Architecture::new(spec).unwrap();
+        let pytorch: &[(&str, &[usize])] = &[
+            ("enc.0.weight", &[4, 3, 3, 3]),
+            ("enc.0.bias", &[4]),
+            ("enc.1.weight", &[4]),
+            ("enc.1.bias", &[4]),
+            ("enc.1.running_mean", &[4]),
+            ("enc.1.running_var", &[4]),
+            ("enc.1.num_batches_tracked", &[]),
+            ("enc.3.conv1.weight", &[4, 4, 3, 3]),
+            ("enc.3.conv1.bias", &[4]),
+            ("enc.3.bn1.weight", &[4]),
+            ("enc.3.bn1.bias", &[4]),
+            ("enc.3.bn1.running_mean", &[4]),
+            ("enc.3.bn1.running_var", &[4]),
+            ("enc.3.bn1.num_batches_tracked", &[]),
+            ("enc.3.conv2.weight", &[4, 4, 3, 3]),
+            ("enc.3.conv2.bias", &[4]),
+            ("enc.3.bn2.weight", &[4]),
+            ("enc.3.bn2.bias", &[4]),
+            ("enc.3.bn2.running_mean", &[4]),
+            ("enc.3.bn2.running_var", &[4]),
+            ("enc.3.bn2.num_batches_tracked", &[]),
+            ("enc.4.weight", &[6, 4, 3, 3]),
+            ("enc.4.bias", &[6]),
+            ("enc.5.weight", &[6]),
+            ("enc.5.bias", &[6]),
+            ("enc.5.running_mean", &[6]),
+            ("enc.5.running_var", &[6]),
+            ("enc.5.num_batches_tracked", &[]),
+            ("enc.7.conv1.weight", &[6, 6, 3, 3]),
+            ("enc.7.conv1.bias", &[6]),
+            ("enc.7.bn1.weight", &[6]),
+            ("enc.7.bn1.bias", &[6]),
+            ("enc.7.bn1.running_mean", &[6]),
+            ("enc.7.bn1.running_var", &[6]),
+            ("enc.7.bn1.num_batches_tracked", &[]),
+            ("enc.7.conv2.weight", &[6, 6, 3, 3]),
+            ("enc.7.conv2.bias", &[6]),
+            ("enc.7.bn2.weight", &[6]),
+            ("enc.7.bn2.bias", &[6]),
+            ("enc.7.bn2.running_mean", &[6]),
+            ("enc.7.bn2.running_var", &[6]),
+            ("enc.7.bn2.num_batches_tracked", &[]),
+            ("fc_mu.weight", &[5, 24]),
+            ("fc_mu.bias", &[5]),
+            ("fc_logvar.weight", &[5, 24]),
+            ("fc_logvar.bias", &[5]),
+            ("dec.0.weight", &[24, 5]),
+            ("dec.0.bias", &[24]),
+            ("dec.3.conv1.weight", &[6, 6, 3, 3]),
+            ("dec.3.conv1.bias", &[6]),
+            ("dec.3.bn1.weight", &[6]),
+            ("dec.3.bn1.bias", &[6]),
+            ("dec.3.bn1.running_mean", &[6]),
+            ("dec.3.bn1.running_var", &[6]),
+            ("dec.3.bn1.num_batches_tracked", &[]),
+            ("dec.3.conv2.weight", &[6, 6, 3, 3]),
+            ("dec.3.conv2.bias", &[6]),
+            ("dec.3.bn2.weight", &[6]),
+            ("dec.3.bn2.bias", &[6]),
+            ("dec.3.bn2.running_mean", &[6]),
+            ("dec.3.bn2.running_var", &[6]),
+            ("dec.3.bn2.num_batches_tracked", &[]),
+            ("dec.5.weight", &[4, 6, 3, 3]),
+            ("dec.5.bias", &[4]),
+            ("dec.6.weight", &[4]),
+            ("dec.6.bias", &[4]),
+            ("dec.6.running_mean", &[4]),
+            ("dec.6.running_var", &[4]),
+            ("dec.6.num_batches_tracked", &[]),
+            ("dec.8.conv1.weight", &[4, 4, 3, 3]),
+            ("dec.8.conv1.bias", &[4]),
+            ("dec.8.bn1.weight", &[4]),
+            ("dec.8.bn1.bias", &[4]),
+            ("dec.8.bn1.running_mean", &[4]),
+            ("dec.8.bn1.running_var", &[4]),
+            ("dec.8.bn1.num_batches_tracked", &[]),
+            ("dec.8.conv2.weight", &[4, 4, 3, 3]),
+            ("dec.8.conv2.bias", &[4]),
+            ("dec.8.bn2.weight", &[4]),
+            ("dec.8.bn2.bias", &[4]),
+            ("dec.8.bn2.running_mean", &[4]),
+            ("dec.8.bn2.running_var", &[4]),
+            ("dec.8.bn2.num_batches_tracked", &[]),
+            ("dec.10.weight", &[3, 4, 3, 3]),
+            ("dec.10.bias", &[3]),
+        ];
+        let mut want: Vec<(String, Vec<usize>)> = pytorch
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.to_vec()))
+            .collect();
+        let t = &a.params;
+        let mut got: Vec<(String, Vec<usize>)> = t
+            .entries
+            .iter()
+            .chain(&t.buffers)
+            .map(|e| (e.name.clone(), e.shape.clone()))
+            .chain(
+                t.batch_norms()
+                    .map(|l| (format!("{l}.num_batches_tracked"), vec![])),
+            )
+            .collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        assert_eq!(a.decoder.output(), Dims::new(3, 8, 8));
+    }
 }

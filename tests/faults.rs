@@ -305,6 +305,10 @@ fn a_resume_checks_the_dataset_and_refuses_other_settings() {
         ("--precision", "f16"),
         ("--seed", "3"),
         ("--loss", "mse"),
+        ("--block", "residual"),
+        ("--upsample", "nearest"),
+        ("--lr-schedule", "cosine"),
+        ("--warmup-steps", "10"),
     ] {
         #[rustfmt::skip]
         fails(&["train", "--resume", s(&run_dir), "--epochs", "2", "--quiet", flag, value], &[flag, value, "resumed run keeps"], &[]);
@@ -411,6 +415,11 @@ fn numeric_flags_follow_one_rule_before_any_work() {
         (train_with(&["--eval-batch", "0"]), "--eval-batch"),
         (train_with(&["--epochs", "-3"]), "--epochs"),
         (train_with(&["--seed", "-1"]), "--seed"),
+        (train_with(&["--warmup-steps", "0"]), "--warmup-steps"),
+        (train_with(&["--warmup-steps", "-4"]), "--warmup-steps"),
+        (train_with(&["--block", "dense"]), "--block"),
+        (train_with(&["--upsample", "bilinear"]), "--upsample"),
+        (train_with(&["--lr-schedule", "step"]), "--lr-schedule"),
         (
             ["eval", "--checkpoint", ckpt.as_str(), "--batch", "0"]
                 .map(String::from)
@@ -781,5 +790,53 @@ fn every_command_names_its_adapter_and_says_once_when_it_is_a_cpu() {
                 "{stderr}"
             );
         }
+    }
+}
+
+// 10 ------------------------------------------------------------------------------------------
+
+/// A cosine schedule with warm-up lives on the GPU: a run stopped inside an epoch and resumed
+/// continues it bit-identically to a straight run; the metrics record the rate of each
+/// epoch's last step, falling towards 0 at the horizon; a resume that asks for other epochs (which
+/// would move the horizon) is refused; and the schedule really changes the training.
+#[test]
+fn a_cosine_schedule_resumes_exactly() {
+    let cosine = ["--lr-schedule", "cosine", "--warmup-steps", "3"];
+    let reference = root().join("cosine-reference");
+    let _ = fs::remove_dir_all(&reference);
+    train_epochs(&reference, 3, &cosine);
+    let lines = metrics(&reference);
+    let last: Vec<f64> = lines.iter().map(|l| num(l, "lr_last")).collect();
+    assert!(last[0] > last[1] && last[1] > last[2], "{last:?}");
+    // 4 steps an epoch: the last of the 12 is t = 11, lr·(1 + cos(11π/12))/2.
+    let want = 1e-3 * 0.5 * (1.0 + (11.0 * std::f64::consts::PI / 12.0).cos());
+    assert!((last[2] - want).abs() < 1e-9, "{last:?}");
+    assert!(lines.iter().all(|l| num(l, "lr") == 1e-3), "{lines:?}");
+    let constant = root().join("cosine-constant");
+    let _ = fs::remove_dir_all(&constant);
+    train_epochs(&constant, 3, &[]);
+    let (a, b) = (
+        checkpoint::load(&model_file(&reference)).unwrap(),
+        checkpoint::load(&model_file(&constant)).unwrap(),
+    );
+    assert_ne!(
+        a.tensors[0].data, b.tensors[0].data,
+        "the schedule changed nothing"
+    );
+
+    let dir = scratch("cosine-stopped");
+    let mut args = new_run(&dir, "3");
+    args.extend(cosine.map(String::from));
+    let out = command(&args)
+        .env("GPU_AE_STOP_AT_STEP", "6")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    #[rustfmt::skip]
+    fails(&["train", "--resume", s(&dir), "--epochs", "4", "--quiet"], &["--epochs 4", "cosine schedule"], &[]);
+    resume(&dir, 3);
+    same_parameters(&dir, &reference);
+    for (x, y) in metrics(&dir).iter().zip(&lines) {
+        assert_eq!(x["lr_last"], y["lr_last"], "{x} and {y}");
     }
 }
