@@ -552,6 +552,92 @@ fn picture_commands_refuse_unsuitable_checkpoints_and_inputs() {
     fails(&["encode", "--checkpoint", s(&vae2), "--data", data_dir(), "--out", s(&csv)], &[s(&csv)], &[&nowhere]);
 }
 
+/// A shipped checkpoint (see `assets/models`), so that a test needs no training.
+fn shipped(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/models")
+        .join(name)
+}
+
+/// Every `--out` is written through a link into its target (the link stays), and into a
+/// device or a FIFO as it is (never replaced by a file); encode's scatter plot goes beside a
+/// regular CSV only.
+#[cfg(unix)]
+#[test]
+fn outs_follow_links_and_write_into_devices_and_fifos() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = scratch("special-outs");
+    let vae2 = shipped("conv-vae-L2.safetensors");
+    let encode = |out: &Path| {
+        ok(&[
+            "encode",
+            "--checkpoint",
+            s(&vae2),
+            "--data",
+            data_dir(),
+            "--out",
+            s(out),
+        ])
+    };
+    let null = Path::new("/dev/null");
+    let out = run(&[
+        "encode",
+        "--checkpoint",
+        s(&vae2),
+        "--data",
+        data_dir(),
+        "--out",
+        "/dev/null",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no scatter plot"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(null.metadata().unwrap().file_type().is_char_device());
+    assert!(!Path::new("/dev/null.png").exists());
+
+    let real = dir.join("real.csv");
+    std::fs::write(&real, "old").unwrap();
+    let link = dir.join("link.csv");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    encode(&link);
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::read_to_string(&real)
+            .unwrap()
+            .starts_with("index,label,z0,z1\n")
+    );
+    assert!(dir.join("link.png").is_file());
+
+    let fifo = dir.join("pipe.png");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    ok(&[
+        "sample",
+        "--checkpoint",
+        s(&vae2),
+        "--rows",
+        "1",
+        "--cols",
+        "1",
+        "--out",
+        s(&fifo),
+    ]);
+    assert!(reader.join().unwrap().starts_with(b"\x89PNG"));
+    assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
+}
+
 #[test]
 fn bad_flags_give_one_line_errors() {
     let dir = scratch("bad-flags");

@@ -241,6 +241,93 @@ fn save_is_atomic() {
     assert_eq!(dir.entries(), ["model.safetensors", "sub"]);
 }
 
+/// `mkfifo PATH` (the test is skipped where there is no mkfifo).
+fn mkfifo(path: &Path) -> bool {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("skipped: mkfifo {} failed", path.display());
+    }
+    made
+}
+
+/// An atomic write replaces only a regular file (or nothing): a symbolic link is followed and
+/// its target replaced (the link stays a link), a FIFO or a character device is written into.
+#[cfg(unix)]
+#[test]
+fn atomic_writes_follow_links_and_write_into_fifos() {
+    use std::os::unix::fs::FileTypeExt;
+    // What a load of `sample()` gives: its tensors in name order.
+    let loaded = {
+        let mut c = sample();
+        c.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        c
+    };
+    let dir = TempDir::new("special");
+    let real = dir.0.join("real.safetensors");
+    std::fs::write(&real, b"old").unwrap();
+    let link = dir.0.join("link.safetensors");
+    std::os::unix::fs::symlink("real.safetensors", &link).unwrap();
+    checkpoint::save(&link, &sample()).unwrap();
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert_eq!(checkpoint::load(&real).unwrap(), loaded);
+    // A link to nothing yet creates its target.
+    let dangling = dir.0.join("dangling.safetensors");
+    std::os::unix::fs::symlink("made.safetensors", &dangling).unwrap();
+    checkpoint::save(&dangling, &sample()).unwrap();
+    assert!(
+        dangling
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        checkpoint::load(&dir.0.join("made.safetensors")).unwrap(),
+        loaded
+    );
+
+    // /dev/null stays the device it is.
+    gpu_ae::files::write_atomic(Path::new("/dev/null"), b"nothing").unwrap();
+    assert!(
+        Path::new("/dev/null")
+            .metadata()
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+
+    let fifo = dir.0.join("pipe.safetensors");
+    if !mkfifo(&fifo) {
+        return;
+    }
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    checkpoint::save(&fifo, &sample()).unwrap();
+    let got = reader.join().unwrap();
+    assert_eq!(checkpoint::from_bytes(&got, &"pipe").unwrap(), loaded);
+    assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
+    // Reading one is refused before it is opened (which would block).
+    assert_contains(
+        &error_for(checkpoint::load(&fifo), &fifo),
+        "not a regular file",
+    );
+    assert_eq!(
+        dir.entries(),
+        [
+            "dangling.safetensors",
+            "link.safetensors",
+            "made.safetensors",
+            "pipe.safetensors",
+            "real.safetensors"
+        ]
+    );
+}
+
 #[test]
 fn bad_tensors_are_refused_on_save() {
     let dir = TempDir::new("bad-save");
