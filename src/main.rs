@@ -764,6 +764,19 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         None => None,
     };
     let rec = model.arch.spec.loss.name();
+    let figures = [(rec.to_uppercase(), Some(m.rec)), ("KL".into(), m.kl)]
+        .into_iter()
+        .chain(iw.map(|(k, nll)| (format!("−log p(x) (K={k})"), Some(nll))));
+    let broken: Vec<String> = figures
+        .filter_map(|(name, v)| v.filter(|v| !v.is_finite()).map(|v| format!("{name} {v}")))
+        .collect();
+    if !broken.is_empty() {
+        bail!(
+            "{}: the test figures are not finite numbers ({}): the model's outputs overflow f32 on these images (a diverged or wrongly imported model?)",
+            a.checkpoint.display(),
+            broken.join(", ")
+        );
+    }
     if a.json {
         let mut v = serde_json::json!({
             "checkpoint": a.checkpoint.display().to_string(),

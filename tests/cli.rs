@@ -638,6 +638,21 @@ fn outs_follow_links_and_write_into_devices_and_fifos() {
     assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
 }
 
+/// A model whose outputs overflow f32 (finite weights, 1e20 times too large) gives NaN
+/// figures: an error naming the checkpoint, never a "BCE NaN" line with status 0.
+#[test]
+fn eval_never_prints_nan_figures() {
+    let dir = scratch("nan-eval");
+    let mut ckpt = checkpoint::load(&shipped("conv-vae-L2.safetensors")).unwrap();
+    for t in &mut ckpt.tensors {
+        t.data.iter_mut().for_each(|v| *v *= 1e20);
+    }
+    let huge = dir.join("huge.safetensors");
+    checkpoint::save(&huge, &ckpt).unwrap();
+    #[rustfmt::skip]
+    fails(&["eval", "--checkpoint", s(&huge), "--data", data_dir(), "--limit", "16", "--json"], &[s(&huge), "not finite", "NaN"], &[]);
+}
+
 #[test]
 fn bad_flags_give_one_line_errors() {
     let dir = scratch("bad-flags");
