@@ -395,6 +395,152 @@ fn other_dtypes_are_rejected() {
     );
 }
 
+/// Integers are counters (`num_batches_tracked`), never weights: an I64 weight is refused,
+/// naming it (it used to load as whole numbers, and evaluate to NaN).
+#[test]
+fn integer_weights_are_refused() {
+    let dir = TempDir::new("int-weights");
+    let path = dir.0.join("i64.safetensors");
+    let ints = [3i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&path, handmade(&[("enc.0.weight", "I64", &[2], ints)])).unwrap();
+    for result in [
+        checkpoint::load(&path),
+        checkpoint::load_state_dict(&path).map(|(c, _)| c),
+    ] {
+        let msg = error_for(result, &path);
+        assert_contains(&msg, "tensor \"enc.0.weight\" holds integers (I64)");
+        assert_contains(&msg, "num_batches_tracked");
+    }
+    let ints = [3i32, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&path, handmade(&[("fc.bias", "I32", &[2], ints)])).unwrap();
+    let msg = error_for(checkpoint::load_state_dict(&path), &path);
+    assert_contains(&msg, "tensor \"fc.bias\" holds integers (I32)");
+}
+
+/// A state_dict in F16, BF16 or F64 loads as f32 for `import` (saying what was converted); a
+/// checkpoint load still takes F32 only.
+#[test]
+fn state_dicts_of_other_floats_convert_to_f32() {
+    let dir = TempDir::new("floats");
+    let path = dir.0.join("half.safetensors");
+    let values = [1.5f32, -0.25, 65504.0];
+    let f16: Vec<u8> = values
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+        .collect();
+    let bf16: Vec<u8> = values
+        .iter()
+        .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+        .collect();
+    let f64: Vec<u8> = values
+        .iter()
+        .flat_map(|&v| f64::from(v).to_le_bytes())
+        .collect();
+    let bytes = handmade(&[
+        ("a", "F16", &[3], f16.clone()),
+        ("b", "BF16", &[3], bf16),
+        ("c", "F64", &[3], f64),
+        ("d", "F16", &[3], f16),
+    ]);
+    std::fs::write(&path, bytes).unwrap();
+    let (ckpt, converted) = checkpoint::load_state_dict(&path).unwrap();
+    assert_eq!(
+        converted,
+        ["1 BF16 tensor", "2 F16 tensors", "1 F64 tensor"]
+    );
+    for t in &ckpt.tensors {
+        assert_eq!(t.stored, Stored::F32);
+        // 65504 is f16's largest; bf16 rounds it to 65536.
+        let want = if t.name == "b" { 65536.0 } else { 65504.0 };
+        assert_eq!(t.data, [1.5, -0.25, want], "{}", t.name);
+    }
+    assert_contains(
+        &error_for(checkpoint::load(&path), &path),
+        "has dtype F16, only F32",
+    );
+}
+
+/// A file whose header length or declared tensor data does not fit it is refused from its
+/// first bytes: a sparse 4 GiB file is never read whole.
+#[test]
+fn a_huge_file_is_refused_from_its_header() {
+    let dir = TempDir::new("huge");
+    let path = dir.0.join("big.safetensors");
+    let grow = |bytes: Vec<u8>| {
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(4 << 30)
+            .unwrap();
+    };
+    // A good header and 12 bytes of data, then 4 GiB of zeros.
+    grow(handmade(&[("w", "F32", &[3], f32_bytes(&[1.0, 2.0, 3.0]))]));
+    let msg = error_for(checkpoint::load(&path), &path);
+    assert_contains(&msg, "declares 12 bytes of tensor data");
+    // Zeros: an empty header.
+    grow(Vec::new());
+    assert_contains(
+        &error_for(checkpoint::load(&path), &path),
+        "invalid JSON in header",
+    );
+    let mut absurd = (1u64 << 31).to_le_bytes().to_vec();
+    absurd.extend(b"{}");
+    grow(absurd);
+    assert_contains(
+        &error_for(checkpoint::load(&path), &path),
+        "header length 2147483648 is more than 100 MiB",
+    );
+    let mut longer = 200u64.to_le_bytes().to_vec();
+    longer.extend(b"{}");
+    std::fs::write(&path, longer).unwrap();
+    assert_contains(
+        &error_for(checkpoint::load(&path), &path),
+        "header length 200 is more than the file's 10 bytes",
+    );
+}
+
+/// `torch.save` writes a zip archive (or, in its legacy format, a bare pickle): named as a
+/// PyTorch pickle, with the line that converts it.
+#[test]
+fn pytorch_pickles_are_named_with_the_line_that_converts_them() {
+    let dir = TempDir::new("pickle");
+    for (name, bytes) in [
+        (
+            "model.pt",
+            b"PK\x03\x04\x00\x00\x08\x08\x00\x00archive/data.pkl".to_vec(),
+        ),
+        (
+            "legacy.pth",
+            b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02".to_vec(),
+        ),
+        (
+            "misnamed.safetensors",
+            b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}".to_vec(),
+        ),
+    ] {
+        let path = dir.0.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let msg = error_for(checkpoint::load(&path), &path);
+        assert_contains(&msg, "a PyTorch pickle file (torch.save)");
+        assert_contains(
+            &msg,
+            &format!("torch.load('{}', map_location='cpu')", path.display()),
+        );
+        let stem = name.split('.').next().unwrap();
+        let out = if name.ends_with(".safetensors") {
+            format!("{stem}.converted.safetensors")
+        } else {
+            format!("{stem}.safetensors")
+        };
+        assert_contains(
+            &msg,
+            &format!("for k, v in sd.items()}}, '{}')", dir.0.join(out).display()),
+        );
+    }
+}
+
 /// Counters such as batch norm's `num_batches_tracked` are I64 in PyTorch's state_dict, and
 /// round-trip as such.
 #[test]
