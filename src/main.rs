@@ -143,8 +143,9 @@ struct SampleArgs {
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Conditional models: the class(es) to draw, as indices or names, comma-separated (one
-    /// row per class when several; default: one row per class of the model).
-    #[arg(long, value_name = "CLASS,…")]
+    /// row per class when several; default: one row per class of the model). A name holding a
+    /// comma is given alone or in double quotes, as encode's CSV quotes it: '"a,b",c'.
+    #[arg(long, value_name = "CLASS,…", allow_hyphen_values = true)]
     label: Option<String>,
     #[command(flatten)]
     adapter: AdapterArg,

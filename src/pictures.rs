@@ -360,7 +360,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
             None if classes.is_empty() => labels[i].to_string(),
             None => String::new(),
         };
-        csv.push_str(&format!("{i},{label}"));
+        csv.push_str(&format!("{i},{}", classes::csv_field(&label)));
         for v in z {
             csv.push_str(&format!(",{v}"));
         }

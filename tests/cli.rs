@@ -653,6 +653,42 @@ fn eval_never_prints_nan_figures() {
     fails(&["eval", "--checkpoint", s(&huge), "--data", data_dir(), "--limit", "16", "--json"], &[s(&huge), "not finite", "NaN"], &[]);
 }
 
+/// encode's CSV quotes a class name holding a comma or a quote (RFC 4180), and `--label`
+/// takes what starts with a hyphen as its value (to refuse it, naming the flag).
+#[test]
+fn class_names_with_commas_and_quotes_survive_the_csv() {
+    let dir = scratch("csv-quotes");
+    let data = dir.join("data");
+    for split in ["train", "test"] {
+        for class in ["a,b", "q\"x"] {
+            let folder = data.join(split).join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            image::GrayImage::from_fn(28, 28, |x, y| image::Luma([(x * 9 + y) as u8]))
+                .save(folder.join("1.png"))
+                .unwrap();
+        }
+    }
+    let csv = dir.join("z.csv");
+    let vae2 = shipped("conv-vae-L2.safetensors");
+    #[rustfmt::skip]
+    ok(&["encode", "--checkpoint", s(&vae2), "--data", s(&data), "--out", s(&csv)]);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let labels: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split_once(',').unwrap().1.rsplitn(3, ',').nth(2).unwrap())
+        .collect();
+    assert_eq!(labels, ["\"a,b\"", "\"q\"\"x\""], "{text}");
+
+    let cvae = shipped("conv-cvae-L2.safetensors");
+    let out = dir.join("s.png");
+    for label in [vec!["--label", "-1"], vec!["--label=-1"]] {
+        let mut args = vec!["sample", "--checkpoint", s(&cvae), "--out", s(&out)];
+        args.extend(label);
+        fails(&args, &["--label \"-1\"", "0, 1, 2"], &[&out]);
+    }
+}
+
 #[test]
 fn bad_flags_give_one_line_errors() {
     let dir = scratch("bad-flags");
