@@ -58,7 +58,8 @@ enum Command {
     Encode(EncodeArgs),
     /// Noisy / denoised / clean rows of test images, and PSNR of the noisy input and the output.
     Denoise(PictureArgs),
-    /// Upscale 14×14 images to 28×28 and compare with nearest and bilinear upscaling (PSNR).
+    /// Upscale images to twice their side (half the model's size to its size: 14×14 to 28×28
+    /// for MNIST) and compare with nearest and bilinear upscaling (PSNR).
     Upscale(UpscaleArgs),
     /// Make a PyTorch state_dict of pytorch_images.ConvVAE (safetensors, no gpu-ae metadata) a
     /// gpu-ae checkpoint: the architecture from the tensor names and shapes, the rest from flags.
@@ -195,7 +196,8 @@ struct EncodeArgs {
 struct UpscaleArgs {
     #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
-    /// A 14×14 greyscale PNG to upscale (default: the whole test set, with PSNR figures).
+    /// A PNG of half the model's side to upscale (14×14 for an MNIST model; default: the whole
+    /// test set, with PSNR figures).
     #[arg(long, value_name = "PNG")]
     input: Option<PathBuf>,
     /// The test images: an IDX folder or a folder of images (default: the folder the model was

@@ -689,6 +689,37 @@ fn class_names_with_commas_and_quotes_survive_the_csv() {
     }
 }
 
+/// Words that outlived what they described: upscale's help (models of any size), the shaders'
+/// name of the host RNG module, the page's image size, what `reconstruct` decodes.
+#[test]
+fn help_and_comments_name_what_is_there() {
+    let help = ok(&["upscale", "--help"]);
+    assert!(!help.contains("Upscale 14×14 images to 28×28"), "{help}");
+    assert!(help.contains("twice their side"), "{help}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap();
+    for shader in ["shaders/rng.wgsl", "shaders/vae.wgsl"] {
+        let text = read(shader);
+        assert!(!text.contains("reference::rng"), "{shader}");
+        assert!(text.contains("counter_rng"), "{shader}");
+    }
+    assert!(root.join("src/counter_rng.rs").is_file());
+    let app = read("web/static/app.js");
+    for side in ["size: 28", "=== 28"] {
+        assert!(
+            !app.contains(side),
+            "web/static/app.js hard-codes MNIST's side: {side}"
+        );
+    }
+    let readme = read("README.md");
+    let section = readme
+        .split("### Reconstruction: `gpu-ae reconstruct`")
+        .nth(1)
+        .and_then(|rest| rest.split("\n### ").next())
+        .unwrap();
+    assert!(section.contains("decodes μ"), "{section}");
+}
+
 #[test]
 fn bad_flags_give_one_line_errors() {
     let dir = scratch("bad-flags");
