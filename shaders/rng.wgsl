@@ -1,6 +1,6 @@
 // Counter-based random numbers shared by the kernels that need noise (prepended to vae.wgsl
 // and data.wgsl; not a module of its own). The same (seed, stream, step, index) gives the same
-// value here and in `reference::rng`. Its callers pass the training step as `step`, or the
+// value here and on the host in `counter_rng`. Its callers pass the training step as `step`, or the
 // image's index in the split when the noise is keyed by image (kernels::NoiseKey):
 //   h = fmix32(seed ^ 0x9E3779B9); h = fmix32(h ^ (stream * 0x85EBCA6B));
 //   h = fmix32(h ^ step); h = fmix32(h ^ index)          (fmix32: MurmurHash3's finaliser)

@@ -12,7 +12,7 @@ struct Params {
     n: u32,         // examples
     latent: u32,    // L
     seed: u32,      // RNG seed
-    stream: u32,    // RNG stream (reference::rng::STREAM_*)
+    stream: u32,    // RNG stream (counter_rng::STREAM_*)
     sample: u32,    // 1: draw ε; 0: ε = 0 and z = μ (evaluation)
     kl_scale: f32,  // backward: weight of Σ kl in the loss
     splits: u32,    // slices of `head` (forward) or `dz` (backward) to add up

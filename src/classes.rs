@@ -1,7 +1,8 @@
 //! The classes of a conditional VAE: their names from a dataset (an image folder's first-level
 //! subfolders, or an IDX folder's label numbers), a dataset's labels renumbered as a model's
 //! classes (matched by name, so a test folder with other or fewer classes still lines up), and
-//! the `--label` flag (class indices or names, comma-separated).
+//! the `--label` flag (class indices or names, comma-separated, quoted as CSV fields), and a class
+//! name as a CSV field.
 
 use crate::bail;
 use crate::data::{Split, UNLABELLED};
@@ -67,11 +68,17 @@ pub fn relabel(
         .collect()
 }
 
-/// `--label`: class indices or names, comma-separated, as indices into `model`.
+/// `--label`: class indices or names, comma-separated, as indices into `model`. A class whose
+/// name is the whole argument is that class (`--label a,b` names a class `a,b`); otherwise a
+/// name holding a comma or a double quote is quoted as in a CSV field (`--label '"a,b",c'`,
+/// `"q""x"` for `q"x`), as `encode` writes it.
 pub fn parse_labels(arg: &str, model: &[String]) -> Result<Vec<u32>> {
-    arg.split(',')
+    if let Some(i) = model.iter().position(|m| m == arg) {
+        return Ok(vec![i as u32]);
+    }
+    csv_items(arg)?
+        .iter()
         .map(|item| {
-            let item = item.trim();
             if let Some(i) = model.iter().position(|m| m == item) {
                 return Ok(i as u32);
             }
@@ -85,6 +92,52 @@ pub fn parse_labels(arg: &str, model: &[String]) -> Result<Vec<u32>> {
             }
         })
         .collect()
+}
+
+/// The comma-separated items of `arg`, each trimmed; an item in double quotes (RFC 4180: `""`
+/// for a quote inside) may hold commas.
+fn csv_items(arg: &str) -> Result<Vec<String>> {
+    let mut items = Vec::new();
+    let mut chars = arg.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut item = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            loop {
+                match chars.next() {
+                    Some('"') if chars.next_if_eq(&'"').is_some() => item.push('"'),
+                    Some('"') => break,
+                    Some(c) => item.push(c),
+                    None => bail!("--label {arg:?}: a quoted class name has no closing \""),
+                }
+            }
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            if chars.peek().is_some_and(|&c| c != ',') {
+                bail!(
+                    "--label {arg:?}: text after the closing \" of {item:?} (quote the whole name)"
+                );
+            }
+        } else {
+            while let Some(c) = chars.next_if(|&c| c != ',') {
+                item.push(c);
+            }
+            item.truncate(item.trim_end().len());
+        }
+        items.push(item);
+        if chars.next().is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+/// `text` as one CSV field (RFC 4180): as it is, or in double quotes (inner quotes doubled) when
+/// it holds a comma, a double quote, a CR or a LF.
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }
 
 /// The first few class names, for errors.
@@ -138,6 +191,33 @@ mod tests {
         let err = relabel(&[0], &["eel".to_string()], &model, p).unwrap_err();
         assert!(err.to_string().contains("of class \"eel\""), "{err}");
         assert!(relabel(&[UNLABELLED], &test, &model, p).is_err());
+    }
+
+    #[test]
+    fn labels_may_name_classes_that_hold_commas_and_quotes() {
+        let model: Vec<String> = ["a,b", "q\"x", "c", " d "].map(String::from).to_vec();
+        assert_eq!(parse_labels("a,b", &model).unwrap(), vec![0]);
+        assert_eq!(
+            parse_labels(r#""a,b", "q""x",c,2"#, &model).unwrap(),
+            vec![0, 1, 2, 2]
+        );
+        assert_eq!(parse_labels(" d ", &model).unwrap(), vec![3]);
+        assert_eq!(parse_labels(r#"" d ",c"#, &model).unwrap(), vec![3, 2]);
+        for bad in [r#""a,b"#, r#""a"b,c"#, "-1"] {
+            let err = parse_labels(bad, &model).unwrap_err().to_string();
+            assert!(err.starts_with("--label"), "{err}");
+        }
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_they_must_be() {
+        assert_eq!(csv_field("cat"), "cat");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("q\"x"), "\"q\"\"x\"");
+        assert_eq!(csv_field("two\nlines\r"), "\"two\nlines\r\"");
+        for name in ["a,b", "q\"x", "plain"] {
+            assert_eq!(csv_items(&csv_field(name)).unwrap(), [name]);
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! to it. Without any of these variables nothing is cached.
 //!
 //! **What**: one file per key, `<key as 16 hex digits>.dataset`, written atomically
-//! ([`crate::files::write_atomic`]). The key is FNV-1a 64 of the crate version, this format's
+//! ([`crate::files::replace_atomic`]: whatever else is at that path, a FIFO or a link included,
+//! is replaced, and only a regular file there is read). The key is FNV-1a 64 of the crate version, this format's
 //! version, the folder's absolute path, the options (channels, size, test percentage), the split
 //! rule, which part was decoded (both splits, or the test split alone), and every listed image's
 //! relative path, length and modification time: changing, adding, removing or touching an image
@@ -122,10 +123,11 @@ impl Entry {
         Some(Entry { key, path })
     }
 
-    /// The cached splits, or None when the file is missing, unreadable, truncated, corrupt or
-    /// holds another key, or its classes differ from `classes`.
+    /// The cached splits, or None when the file is missing, not a regular file (a FIFO would
+    /// block the read), unreadable, truncated, corrupt or holds another key, or its classes
+    /// differ from `classes`.
     pub fn read(&self, classes: &[String]) -> Option<Cached> {
-        let bytes = std::fs::read(&self.path).ok()?;
+        let bytes = files::read(&self.path, "a dataset cache file").ok()?;
         decode(bytes, self.key).filter(|c| c.classes == classes)
     }
 
@@ -134,7 +136,7 @@ impl Entry {
         if let Some(dir) = self.path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let _ = files::write_atomic(&self.path, &encode(c, self.key));
+        let _ = files::replace_atomic(&self.path, &encode(c, self.key));
     }
 }
 

@@ -1,6 +1,7 @@
 //! Small file helpers shared by the readers and writers (datasets, checkpoints, pictures): opening
-//! and reading a file with errors that name it (a directory where the file belongs included), an
-//! atomic write that never leaves a half-written file at the destination, a durable rename, and
+//! and reading a file with errors that name it (a directory or a FIFO where the file belongs
+//! included), an atomic write that never leaves a half-written file at the destination (and
+//! follows links and writes into devices instead of replacing them), a durable rename, and
 //! the crash points the fault tests use to kill the process at every step of a checkpoint write
 //! (`GPU_AE_CRASH_AT`).
 
@@ -16,13 +17,27 @@ use crate::error::{Error, Result};
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Opens `path` for reading. Errors name it; a directory is "<path>: is a directory, expected
-/// <what>" (Unix opens a directory and fails only at the first read, with a vaguer message).
+/// <what>" (Unix opens a directory and fails only at the first read, with a vaguer message), and
+/// anything else that is not a regular file (a FIFO, a device, a socket) is refused before it is
+/// opened, since opening a FIFO blocks until something writes to it.
 pub fn open(path: &Path, what: &str) -> Result<File> {
     let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         crate::bail!("{}: is a directory, expected {what}", path.display());
     }
+    if !meta.is_file() {
+        crate::bail!(
+            "{}: not a regular file (a FIFO or a device), expected {what}",
+            path.display()
+        );
+    }
     File::open(path).map_err(|e| Error::io(path, e))
+}
+
+/// Whether `path` (through any links) is something other than a regular file or a folder: a
+/// device or a FIFO, which [`write_atomic`] writes into instead of replacing.
+pub fn is_special(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 /// The whole of the file at `path`, opened as by [`open`].
@@ -34,9 +49,62 @@ pub fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Writes bytes to `path` atomically: temp file in the same directory, fsync, rename; the temp
-/// file is removed on error. Error names `path`.
+/// Writes bytes to `path` so that a reader never sees a half-written file, without damaging what
+/// is not a plain file there: a regular file (or nothing) is replaced atomically (temp file in the
+/// same directory, fsync, rename; the temp file is removed on error); a symbolic link is followed
+/// and its target replaced so (the link stays); a character device or FIFO (`/dev/null`,
+/// `/dev/stdout`, a named pipe) is written into directly, since renaming over it would replace the
+/// device itself; a directory is an error. Errors name `path` (or, through a link, the file it
+/// leads to).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            crate::bail!("{}: is a directory, expected a file name", path.display())
+        }
+        Ok(meta) if !meta.is_file() => {
+            // Opened through any links, as a shell's `>` would.
+            let mut file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            file.write_all(bytes)
+                .and_then(|()| file.flush())
+                .map_err(|e| Error::io(path, e))
+        }
+        // Errors of a link's write name its target, the file that could not be written.
+        _ => replace_atomic(&link_target(path)?, bytes),
+    }
+}
+
+/// Where `path` leads through symbolic links: each link's target read against its folder's
+/// canonical path, until a path that is no link (or does not exist). `path` itself when it is
+/// no link. Errors name `path` (a chain of more than 40 links is a loop).
+fn link_target(path: &Path) -> Result<PathBuf> {
+    let mut at = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = fs::read_link(&at).map_err(|e| Error::io(path, e))?;
+                let dir = match at.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                at = dir
+                    .canonicalize()
+                    .map_err(|e| Error::io(path, e))?
+                    .join(link);
+            }
+            _ => return Ok(at),
+        }
+    }
+    crate::bail!("{}: too many levels of symbolic links", path.display())
+}
+
+/// Writes bytes to `path` atomically whatever is there: temp file in the same directory, fsync,
+/// rename over it (a link, a FIFO or a device at `path` is replaced, not written through: for
+/// files the program owns, such as the dataset cache). The temp file is removed on error.
+/// Error names `path`.
+pub fn replace_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let Some(name) = path.file_name() else {
         crate::bail!("{}: not a file name", path.display());
     };

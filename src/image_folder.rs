@@ -6,7 +6,8 @@
 //! - **Listing** ([`list_images`]): every file below DIR whose extension is png, jpg, jpeg, bmp,
 //!   gif or webp (any case), recursively, following symbolic links (a link back to a folder
 //!   above it is an error); hidden files and folders (name starting with '.') are skipped; other
-//!   files are ignored and counted. Paths are relative to DIR with '/' separators, sorted by
+//!   files, and anything that is not a regular file (a FIFO or a device named like an image), are
+//!   ignored and counted. Paths are relative to DIR with '/' separators, sorted by
 //!   their UTF-8 bytes (a name that is not UTF-8 is an error).
 //! - **Labels**: the first-level subfolder's name (below train/ or test/ when those exist); the
 //!   class names sorted, label i ↔ `classes[i]`. Files directly in DIR (or directly in train/ or
@@ -64,7 +65,8 @@ pub const EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "gif", "webp"];
 pub struct Listing {
     /// Relative paths with '/' separators, sorted by their UTF-8 bytes.
     pub images: Vec<String>,
-    /// Files that are not images (other extensions); hidden ones are not counted.
+    /// Files that are not images (other extensions, or not regular files: FIFOs, devices,
+    /// sockets); hidden ones are not counted.
     pub ignored: usize,
 }
 
@@ -114,9 +116,12 @@ fn walk(dir: &Path, prefix: &str, ancestors: &mut Vec<PathBuf>, out: &mut Listin
             ancestors.push(real);
             walk(&path, &format!("{rel}/"), ancestors, out)?;
             ancestors.pop();
-        } else if is_image_name(&name) {
+        } else if is_image_name(&name) && (kind.is_file() || kind.is_symlink()) {
+            // A broken link stays here: reading it fails, naming it.
             out.images.push(rel);
         } else {
+            // Other extensions, and whatever is not a regular file (a FIFO named x.png would
+            // block the read that decodes it; a device or a socket holds no image).
             out.ignored += 1;
         }
     }
@@ -489,7 +494,7 @@ fn decode_layout(
     let bar = crate::console::progress_bar("decoding images", picked.len());
     let prepared = parallel_map(picked.len(), &bar, path_of, |k| {
         let path = path_of(k);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = crate::files::read(&path, "an image file")?;
         let d = decode(&bytes)
             .map_err(|e| Error::msg(format!("{}: cannot decode: {e}", path.display())))?;
         Ok(prepare(&d, opts.channels, size))

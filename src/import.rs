@@ -8,9 +8,11 @@
 //! one size leads to the encoder's last side. What a `state_dict`
 //! does not record (the activation; the size when several fit; the task and loss) comes from
 //! flags, and a missing one is a clear error. The result is checked tensor by tensor against
-//! the architecture before it is written.
+//! the architecture before it is written. A state_dict as people save it imports too: F16, BF16
+//! and F64 tensors are converted to f32, and a prefix that wrappers put before every name
+//! (`model.`, DataParallel's `module.`, torch.compile's `_orig_mod.`) is stripped, each said in a
+//! note; integer tensors other than `num_batches_tracked` counters are refused.
 
-use crate::bail;
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::error::{Error, Result};
 use crate::graph::values_from_checkpoint;
@@ -19,6 +21,7 @@ use crate::models::{
     Architecture, Block, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
     Upsampling,
 };
+use crate::{bail, noteln};
 use std::path::Path;
 
 /// What the flags of `gpu-ae import` give.
@@ -165,10 +168,23 @@ pub fn import(from: &Path, to: &Path, settings: &ImportSettings) -> Result<Model
     if to.exists() {
         bail!("{}: exists; choose another --out", to.display());
     }
-    let ckpt = checkpoint::load(from)?;
+    let (mut ckpt, converted) = checkpoint::load_state_dict(from)?;
     if ckpt.meta("format").is_some() {
         bail!(
             "{}: already a gpu-ae checkpoint; use it as it is",
+            from.display()
+        );
+    }
+    if !converted.is_empty() {
+        noteln!(
+            "note: {}: converted {} to f32",
+            from.display(),
+            converted.join(", ")
+        );
+    }
+    if let Some((prefix, by)) = strip_prefix(&mut ckpt) {
+        noteln!(
+            "note: {}: every tensor name starts with `{prefix}` ({by}); stripped it",
             from.display()
         );
     }
@@ -184,6 +200,25 @@ pub fn import(from: &Path, to: &Path, settings: &ImportSettings) -> Result<Model
     };
     checkpoint::save(to, &out)?;
     Ok(spec)
+}
+
+/// Prefixes that wrappers put before every name of a state_dict, and who puts them there.
+const PREFIXES: [(&str, &str); 3] = [
+    ("model.", "a wrapping module's attribute"),
+    ("module.", "nn.DataParallel or DistributedDataParallel"),
+    ("_orig_mod.", "torch.compile"),
+];
+
+/// Strips one of [`PREFIXES`] from every tensor name when every name has it; returns it and who
+/// puts it there.
+fn strip_prefix(ckpt: &mut Checkpoint) -> Option<(&'static str, &'static str)> {
+    let (prefix, by) = *PREFIXES.iter().find(|(p, _)| {
+        !ckpt.tensors.is_empty() && ckpt.tensors.iter().all(|t| t.name.starts_with(p))
+    })?;
+    for t in &mut ckpt.tensors {
+        t.name.drain(..prefix.len());
+    }
+    Some((prefix, by))
 }
 
 #[cfg(test)]

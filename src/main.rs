@@ -61,7 +61,8 @@ enum Command {
     Encode(EncodeArgs),
     /// Noisy / denoised / clean rows of test images, and PSNR of the noisy input and the output.
     Denoise(PictureArgs),
-    /// Upscale 14×14 images to 28×28 and compare with nearest and bilinear upscaling (PSNR).
+    /// Upscale images to twice their side (half the model's size to its size: 14×14 to 28×28
+    /// for MNIST) and compare with nearest and bilinear upscaling (PSNR).
     Upscale(UpscaleArgs),
     /// Make a PyTorch state_dict of pytorch_images.ConvVAE (safetensors, no gpu-ae metadata) a
     /// gpu-ae checkpoint: the architecture from the tensor names and shapes, the rest from flags.
@@ -146,8 +147,9 @@ struct SampleArgs {
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Conditional models: the class(es) to draw, as indices or names, comma-separated (one
-    /// row per class when several; default: one row per class of the model).
-    #[arg(long, value_name = "CLASS,…")]
+    /// row per class when several; default: one row per class of the model). A name holding a
+    /// comma is given alone or in double quotes, as encode's CSV quotes it: '"a,b",c'.
+    #[arg(long, value_name = "CLASS,…", allow_hyphen_values = true)]
     label: Option<String>,
     #[command(flatten)]
     adapter: AdapterArg,
@@ -197,7 +199,8 @@ struct EncodeArgs {
 struct UpscaleArgs {
     #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
-    /// A 14×14 greyscale PNG to upscale (default: the whole test set, with PSNR figures).
+    /// A PNG of half the model's side to upscale (14×14 for an MNIST model; default: the whole
+    /// test set, with PSNR figures).
     #[arg(long, value_name = "PNG")]
     input: Option<PathBuf>,
     /// The test images: an IDX folder or a folder of images (default: the folder the model was
@@ -797,6 +800,19 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         None => None,
     };
     let rec = model.arch.spec.loss.name();
+    let figures = [(rec.to_uppercase(), Some(m.rec)), ("KL".into(), m.kl)]
+        .into_iter()
+        .chain(iw.map(|(k, nll)| (format!("−log p(x) (K={k})"), Some(nll))));
+    let broken: Vec<String> = figures
+        .filter_map(|(name, v)| v.filter(|v| !v.is_finite()).map(|v| format!("{name} {v}")))
+        .collect();
+    if !broken.is_empty() {
+        bail!(
+            "{}: the test figures are not finite numbers ({}): the model's outputs overflow f32 on these images (a diverged or wrongly imported model?)",
+            a.checkpoint.display(),
+            broken.join(", ")
+        );
+    }
     if a.json {
         let mut v = serde_json::json!({
             "checkpoint": a.checkpoint.display().to_string(),

@@ -360,7 +360,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
             None if classes.is_empty() => labels[i].to_string(),
             None => String::new(),
         };
-        csv.push_str(&format!("{i},{label}"));
+        csv.push_str(&format!("{i},{}", classes::csv_field(&label)));
         for v in z {
             csv.push_str(&format!(",{v}"));
         }
@@ -375,13 +375,26 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     let title = format!("{kind} {what} of {} test images", plane.points.len());
     let [x_axis, y_axis] = &plane.axes;
     let img = viz::scatter(&plane.points, &labels, &classes, &title, x_axis, y_axis);
-    files::write_atomic(&a.out, csv.as_bytes())?;
-    viz::save_image(&plot, &DynamicImage::ImageRgb8(img))?;
-    outln!(
-        "{}: {} rows of index,label,z0..z{}; scatter plot {} ({x_axis} against {y_axis})",
+    let rows = format!(
+        "{}: {} rows of index,label,z0..z{}",
         a.out.display(),
         plane.points.len(),
-        code - 1,
+        code - 1
+    );
+    let special = files::is_special(&a.out);
+    files::write_atomic(&a.out, csv.as_bytes())?;
+    if special {
+        // A device or FIFO (`/dev/stdout`, a pipe) took the CSV; a picture beside it would be
+        // a new file in /dev, and this line would mix into the CSV on stdout.
+        noteln!(
+            "{rows}; no scatter plot, since {} is not a regular file",
+            a.out.display()
+        );
+        return Ok(());
+    }
+    viz::save_image(&plot, &DynamicImage::ImageRgb8(img))?;
+    outln!(
+        "{rows}; scatter plot {} ({x_axis} against {y_axis})",
         plot.display()
     );
     Ok(())

@@ -552,6 +552,174 @@ fn picture_commands_refuse_unsuitable_checkpoints_and_inputs() {
     fails(&["encode", "--checkpoint", s(&vae2), "--data", data_dir(), "--out", s(&csv)], &[s(&csv)], &[&nowhere]);
 }
 
+/// A shipped checkpoint (see `assets/models`), so that a test needs no training.
+fn shipped(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/models")
+        .join(name)
+}
+
+/// Every `--out` is written through a link into its target (the link stays), and into a
+/// device or a FIFO as it is (never replaced by a file); encode's scatter plot goes beside a
+/// regular CSV only.
+#[cfg(unix)]
+#[test]
+fn outs_follow_links_and_write_into_devices_and_fifos() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = scratch("special-outs");
+    let vae2 = shipped("conv-vae-L2.safetensors");
+    let encode = |out: &Path| {
+        ok(&[
+            "encode",
+            "--checkpoint",
+            s(&vae2),
+            "--data",
+            data_dir(),
+            "--out",
+            s(out),
+        ])
+    };
+    let null = Path::new("/dev/null");
+    let out = run(&[
+        "encode",
+        "--checkpoint",
+        s(&vae2),
+        "--data",
+        data_dir(),
+        "--out",
+        "/dev/null",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no scatter plot"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(null.metadata().unwrap().file_type().is_char_device());
+    assert!(!Path::new("/dev/null.png").exists());
+
+    let real = dir.join("real.csv");
+    std::fs::write(&real, "old").unwrap();
+    let link = dir.join("link.csv");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    encode(&link);
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::read_to_string(&real)
+            .unwrap()
+            .starts_with("index,label,z0,z1\n")
+    );
+    assert!(dir.join("link.png").is_file());
+
+    let fifo = dir.join("pipe.png");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    ok(&[
+        "sample",
+        "--checkpoint",
+        s(&vae2),
+        "--rows",
+        "1",
+        "--cols",
+        "1",
+        "--out",
+        s(&fifo),
+    ]);
+    assert!(reader.join().unwrap().starts_with(b"\x89PNG"));
+    assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
+}
+
+/// A model whose outputs overflow f32 (finite weights, 1e20 times too large) gives NaN
+/// figures: an error naming the checkpoint, never a "BCE NaN" line with status 0.
+#[test]
+fn eval_never_prints_nan_figures() {
+    let dir = scratch("nan-eval");
+    let mut ckpt = checkpoint::load(&shipped("conv-vae-L2.safetensors")).unwrap();
+    for t in &mut ckpt.tensors {
+        t.data.iter_mut().for_each(|v| *v *= 1e20);
+    }
+    let huge = dir.join("huge.safetensors");
+    checkpoint::save(&huge, &ckpt).unwrap();
+    #[rustfmt::skip]
+    fails(&["eval", "--checkpoint", s(&huge), "--data", data_dir(), "--limit", "16", "--json"], &[s(&huge), "not finite", "NaN"], &[]);
+}
+
+/// encode's CSV quotes a class name holding a comma or a quote (RFC 4180), and `--label`
+/// takes what starts with a hyphen as its value (to refuse it, naming the flag).
+#[test]
+fn class_names_with_commas_and_quotes_survive_the_csv() {
+    let dir = scratch("csv-quotes");
+    let data = dir.join("data");
+    for split in ["train", "test"] {
+        for class in ["a,b", "q\"x"] {
+            let folder = data.join(split).join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            image::GrayImage::from_fn(28, 28, |x, y| image::Luma([(x * 9 + y) as u8]))
+                .save(folder.join("1.png"))
+                .unwrap();
+        }
+    }
+    let csv = dir.join("z.csv");
+    let vae2 = shipped("conv-vae-L2.safetensors");
+    #[rustfmt::skip]
+    ok(&["encode", "--checkpoint", s(&vae2), "--data", s(&data), "--out", s(&csv)]);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let labels: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split_once(',').unwrap().1.rsplitn(3, ',').nth(2).unwrap())
+        .collect();
+    assert_eq!(labels, ["\"a,b\"", "\"q\"\"x\""], "{text}");
+
+    let cvae = shipped("conv-cvae-L2.safetensors");
+    let out = dir.join("s.png");
+    for label in [vec!["--label", "-1"], vec!["--label=-1"]] {
+        let mut args = vec!["sample", "--checkpoint", s(&cvae), "--out", s(&out)];
+        args.extend(label);
+        fails(&args, &["--label \"-1\"", "0, 1, 2"], &[&out]);
+    }
+}
+
+/// Words that outlived what they described: upscale's help (models of any size), the shaders'
+/// name of the host RNG module, the page's image size, what `reconstruct` decodes.
+#[test]
+fn help_and_comments_name_what_is_there() {
+    let help = ok(&["upscale", "--help"]);
+    assert!(!help.contains("Upscale 14×14 images to 28×28"), "{help}");
+    assert!(help.contains("twice their side"), "{help}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap();
+    for shader in ["shaders/rng.wgsl", "shaders/vae.wgsl"] {
+        let text = read(shader);
+        assert!(!text.contains("reference::rng"), "{shader}");
+        assert!(text.contains("counter_rng"), "{shader}");
+    }
+    assert!(root.join("src/counter_rng.rs").is_file());
+    let app = read("web/static/app.js");
+    for side in ["size: 28", "=== 28"] {
+        assert!(
+            !app.contains(side),
+            "web/static/app.js hard-codes MNIST's side: {side}"
+        );
+    }
+    let readme = read("README.md");
+    let section = readme
+        .split("### Reconstruction: `gpu-ae reconstruct`")
+        .nth(1)
+        .and_then(|rest| rest.split("\n### ").next())
+        .unwrap();
+    assert!(section.contains("decodes μ"), "{section}");
+}
+
 #[test]
 fn bad_flags_give_one_line_errors() {
     let dir = scratch("bad-flags");

@@ -168,3 +168,118 @@ fn the_mnist_conv_vae_needs_only_its_activation_and_size() {
         &[&out2],
     );
 }
+
+/// Rewrites the state_dict at `from` into `to` as a hand-written safetensors file: every name
+/// after `prefix`, every f32 tensor as `dtype` (F16 or F32), the I64 counters as they are.
+fn rewrite(from: &Path, to: &Path, prefix: &str, dtype: &str) {
+    let ckpt = checkpoint::load(from).unwrap();
+    let mut header = serde_json::Map::new();
+    let mut body: Vec<u8> = Vec::new();
+    for t in &ckpt.tensors {
+        let start = body.len();
+        let kind = match t.stored {
+            Stored::I64 => {
+                body.extend(t.data.iter().flat_map(|&v| (v as i64).to_le_bytes()));
+                "I64"
+            }
+            Stored::F32 if dtype == "F16" => {
+                body.extend(
+                    t.data
+                        .iter()
+                        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes()),
+                );
+                "F16"
+            }
+            Stored::F32 => {
+                body.extend(t.data.iter().flat_map(|v| v.to_le_bytes()));
+                "F32"
+            }
+        };
+        header.insert(
+            format!("{prefix}{}", t.name),
+            serde_json::json!({"dtype": kind, "shape": t.shape, "data_offsets": [start, body.len()]}),
+        );
+    }
+    let header = serde_json::Value::Object(header).to_string();
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend(header.as_bytes());
+    file.extend(body);
+    std::fs::write(to, file).unwrap();
+}
+
+/// What `torch.compile`, DataParallel and half precision do to a state_dict is undone, each
+/// said on stderr; integer weights and pickles are refused in one line naming the tensor or
+/// saying how to convert the file.
+#[test]
+fn state_dicts_as_people_save_them_import() {
+    let spec = ModelSpec {
+        norm: Norm::Batch,
+        ..ModelSpec::mnist(ModelKind::ConvVae, 4, Task::Reconstruct, LossKind::Bce)
+    };
+    let torch = root().join("torch-people.safetensors");
+    state_dict(&spec, &torch);
+    let flags = ["--act", "relu", "--size", "28"];
+    for (prefix, dtype, says) in [
+        ("module.", "F16", "DataParallel"),
+        ("_orig_mod.", "F32", "torch.compile"),
+        ("model.", "F32", "`model.`"),
+    ] {
+        let from = root().join(format!("torch-{prefix}{dtype}.safetensors"));
+        rewrite(&torch, &from, prefix, dtype);
+        let out = root().join(format!("imported-{prefix}{dtype}.safetensors"));
+        let run = support::run(&import(&from, &out, &flags));
+        let stderr = text(&run.stderr);
+        assert!(run.status.success(), "{stderr}");
+        assert!(stderr.contains(says) && stderr.contains(prefix), "{stderr}");
+        assert_eq!(
+            stderr.contains("converted 26 F16 tensors to f32"),
+            dtype == "F16",
+            "{stderr}"
+        );
+        let got = checkpoint::load(&out).unwrap();
+        let want = checkpoint::load(&torch).unwrap();
+        for (g, w) in got.tensors.iter().zip(&want.tensors) {
+            assert_eq!((&g.name, &g.shape, g.stored), (&w.name, &w.shape, w.stored));
+            let rounded: Vec<f32> = match (dtype, w.stored) {
+                ("F16", Stored::F32) => w
+                    .data
+                    .iter()
+                    .map(|&v| half::f16::from_f32(v).to_f32())
+                    .collect(),
+                _ => w.data.clone(),
+            };
+            assert_eq!(g.data, rounded, "{}", g.name);
+        }
+    }
+
+    // An I64 weight (a state_dict cast to integers) is refused, naming it.
+    let mut ckpt = checkpoint::load(&torch).unwrap();
+    let weight = ckpt
+        .tensors
+        .iter_mut()
+        .find(|t| t.name == "fc_mu.weight")
+        .unwrap();
+    weight.data.iter_mut().for_each(|v| *v = v.round());
+    weight.stored = Stored::I64;
+    let ints = root().join("torch-ints.safetensors");
+    checkpoint::save(&ints, &ckpt).unwrap();
+    let out = root().join("imported-ints.safetensors");
+    fails(
+        &import(&ints, &out, &flags),
+        &[s(&ints), "fc_mu.weight", "integers"],
+        &[&out],
+    );
+
+    // A torch.save zip archive.
+    let pickle = root().join("torch-model.pt");
+    std::fs::write(
+        &pickle,
+        b"PK\x03\x04\x00\x00\x08\x08\x00\x00archive/data.pkl",
+    )
+    .unwrap();
+    fails(
+        &import(&pickle, &out, &flags),
+        &[s(&pickle), "PyTorch pickle", "safetensors.torch as s"],
+        &[&out],
+    );
+}

@@ -241,6 +241,93 @@ fn save_is_atomic() {
     assert_eq!(dir.entries(), ["model.safetensors", "sub"]);
 }
 
+/// `mkfifo PATH` (the test is skipped where there is no mkfifo).
+fn mkfifo(path: &Path) -> bool {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("skipped: mkfifo {} failed", path.display());
+    }
+    made
+}
+
+/// An atomic write replaces only a regular file (or nothing): a symbolic link is followed and
+/// its target replaced (the link stays a link), a FIFO or a character device is written into.
+#[cfg(unix)]
+#[test]
+fn atomic_writes_follow_links_and_write_into_fifos() {
+    use std::os::unix::fs::FileTypeExt;
+    // What a load of `sample()` gives: its tensors in name order.
+    let loaded = {
+        let mut c = sample();
+        c.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        c
+    };
+    let dir = TempDir::new("special");
+    let real = dir.0.join("real.safetensors");
+    std::fs::write(&real, b"old").unwrap();
+    let link = dir.0.join("link.safetensors");
+    std::os::unix::fs::symlink("real.safetensors", &link).unwrap();
+    checkpoint::save(&link, &sample()).unwrap();
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert_eq!(checkpoint::load(&real).unwrap(), loaded);
+    // A link to nothing yet creates its target.
+    let dangling = dir.0.join("dangling.safetensors");
+    std::os::unix::fs::symlink("made.safetensors", &dangling).unwrap();
+    checkpoint::save(&dangling, &sample()).unwrap();
+    assert!(
+        dangling
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        checkpoint::load(&dir.0.join("made.safetensors")).unwrap(),
+        loaded
+    );
+
+    // /dev/null stays the device it is.
+    gpu_ae::files::write_atomic(Path::new("/dev/null"), b"nothing").unwrap();
+    assert!(
+        Path::new("/dev/null")
+            .metadata()
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+
+    let fifo = dir.0.join("pipe.safetensors");
+    if !mkfifo(&fifo) {
+        return;
+    }
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    checkpoint::save(&fifo, &sample()).unwrap();
+    let got = reader.join().unwrap();
+    assert_eq!(checkpoint::from_bytes(&got, &"pipe").unwrap(), loaded);
+    assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
+    // Reading one is refused before it is opened (which would block).
+    assert_contains(
+        &error_for(checkpoint::load(&fifo), &fifo),
+        "not a regular file",
+    );
+    assert_eq!(
+        dir.entries(),
+        [
+            "dangling.safetensors",
+            "link.safetensors",
+            "made.safetensors",
+            "pipe.safetensors",
+            "real.safetensors"
+        ]
+    );
+}
+
 #[test]
 fn bad_tensors_are_refused_on_save() {
     let dir = TempDir::new("bad-save");
@@ -306,6 +393,152 @@ fn other_dtypes_are_rejected() {
         &error_for(checkpoint::load(&path), &path),
         "tensor \"w\" has dtype F64, only F32 (and I64 counters) are supported",
     );
+}
+
+/// Integers are counters (`num_batches_tracked`), never weights: an I64 weight is refused,
+/// naming it (it used to load as whole numbers, and evaluate to NaN).
+#[test]
+fn integer_weights_are_refused() {
+    let dir = TempDir::new("int-weights");
+    let path = dir.0.join("i64.safetensors");
+    let ints = [3i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&path, handmade(&[("enc.0.weight", "I64", &[2], ints)])).unwrap();
+    for result in [
+        checkpoint::load(&path),
+        checkpoint::load_state_dict(&path).map(|(c, _)| c),
+    ] {
+        let msg = error_for(result, &path);
+        assert_contains(&msg, "tensor \"enc.0.weight\" holds integers (I64)");
+        assert_contains(&msg, "num_batches_tracked");
+    }
+    let ints = [3i32, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&path, handmade(&[("fc.bias", "I32", &[2], ints)])).unwrap();
+    let msg = error_for(checkpoint::load_state_dict(&path), &path);
+    assert_contains(&msg, "tensor \"fc.bias\" holds integers (I32)");
+}
+
+/// A state_dict in F16, BF16 or F64 loads as f32 for `import` (saying what was converted); a
+/// checkpoint load still takes F32 only.
+#[test]
+fn state_dicts_of_other_floats_convert_to_f32() {
+    let dir = TempDir::new("floats");
+    let path = dir.0.join("half.safetensors");
+    let values = [1.5f32, -0.25, 65504.0];
+    let f16: Vec<u8> = values
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+        .collect();
+    let bf16: Vec<u8> = values
+        .iter()
+        .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+        .collect();
+    let f64: Vec<u8> = values
+        .iter()
+        .flat_map(|&v| f64::from(v).to_le_bytes())
+        .collect();
+    let bytes = handmade(&[
+        ("a", "F16", &[3], f16.clone()),
+        ("b", "BF16", &[3], bf16),
+        ("c", "F64", &[3], f64),
+        ("d", "F16", &[3], f16),
+    ]);
+    std::fs::write(&path, bytes).unwrap();
+    let (ckpt, converted) = checkpoint::load_state_dict(&path).unwrap();
+    assert_eq!(
+        converted,
+        ["1 BF16 tensor", "2 F16 tensors", "1 F64 tensor"]
+    );
+    for t in &ckpt.tensors {
+        assert_eq!(t.stored, Stored::F32);
+        // 65504 is f16's largest; bf16 rounds it to 65536.
+        let want = if t.name == "b" { 65536.0 } else { 65504.0 };
+        assert_eq!(t.data, [1.5, -0.25, want], "{}", t.name);
+    }
+    assert_contains(
+        &error_for(checkpoint::load(&path), &path),
+        "has dtype F16, only F32",
+    );
+}
+
+/// A file whose header length or declared tensor data does not fit it is refused from its
+/// first bytes: a sparse 4 GiB file is never read whole.
+#[test]
+fn a_huge_file_is_refused_from_its_header() {
+    let dir = TempDir::new("huge");
+    let path = dir.0.join("big.safetensors");
+    let grow = |bytes: Vec<u8>| {
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(4 << 30)
+            .unwrap();
+    };
+    // A good header and 12 bytes of data, then 4 GiB of zeros.
+    grow(handmade(&[("w", "F32", &[3], f32_bytes(&[1.0, 2.0, 3.0]))]));
+    let msg = error_for(checkpoint::load(&path), &path);
+    assert_contains(&msg, "declares 12 bytes of tensor data");
+    // Zeros: an empty header.
+    grow(Vec::new());
+    assert_contains(
+        &error_for(checkpoint::load(&path), &path),
+        "invalid JSON in header",
+    );
+    let mut absurd = (1u64 << 31).to_le_bytes().to_vec();
+    absurd.extend(b"{}");
+    grow(absurd);
+    assert_contains(
+        &error_for(checkpoint::load(&path), &path),
+        "header length 2147483648 is more than 100 MiB",
+    );
+    let mut longer = 200u64.to_le_bytes().to_vec();
+    longer.extend(b"{}");
+    std::fs::write(&path, longer).unwrap();
+    assert_contains(
+        &error_for(checkpoint::load(&path), &path),
+        "header length 200 is more than the file's 10 bytes",
+    );
+}
+
+/// `torch.save` writes a zip archive (or, in its legacy format, a bare pickle): named as a
+/// PyTorch pickle, with the line that converts it.
+#[test]
+fn pytorch_pickles_are_named_with_the_line_that_converts_them() {
+    let dir = TempDir::new("pickle");
+    for (name, bytes) in [
+        (
+            "model.pt",
+            b"PK\x03\x04\x00\x00\x08\x08\x00\x00archive/data.pkl".to_vec(),
+        ),
+        (
+            "legacy.pth",
+            b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02".to_vec(),
+        ),
+        (
+            "misnamed.safetensors",
+            b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}".to_vec(),
+        ),
+    ] {
+        let path = dir.0.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let msg = error_for(checkpoint::load(&path), &path);
+        assert_contains(&msg, "a PyTorch pickle file (torch.save)");
+        assert_contains(
+            &msg,
+            &format!("torch.load('{}', map_location='cpu')", path.display()),
+        );
+        let stem = name.split('.').next().unwrap();
+        let out = if name.ends_with(".safetensors") {
+            format!("{stem}.converted.safetensors")
+        } else {
+            format!("{stem}.safetensors")
+        };
+        assert_contains(
+            &msg,
+            &format!("for k, v in sd.items()}}, '{}')", dir.0.join(out).display()),
+        );
+    }
 }
 
 /// Counters such as batch norm's `num_batches_tracked` are I64 in PyTorch's state_dict, and

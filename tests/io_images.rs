@@ -1026,6 +1026,44 @@ fn corrupt_or_truncated_cache_files_are_ignored_and_rewritten() {
     }
 }
 
+/// A FIFO named like an image is ignored and counted as other files are (opening it would block
+/// until something writes to it), and a FIFO at the cache file's path is replaced, not read.
+#[cfg(unix)]
+#[test]
+fn fifos_in_the_folder_and_at_the_cache_path_are_never_opened() {
+    use std::os::unix::fs::FileTypeExt;
+    let mkfifo = |path: &Path| {
+        let status = std::process::Command::new("mkfifo").arg(path).status();
+        assert!(status.unwrap().success(), "mkfifo {}", path.display());
+    };
+    let dir = small_folder("fifo");
+    let o = opts(None, None);
+    let cache = image_folder::cache_file(&dir.0, &o).unwrap().unwrap();
+    std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
+    mkfifo(&cache);
+    mkfifo(&dir.path("a/x.png"));
+    let listing = image_folder::list_images(&dir.0).unwrap();
+    assert_eq!((listing.images.len(), listing.ignored), (12, 1));
+    let ds = data::load(&dir.0, &o).unwrap();
+    assert_eq!(
+        (ds.train.labels.len() + ds.test.labels.len(), ds.ignored),
+        (12, 1)
+    );
+    assert!(
+        cache.is_file(),
+        "the FIFO at {} was not replaced",
+        cache.display()
+    );
+    assert!(
+        dir.path("a/x.png")
+            .metadata()
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert_eq!(data::load(&dir.0, &o).unwrap(), ds);
+}
+
 /// `load_test` with the channels and size given decodes only the test images; without them the
 /// defaults need every image.
 #[test]

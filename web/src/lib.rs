@@ -129,7 +129,7 @@ pub async fn open_gpu(description: String) -> Result<String, JsValue> {
 }
 
 /// Parses MNIST's four IDX files (gzip or raw, as downloaded) and keeps them; returns
-/// `{"train": n, "test": m}`.
+/// `{"train": n, "test": m, "channels": 1, "size": S}` (S: the images' side).
 #[wasm_bindgen]
 pub fn load_mnist(
     train_images: &[u8],
@@ -157,6 +157,8 @@ pub fn load_mnist(
     let counts = serde_json::json!({
         "train": dataset.train.images.count,
         "test": dataset.test.images.count,
+        "channels": dataset.test.images.channels,
+        "size": dataset.test.images.rows,
     });
     MNIST.with(|m| *m.borrow_mut() = Some(Rc::new(dataset)));
     Ok(counts.to_string())
@@ -199,7 +201,8 @@ fn new_trainer(
 /// Starts a new training of conv-vae (latent 2 or 16) on the first `images` training images
 /// (replacing any other), activations stored as f16 when `f16` (the adapter needs
 /// `shader-f16`), and makes it the model the previews show. Returns
-/// `{"params": P, "steps_per_epoch": S, "f16": bool}`.
+/// `{"params": P, "steps_per_epoch": S, "f16": bool, "channels": C, "size": S}` (the model's
+/// image shape, which the previews draw).
 #[wasm_bindgen]
 pub fn start_training(
     latent: usize,
@@ -231,6 +234,7 @@ pub fn start_training(
         trainer.model.buffers.buffer.clone(),
     ));
     let spec = trainer.cfg.spec.clone();
+    let spec_image = spec.image;
     TRAINING.with(|t| {
         *t.borrow_mut() = Some(Training {
             trainer,
@@ -245,7 +249,14 @@ pub fn start_training(
             spec,
         }))
     });
-    Ok(serde_json::json!({ "params": params, "steps_per_epoch": steps, "f16": f16 }).to_string())
+    Ok(serde_json::json!({
+        "params": params,
+        "steps_per_epoch": steps,
+        "f16": f16,
+        "channels": spec_image.channels,
+        "size": spec_image.size,
+    })
+    .to_string())
 }
 
 /// One line of progress as JSON: the epoch, steps done and per epoch, the mean loss so far,

@@ -119,7 +119,8 @@ const state = {
   training: false, // an epoch loop is running
   started: false, // a training exists (start_training was called)
   latent: 2,
-  image: { channels: 1, size: 28 },
+  image: null, // the model's image shape, from start_training or open_checkpoint
+  data: null, // the loaded dataset's image shape, from load_mnist
   curve: [],
   last: null, // the previous progress report of this epoch
   loop: null, // the running epoch loop's promise
@@ -151,7 +152,8 @@ async function refreshPreviews() {
   document.querySelectorAll('.latent2').forEach((e) => e.classList.toggle('hidden', !two));
   if (two) {
     drawGrid($('manifold'), await ae.manifold(15), 225, channels, size, 15);
-    if (channels === 1 && size === 28) {
+    // The scatter plot encodes the dataset's test images: only a model of their shape can.
+    if (state.data && channels === state.data.channels && size === state.data.size) {
       drawScatter(await ae.latents(SCATTER_POINTS), ae.test_labels(SCATTER_POINTS));
     }
   }
@@ -204,7 +206,7 @@ async function start() {
     $('f16').textContent = info.f16 ? 'in use (activations stored as f16)' : f16Note;
     state.started = true;
     state.latent = latent;
-    state.image = { channels: 1, size: 28 };
+    state.image = { channels: info.channels, size: info.size };
     state.curve = [];
     status(`conv-vae, latent ${latent}: ${info.params} parameters, ${info.steps_per_epoch} steps per epoch.`);
   }
@@ -288,6 +290,7 @@ async function main() {
   status('Loading MNIST…');
   const files = await Promise.all(MNIST_FILES.map((f) => fetchBytes(`mnist/${f}`)));
   const counts = JSON.parse(ae.load_mnist(...files));
+  state.data = { channels: counts.channels, size: counts.size };
   if (selftestMode) {
     status('Running the self-test…');
     const t0 = performance.now();
