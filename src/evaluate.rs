@@ -2,7 +2,9 @@
 //! by chunk, see [`GpuSplit`]), one eval graph for full batches (and one for the tail, as
 //! [`SplitPlans`]), every batch recorded into one submission (one per chunk when streamed), and
 //! the loss sums read back once. The VAE's ε and the denoising noise are keyed by image
-//! ([`NoiseKey::Image`]), so the figures do not depend on the batch size.
+//! ([`NoiseKey::Image`]), so the figures do not depend on the batch size. Beside the loss, each
+//! picture's PSNR as `pytorch_images.py` defines `test_psnr`: the decoder's picture of μ (a
+//! VAE decodes a second time, without sampling) against the image.
 
 use crate::counter_rng::STREAM_EVAL;
 use crate::data::{Binarize, TEST_BINARIZE_SEED};
@@ -10,7 +12,8 @@ use crate::error::Result;
 use crate::gpu::{Elem, Gpu};
 use crate::gpu_split::GpuSplit;
 use crate::graph::{Graph, Model, Purpose};
-use crate::kernels::{NoiseKey, reduce};
+use crate::kernels::{NoiseKey, loss, reduce};
+use crate::models::LossKind;
 use crate::split_plans::SplitPlans;
 
 /// Test-set figures per example, in nats (or squared error for MSE models).
@@ -20,6 +23,9 @@ pub struct EvalMetrics {
     pub rec: f64,
     /// KL divergence per example (VAEs).
     pub kl: Option<f64>,
+    /// Mean over the test images of `10·log10(1 / MSE)` (dB) between the image and the
+    /// decoder's picture of the mean code, MSE clamped at 1e-10.
+    pub psnr: f64,
     pub count: usize,
 }
 
@@ -65,6 +71,17 @@ impl<'s> Evaluator<'s> {
             g.record_decode(plan, gpu, model)?;
             g.record_loss(plan, gpu, &model.arch);
             reduce::sum_into(plan, gpu, b.acc, 0, &g.rec, g.kl(), b.n);
+            // The PSNR of the picture of μ: a VAE decodes again from the mean code.
+            if model.arch.is_vae() {
+                g.record_encode(plan, gpu, model, b.state, seed, STREAM_EVAL, false)?;
+                g.record_decode(plan, gpu, model)?;
+            }
+            let spec = &model.arch.spec;
+            let logits = spec.loss == LossKind::Bce;
+            let (n, pixels) = (b.n, spec.image.pixels());
+            let picture = g.decoder_output();
+            loss::psnr(plan, gpu, &g.rec, picture, &g.target, n, pixels, logits);
+            reduce::sum_into(plan, gpu, b.acc, 2, &g.rec, None, b.n);
             Ok(())
         })?;
         Ok(Evaluator {
@@ -82,6 +99,7 @@ impl<'s> Evaluator<'s> {
         Ok(EvalMetrics {
             rec: sums[0] as f64 / n,
             kl: self.vae.then(|| sums[1] as f64 / n),
+            psnr: sums[2] as f64 / n,
             count,
         })
     }

@@ -800,9 +800,13 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         None => None,
     };
     let rec = model.arch.spec.loss.name();
-    let figures = [(rec.to_uppercase(), Some(m.rec)), ("KL".into(), m.kl)]
-        .into_iter()
-        .chain(iw.map(|(k, nll)| (format!("−log p(x) (K={k})"), Some(nll))));
+    let figures = [
+        (rec.to_uppercase(), Some(m.rec)),
+        ("KL".into(), m.kl),
+        ("PSNR".into(), Some(m.psnr)),
+    ]
+    .into_iter()
+    .chain(iw.map(|(k, nll)| (format!("−log p(x) (K={k})"), Some(nll))));
     let broken: Vec<String> = figures
         .filter_map(|(name, v)| v.filter(|v| !v.is_finite()).map(|v| format!("{name} {v}")))
         .collect();
@@ -825,6 +829,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
             v["test_kl"] = kl.into();
             v["test_neg_elbo"] = m.total().into();
         }
+        v["test_psnr"] = m.psnr.into();
         if let Some((k, nll)) = iw {
             v["iw_samples"] = k.into();
             v["test_iw_nll"] = nll.into();
@@ -847,12 +852,13 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
             ""
         };
         outln!(
-            "{} on {} ({} images{binarized}): {} {:.3}{unit}{kl} per example{iw}",
+            "{} on {} ({} images{binarized}): {} {:.3}{unit}{kl} per example{iw}; PSNR {:.2} dB",
             a.checkpoint.display(),
             dir.display(),
             m.count,
             rec.to_uppercase(),
-            m.rec
+            m.rec,
+            m.psnr
         );
     }
     Ok(())

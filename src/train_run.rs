@@ -100,6 +100,7 @@ fn metrics_line(
     }
     v[format!("train_{rec}")] = (train.rec_sum / n).into();
     v[format!("test_{rec}")] = test.rec.into();
+    v["test_psnr"] = test.psnr.into();
     if let Some(kl) = test.kl {
         v["train_kl"] = (train.kl_sum / n).into();
         v["test_kl"] = kl.into();
@@ -591,14 +592,15 @@ async fn train_epochs(
                 .map(|k| format!(" KL {k:.2} −ELBO {:.2}", test.total()))
                 .unwrap_or_default();
             noteln!(
-                "epoch {}/{}: {:.1} s, {:.0} img/s, train loss {:.2}; test {} {:.2}{kl}",
+                "epoch {}/{}: {:.1} s, {:.0} img/s, train loss {:.2}; test {} {:.2}{kl} PSNR {:.2} dB",
                 epoch + 1,
                 opts.epochs,
                 train.seconds,
                 train.images as f64 / train.seconds,
                 train.mean_loss(),
                 loss.name().to_uppercase(),
-                test.rec
+                test.rec,
+                test.psnr
             );
         }
         if stop::requested() && epoch + 1 < opts.epochs {

@@ -1,7 +1,7 @@
 //! Launchers for `shaders/loss.wgsl`: per-example reconstruction losses fused with their
 //! gradients (sigmoid + binary cross-entropy on logits, squared error), or the losses alone
-//! where no gradient is wanted (evaluation). One workgroup per example reduces its D values in
-//! workgroup memory and writes the gradient in the same pass.
+//! where no gradient is wanted (evaluation), and each picture's PSNR. One workgroup per example
+//! reduces its D values in workgroup memory and writes the gradient in the same pass.
 
 use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
 
@@ -57,9 +57,29 @@ pub fn mse(
     launch(plan, gpu, MSE, loss, dy, y, target, n, d, grad_scale);
 }
 
-/// The shader's `kind` of each loss.
+/// `psnr[i] = 10·log10(1 / max(MSE_i, 1e-10))`, MSE_i the mean over the D values of row i of
+/// `(σ(x) − t)²` when `x` holds logits, else of `(x − t)²` (`pytorch_images.py`'s `test_psnr`
+/// per image). `x`, `target`: `[N, D]`; `psnr`: `[N]`.
+#[allow(clippy::too_many_arguments)]
+pub fn psnr(
+    plan: &mut Plan,
+    gpu: &Gpu,
+    psnr: &Tensor,
+    x: &Tensor,
+    target: &Tensor,
+    n: usize,
+    d: usize,
+    logits: bool,
+) {
+    let kind = if logits { PSNR_LOGITS } else { PSNR };
+    launch(plan, gpu, kind, psnr, None, x, target, n, d, 1.0);
+}
+
+/// The shader's `kind` of each figure.
 const BCE: u32 = 0;
 const MSE: u32 = 1;
+const PSNR_LOGITS: u32 = 2;
+const PSNR: u32 = 3;
 
 #[allow(clippy::too_many_arguments)]
 fn launch(

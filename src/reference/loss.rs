@@ -54,6 +54,23 @@ pub fn mse(
     }
 }
 
+/// `psnr[i] = 10·log10(1 / max(MSE_i, 1e-10))` in dB, MSE_i the mean of `(σ(x) − t)²` over row i
+/// when `x` holds logits, else of `(x − t)²`.
+pub fn psnr(psnr: &mut [f32], x: &[f32], target: &[f32], n: usize, d: usize, logits: bool) {
+    for (i, out) in psnr.iter_mut().enumerate().take(n) {
+        let row = i * d..(i + 1) * d;
+        let sum: f64 = x[row.clone()]
+            .iter()
+            .zip(&target[row])
+            .map(|(&x, &t)| {
+                let y = if logits { sigmoid(x as f64) } else { x as f64 };
+                (y - t as f64).powi(2)
+            })
+            .sum();
+        *out = (-10.0 * (sum / d as f64).max(1e-10).log10()) as f32;
+    }
+}
+
 /// PyTorch `F.binary_cross_entropy(p, t, reduction="sum")`: `−Σ t·log p + (1 − t)·log(1 − p)`
 /// with each log clamped at −100.
 pub fn binary_cross_entropy(p: &[f32], t: &[f32]) -> f64 {

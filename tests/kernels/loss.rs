@@ -235,3 +235,33 @@ fn bce_with_logits_is_finite_for_large_logits() {
         1e-6,
     );
 }
+
+/// Each picture's PSNR, from logits (BCE models) and from predictions (squared-error models):
+/// awkward row lengths, a perfect row (clamped at 100 dB).
+#[test]
+fn psnr_matches_reference() {
+    let gpu = gpu();
+    for (n, d) in [(1, 1), (3, 5), (2, 784), (4, 3 * 32 * 32 + 7)] {
+        for logits in [true, false] {
+            let target = values(n as u64 + 3, n * d, 0.0, 1.0);
+            let mut x = if logits {
+                values(n as u64 + 4, n * d, -6.0, 6.0)
+            } else {
+                values(n as u64 + 4, n * d, 0.0, 1.0)
+            };
+            if !logits && n > 1 {
+                x[..d].copy_from_slice(&target[..d]);
+            }
+            let xt = Tensor::from_f32(&gpu, &[n, d], &x, "x").unwrap();
+            let tt = Tensor::from_f32(&gpu, &[n, d], &target, "target").unwrap();
+            let out = Tensor::zeros(&gpu, &[n], "psnr").unwrap();
+            let mut plan = Plan::new();
+            loss::psnr(&mut plan, &gpu, &out, &xt, &tt, n, d, logits);
+            plan.run(&gpu).unwrap();
+            let mut want = vec![0.0; n];
+            cpu::psnr(&mut want, &x, &target, n, d, logits);
+            let what = format!("psnr {n}×{d} logits {logits}");
+            assert_close(&what, &out.read_f32(&gpu).unwrap(), &want, 1e-3, 1e-4);
+        }
+    }
+}
