@@ -552,12 +552,12 @@ async fn train_epochs(
                 stop_requested(step)
                     || (step > first && since.elapsed().as_secs_f64() >= opts.checkpoint_seconds)
             };
+            // The epoch's sums so far go on in the GPU's accumulator, as in one call.
             let end = trainer
-                .run_epoch(epoch, first, &due, &mut |p| progress.update(&done.then(p)))
+                .continue_epoch(&done, &due, &mut |p| progress.update(p))
                 .await?;
-            let so_far = done.then(end.progress());
-            let EpochEnd::Stopped(_) = end else {
-                break so_far;
+            let EpochEnd::Stopped(so_far) = end else {
+                break *end.progress();
             };
             done = so_far;
             if done.step > 0 {
