@@ -138,7 +138,10 @@ struct StepPlan {
 /// Everything a training run holds on the GPU.
 pub struct Trainer<'g> {
     gpu: &'g Gpu,
+    /// The settings as given (and recorded): `cfg.batch` may exceed the training images.
     pub cfg: TrainConfig,
+    /// Images per full step: `cfg.batch`, or all the training images when there are fewer.
+    batch: usize,
     pub model: Model,
     /// `[P]` gradients, Adam moments; same offsets as the parameters.
     grads: Tensor,
@@ -218,7 +221,8 @@ impl<'g> Trainer<'g> {
         });
         let mut t = Trainer {
             gpu,
-            cfg: TrainConfig { batch, ..cfg },
+            cfg,
+            batch,
             model,
             grads,
             m,
@@ -255,7 +259,7 @@ impl<'g> Trainer<'g> {
             &mut plan,
             gpu,
             arch,
-            &self.train.source(self.cfg.batch),
+            &self.train.source(self.batch),
             &self.state,
             seed,
             binarize,
@@ -288,6 +292,11 @@ impl<'g> Trainer<'g> {
         step::advance(&mut plan, gpu, &self.state);
         plan.compile(gpu);
         Ok(StepPlan { plan, n })
+    }
+
+    /// Images per full step: the batch size asked for, or the training images when fewer.
+    pub fn batch(&self) -> usize {
+        self.batch
     }
 
     pub fn steps_per_epoch(&self) -> usize {
@@ -364,7 +373,7 @@ impl<'g> Trainer<'g> {
         // A streamed split: each chunk's images are packed and queued before its first step
         // (the next one while the GPU still works on this one); submissions end at chunks.
         let streamed = self.train.is_streamed();
-        let chunk_steps = self.chunk_images / self.cfg.batch;
+        let chunk_steps = self.chunk_images / self.batch;
         let steps = self.steps_per_epoch();
         if first_step >= steps {
             bail!("epoch {epoch} has {steps} steps; it cannot start at step {first_step}");
@@ -378,7 +387,7 @@ impl<'g> Trainer<'g> {
         self.train.load_chunk(
             gpu,
             Some(&perm),
-            chunk_first * self.cfg.batch,
+            chunk_first * self.batch,
             self.chunk_images,
         );
         let state = [self.steps_done as u32, first_step as u32, 0, 0];
@@ -442,7 +451,7 @@ impl<'g> Trainer<'g> {
             submits += 1;
             next = end;
             if streamed && next < steps && next.is_multiple_of(chunk_steps) {
-                let start = next * self.cfg.batch;
+                let start = next * self.batch;
                 self.train
                     .load_chunk(gpu, Some(&perm), start, self.chunk_images);
             }

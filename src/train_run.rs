@@ -524,9 +524,17 @@ async fn train_epochs(
             },
             trainer.model.arch.params.total,
             if steps == 1 { "" } else { "s" },
-            trainer.cfg.batch,
+            trainer.batch(),
             dir.display()
         );
+        if trainer.batch() < cfg.batch {
+            noteln!(
+                "note: --batch {}: the run has only {} training images, so each step takes all of them (the run records --batch {})",
+                cfg.batch,
+                trainer.batch(),
+                cfg.batch
+            );
+        }
     }
     if let Some(p) = &partial
         && !opts.quiet

@@ -845,3 +845,49 @@ fn a_cosine_schedule_resumes_exactly() {
         assert_eq!(x["lr_last"], y["lr_last"], "{x} and {y}");
     }
 }
+
+// Issue 27 ------------------------------------------------------------------------------------
+
+/// The fixture with only its first `count` training images (all its test images), in a fresh
+/// folder `name`.
+fn few_images(name: &str, count: usize) -> PathBuf {
+    let dir = data_copy(name);
+    let images = gpu_ae::data::read_images(&dir.join("train-images-idx3-ubyte")).unwrap();
+    let labels = gpu_ae::data::read_labels(&dir.join("train-labels-idx1-ubyte")).unwrap();
+    fs::write(
+        dir.join("train-images-idx3-ubyte"),
+        idx_images(&images, count),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("train-labels-idx1-ubyte"),
+        idx_labels(&labels[..count]),
+    )
+    .unwrap();
+    dir
+}
+
+/// Item 9: a batch larger than the training images is cut to them, said once, and the run
+/// records the value typed, so a resume with the same flag is accepted.
+#[test]
+fn a_batch_cut_to_the_images_is_said_and_recorded_as_typed() {
+    let data = few_images("batch-cut-data", 30);
+    let out = root().join("batch-cut");
+    let _ = fs::remove_dir_all(&out);
+    #[rustfmt::skip]
+    let run = command(&["train", "--data", s(&data), "--out", s(&out), "--batch", "64", "--eval-batch", "64", "--epochs", "1"].map(String::from)).output().unwrap();
+    let stderr = text(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("--batch 64"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(said[0].contains("only 30 training images"), "{stderr}");
+    assert!(stderr.contains("1 step per epoch of 30 images"), "{stderr}");
+    let kept = checkpoint::load(&model_file(&out)).unwrap();
+    assert_eq!(kept.meta("batch"), Some("64"));
+    #[rustfmt::skip]
+    ok(&["train", "--resume", s(&out), "--batch", "64", "--epochs", "2", "--eval-batch", "64", "--quiet"]);
+    assert_eq!(epoch_of(&out), "2");
+}
