@@ -307,6 +307,18 @@ pub async fn run(
                     );
                 }
             }
+            let percent = asked.test_percent;
+            if opts.explicit_flags.iter().any(|f| f == "test_percent")
+                && split
+                    != (SplitRule::Hash {
+                        test_percent: percent,
+                    })
+            {
+                bail!(
+                    "--test-percent {percent}: the run in {} splits its images by {split}, and a resumed run keeps its split",
+                    folder.dir().display()
+                );
+            }
             recorded
         }
         None => opts.data_options,
@@ -350,6 +362,16 @@ pub async fn run(
                 data_abs.display()
             );
         }
+    }
+    if opts.explicit_flags.iter().any(|f| f == "test_percent")
+        && !matches!(dataset.split_rule, SplitRule::Hash { .. })
+    {
+        bail!(
+            "--test-percent {}: {} is split by {}, not by a percentage; leave --test-percent out",
+            opts.data_options.test_percent,
+            data_dir.display(),
+            dataset.split_rule
+        );
     }
     if !opts.quiet && dataset.ignored > 0 {
         noteln!(

@@ -891,3 +891,36 @@ fn a_batch_cut_to_the_images_is_said_and_recorded_as_typed() {
     ok(&["train", "--resume", s(&out), "--batch", "64", "--epochs", "2", "--eval-batch", "64", "--quiet"]);
     assert_eq!(epoch_of(&out), "2");
 }
+
+/// Item 8: `--test-percent` on resume is refused when it is not the run's split, and on IDX
+/// data (split by its files) always.
+#[test]
+fn test_percent_is_refused_where_it_cannot_apply() {
+    // A flat folder of 20 tiny PNGs: split by the path hash.
+    let pictures = scratch("percent-pictures");
+    for i in 0..20u8 {
+        let img = image::GrayImage::from_fn(8, 8, |x, y| image::Luma([i * 12 + (x * y) as u8]));
+        img.save(pictures.join(format!("p{i:02}.png"))).unwrap();
+    }
+    let out = root().join("percent-run");
+    let _ = fs::remove_dir_all(&out);
+    #[rustfmt::skip]
+    ok(&["train", "--data", s(&pictures), "--out", s(&out), "--model", "dense-vae", "--test-percent", "50", "--epochs", "1", "--quiet"]);
+    #[rustfmt::skip]
+    let e = fails(&["train", "--resume", s(&out), "--test-percent", "30", "--epochs", "2", "--quiet"], &["--test-percent 30", s(&out), "< 50"], &[]);
+    assert!(e.contains("keeps its split"), "{e}");
+    assert_eq!(epoch_of(&out), "1");
+    #[rustfmt::skip]
+    ok(&["train", "--resume", s(&out), "--test-percent", "50", "--epochs", "2", "--quiet"]);
+    assert_eq!(epoch_of(&out), "2");
+
+    // IDX files are split by their names: the flag is refused, for a new run and a resume.
+    let idx = root().join("percent-idx");
+    let _ = fs::remove_dir_all(&idx);
+    #[rustfmt::skip]
+    fails(&["train", "--data", data_dir(), "--out", s(&idx), "--test-percent", "50", "--epochs", "1", "--quiet"], &["--test-percent 50", data_dir(), "IDX"], &[&idx]);
+    train(&idx, &[]);
+    #[rustfmt::skip]
+    fails(&["train", "--resume", s(&idx), "--test-percent", "50", "--epochs", "2", "--quiet"], &["--test-percent 50", s(&idx), "IDX"], &[]);
+    assert_eq!(epoch_of(&idx), "1");
+}
