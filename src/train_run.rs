@@ -447,6 +447,15 @@ pub async fn run(
     let data_abs = absolute(&data_dir);
     if let Some(r) = recorded {
         if r.digest != digest && !opts.allow_data_change {
+            // Without --data the folder read is the run's own, changed since.
+            if opts.data_dir.is_none() {
+                bail!(
+                    "{}: the run in {} trained on this folder, and its images have changed since ({} then); pass --allow-data-change to continue on them",
+                    r.path.display(),
+                    folder.dir().display(),
+                    r.digest
+                );
+            }
             bail!(
                 "--data {}: these images differ from the ones the run in {} trained on ({}, {}); pass --allow-data-change to continue on them",
                 data_dir.display(),

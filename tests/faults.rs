@@ -1039,3 +1039,22 @@ fn a_run_killed_before_its_first_checkpoint_starts_again_on_resume() {
     let e = fails(&["train", "--resume", s(&lost), "--epochs", "2", "--quiet"], &["optimizer.safetensors", "missing"], &[]);
     assert!(!e.contains("os error"), "{e}");
 }
+
+/// Item 19: a resume without `--data` whose recorded folder changed names that folder, not a
+/// `--data` the user never gave.
+#[test]
+fn a_changed_dataset_is_named_as_the_run_recorded_it() {
+    let data = data_copy("changed-data");
+    let out = root().join("changed-run");
+    let _ = fs::remove_dir_all(&out);
+    #[rustfmt::skip]
+    ok(&["train", "--data", s(&data), "--out", s(&out), "--batch", "64", "--eval-batch", "64", "--epochs", "1", "--quiet"]);
+    let images = data.join("train-images-idx3-ubyte");
+    let mut bytes = fs::read(&images).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&images, bytes).unwrap();
+    #[rustfmt::skip]
+    let e = fails(&["train", "--resume", s(&out), "--epochs", "2", "--quiet"], &[s(&data), "changed", "--allow-data-change"], &[]);
+    assert!(!e.contains("--data"), "{e}");
+}
