@@ -2,12 +2,12 @@
 # The test command of the README: the whole suite on Vulkan (lavapipe when there is no GPU),
 # then the GPU suites again on GL (llvmpipe through EGL), so code that works on one backend
 # only is caught, then the web page's self-test in headless Chromium on WebGPU
-# (scripts/web-test.sh; skipped with a message where there is no Chromium). Needs a Vulkan
-# driver and Mesa's EGL (`apt-get install mesa-vulkan-drivers libegl1 libegl-mesa0`), and for
-# the web part the wasm32-unknown-unknown target, wasm-bindgen-cli (see scripts/web.sh),
-# python3 and chromium-headless-shell.
+# (scripts/web-test.sh; skipped with a message where there is no Chromium). First
+# scripts/setup.sh installs what is missing (Mesa's Vulkan driver and EGL, python3, Chromium,
+# the wasm toolchain), or says what to install where it cannot (not root, no apt-get).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   XDG_RUNTIME_DIR=$(mktemp -d)
   export XDG_RUNTIME_DIR

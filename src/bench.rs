@@ -167,7 +167,7 @@ pub async fn run(
     let arch = &trainer.model.arch;
     // Forward 2 FLOPs per multiply-accumulate, backward twice the forward.
     let flops_per_image = 6.0 * arch.forward_macs() as f64;
-    let batch = trainer.cfg.batch;
+    let batch = trainer.batch();
     let plan = trainer.step_plan();
     let (epoch_dispatches, epoch_bytes) = trainer.epoch_totals();
     let mut report = serde_json::json!({

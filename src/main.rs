@@ -577,6 +577,7 @@ fn explicit_settings(m: &clap::ArgMatches) -> Vec<String> {
         "precision",
         "binarize",
         "conditional",
+        "test_percent",
     ]
     .into_iter()
     .filter(|id| m.value_source(id) == Some(ValueSource::CommandLine))

@@ -367,3 +367,73 @@ impl RunRecord {
         })
     }
 }
+
+/// What a new run records when it claims its folder (`run.json`, [`crate::run::RECORD_FILE`]):
+/// its settings as asked for (the model's image shape and classes still to come from the data),
+/// the dataset folder and how its images are read, so that a run killed before its first
+/// checkpoint starts again from step 0 on `--resume`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunStart {
+    pub cfg: TrainConfig,
+    /// The dataset folder, absolute.
+    pub data: PathBuf,
+    pub options: crate::data::DataOptions,
+    /// A conditional VAE on the data's classes (`--conditional`).
+    pub conditional: bool,
+}
+
+impl RunStart {
+    /// One JSON object of strings: the keys of a checkpoint's run record, and the data's.
+    pub fn to_json(&self) -> String {
+        let record = RunRecord {
+            cfg: self.cfg.clone(),
+            epoch: 0,
+            steps: 0,
+            data: None,
+            test: BTreeMap::new(),
+            partial: None,
+        };
+        let mut m = record.to_metadata();
+        m.insert("data".into(), self.data.display().to_string());
+        m.insert("conditional".into(), self.conditional.to_string());
+        m.insert("test_percent".into(), self.options.test_percent.to_string());
+        if let Some(c) = self.options.channels {
+            m.insert("data_channels".into(), c.to_string());
+        }
+        if let Some(s) = self.options.size {
+            m.insert("data_size".into(), s.to_string());
+        }
+        serde_json::json!(m).to_string()
+    }
+
+    /// Reads what [`RunStart::to_json`] wrote at `path`; errors name the file.
+    pub fn read(path: &Path) -> Result<RunStart> {
+        let text = crate::files::read(path, "a run's run.json")?;
+        let metadata: BTreeMap<String, String> = serde_json::from_slice(&text)
+            .map_err(|e| Error::msg(format!("{}: not a gpu-ae run.json: {e}", path.display())))?;
+        let ckpt = Checkpoint {
+            tensors: Vec::new(),
+            metadata,
+        };
+        let cfg = RunRecord::read(&ckpt, path)?.cfg;
+        let r = Reader { ckpt: &ckpt, path };
+        let data = r.required("data")?;
+        let options = crate::data::DataOptions {
+            channels: match ckpt.meta("data_channels") {
+                None => None,
+                Some(_) => Some(r.value("data_channels", None, |&c: &u8| c == 1 || c == 3)?),
+            },
+            size: match ckpt.meta("data_size") {
+                None => None,
+                Some(_) => Some(r.value("data_size", None, |&s: &usize| s >= 1)?),
+            },
+            test_percent: r.value("test_percent", None, |p| (1..=99).contains(p))?,
+        };
+        Ok(RunStart {
+            cfg,
+            data: PathBuf::from(data),
+            options,
+            conditional: r.value("conditional", None, |_| true)?,
+        })
+    }
+}

@@ -14,6 +14,16 @@
 //! is discarded, and extra history lines are dropped); after it, [`RunFolder::load`] finishes
 //! step 4 if the process died before it. Both checkpoint files carry the epoch and step count in
 //! their metadata, and a resume checks that they agree.
+//!
+//! A new run records its settings in `run.json` when it claims the folder, so that a run killed
+//! before its first checkpoint starts again from step 0 on `--resume`.
+//!
+//! `--overwrite` of a folder that holds a run writes the new run beside the old one, in the
+//! hidden subfolder `.gpu-ae-overwrite`, by the same protocol; the old run stays whole until
+//! the new run's first checkpoint is committed there. Then the new files replace the old ones
+//! (each old file removed only while its new one waits in the subfolder, the model moved last),
+//! and training goes on in the folder itself. A claim finishes that move if a dead process
+//! left it half done, and removes a subfolder without a committed model (the old run stays).
 
 use std::cell::Cell;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -37,6 +47,11 @@ pub const LOSS_PLOT_FILE: &str = "loss.png";
 pub const PENDING_OPTIMIZER_FILE: &str = ".optimizer-pending.safetensors";
 /// Held (locked) by the training that writes the folder; removed when it ends.
 pub const LOCK_FILE: &str = ".gpu-ae.lock";
+/// The settings of a run, written when a new run claims its folder
+/// ([`crate::metadata::RunStart`]).
+pub const RECORD_FILE: &str = "run.json";
+/// Where an `--overwrite` writes its new run until the first commit.
+pub const STAGING_DIR: &str = ".gpu-ae-overwrite";
 
 /// The files that make a folder a run (any one of them is enough).
 const RUN_FILES: [&str; 5] = [
@@ -59,7 +74,8 @@ pub enum Claim {
 }
 
 /// A run folder held by this process: the lock is released and the lock file removed on drop;
-/// a folder this process created is removed again if no checkpoint was committed into it.
+/// a folder this process created is removed again if no checkpoint was committed into it, and
+/// so is a staged `--overwrite` (the old run stays).
 #[derive(Debug)]
 pub struct RunFolder {
     dir: PathBuf,
@@ -68,6 +84,11 @@ pub struct RunFolder {
     created: bool,
     /// This process began to commit a checkpoint here.
     wrote: Cell<bool>,
+    /// This process wrote the run's `run.json`.
+    recorded: Cell<bool>,
+    /// The run's files go to [`STAGING_DIR`] until its first commit (an `--overwrite` of a
+    /// folder that holds a run).
+    staged: Cell<bool>,
 }
 
 impl RunFolder {
@@ -94,9 +115,9 @@ impl RunFolder {
     }
 
     /// Claims `dir` (created if missing): takes its lock, removes what killed writers left behind,
-    /// and checks it against `claim`: a new run needs a folder without a run, a resumed one a
-    /// folder with a checkpoint; `Overwrite` deletes the run's files. Fails before any training
-    /// when the folder cannot be written.
+    /// and checks it against `claim`: a new run needs a folder without a run; `Overwrite` of a
+    /// folder that holds one writes the new run into [`STAGING_DIR`] until its first commit.
+    /// Fails before any training when the folder cannot be written.
     pub fn claim(dir: &Path, claim: Claim) -> Result<RunFolder> {
         if dir.exists() && !dir.is_dir() {
             bail!("{}: not a folder", dir.display());
@@ -121,11 +142,10 @@ impl RunFolder {
                 held.join(", "),
                 dir.display()
             ),
-            Claim::Overwrite => {
-                for f in held {
-                    let path = dir.join(f);
-                    fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                }
+            Claim::Overwrite if !held.is_empty() => {
+                let staging = dir.join(STAGING_DIR);
+                fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
+                folder.staged.set(true);
             }
             _ => {}
         }
@@ -140,6 +160,8 @@ impl RunFolder {
             lock: None,
             created,
             wrote: Cell::new(false),
+            recorded: Cell::new(false),
+            staged: Cell::new(false),
         };
         let mut file = OpenOptions::new()
             .read(true)
@@ -184,9 +206,20 @@ impl RunFolder {
             let name = entry.file_name().to_string_lossy().into_owned();
             let ours = RUN_FILES
                 .iter()
+                .chain(&[RECORD_FILE])
                 .any(|f| name.starts_with(&format!(".{f}.tmp-")));
             if ours && files::is_temp_name(&name) {
                 fs::remove_file(entry.path()).map_err(|e| Error::io(&entry.path(), e))?;
+            }
+        }
+        // An `--overwrite` that a kill interrupted: finished when its first commit was made,
+        // otherwise removed (the old run is whole).
+        let staging = self.dir.join(STAGING_DIR);
+        if staging.is_dir() {
+            if staging.join(MODEL_FILE).is_file() {
+                finish_overwrite(&self.dir)?;
+            } else {
+                fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
             }
         }
         if !self.has_checkpoint() && self.path(PENDING_OPTIMIZER_FILE).exists() {
@@ -218,8 +251,22 @@ impl RunFolder {
         &self.dir
     }
 
+    /// Where the run's `file` is written now: in the folder, or in [`STAGING_DIR`] before an
+    /// `--overwrite`'s first commit.
     pub fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
+        if self.staged.get() {
+            self.dir.join(STAGING_DIR).join(file)
+        } else {
+            self.dir.join(file)
+        }
+    }
+
+    /// Writes the run's settings (`run.json`, atomically): a new run does it when it has
+    /// claimed the folder, so that a kill before its first checkpoint leaves a run that
+    /// `--resume` starts again.
+    pub fn record(&self, settings: &str) -> Result<()> {
+        self.recorded.set(true);
+        write_atomic(&self.path(RECORD_FILE), settings.as_bytes())
     }
 
     /// Whether a checkpoint has been committed (the model file exists).
@@ -244,7 +291,13 @@ impl RunFolder {
         write_history(&self.path(METRICS_FILE), history)?;
         checkpoint::save(&self.path(MODEL_FILE), model)?;
         rename_durable(&pending, &self.path(OPTIMIZER_FILE))?;
-        plot_history(&self.path(LOSS_PLOT_FILE), history, loss)
+        plot_history(&self.path(LOSS_PLOT_FILE), history, loss)?;
+        if self.staged.get() {
+            // The new run's first commit: it replaces the old run now.
+            finish_overwrite(&self.dir)?;
+            self.staged.set(false);
+        }
+        Ok(())
     }
 
     /// The committed checkpoint: the model and the optimizer state of the same epoch. Finishes a
@@ -253,15 +306,14 @@ impl RunFolder {
     pub fn load(&self) -> Result<(Checkpoint, Checkpoint)> {
         let model_path = self.path(MODEL_FILE);
         let opt_path = self.path(OPTIMIZER_FILE);
-        let pending_path = self.path(PENDING_OPTIMIZER_FILE);
         let model = checkpoint::load(&model_path)?;
-        if pending_path.exists() {
-            match checkpoint::load(&pending_path) {
-                Ok(pending) if same_state(&model, &pending) => {
-                    rename_durable(&pending_path, &opt_path)?;
-                }
-                _ => fs::remove_file(&pending_path).map_err(|e| Error::io(&pending_path, e))?,
-            }
+        settle_pending(&self.dir, &model)?;
+        if !opt_path.exists() {
+            bail!(
+                "{}: missing: the run's Adam state belongs beside {}, and without it the run cannot go on exactly; put the file back (copy it with the model), or start a new run with --out",
+                opt_path.display(),
+                model_path.display()
+            );
         }
         let opt = checkpoint::load(&opt_path)?;
         if !same_state(&model, &opt) {
@@ -297,9 +349,19 @@ impl RunFolder {
 
 impl Drop for RunFolder {
     fn drop(&mut self) {
-        if self.wrote.get() && !self.has_checkpoint() {
-            // Nothing was committed: what an unfinished first commit wrote is not a run.
-            let _ = self.remove_uncommitted();
+        if self.staged.get() {
+            // An `--overwrite` that committed nothing: the old run stays as it was.
+            let _ = fs::remove_dir_all(self.dir.join(STAGING_DIR));
+            self.staged.set(false);
+        } else if !self.has_checkpoint() {
+            if self.wrote.get() {
+                // Nothing was committed: what an unfinished first commit wrote is not a run.
+                let _ = self.remove_uncommitted();
+            }
+            if self.recorded.get() {
+                // Ended without a kill and without a checkpoint: nothing to resume.
+                let _ = fs::remove_file(self.path(RECORD_FILE));
+            }
         }
         // Removed while still held, so no other process can take a lock on a file about to go.
         let _ = fs::remove_file(self.path(LOCK_FILE));
@@ -310,6 +372,53 @@ impl Drop for RunFolder {
             let _ = fs::remove_dir(&self.dir);
         }
     }
+}
+
+/// Finishes step 4 of a commit in `dir` that a dead process left (the pending optimizer file
+/// of `model`'s state becomes `optimizer.safetensors`) or discards a pending file of an
+/// uncommitted epoch.
+fn settle_pending(dir: &Path, model: &Checkpoint) -> Result<()> {
+    let pending_path = dir.join(PENDING_OPTIMIZER_FILE);
+    if pending_path.exists() {
+        match checkpoint::load(&pending_path) {
+            Ok(pending) if same_state(model, &pending) => {
+                rename_durable(&pending_path, &dir.join(OPTIMIZER_FILE))?;
+            }
+            _ => fs::remove_file(&pending_path).map_err(|e| Error::io(&pending_path, e))?,
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the run in `dir` with the one committed in its [`STAGING_DIR`]: the staged
+/// commit's step 4 finished, then each old file removed while its new one still waits staged
+/// (so a file already moved in is never taken for an old one: the process may have died here
+/// before), the old pending optimizer file too, then the new files moved in, the model last,
+/// and the subfolder removed.
+fn finish_overwrite(dir: &Path) -> Result<()> {
+    let staging = dir.join(STAGING_DIR);
+    let model = checkpoint::load(&staging.join(MODEL_FILE))?;
+    settle_pending(&staging, &model)?;
+    let moved = [
+        RECORD_FILE,
+        OPTIMIZER_FILE,
+        METRICS_FILE,
+        LOSS_PLOT_FILE,
+        MODEL_FILE,
+    ];
+    for f in moved.iter().chain(&[PENDING_OPTIMIZER_FILE]) {
+        let old = dir.join(f);
+        if (*f == PENDING_OPTIMIZER_FILE || staging.join(f).exists()) && old.exists() {
+            fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
+        }
+    }
+    for f in moved {
+        let new = staging.join(f);
+        if new.exists() {
+            rename_durable(&new, &dir.join(f))?;
+        }
+    }
+    fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))
 }
 
 /// Whether two checkpoint files hold the state after the same epoch and step.

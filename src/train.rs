@@ -60,18 +60,6 @@ impl TrainProgress {
         (self.rec_sum + self.kl_weight * self.kl_sum) / self.images.max(1) as f64
     }
 
-    /// The epoch so far: these sums (of its steps up to `self.step`) followed by `later`'s
-    /// (a [`Trainer::run_epoch`] call that continued it).
-    pub fn then(&self, later: &TrainProgress) -> TrainProgress {
-        TrainProgress {
-            images: self.images + later.images,
-            rec_sum: self.rec_sum + later.rec_sum,
-            kl_sum: self.kl_sum + later.kl_sum,
-            seconds: self.seconds + later.seconds,
-            ..*later
-        }
-    }
-
     /// Epoch `epoch` of `steps` steps at its start, or at the step where a checkpoint inside
     /// it (`kept`) left it, with the sums of the steps before.
     pub fn start(
@@ -150,7 +138,10 @@ struct StepPlan {
 /// Everything a training run holds on the GPU.
 pub struct Trainer<'g> {
     gpu: &'g Gpu,
+    /// The settings as given (and recorded): `cfg.batch` may exceed the training images.
     pub cfg: TrainConfig,
+    /// Images per full step: `cfg.batch`, or all the training images when there are fewer.
+    batch: usize,
     pub model: Model,
     /// `[P]` gradients, Adam moments; same offsets as the parameters.
     grads: Tensor,
@@ -230,7 +221,8 @@ impl<'g> Trainer<'g> {
         });
         let mut t = Trainer {
             gpu,
-            cfg: TrainConfig { batch, ..cfg },
+            cfg,
+            batch,
             model,
             grads,
             m,
@@ -267,7 +259,7 @@ impl<'g> Trainer<'g> {
             &mut plan,
             gpu,
             arch,
-            &self.train.source(self.cfg.batch),
+            &self.train.source(self.batch),
             &self.state,
             seed,
             binarize,
@@ -300,6 +292,11 @@ impl<'g> Trainer<'g> {
         step::advance(&mut plan, gpu, &self.state);
         plan.compile(gpu);
         Ok(StepPlan { plan, n })
+    }
+
+    /// Images per full step: the batch size asked for, or the training images when fewer.
+    pub fn batch(&self) -> usize {
+        self.batch
     }
 
     pub fn steps_per_epoch(&self) -> usize {
@@ -349,6 +346,26 @@ impl<'g> Trainer<'g> {
         stop: &dyn Fn(usize) -> bool,
         report: &mut dyn FnMut(&TrainProgress),
     ) -> Result<EpochEnd> {
+        let kept = TrainProgress {
+            epoch,
+            step: first_step,
+            ..Default::default()
+        };
+        self.continue_epoch(&kept, stop, report).await
+    }
+
+    /// [`Trainer::run_epoch`] from where `kept` left its epoch (`kept.step`, with the sums of
+    /// the steps before it, as a checkpoint inside the epoch records them): the losses, image
+    /// counts and seconds reported are the epoch's so far. The GPU's f32 loss accumulator starts
+    /// at `kept`'s sums (f32 values read back from it), so the epoch's sums are bit-identical
+    /// to those of an epoch trained in one call.
+    pub async fn continue_epoch(
+        &mut self,
+        kept: &TrainProgress,
+        stop: &dyn Fn(usize) -> bool,
+        report: &mut dyn FnMut(&TrainProgress),
+    ) -> Result<EpochEnd> {
+        let (epoch, first_step) = (kept.epoch, kept.step);
         let gpu = self.gpu;
         let perm = SplitMix64::derived(self.cfg.seed, PERM_PURPOSE, epoch as u64)
             .permutation(self.train.count);
@@ -356,7 +373,7 @@ impl<'g> Trainer<'g> {
         // A streamed split: each chunk's images are packed and queued before its first step
         // (the next one while the GPU still works on this one); submissions end at chunks.
         let streamed = self.train.is_streamed();
-        let chunk_steps = self.chunk_images / self.cfg.batch;
+        let chunk_steps = self.chunk_images / self.batch;
         let steps = self.steps_per_epoch();
         if first_step >= steps {
             bail!("epoch {epoch} has {steps} steps; it cannot start at step {first_step}");
@@ -370,34 +387,34 @@ impl<'g> Trainer<'g> {
         self.train.load_chunk(
             gpu,
             Some(&perm),
-            chunk_first * self.cfg.batch,
+            chunk_first * self.batch,
             self.chunk_images,
         );
         let state = [self.steps_done as u32, first_step as u32, 0, 0];
         gpu.queue
             .write_buffer(&self.state.buffer, 0, bytemuck::cast_slice(&state));
+        let sums = [kept.rec_sum as f32, kept.kl_sum as f32, 0.0, 0.0];
         gpu.queue
-            .write_buffer(&self.acc.buffer, 0, bytemuck::cast_slice(&[0f32; 4]));
+            .write_buffer(&self.acc.buffer, 0, bytemuck::cast_slice(&sums));
 
         let start = Instant::now();
         let mut progress = TrainProgress {
-            epoch,
-            step: first_step,
             steps,
             kl_weight: self.cfg.beta as f64,
-            ..Default::default()
+            ..*kept
         };
         // (staging index, steps done after that submission, images done, submission index)
         let mut pending: Option<(usize, usize, usize, wgpu::SubmissionIndex)> = None;
         let mut per_submit = 1usize;
         let mut next = first_step;
-        let mut images = 0usize;
+        let mut images = kept.images;
         let mut submits = 0usize;
         while next < steps {
             if stop(next) {
                 // The sums of the steps submitted so far, for the caller's checkpoint.
                 if let Some(prev) = pending.take() {
-                    self.collect(prev, &mut progress, start).await?;
+                    self.collect(prev, &mut progress, start, kept.seconds)
+                        .await?;
                     report(&progress);
                 }
                 self.steps_done += (next - first_step) as u64;
@@ -434,33 +451,38 @@ impl<'g> Trainer<'g> {
             submits += 1;
             next = end;
             if streamed && next < steps && next.is_multiple_of(chunk_steps) {
-                let start = next * self.cfg.batch;
+                let start = next * self.batch;
                 self.train
                     .load_chunk(gpu, Some(&perm), start, self.chunk_images);
             }
             if let Some(prev) = pending.take() {
-                self.collect(prev, &mut progress, start).await?;
+                self.collect(prev, &mut progress, start, kept.seconds)
+                    .await?;
                 report(&progress);
                 // Aim for about a quarter second of GPU work per submission.
-                let per_step = progress.seconds / (progress.step - first_step).max(1) as f64;
+                let per_step =
+                    (progress.seconds - kept.seconds) / (progress.step - first_step).max(1) as f64;
                 per_submit = ((0.25 / per_step.max(1e-6)) as usize).clamp(1, 64);
             }
             pending = Some((slot, end, images, index));
         }
         if let Some(prev) = pending.take() {
-            self.collect(prev, &mut progress, start).await?;
+            self.collect(prev, &mut progress, start, kept.seconds)
+                .await?;
             report(&progress);
         }
         self.steps_done += (steps - first_step) as u64;
         Ok(EpochEnd::Finished(progress))
     }
 
-    /// Waits for a submission's loss copy, reads it and checks it is finite.
+    /// Waits for a submission's loss copy, reads it and checks it is finite; the epoch's
+    /// seconds are `before` and those since `start`.
     async fn collect(
         &self,
         (slot, step, images, index): (usize, usize, usize, wgpu::SubmissionIndex),
         progress: &mut TrainProgress,
         start: Instant,
+        before: f64,
     ) -> Result<()> {
         let staging = &self.staging[slot];
         platform::mapped(&self.gpu.device, staging, Some(index))
@@ -480,7 +502,7 @@ impl<'g> Trainer<'g> {
         progress.images = images;
         progress.rec_sum = sums[0] as f64;
         progress.kl_sum = sums[1] as f64;
-        progress.seconds = start.elapsed().as_secs_f64();
+        progress.seconds = before + start.elapsed().as_secs_f64();
         if !sums[0].is_finite() || !sums[1].is_finite() {
             bail!(
                 "training diverged in epoch {} by step {}: the loss became {}; try a lower --lr",

@@ -9,10 +9,10 @@ use crate::gpu::Gpu;
 use crate::gpu_split::GpuSplit;
 use crate::graph::{ModelValues, values_from_checkpoint};
 use crate::kernels;
-use crate::metadata::{self, DatasetRecord, PartialEpoch, RunRecord};
+use crate::metadata::{self, DatasetRecord, PartialEpoch, RunRecord, RunStart};
 use crate::models::{Architecture, ImageShape, ModelSpec, Task, value_name};
 use crate::platform::{self, Instant};
-use crate::run::{Claim, MODEL_FILE, OPTIMIZER_FILE, RunFolder};
+use crate::run::{Claim, MODEL_FILE, OPTIMIZER_FILE, RECORD_FILE, RunFolder};
 use crate::schedule::{LrSchedule, Schedule};
 use crate::split_plans::batches;
 use crate::train::{EpochEnd, TrainConfig, TrainProgress, Trainer};
@@ -114,7 +114,7 @@ fn metrics_line(
 fn check_resume_flags(
     recorded: &TrainConfig,
     requested: &TrainConfig,
-    conditional: bool,
+    (was_conditional, conditional): (bool, bool),
     explicit: &[String],
     dir: &Path,
 ) -> Result<()> {
@@ -161,7 +161,7 @@ fn check_resume_flags(
                 r.schedule.warmup_steps.to_string(),
                 q.schedule.warmup_steps.to_string(),
             ),
-            "conditional" => (r.spec.is_conditional().to_string(), conditional.to_string()),
+            "conditional" => (was_conditional.to_string(), conditional.to_string()),
             _ => continue,
         };
         if was != asked {
@@ -198,6 +198,80 @@ fn resumed_lr(
     requested.lr
 }
 
+/// A dataset's path as a run records it: without `..` or links where it resolves.
+fn absolute(dir: &Path) -> PathBuf {
+    dir.canonicalize()
+        .or_else(|_| std::path::absolute(dir))
+        .unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// The settings that `folder`'s run recorded when it was claimed, for a resume of a run that
+/// was killed before its first checkpoint (it starts again from step 0, saying so). Refuses
+/// a folder that holds no run, and settings flags that differ from the recorded ones.
+fn restart_settings(
+    folder: &RunFolder,
+    requested: &TrainConfig,
+    opts: &RunOptions,
+) -> Result<RunStart> {
+    let path = folder.path(RECORD_FILE);
+    if !path.is_file() {
+        bail!(
+            "{}: holds no run (no {MODEL_FILE}, no {RECORD_FILE}); start one with --out {}",
+            folder.dir().display(),
+            folder.dir().display()
+        );
+    }
+    let start = RunStart::read(&path)?;
+    let dir = folder.dir();
+    let explicit = &opts.explicit_flags;
+    check_resume_flags(
+        &start.cfg,
+        requested,
+        (start.conditional, opts.conditional),
+        explicit,
+        dir,
+    )?;
+    let (was, asked) = (&start.options, &opts.data_options);
+    let percent = explicit.iter().any(|f| f == "test_percent");
+    for (flag, differs, given, recorded) in [
+        (
+            "--channels",
+            asked.channels.is_some() && asked.channels != was.channels,
+            asked.channels.map(usize::from),
+            was.channels.map(usize::from),
+        ),
+        (
+            "--size",
+            asked.size.is_some() && asked.size != was.size,
+            asked.size,
+            was.size,
+        ),
+        (
+            "--test-percent",
+            percent && asked.test_percent != was.test_percent,
+            Some(asked.test_percent as usize),
+            Some(was.test_percent as usize),
+        ),
+    ] {
+        if differs {
+            let recorded =
+                recorded.map_or("without it".to_string(), |v| format!("with {flag} {v}"));
+            bail!(
+                "{flag} {}: the run in {} was started {recorded}, and a resumed run keeps its settings; start a new run to change it",
+                given.unwrap_or_default(),
+                dir.display()
+            );
+        }
+    }
+    if !opts.quiet {
+        noteln!(
+            "note: {} holds no checkpoint yet (its training ended before the first one): the run starts again from step 0 with the settings it recorded",
+            dir.display()
+        );
+    }
+    Ok(start)
+}
+
 /// What a resumed run starts from.
 struct ResumeState {
     record: RunRecord,
@@ -217,7 +291,7 @@ fn resume_state(
     check_resume_flags(
         &record.cfg,
         requested,
-        opts.conditional,
+        (record.cfg.spec.is_conditional(), opts.conditional),
         &opts.explicit_flags,
         folder.dir(),
     )?;
@@ -256,13 +330,43 @@ pub async fn run(
         }
         RunTarget::Folder { dir, claim } => RunFolder::claim(dir, *claim)?,
     };
-    let resume = match &opts.target {
+    let resuming = matches!(
+        opts.target,
         RunTarget::Folder {
             claim: Claim::Resume,
             ..
-        } => Some(resume_state(&folder, &cfg, opts)?),
-        _ => None,
+        }
+    );
+    // A run killed before its first checkpoint starts again with the settings it recorded.
+    let restarted;
+    let (cfg, opts) = match resuming && !folder.has_checkpoint() {
+        true => {
+            let start = restart_settings(&folder, &cfg, opts)?;
+            restarted = RunOptions {
+                data_dir: Some(opts.data_dir.clone().unwrap_or(start.data)),
+                data_options: start.options,
+                conditional: start.conditional,
+                ..opts.clone()
+            };
+            let lr = resumed_lr(&start.cfg, &cfg, 0, opts);
+            (TrainConfig { lr, ..start.cfg }, &restarted)
+        }
+        false => (cfg, opts),
     };
+    let resume = match resuming && folder.has_checkpoint() {
+        true => Some(resume_state(&folder, &cfg, opts)?),
+        false => None,
+    };
+    if !resuming {
+        let data_dir = opts.data_dir.clone().unwrap_or_default();
+        let start = RunStart {
+            cfg: cfg.clone(),
+            data: absolute(&data_dir),
+            options: opts.data_options,
+            conditional: opts.conditional,
+        };
+        folder.record(&start.to_json())?;
+    }
     let first_epoch = resume.as_ref().map_or(0, |r| r.record.epoch);
     let mut history = folder.history()?;
     history.truncate(first_epoch);
@@ -308,6 +412,18 @@ pub async fn run(
                     );
                 }
             }
+            let percent = asked.test_percent;
+            if opts.explicit_flags.iter().any(|f| f == "test_percent")
+                && split
+                    != (SplitRule::Hash {
+                        test_percent: percent,
+                    })
+            {
+                bail!(
+                    "--test-percent {percent}: the run in {} splits its images by {split}, and a resumed run keeps its split",
+                    folder.dir().display()
+                );
+            }
             recorded
         }
         None => opts.data_options,
@@ -329,13 +445,18 @@ pub async fn run(
     );
     let gpu = gpu?;
     let (dataset, digest) = loaded?;
-    // The dataset's path as recorded in the run: without `..` or links where it resolves.
-    let data_abs = data_dir
-        .canonicalize()
-        .or_else(|_| std::path::absolute(&data_dir))
-        .unwrap_or_else(|_| data_dir.clone());
+    let data_abs = absolute(&data_dir);
     if let Some(r) = recorded {
         if r.digest != digest && !opts.allow_data_change {
+            // Without --data the folder read is the run's own, changed since.
+            if opts.data_dir.is_none() {
+                bail!(
+                    "{}: the run in {} trained on this folder, and its images have changed since ({} then); pass --allow-data-change to continue on them",
+                    r.path.display(),
+                    folder.dir().display(),
+                    r.digest
+                );
+            }
             bail!(
                 "--data {}: these images differ from the ones the run in {} trained on ({}, {}); pass --allow-data-change to continue on them",
                 data_dir.display(),
@@ -351,6 +472,16 @@ pub async fn run(
                 data_abs.display()
             );
         }
+    }
+    if opts.explicit_flags.iter().any(|f| f == "test_percent")
+        && !matches!(dataset.split_rule, SplitRule::Hash { .. })
+    {
+        bail!(
+            "--test-percent {}: {} is split by {}, not by a percentage; leave --test-percent out",
+            opts.data_options.test_percent,
+            data_dir.display(),
+            dataset.split_rule
+        );
     }
     if !opts.quiet && dataset.ignored > 0 {
         noteln!(
@@ -525,9 +656,17 @@ async fn train_epochs(
             },
             trainer.model.arch.params.total,
             if steps == 1 { "" } else { "s" },
-            trainer.cfg.batch,
+            trainer.batch(),
             dir.display()
         );
+        if trainer.batch() < cfg.batch {
+            noteln!(
+                "note: --batch {}: the run has only {} training images, so each step takes all of them (the run records --batch {})",
+                cfg.batch,
+                trainer.batch(),
+                cfg.batch
+            );
+        }
     }
     if let Some(p) = &partial
         && !opts.quiet
@@ -553,12 +692,12 @@ async fn train_epochs(
                 stop_requested(step)
                     || (step > first && since.elapsed().as_secs_f64() >= opts.checkpoint_seconds)
             };
+            // The epoch's sums so far go on in the GPU's accumulator, as in one call.
             let end = trainer
-                .run_epoch(epoch, first, &due, &mut |p| progress.update(&done.then(p)))
+                .continue_epoch(&done, &due, &mut |p| progress.update(p))
                 .await?;
-            let so_far = done.then(end.progress());
-            let EpochEnd::Stopped(_) = end else {
-                break so_far;
+            let EpochEnd::Stopped(so_far) = end else {
+                break *end.progress();
             };
             done = so_far;
             if done.step > 0 {

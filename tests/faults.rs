@@ -57,11 +57,12 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 /// The files a finished run folder holds, and nothing else.
-const RUN_FILES: [&str; 4] = [
+const RUN_FILES: [&str; 5] = [
     "loss.png",
     "metrics.jsonl",
     "model.safetensors",
     "optimizer.safetensors",
+    "run.json",
 ];
 
 fn metrics_epochs(dir: &Path) -> Vec<u64> {
@@ -197,8 +198,9 @@ fn a_kill_at_any_write_of_a_checkpoint_leaves_a_run_that_resumes() {
     // optimizer, metrics, model, the optimizer's rename and the plot.
     assert!(points >= 4 * 4 + 2, "only {points} crash points");
 
-    // A kill during the very first commit leaves a folder that a new run takes again.
-    for k in [1, 4, 5, 8, 9, 12, 13, 14, 18] {
+    // A kill while the run's settings are recorded (crash points 1 to 4) or during the very
+    // first commit leaves a folder that a new run takes again.
+    for k in [2, 4, 5, 8, 9, 12, 13, 16, 17, 18, 22] {
         let dir = scratch("kill-first");
         let args = new_run(&dir, "1");
         assert!(killed_at(k, &args), "crash point {k} not reached");
@@ -622,13 +624,18 @@ fn a_stop_inside_an_epoch_keeps_its_steps() {
         let (a, b) = (metrics(dir), metrics(&reference));
         assert_eq!(a.len(), b.len());
         for (x, y) in a.iter().zip(&b) {
-            for key in ["epoch", "lr", "test_bce", "test_kl", "test_neg_elbo"] {
+            // The training sums too: a resumed epoch's go on from the kept f32 sums.
+            for key in [
+                "epoch",
+                "lr",
+                "test_bce",
+                "test_kl",
+                "test_neg_elbo",
+                "train_loss",
+                "train_bce",
+                "train_kl",
+            ] {
                 assert_eq!(x[key], y[key], "{key}: {x} and {y}");
-            }
-            // Sums of separate calls: the same up to f32 rounding.
-            for key in ["train_loss", "train_bce", "train_kl"] {
-                let (u, v) = (x[key].as_f64().unwrap(), y[key].as_f64().unwrap());
-                assert!((u - v).abs() <= 1e-4 * v.abs(), "{key}: {x} and {y}");
             }
         }
     };
@@ -839,4 +846,215 @@ fn a_cosine_schedule_resumes_exactly() {
     for (x, y) in metrics(&dir).iter().zip(&lines) {
         assert_eq!(x["lr_last"], y["lr_last"], "{x} and {y}");
     }
+}
+
+// Issue 27 ------------------------------------------------------------------------------------
+
+/// The fixture with only its first `count` training images (all its test images), in a fresh
+/// folder `name`.
+fn few_images(name: &str, count: usize) -> PathBuf {
+    let dir = data_copy(name);
+    let images = gpu_ae::data::read_images(&dir.join("train-images-idx3-ubyte")).unwrap();
+    let labels = gpu_ae::data::read_labels(&dir.join("train-labels-idx1-ubyte")).unwrap();
+    fs::write(
+        dir.join("train-images-idx3-ubyte"),
+        idx_images(&images, count),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("train-labels-idx1-ubyte"),
+        idx_labels(&labels[..count]),
+    )
+    .unwrap();
+    dir
+}
+
+/// Item 9: a batch larger than the training images is cut to them, said once, and the run
+/// records the value typed, so a resume with the same flag is accepted.
+#[test]
+fn a_batch_cut_to_the_images_is_said_and_recorded_as_typed() {
+    let data = few_images("batch-cut-data", 30);
+    let out = root().join("batch-cut");
+    let _ = fs::remove_dir_all(&out);
+    #[rustfmt::skip]
+    let run = command(&["train", "--data", s(&data), "--out", s(&out), "--batch", "64", "--eval-batch", "64", "--epochs", "1"].map(String::from)).output().unwrap();
+    let stderr = text(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("--batch 64"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(said[0].contains("only 30 training images"), "{stderr}");
+    assert!(stderr.contains("1 step per epoch of 30 images"), "{stderr}");
+    let kept = checkpoint::load(&model_file(&out)).unwrap();
+    assert_eq!(kept.meta("batch"), Some("64"));
+    #[rustfmt::skip]
+    ok(&["train", "--resume", s(&out), "--batch", "64", "--epochs", "2", "--eval-batch", "64", "--quiet"]);
+    assert_eq!(epoch_of(&out), "2");
+}
+
+/// Item 8: `--test-percent` on resume is refused when it is not the run's split, and on IDX
+/// data (split by its files) always.
+#[test]
+fn test_percent_is_refused_where_it_cannot_apply() {
+    // A flat folder of 20 tiny PNGs: split by the path hash.
+    let pictures = scratch("percent-pictures");
+    for i in 0..20u8 {
+        let img = image::GrayImage::from_fn(8, 8, |x, y| image::Luma([i * 12 + (x * y) as u8]));
+        img.save(pictures.join(format!("p{i:02}.png"))).unwrap();
+    }
+    let out = root().join("percent-run");
+    let _ = fs::remove_dir_all(&out);
+    #[rustfmt::skip]
+    ok(&["train", "--data", s(&pictures), "--out", s(&out), "--model", "dense-vae", "--test-percent", "50", "--epochs", "1", "--quiet"]);
+    #[rustfmt::skip]
+    let e = fails(&["train", "--resume", s(&out), "--test-percent", "30", "--epochs", "2", "--quiet"], &["--test-percent 30", s(&out), "< 50"], &[]);
+    assert!(e.contains("keeps its split"), "{e}");
+    assert_eq!(epoch_of(&out), "1");
+    #[rustfmt::skip]
+    ok(&["train", "--resume", s(&out), "--test-percent", "50", "--epochs", "2", "--quiet"]);
+    assert_eq!(epoch_of(&out), "2");
+
+    // IDX files are split by their names: the flag is refused, for a new run and a resume.
+    let idx = root().join("percent-idx");
+    let _ = fs::remove_dir_all(&idx);
+    #[rustfmt::skip]
+    fails(&["train", "--data", data_dir(), "--out", s(&idx), "--test-percent", "50", "--epochs", "1", "--quiet"], &["--test-percent 50", data_dir(), "IDX"], &[&idx]);
+    train(&idx, &[]);
+    #[rustfmt::skip]
+    fails(&["train", "--resume", s(&idx), "--test-percent", "50", "--epochs", "2", "--quiet"], &["--test-percent 50", s(&idx), "IDX"], &[]);
+    assert_eq!(epoch_of(&idx), "1");
+}
+
+/// The seed a run folder's model was trained with.
+fn seed_of(dir: &Path) -> String {
+    let c = checkpoint::load(&model_file(dir)).unwrap();
+    c.meta("seed").unwrap().to_string()
+}
+
+/// Item 1: `--overwrite` writes the new run beside the old one, which survives bad inputs, a
+/// missing adapter, a stop before the first step and a kill before the new run's first commit,
+/// and is replaced at that commit (a kill in the middle of the replacement is finished by the
+/// next claim).
+#[test]
+fn an_overwrite_keeps_the_old_run_until_the_new_one_commits() {
+    let old = root().join("overwrite-old");
+    let _ = fs::remove_dir_all(&old);
+    train(&old, &[]);
+    let before = snapshot(&old);
+    let overwrite = |dir: &Path, extra: &[&str]| -> Vec<String> {
+        let mut v = new_run(dir, "1");
+        v.extend(["--overwrite", "--seed", "7"].map(String::from));
+        v.extend(extra.iter().map(|a| a.to_string()));
+        v
+    };
+    let missing = root().join("overwrite-no-such-data");
+    #[rustfmt::skip]
+    fails(&["train", "--data", s(&missing), "--out", s(&old), "--overwrite", "--epochs", "1", "--quiet"], &[s(&missing)], &[]);
+    assert!(snapshot(&old) == before, "a bad --data changed the old run");
+    let args = overwrite(&old, &["--adapter", "nosuchgpu"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fails(&args, &["nosuchgpu"], &[]);
+    assert!(
+        snapshot(&old) == before,
+        "--adapter nosuchgpu changed the old run"
+    );
+    let stopped = command(&overwrite(&old, &[]))
+        .env("GPU_AE_STOP_AT_STEP", "0")
+        .output()
+        .unwrap();
+    assert_eq!(
+        stopped.status.code(),
+        Some(130),
+        "{}",
+        text(&stopped.stderr)
+    );
+    assert!(
+        snapshot(&old) == before,
+        "a stop before the first step changed the old run"
+    );
+
+    // Killed before the new run's commit point (the staged model's rename sits between crash
+    // points 15 and 16), the old run stays; after it, the new run replaces the old one, also
+    // when the kill came in the middle of the replacement (its renames: 23 to 32).
+    for k in [8, 15, 16, 24, 27, 31] {
+        let dir = copy_dir(&old, "overwrite-killed");
+        assert!(killed_at(k, &overwrite(&dir, &[])), "crash point {k}");
+        #[rustfmt::skip]
+        fails(&["train", "--resume", s(&dir), "--epochs", "1", "--quiet"], &["already trained for 1"], &[]);
+        assert_eq!(names(&dir), RUN_FILES, "crash point {k}");
+        if k <= 15 {
+            assert!(
+                snapshot(&dir) == before,
+                "crash point {k}: the old run changed"
+            );
+        } else {
+            assert_eq!(seed_of(&dir), "7", "crash point {k}");
+        }
+    }
+
+    // A good run replaces it.
+    let good = copy_dir(&old, "overwrite-good");
+    let run = command(&overwrite(&good, &[])).output().unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(seed_of(&good), "7");
+    assert_eq!(metrics_epochs(&good), vec![1]);
+    assert_eq!(names(&good), RUN_FILES);
+}
+
+/// Item 4: a run killed before its first checkpoint resumes from step 0 with the settings it
+/// recorded (and refuses others); a folder holding no run, and a model without its optimizer
+/// file, are one line saying so.
+#[test]
+fn a_run_killed_before_its_first_checkpoint_starts_again_on_resume() {
+    let reference = root().join("restart-reference");
+    let _ = fs::remove_dir_all(&reference);
+    train(&reference, &[]);
+    // Crash point 5: the first write of the first checkpoint (1 to 4 record the settings).
+    let dir = scratch("restart-killed");
+    assert!(killed_at(5, &new_run(&dir, "1")));
+    assert!(!model_file(&dir).exists() && dir.join("run.json").is_file());
+    #[rustfmt::skip]
+    let e = fails(&["train", "--resume", s(&dir), "--seed", "3", "--epochs", "1", "--quiet"], &["--seed 3", "resumed run keeps"], &[]);
+    assert!(e.contains(s(&dir)), "{e}");
+    #[rustfmt::skip]
+    let run = command(&["train", "--resume", s(&dir), "--epochs", "1", "--eval-batch", "64"].map(String::from)).output().unwrap();
+    let stderr = text(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let said = stderr
+        .lines()
+        .filter(|l| l.contains("starts again from step 0"))
+        .count();
+    assert_eq!(said, 1, "{stderr}");
+    same_parameters(&dir, &reference);
+    assert_eq!(names(&dir), RUN_FILES);
+
+    let empty = scratch("restart-empty");
+    #[rustfmt::skip]
+    fails(&["train", "--resume", s(&empty), "--epochs", "1", "--quiet"], &[s(&empty), "holds no run"], &[]);
+    let lost = copy_dir(&reference, "restart-no-optimizer");
+    fs::remove_file(lost.join("optimizer.safetensors")).unwrap();
+    #[rustfmt::skip]
+    let e = fails(&["train", "--resume", s(&lost), "--epochs", "2", "--quiet"], &["optimizer.safetensors", "missing"], &[]);
+    assert!(!e.contains("os error"), "{e}");
+}
+
+/// Item 19: a resume without `--data` whose recorded folder changed names that folder, not a
+/// `--data` the user never gave.
+#[test]
+fn a_changed_dataset_is_named_as_the_run_recorded_it() {
+    let data = data_copy("changed-data");
+    let out = root().join("changed-run");
+    let _ = fs::remove_dir_all(&out);
+    #[rustfmt::skip]
+    ok(&["train", "--data", s(&data), "--out", s(&out), "--batch", "64", "--eval-batch", "64", "--epochs", "1", "--quiet"]);
+    let images = data.join("train-images-idx3-ubyte");
+    let mut bytes = fs::read(&images).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&images, bytes).unwrap();
+    #[rustfmt::skip]
+    let e = fails(&["train", "--resume", s(&out), "--epochs", "2", "--quiet"], &[s(&data), "changed", "--allow-data-change"], &[]);
+    assert!(!e.contains("--data"), "{e}");
 }
