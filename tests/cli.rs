@@ -93,7 +93,8 @@ fn train_writes_a_pytorch_shaped_run_folder() {
             "loss.png",
             "metrics.jsonl",
             "model.safetensors",
-            "optimizer.safetensors"
+            "optimizer.safetensors",
+            "run.json"
         ]
     );
 
@@ -793,7 +794,7 @@ fn a_batch_too_large_for_the_device_is_a_clean_error() {
 fn resume_refuses_empty_and_finished_runs() {
     let empty = scratch("resume-empty");
     #[rustfmt::skip]
-    fails(&["train", "--resume", s(&empty), "--data", data_dir(), "--epochs", "2", "--quiet"], &[s(&empty.join("model.safetensors"))], &[]);
+    fails(&["train", "--resume", s(&empty), "--data", data_dir(), "--epochs", "2", "--quiet"], &[s(&empty), "holds no run"], &[]);
     assert!(
         snapshot(&empty).is_empty(),
         "resume wrote into an empty folder"
