@@ -73,7 +73,7 @@ impl<'s> Evaluator<'s> {
             reduce::sum_into(plan, gpu, b.acc, 0, &g.rec, g.kl(), b.n);
             // The PSNR of the picture of μ: a VAE decodes again from the mean code.
             if model.arch.is_vae() {
-                g.record_encode(plan, gpu, model, b.state, seed, STREAM_EVAL, false)?;
+                g.record_mean_code(plan, gpu);
                 g.record_decode(plan, gpu, model)?;
             }
             let spec = &model.arch.spec;

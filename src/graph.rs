@@ -618,6 +618,17 @@ impl Graph {
         Ok(())
     }
 
+    /// Records z = μ, the first L columns of the head output `(μ | logvar)`, after a sampling
+    /// [`Graph::record_encode`] of a VAE (nothing for other models, whose code has no noise):
+    /// what a following [`Graph::record_decode`] then decodes is the picture of the mean code,
+    /// without running the encoder again.
+    pub fn record_mean_code(&self, plan: &mut Plan, gpu: &Gpu) {
+        if let (Some(v), Some(h)) = (&self.vae, &self.head_out) {
+            let l = v.z.numel() / self.n;
+            condition::take_columns(plan, gpu, &v.z, &SplitTensor::whole(h), self.n, l, l);
+        }
+    }
+
     /// Records the decoder from [`Graph::code`] (and a conditional VAE's labels) to logits (or
     /// probabilities for MSE models).
     pub fn record_decode(&self, plan: &mut Plan, gpu: &Gpu, model: &Model) -> Result<()> {

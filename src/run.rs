@@ -364,7 +364,7 @@ impl Drop for RunFolder {
             }
         }
         // Removed while still held, so no other process can take a lock on a file about to go.
-        let _ = fs::remove_file(self.path(LOCK_FILE));
+        let _ = fs::remove_file(self.dir.join(LOCK_FILE));
         // Closing the lock file releases the lock.
         self.lock = None;
         if self.created && !self.has_checkpoint() {

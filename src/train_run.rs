@@ -339,23 +339,23 @@ pub async fn run(
     );
     // A run killed before its first checkpoint starts again with the settings it recorded.
     let restarted;
-    let (cfg, opts) = match resuming && !folder.has_checkpoint() {
-        true => {
-            let start = restart_settings(&folder, &cfg, opts)?;
-            restarted = RunOptions {
-                data_dir: Some(opts.data_dir.clone().unwrap_or(start.data)),
-                data_options: start.options,
-                conditional: start.conditional,
-                ..opts.clone()
-            };
-            let lr = resumed_lr(&start.cfg, &cfg, 0, opts);
-            (TrainConfig { lr, ..start.cfg }, &restarted)
-        }
-        false => (cfg, opts),
+    let (cfg, opts) = if resuming && !folder.has_checkpoint() {
+        let start = restart_settings(&folder, &cfg, opts)?;
+        restarted = RunOptions {
+            data_dir: Some(opts.data_dir.clone().unwrap_or(start.data)),
+            data_options: start.options,
+            conditional: start.conditional,
+            ..opts.clone()
+        };
+        let lr = resumed_lr(&start.cfg, &cfg, 0, opts);
+        (TrainConfig { lr, ..start.cfg }, &restarted)
+    } else {
+        (cfg, opts)
     };
-    let resume = match resuming && folder.has_checkpoint() {
-        true => Some(resume_state(&folder, &cfg, opts)?),
-        false => None,
+    let resume = if resuming && folder.has_checkpoint() {
+        Some(resume_state(&folder, &cfg, opts)?)
+    } else {
+        None
     };
     if !resuming {
         let data_dir = opts.data_dir.clone().unwrap_or_default();

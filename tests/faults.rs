@@ -72,9 +72,14 @@ fn metrics_epochs(dir: &Path) -> Vec<u64> {
         .collect()
 }
 
-fn epoch_of(dir: &Path) -> String {
+/// The metadata value `key` of a run folder's model.
+fn meta_of(dir: &Path, key: &str) -> String {
     let c = checkpoint::load(&model_file(dir)).unwrap();
-    c.meta("epoch").unwrap().to_string()
+    c.meta(key).unwrap().to_string()
+}
+
+fn epoch_of(dir: &Path) -> String {
+    meta_of(dir, "epoch")
 }
 
 // 1 -------------------------------------------------------------------------------------------
@@ -927,12 +932,6 @@ fn test_percent_is_refused_where_it_cannot_apply() {
     assert_eq!(epoch_of(&idx), "1");
 }
 
-/// The seed a run folder's model was trained with.
-fn seed_of(dir: &Path) -> String {
-    let c = checkpoint::load(&model_file(dir)).unwrap();
-    c.meta("seed").unwrap().to_string()
-}
-
 /// Item 1: `--overwrite` writes the new run beside the old one, which survives bad inputs, a
 /// missing adapter, a stop before the first step and a kill before the new run's first commit,
 /// and is replaced at that commit (a kill in the middle of the replacement is finished by the
@@ -990,7 +989,7 @@ fn an_overwrite_keeps_the_old_run_until_the_new_one_commits() {
                 "crash point {k}: the old run changed"
             );
         } else {
-            assert_eq!(seed_of(&dir), "7", "crash point {k}");
+            assert_eq!(meta_of(&dir, "seed"), "7", "crash point {k}");
         }
     }
 
@@ -998,7 +997,7 @@ fn an_overwrite_keeps_the_old_run_until_the_new_one_commits() {
     let good = copy_dir(&old, "overwrite-good");
     let run = command(&overwrite(&good, &[])).output().unwrap();
     assert!(run.status.success(), "{}", text(&run.stderr));
-    assert_eq!(seed_of(&good), "7");
+    assert_eq!(meta_of(&good, "seed"), "7");
     assert_eq!(metrics_epochs(&good), vec![1]);
     assert_eq!(names(&good), RUN_FILES);
 }
