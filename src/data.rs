@@ -21,6 +21,7 @@ use flate2::read::MultiGzDecoder;
 use crate::bail;
 use crate::error::{Error, Result};
 use crate::files;
+use crate::host_rng::SplitMix64;
 use crate::image_folder;
 
 /// IDX magic of an unsigned-byte 3-D array (images).
@@ -102,7 +103,38 @@ impl Split {
         self.labels.truncate(count);
         self
     }
+
+    /// A seeded uniformly random `count` of the images (all when there are fewer), kept in
+    /// their order here: the first `count` of a [`SplitMix64`] permutation of the indices, sorted.
+    /// The same (split, count, seed) gives the same images on every machine.
+    pub fn random_subset(self, count: usize, seed: u64) -> Split {
+        if count >= self.images.count {
+            return self;
+        }
+        let mut chosen =
+            SplitMix64::derived(seed, SUBSET_PURPOSE, 0).permutation(self.images.count);
+        chosen.truncate(count);
+        chosen.sort_unstable();
+        let per = self.images.pixels_per_image();
+        let pixels = chosen
+            .iter()
+            .flat_map(|&i| &self.images.pixels[i as usize * per..(i as usize + 1) * per])
+            .copied()
+            .collect();
+        let labels = chosen.iter().map(|&i| self.labels[i as usize]).collect();
+        Split {
+            images: Images {
+                count,
+                pixels,
+                ..self.images
+            },
+            labels,
+        }
+    }
 }
+
+/// The [`SplitMix64::derived`] purpose of [`Split::random_subset`]'s draw.
+const SUBSET_PURPOSE: u64 = 0x5355_4253_4554; // "SUBSET"
 
 /// How a dataset's images were divided into train and test, recorded so that a run can say
 /// which images it trained on (see [`SplitRule::name`] and [`SplitRule::parse`]).

@@ -424,9 +424,17 @@ struct EvalArgs {
     /// (IWAE; e.g. 5000), beside the one-sample ELBO.
     #[arg(long, value_parser = flags::count, allow_negative_numbers = true, value_name = "K")]
     iw: Option<usize>,
-    /// Evaluate only the first N test images (for slow adapters).
-    #[arg(long, value_parser = flags::count, allow_negative_numbers = true, value_name = "N")]
+    /// Evaluate only the first N test images (for slow adapters); the whole set's figures
+    /// are printed beside them.
+    #[arg(long, value_parser = flags::count, allow_negative_numbers = true, value_name = "N", conflicts_with = "subset")]
     limit: Option<usize>,
+    /// Evaluate a seeded random N of the test images (an unbiased draw, unlike `--limit`); the
+    /// whole set's figures are printed beside them, so the subset's bias shows.
+    #[arg(long, value_parser = flags::count, allow_negative_numbers = true, value_name = "N")]
+    subset: Option<usize>,
+    /// Seed of `--subset`'s draw.
+    #[arg(long, default_value_t = 0, value_parser = flags::whole::<u64>, allow_negative_numbers = true, requires = "subset")]
+    subset_seed: u64,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -548,6 +556,22 @@ fn usage_exit(e: clap::Error) -> ! {
                 .find(|l| l.starts_with("[possible values:"))
                 .map(|l| format!(" {l}"))
                 .unwrap_or_default();
+            // A missing argument's names are on the lines after the first.
+            let missing = match e.kind() {
+                ErrorKind::MissingRequiredArgument => text
+                    .lines()
+                    .skip(1)
+                    .take_while(|l| l.starts_with("  "))
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => String::new(),
+            };
+            let first = if missing.is_empty() {
+                first
+            } else {
+                format!("{first} {missing}")
+            };
             noteln!("{first}{values} (see --help)");
             std::process::exit(2)
         }
@@ -784,9 +808,26 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     if spec.is_conditional() {
         test.labels = classes::relabel(&test.labels, &set.classes, &spec.classes, &dir)?;
     }
-    if let Some(limit) = a.limit {
-        test = test.first(limit);
-    }
+    let whole_count = test.images.count;
+    // When only part of the set is evaluated, the whole set's figures too: the part's bias.
+    let whole = if a.limit.is_some() || a.subset.is_some() {
+        let split = GpuSplit::upload(&gpu, &test, &dir)?;
+        let evaluator = Evaluator::new(&gpu, &model, &split, a.batch, a.seed, binarize)?;
+        Some(block_on(evaluator.run(&gpu))?)
+    } else {
+        None
+    };
+    let part = match (a.limit, a.subset) {
+        (Some(n), _) => {
+            test = test.first(n);
+            Some("the first ones".to_string())
+        }
+        (None, Some(n)) => {
+            test = test.random_subset(n, a.subset_seed);
+            Some(format!("a random subset, seed {}", a.subset_seed))
+        }
+        (None, None) => None,
+    };
     let split = GpuSplit::upload(&gpu, &test, &dir)?;
     let evaluator = Evaluator::new(&gpu, &model, &split, a.batch, a.seed, binarize)?;
     let m = block_on(evaluator.run(&gpu))?;
@@ -838,6 +879,17 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         if binarize == Binarize::Dynamic {
             v["binarized"] = true.into();
         }
+        if let (Some(part), Some(whole)) = (&part, &whole) {
+            v["part"] = part.as_str().into();
+            let mut w = serde_json::json!({ "images": whole.count });
+            w[format!("test_{rec}")] = whole.rec.into();
+            if let Some(kl) = whole.kl {
+                w["test_kl"] = kl.into();
+                w["test_neg_elbo"] = whole.total().into();
+            }
+            w["test_psnr"] = whole.psnr.into();
+            v["whole_set"] = w;
+        }
         outln!("{v}");
     } else {
         let unit = if rec == "bce" { " nats" } else { "" };
@@ -861,6 +913,18 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
             m.rec,
             m.psnr
         );
+        if let (Some(part), Some(whole)) = (&part, &whole) {
+            let (name, of_part, of_whole) = match whole.kl {
+                Some(_) => ("negative ELBO".to_string(), m.total(), whole.total()),
+                None => (rec.to_uppercase(), m.rec, whole.rec),
+            };
+            outln!(
+                "  these {} of the {whole_count} test images are {part}; the whole set's {name} is {of_whole:.3}{unit} (this part's {of_part:.3}, {:+.3}), PSNR {:.2} dB",
+                m.count,
+                of_part - of_whole,
+                whole.psnr
+            );
+        }
     }
     Ok(())
 }

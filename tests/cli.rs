@@ -240,6 +240,85 @@ fn eval_reproduces_the_training_metrics() {
     assert!(plain.contains("negative ELBO"), "{plain}");
 }
 
+/// `--limit N` (the first N) and `--subset N` (a seeded random N) print the whole test set's
+/// figures beside the part's, so that a part's figure is never read as the set's.
+#[test]
+fn eval_of_part_of_the_test_set_shows_the_whole_set_beside_it() {
+    let model = model_file(vae2());
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--checkpoint",
+            s(&model),
+            "--data",
+            data_dir(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        json_lines(&ok(&args)).remove(0)
+    };
+    let all = eval(&[]);
+    assert!(all.get("whole_set").is_none(), "{all}");
+    let first = eval(&["--limit", "20"]);
+    let a = eval(&["--subset", "20"]);
+    let b = eval(&["--subset", "20", "--subset-seed", "7"]);
+    for part in [&first, &a, &b] {
+        assert_eq!(part["images"].as_u64(), Some(20), "{part}");
+        assert_eq!(
+            part["whole_set"]["images"].as_u64(),
+            Some(TEST_COUNT as u64),
+            "{part}"
+        );
+        assert_eq!(
+            num(&part["whole_set"], "test_neg_elbo"),
+            num(&all, "test_neg_elbo"),
+            "{part}"
+        );
+    }
+    assert_eq!(first["part"].as_str(), Some("the first ones"));
+    assert_eq!(a["part"].as_str(), Some("a random subset, seed 0"));
+    assert_ne!(
+        num(&a, "test_neg_elbo"),
+        num(&b, "test_neg_elbo"),
+        "seeds draw other images"
+    );
+    assert_eq!(
+        num(&a, "test_neg_elbo"),
+        num(&eval(&["--subset", "20"]), "test_neg_elbo")
+    );
+    let plain = ok(&[
+        "eval",
+        "--checkpoint",
+        s(&model),
+        "--data",
+        data_dir(),
+        "--subset",
+        "20",
+    ]);
+    assert!(
+        plain.contains("a random subset, seed 0; the whole set's negative ELBO"),
+        "{plain}"
+    );
+    fails(
+        &[
+            "eval",
+            "--checkpoint",
+            s(&model),
+            "--limit",
+            "5",
+            "--subset",
+            "5",
+        ],
+        &["--limit", "--subset"],
+        &[],
+    );
+    fails(
+        &["eval", "--checkpoint", s(&model), "--subset-seed", "5"],
+        &["--subset"],
+        &[],
+    );
+}
+
 /// The VAE's ε and the denoising noise are drawn per test image, not per place in a batch: every
 /// eval batch size (one image at a time, a batch that leaves a tail, the whole split) gives the
 /// same −ELBO up to float summation order. Checked on a plain VAE and on one trained to denoise.

@@ -210,6 +210,47 @@ fn shipped_mnist_test_split_loads() {
 }
 
 #[test]
+fn a_random_subset_is_seeded_sorted_and_keeps_labels_with_their_images() {
+    let test = data::load_test(&mnist_dir(), &DataOptions::default())
+        .unwrap()
+        .test;
+    let whole = test.clone();
+    let a = test.clone().random_subset(1000, 0);
+    assert_eq!((a.images.count, a.labels.len()), (1000, 1000));
+    assert_eq!(a.images.pixels.len(), 1000 * 784);
+    assert_eq!(
+        a,
+        test.clone().random_subset(1000, 0),
+        "the same seed, the same images"
+    );
+    let b = test.clone().random_subset(1000, 1);
+    assert_ne!(a, b, "another seed draws other images");
+    // Every chosen image is one of the set's, in the set's order, with its own label, and no
+    // image twice; the draw is not the first 1000.
+    let mut from = 0;
+    let mut positions = Vec::new();
+    for i in 0..a.images.count {
+        let at = (from..whole.images.count)
+            .find(|&j| whole.images.image(j) == a.images.image(i) && whole.labels[j] == a.labels[i])
+            .expect("a subset image is one of the set's, after the previous one");
+        positions.push(at);
+        from = at + 1;
+    }
+    assert!(*positions.last().unwrap() > 5000, "{positions:?}");
+    // Drawn uniformly: about a tenth of each half of the set.
+    let low = positions.iter().filter(|&&p| p < 5000).count();
+    assert!(
+        (420..580).contains(&low),
+        "{low} of 1000 from the first half"
+    );
+    assert_eq!(
+        test.clone().random_subset(20000, 0),
+        whole,
+        "asking for more gives all"
+    );
+}
+
+#[test]
 fn shipped_mnist_loads_in_full() {
     let ds = data::load(&mnist_dir(), &DataOptions::default()).unwrap();
     assert_eq!(ds.train.images.count, 60000);
