@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod adam;
 pub mod batchnorm;
+pub mod checks;
 pub mod condition;
 pub mod conv2d;
 pub mod conv_transpose2d;

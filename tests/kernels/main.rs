@@ -7,6 +7,7 @@ mod common;
 mod activation;
 mod adam;
 mod batchnorm;
+mod checks;
 mod condition;
 mod conv2d;
 mod conv_common;
