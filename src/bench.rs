@@ -3,7 +3,7 @@
 //! traffic), the model's FLOPs per step and, where the adapter has timestamp queries, the GPU
 //! time of each kernel within a step.
 
-use crate::classes;
+use crate::data::classes;
 use crate::data::{self, Split};
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu};

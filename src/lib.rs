@@ -5,27 +5,24 @@
 //! Layers of the crate, bottom up: [`gpu`] (device, tensors, plans) → [`kernels`] (one launcher
 //! per WGSL family, with its CPU twin in [`reference`](mod@reference)) → [`layers`] (one file per layer kind, stacks) → [`models`]
 //! (architectures) → [`graph`] (a model on the GPU for one batch size) → [`train`],
-//! [`evaluate`], [`bench`](mod@bench); [`data`] (with [`image_folder`], [`pil`] and
-//! [`dataset_cache`]), [`checkpoint`], [`viz`] and [`files`] do the host I/O. [`platform`] holds
+//! [`evaluate`], [`bench`](mod@bench); [`data`] (the data wing: IDX files and image folders
+//! behind one seam, the Pillow-identical decoder, the cache, the digest), [`checkpoint`],
+//! [`viz`] and [`files`] do the host I/O. [`platform`] holds
 //! everything a web page does differently (waiting for the GPU, threads, the clock).
 
 pub mod apply;
 pub mod bench;
 pub mod checkpoint;
-pub mod classes;
 pub mod console;
 pub mod counter_rng;
 pub mod data;
-pub mod dataset_cache;
 pub mod error;
 pub mod evaluate;
 pub mod files;
-pub mod fingerprint;
 pub mod gpu;
 pub mod gpu_split;
 pub mod graph;
 pub mod host_rng;
-pub mod image_folder;
 pub mod import;
 pub mod infer;
 pub mod kernels;
@@ -33,8 +30,6 @@ pub mod layers;
 pub mod likelihood;
 pub mod metadata;
 pub mod models;
-
-pub mod pil;
 pub mod platform;
 pub mod projection;
 pub mod reference;

@@ -4,7 +4,9 @@
 
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use gpu_ae::bail;
 use gpu_ae::bench::{self, BenchOptions};
+use gpu_ae::data::classes;
 use gpu_ae::data::{Binarize, DataOptions};
 use gpu_ae::error::{Error, Result};
 use gpu_ae::evaluate::Evaluator;
@@ -20,7 +22,6 @@ use gpu_ae::run::Claim;
 use gpu_ae::schedule::{LrSchedule, Schedule};
 use gpu_ae::train::{self, TrainConfig};
 use gpu_ae::train_run::{self, RunOptions, RunOutcome, RunTarget};
-use gpu_ae::{bail, classes};
 use gpu_ae::{noteln, outln, stop};
 use std::path::{Path, PathBuf};
 
@@ -798,7 +799,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         model.arch.spec.image,
     )?;
     let binarize = gpu_ae::metadata::read_binarize(&ckpt, &a.checkpoint)?;
-    let options = DataOptions::for_model(model.arch.spec.image, &split);
+    let options = model.arch.spec.image.data_options(&split);
     let set = gpu_ae::data::load_test(&dir, &options)?;
     if let Some(note) = set.conversion_note(model.arch.spec.image) {
         noteln!("{note}");

@@ -25,7 +25,7 @@ use clap::ValueEnum;
 pub const FORMAT: &str = "gpu-ae/1";
 
 /// The dataset a run trains on: its folder (absolute), the digest of its images and labels
-/// ([`crate::fingerprint::dataset_digest`]) and how it was split into train and test images.
+/// ([`crate::data::fingerprint::dataset_digest`]) and how it was split into train and test images.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetRecord {
     pub path: PathBuf,

@@ -8,6 +8,7 @@
 //! when pictures are made).
 
 use crate::bail;
+use crate::data::{DataOptions, SplitRule};
 use crate::error::{Error, Result};
 use crate::layers::{
     Act, BatchNorm2d, Conv2d, ConvTranspose2d, Dims, Linear, MaxPool2x2, ParamTable, ResBlock,
@@ -154,6 +155,19 @@ impl ImageShape {
     /// Values per image, C·S·S.
     pub fn pixels(&self) -> usize {
         self.channels * self.size * self.size
+    }
+
+    /// How a model of this shape reads a folder: its images converted to this shape, split by
+    /// the rule its run recorded.
+    pub fn data_options(&self, split: &SplitRule) -> DataOptions {
+        DataOptions {
+            channels: Some(self.channels as u8),
+            size: Some(self.size),
+            test_percent: match split {
+                SplitRule::Hash { test_percent } => *test_percent,
+                _ => DataOptions::default().test_percent,
+            },
+        }
     }
 }
 

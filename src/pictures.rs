@@ -4,7 +4,9 @@
 //! atomically, only after everything succeeded.
 
 use super::{AdapterArg, EncodeArgs, PictureArgs, SampleArgs, UpscaleArgs, model_data};
-use gpu_ae::data::{DataOptions, SplitRule};
+use gpu_ae::apply;
+use gpu_ae::data::SplitRule;
+use gpu_ae::data::classes;
 use gpu_ae::error::Result;
 use gpu_ae::graph::Model;
 use gpu_ae::infer::Inference;
@@ -12,7 +14,6 @@ use gpu_ae::models::{ImageShape, Task};
 use gpu_ae::platform::block_on;
 use gpu_ae::projection::principal_plane;
 use gpu_ae::train::load_model;
-use gpu_ae::{apply, classes};
 use gpu_ae::{bail, noteln, outln};
 use gpu_ae::{files, viz};
 use image::DynamicImage;
@@ -96,7 +97,7 @@ fn check_grid(
 fn test_images(dir: &Path, image: ImageShape, split: &SplitRule) -> Result<TestImages> {
     // The loader converts a folder of images to the model's shape and refuses an IDX folder
     // of another shape.
-    let set = gpu_ae::data::load_test(dir, &DataOptions::for_model(image, split))?;
+    let set = gpu_ae::data::load_test(dir, &image.data_options(split))?;
     if let Some(note) = set.conversion_note(image) {
         noteln!("{note}");
     }

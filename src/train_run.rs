@@ -2,6 +2,7 @@
 //! (settings, dataset digest), evaluation, metrics and a checkpoint after every epoch and inside
 //! long ones, progress lines, stop requests (a stop inside an epoch keeps its steps).
 
+use crate::data::{self, classes, fingerprint};
 use crate::data::{Binarize, DataOptions, SplitRule};
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalMetrics, Evaluator};
@@ -16,7 +17,7 @@ use crate::run::{Claim, MODEL_FILE, OPTIMIZER_FILE, RECORD_FILE, RunFolder};
 use crate::schedule::{LrSchedule, Schedule};
 use crate::split_plans::batches;
 use crate::train::{EpochEnd, TrainConfig, TrainProgress, Trainer};
-use crate::{bail, classes, data, fingerprint, noteln, stop};
+use crate::{bail, noteln, stop};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -395,7 +396,7 @@ pub async fn run(
             let image = r.record.cfg.spec.image;
             let asked = &opts.data_options;
             let split = recorded.map_or(SplitRule::IdxFiles, |d| d.split);
-            let recorded = DataOptions::for_model(image, &split);
+            let recorded = image.data_options(&split);
             for (flag, given, was) in [
                 (
                     "--channels",

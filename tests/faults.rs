@@ -859,8 +859,8 @@ fn a_cosine_schedule_resumes_exactly() {
 /// folder `name`.
 fn few_images(name: &str, count: usize) -> PathBuf {
     let dir = data_copy(name);
-    let images = gpu_ae::data::read_images(&dir.join("train-images-idx3-ubyte")).unwrap();
-    let labels = gpu_ae::data::read_labels(&dir.join("train-labels-idx1-ubyte")).unwrap();
+    let images = gpu_ae::data::idx::read_images(&dir.join("train-images-idx3-ubyte")).unwrap();
+    let labels = gpu_ae::data::idx::read_labels(&dir.join("train-labels-idx1-ubyte")).unwrap();
     fs::write(
         dir.join("train-images-idx3-ubyte"),
         idx_images(&images, count),

@@ -94,7 +94,7 @@ fn images_round_trip_raw_and_gzip() {
         ("gz-no-ext", gzip(&file)),
         ("raw.gz", file.clone()),
     ] {
-        let images = data::read_images(&dir.write(name, &bytes)).unwrap();
+        let images = data::idx::read_images(&dir.write(name, &bytes)).unwrap();
         assert_eq!(
             (images.count, images.rows, images.cols),
             (count, rows, cols),
@@ -114,7 +114,7 @@ fn labels_round_trip_raw_and_gzip() {
     assert!(labels.iter().any(|&l| l > 9));
     for (name, bytes) in [("raw", idx1(&labels)), ("gz", gzip(&idx1(&labels)))] {
         assert_eq!(
-            data::read_labels(&dir.write(name, &bytes)).unwrap(),
+            data::idx::read_labels(&dir.write(name, &bytes)).unwrap(),
             labels,
             "{name}"
         );
@@ -264,8 +264,14 @@ fn shipped_mnist_loads_in_full() {
 fn missing_files_are_named() {
     let dir = TempDir::new("missing");
     let path = dir.0.join("nope-idx3-ubyte.gz");
-    assert_contains(&error_for(data::read_images(&path), &path), "No such file");
-    assert_contains(&error_for(data::read_labels(&path), &path), "No such file");
+    assert_contains(
+        &error_for(data::idx::read_images(&path), &path),
+        "No such file",
+    );
+    assert_contains(
+        &error_for(data::idx::read_labels(&path), &path),
+        "No such file",
+    );
 
     // A directory lacking one file: the error lists both names looked for.
     write_dataset(&dir, 2, 2);
@@ -296,7 +302,7 @@ fn a_directory_where_a_file_belongs_is_named() {
         "is a directory, expected an IDX file",
     );
     assert_contains(
-        &error_for(data::read_images(&images), &images),
+        &error_for(data::idx::read_images(&images), &images),
         "is a directory, expected an IDX file",
     );
     // Also when it has the .gz name.
@@ -328,11 +334,11 @@ fn sizes_of_absurd_headers_are_exact() {
         let file = idx3(max, rows, cols, &noise(12, 9));
         let what = format!("header says 4294967295 images of {rows}×{cols}");
         let raw = dir.write("raw", &file);
-        let msg = error_for(data::read_images(&raw), &raw);
+        let msg = error_for(data::idx::read_images(&raw), &raw);
         assert_contains(&msg, &what);
         assert_contains(&msg, &format!("holds 12 of the {bytes} data bytes"));
         let gz = dir.write("gz", &gzip(&file));
-        let msg = error_for(data::read_images(&gz), &gz);
+        let msg = error_for(data::idx::read_images(&gz), &gz);
         assert_contains(&msg, &what);
         assert_contains(&msg, &format!("holds 12 of the {bytes} data bytes"));
     }
@@ -342,15 +348,21 @@ fn sizes_of_absurd_headers_are_exact() {
 fn empty_file() {
     let dir = TempDir::new("empty");
     let path = dir.write("empty", b"");
-    assert_contains(&error_for(data::read_images(&path), &path), "empty file");
-    assert_contains(&error_for(data::read_labels(&path), &path), "empty file");
+    assert_contains(
+        &error_for(data::idx::read_images(&path), &path),
+        "empty file",
+    );
+    assert_contains(
+        &error_for(data::idx::read_labels(&path), &path),
+        "empty file",
+    );
 }
 
 #[test]
 fn wrong_magic() {
     let dir = TempDir::new("magic");
     let labels = dir.write("labels", &idx1(&[1, 2, 3]));
-    let msg = error_for(data::read_images(&labels), &labels);
+    let msg = error_for(data::idx::read_images(&labels), &labels);
     assert_contains(
         &msg,
         "not an IDX image file: magic number 0x00000801, expected 0x00000803",
@@ -358,12 +370,12 @@ fn wrong_magic() {
     assert_contains(&msg, "this is an IDX label file");
     let images = dir.write("images.gz", &gzip(&idx3(1, 1, 1, &[0])));
     assert_contains(
-        &error_for(data::read_labels(&images), &images),
+        &error_for(data::idx::read_labels(&images), &images),
         "not an IDX label file",
     );
     let text = dir.write("readme", b"hello, this is not an IDX file at all");
     assert_contains(
-        &error_for(data::read_images(&text), &text),
+        &error_for(data::idx::read_images(&text), &text),
         "magic number 0x68656c6c",
     );
 }
@@ -373,7 +385,7 @@ fn truncated_header() {
     let dir = TempDir::new("short-header");
     let path = dir.write("short", &idx3(1, 2, 2, &[])[..10]);
     assert_contains(
-        &error_for(data::read_images(&path), &path),
+        &error_for(data::idx::read_images(&path), &path),
         "truncated header: the file holds 10 bytes, an IDX image header needs 16",
     );
 }
@@ -383,19 +395,19 @@ fn truncated_pixels() {
     let dir = TempDir::new("truncated");
     let file = idx3(10, 28, 28, &noise(1234, 5));
     let raw = dir.write("raw", &file);
-    let msg = error_for(data::read_images(&raw), &raw);
+    let msg = error_for(data::idx::read_images(&raw), &raw);
     assert_contains(
         &msg,
         "truncated: header says 10 images of 28×28 but the file holds 1234 of the 7840 data bytes",
     );
     let gz = dir.write("gz", &gzip(&file));
     assert_contains(
-        &error_for(data::read_images(&gz), &gz),
+        &error_for(data::idx::read_images(&gz), &gz),
         "truncated: header says 10 images of 28×28",
     );
     let labels = dir.write("labels", &idx1(&[1, 2, 3, 4])[..10]);
     assert_contains(
-        &error_for(data::read_labels(&labels), &labels),
+        &error_for(data::idx::read_labels(&labels), &labels),
         "truncated: header says 4 labels",
     );
 }
@@ -406,12 +418,12 @@ fn trailing_data() {
     let file = idx3(2, 2, 2, &noise(9, 6));
     let raw = dir.write("raw", &file);
     assert_contains(
-        &error_for(data::read_images(&raw), &raw),
+        &error_for(data::idx::read_images(&raw), &raw),
         "holds 1 more bytes after them",
     );
     let gz = dir.write("gz", &gzip(&file));
     assert_contains(
-        &error_for(data::read_images(&gz), &gz),
+        &error_for(data::idx::read_images(&gz), &gz),
         "holds more data after them",
     );
 }
@@ -423,12 +435,12 @@ fn huge_header_in_tiny_file_is_not_allocated() {
     let file = idx3(1 << 31, 28, 28, &noise(100, 7));
     for (name, bytes) in [("raw", file.clone()), ("gz", gzip(&file))] {
         let path = dir.write(name, &bytes);
-        let msg = error_for(data::read_images(&path), &path);
+        let msg = error_for(data::idx::read_images(&path), &path);
         assert_contains(&msg, "truncated: header says 2147483648 images of 28×28");
     }
     let labels = dir.write("labels", &[0, 0, 8, 1, 0xff, 0xff, 0xff, 0xff, 1, 2]);
     assert_contains(
-        &error_for(data::read_labels(&labels), &labels),
+        &error_for(data::idx::read_labels(&labels), &labels),
         "header says 4294967295 labels",
     );
 }
@@ -438,7 +450,7 @@ fn zero_sized_header() {
     let dir = TempDir::new("zero");
     let path = dir.write("zero", &idx3(3, 0, 28, &[]));
     assert_contains(
-        &error_for(data::read_images(&path), &path),
+        &error_for(data::idx::read_images(&path), &path),
         "header says 3 images of 0×28",
     );
 }
@@ -453,7 +465,7 @@ fn corrupt_gzip() {
     bad_block[10] |= 0b110;
     let path = dir.write("bad-block", &bad_block);
     assert_contains(
-        &error_for(data::read_images(&path), &path),
+        &error_for(data::idx::read_images(&path), &path),
         "corrupt gzip data",
     );
     // Intact deflate data, wrong CRC in the trailer.
@@ -462,19 +474,19 @@ fn corrupt_gzip() {
     bad_crc[n - 8] ^= 0xff;
     let path = dir.write("bad-crc", &bad_crc);
     assert_contains(
-        &error_for(data::read_images(&path), &path),
+        &error_for(data::idx::read_images(&path), &path),
         "corrupt gzip data",
     );
     // The compressed stream cut in half.
     let path = dir.write("cut", &good[..good.len() / 2]);
-    let msg = error_for(data::read_images(&path), &path);
+    let msg = error_for(data::idx::read_images(&path), &path);
     assert!(
         msg.contains("truncated gzip stream") || msg.contains("corrupt gzip"),
         "{msg}"
     );
     // Only the gzip magic.
     let path = dir.write("magic-only", &[0x1f, 0x8b]);
-    error_for(data::read_images(&path), &path);
+    error_for(data::idx::read_images(&path), &path);
 }
 
 #[test]

@@ -11,9 +11,9 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use gpu_ae::data::fingerprint::Fnv1a64;
 use gpu_ae::data::{self, DataOptions, Dataset, SplitRule, UNLABELLED};
-use gpu_ae::fingerprint::Fnv1a64;
-use gpu_ae::{image_folder, pil};
+use gpu_ae::data::{decode, folder, listing, pil};
 use image::{DynamicImage, ImageFormat, RgbImage, RgbaImage};
 
 // ------------------------------------------------------------------------------ scratch folders
@@ -200,11 +200,11 @@ fn assert_contains(msg: &str, part: &str) {
 /// Relative paths of a loaded dataset's train and test images, in split order, from the listing
 /// and the hash rule (the order `data::load` must follow).
 fn hash_split(dir: &Path, test_percent: u32) -> (Vec<String>, Vec<String>) {
-    let listing = image_folder::list_images(dir).unwrap();
+    let listing = listing::list_images(dir).unwrap();
     listing
         .images
         .into_iter()
-        .partition(|rel| !image_folder::is_test_by_hash(rel, test_percent))
+        .partition(|rel| !listing::is_test_by_hash(rel, test_percent))
 }
 
 /// Image `rel` of a dataset loaded with the hash rule, `[channels, rows, cols]`.
@@ -244,7 +244,7 @@ fn listing_order_labels_and_ignored_files() {
     dir.write("notes.txt", b"not an image");
     dir.write("cats/labels.csv", b"a,b");
     dir.write("cats/noext", b"x");
-    let listing = image_folder::list_images(&dir.0).unwrap();
+    let listing = listing::list_images(&dir.0).unwrap();
     assert_eq!(
         listing.images,
         [
@@ -287,7 +287,7 @@ fn listing_order_labels_and_ignored_files() {
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink(dir.path("cats"), dir.path("linked")).unwrap();
-        let listing = image_folder::list_images(&dir.0).unwrap();
+        let listing = listing::list_images(&dir.0).unwrap();
         assert!(listing.images.contains(&"linked/deep/c.png".to_string()));
         assert_eq!(listing.images.len(), 10);
         assert_eq!(listing.ignored, 5);
@@ -308,8 +308,8 @@ fn hash_split_matches_the_reference() {
         ("people-body/1f468-1f3fb.png", 69),
         ("a", 96),
     ] {
-        assert!(!image_folder::is_test_by_hash(rel, m), "{rel}");
-        assert!(image_folder::is_test_by_hash(rel, m + 1), "{rel}");
+        assert!(!listing::is_test_by_hash(rel, m), "{rel}");
+        assert!(listing::is_test_by_hash(rel, m + 1), "{rel}");
     }
 }
 
@@ -490,8 +490,8 @@ fn every_format_composited_over_white_as_pillow_does() {
     let mut failures = Vec::new();
     for (name, rgb_digest, grey_digest) in FORMAT_DIGESTS {
         let bytes = std::fs::read(dir.path(name)).unwrap();
-        let rgb = image_folder::load_image(&bytes, 3, 4).unwrap();
-        let grey = image_folder::load_image(&bytes, 1, 4).unwrap();
+        let rgb = decode::load_image(&bytes, 3, 4).unwrap();
+        let grey = decode::load_image(&bytes, 1, 4).unwrap();
         if fnv(&rgb) != rgb_digest || fnv(&grey) != grey_digest {
             failures.push(format!("{name}: rgb {rgb:?} grey {grey:?}"));
         }
@@ -505,7 +505,7 @@ fn every_format_composited_over_white_as_pillow_does() {
     // Spelled out, Pillow's first rows: rgba.png, R plane: alpha 0 → white, alpha 1 → 254
     // (ramp value 70), alpha 128 → 192, alpha 254 → 190 (ramp value 190).
     let load = |name: &str, channels| {
-        image_folder::load_image(&std::fs::read(dir.path(name)).unwrap(), channels, 4).unwrap()
+        decode::load_image(&std::fs::read(dir.path(name)).unwrap(), channels, 4).unwrap()
     };
     assert_eq!(load("rgba.png", 3)[..4], [255, 254, 192, 190]);
     assert_eq!(load("rgba.png", 1)[..4], [255, 254, 152, 71]);
@@ -536,7 +536,7 @@ fn jpeg_is_close_to_pillow() {
     let img = rgb(8, 8, |x, y| [(x * 30) as u8, (y * 30) as u8, 128]);
     let dir = TempDir::new("jpeg");
     let path = dir.write("smooth.jpg", &jpeg(&img, 95));
-    let rgb = image_folder::load_image(&std::fs::read(path).unwrap(), 3, 8).unwrap();
+    let rgb = decode::load_image(&std::fs::read(path).unwrap(), 3, 8).unwrap();
     // Pillow 13.0's load_image(path, 8, 3) of this file, planar.
     #[rustfmt::skip]
     let pillow: [u8; 192] = [
@@ -728,7 +728,7 @@ fn scaling_and_cropping_match_pillow() {
     let mut failures = Vec::new();
     for (name, (w, h), channels, size, digest, first) in cases {
         let path = dir.write(name, &png_rgb(w, h, pattern));
-        let out = image_folder::load_image(&std::fs::read(&path).unwrap(), channels, size).unwrap();
+        let out = decode::load_image(&std::fs::read(&path).unwrap(), channels, size).unwrap();
         assert_eq!(out.len(), usize::from(channels) * size * size);
         if fnv(&out) != digest || out[..4] != first {
             failures.push(format!(
@@ -977,7 +977,7 @@ fn second_load_reads_the_cache_not_the_images() {
     let o = opts(None, None);
     let first = data::load(&dir.0, &o).unwrap();
     assert_eq!(first.shape(), [3, 4, 4]);
-    let cache = image_folder::cache_file(&dir.0, &o).unwrap().unwrap();
+    let cache = folder::cache_file(&dir.0, &o).unwrap().unwrap();
     assert!(cache.starts_with(std::env::var_os("GPU_AE_CACHE_DIR").unwrap()));
     assert!(cache.is_file(), "{} not written", cache.display());
 
@@ -1008,7 +1008,7 @@ fn corrupt_or_truncated_cache_files_are_ignored_and_rewritten() {
     let dir = small_folder("cache-corrupt");
     let o = opts(None, Some(2));
     let first = data::load(&dir.0, &o).unwrap();
-    let cache = image_folder::cache_file(&dir.0, &o).unwrap().unwrap();
+    let cache = folder::cache_file(&dir.0, &o).unwrap().unwrap();
     let good = std::fs::read(&cache).unwrap();
     let mut flipped = good.clone();
     let mid = flipped.len() / 2;
@@ -1038,11 +1038,11 @@ fn fifos_in_the_folder_and_at_the_cache_path_are_never_opened() {
     };
     let dir = small_folder("fifo");
     let o = opts(None, None);
-    let cache = image_folder::cache_file(&dir.0, &o).unwrap().unwrap();
+    let cache = folder::cache_file(&dir.0, &o).unwrap().unwrap();
     std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
     mkfifo(&cache);
     mkfifo(&dir.path("a/x.png"));
-    let listing = image_folder::list_images(&dir.0).unwrap();
+    let listing = listing::list_images(&dir.0).unwrap();
     assert_eq!((listing.images.len(), listing.ignored), (12, 1));
     let ds = data::load(&dir.0, &o).unwrap();
     assert_eq!(
@@ -1077,9 +1077,7 @@ fn the_test_split_alone_decodes_only_test_images() {
     let t = data::load_test(&dir.0, &o).unwrap();
     let expected: Vec<u8> = test
         .iter()
-        .flat_map(|rel| {
-            image_folder::load_image(&std::fs::read(dir.path(rel)).unwrap(), 3, 4).unwrap()
-        })
+        .flat_map(|rel| decode::load_image(&std::fs::read(dir.path(rel)).unwrap(), 3, 4).unwrap())
         .collect();
     assert_eq!(t.test.images.pixels, expected);
     assert_eq!(t.classes, ["a", "b"]);

@@ -99,10 +99,10 @@ pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = scratch("data");
-        let train = data::read_images(&mnist("train-images-idx3-ubyte.gz")).unwrap();
-        let train_labels = data::read_labels(&mnist("train-labels-idx1-ubyte.gz")).unwrap();
-        let test = data::read_images(&mnist("t10k-images-idx3-ubyte.gz")).unwrap();
-        let test_labels = data::read_labels(&mnist("t10k-labels-idx1-ubyte.gz")).unwrap();
+        let train = data::idx::read_images(&mnist("train-images-idx3-ubyte.gz")).unwrap();
+        let train_labels = data::idx::read_labels(&mnist("train-labels-idx1-ubyte.gz")).unwrap();
+        let test = data::idx::read_images(&mnist("t10k-images-idx3-ubyte.gz")).unwrap();
+        let test_labels = data::idx::read_labels(&mnist("t10k-labels-idx1-ubyte.gz")).unwrap();
         let test_labels = test_labels[..TEST_COUNT].to_vec();
         let write = |name: &str, bytes: Vec<u8>| std::fs::write(dir.join(name), bytes).unwrap();
         write("train-images-idx3-ubyte", idx_images(&train, TRAIN_COUNT));

@@ -8,7 +8,9 @@
 
 mod selftest;
 
+use gpu_ae::apply;
 use gpu_ae::checkpoint;
+use gpu_ae::data::{self, fingerprint};
 use gpu_ae::data::{Binarize, Dataset, Split, SplitRule};
 use gpu_ae::gpu::{AdapterChoice, DeviceLimits, Elem, Gpu, is_software};
 use gpu_ae::gpu_split::GpuSplit;
@@ -17,7 +19,6 @@ use gpu_ae::infer::Inference;
 use gpu_ae::metadata::{self, DatasetRecord};
 use gpu_ae::models::{Architecture, LossKind, ModelKind, ModelSpec, Task};
 use gpu_ae::train::{EpochEnd, TrainConfig, TrainProgress, Trainer};
-use gpu_ae::{apply, data, fingerprint};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -138,8 +139,8 @@ pub fn load_mnist(
     test_labels: &[u8],
 ) -> Result<String, JsValue> {
     let split = |images: &[u8], labels: &[u8], name: &str| -> gpu_ae::Result<Split> {
-        let images = data::images_from_bytes(Path::new(&format!("{name}-images")), images)?;
-        let labels = data::labels_from_bytes(Path::new(&format!("{name}-labels")), labels)?;
+        let images = data::idx::images_from_bytes(Path::new(&format!("{name}-images")), images)?;
+        let labels = data::idx::labels_from_bytes(Path::new(&format!("{name}-labels")), labels)?;
         Ok(Split {
             images,
             labels: labels.into_iter().map(u32::from).collect(),

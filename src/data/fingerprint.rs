@@ -2,7 +2,7 @@
 //! on other images is caught. Fast and stable across platforms; it detects changes, it is not a
 //! cryptographic hash.
 
-use crate::data::{Dataset, Split, SplitRule};
+use super::split::{Dataset, Split, SplitRule};
 
 const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const PRIME: u64 = 0x0000_0100_0000_01b3;

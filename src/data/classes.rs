@@ -4,8 +4,8 @@
 //! the `--label` flag (class indices or names, comma-separated, quoted as CSV fields), and a class
 //! name as a CSV field.
 
+use super::split::{Split, UNLABELLED};
 use crate::bail;
-use crate::data::{Split, UNLABELLED};
 use crate::error::Result;
 use std::path::Path;
 
@@ -154,7 +154,7 @@ fn list(model: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::Images;
+    use crate::data::split::Images;
 
     fn split(labels: Vec<u32>) -> Split {
         Split {

@@ -3,7 +3,7 @@
 //! (`../shared/reference/pytorch_images.py`: `list_images`, `load_image`, `load_folder`), so
 //! both train on the same pixels:
 //!
-//! - **Listing** ([`list_images`]): every file below DIR whose extension is png, jpg, jpeg, bmp,
+//! - **Listing** ([`super::listing`]): every file below DIR whose extension is png, jpg, jpeg, bmp,
 //!   gif or webp (any case), recursively, following symbolic links (a link back to a folder
 //!   above it is an error); hidden files and folders (name starting with '.') are skipped; other
 //!   files, and anything that is not a regular file (a FIFO or a device named like an image), are
@@ -15,11 +15,11 @@
 //! - **Split** ([`SplitRule`]): DIR/train and DIR/test when both are folders (images elsewhere
 //!   are not used); otherwise an image is a test image when FNV-1a 64 of its relative path
 //!   modulo 100 is below the test percentage, so adding files never moves the others.
-//! - **Pixels** ([`decode`], [`prepare`]): decoded with the `image` crate (format from the
+//! - **Pixels** ([`super::decode`]): decoded with the `image` crate (format from the
 //!   content); alpha (RGBA, grey+alpha, a palette with transparency) composited over white as
 //!   Pillow's `alpha_composite` does; grey is Pillow's `convert("L")` luma; images that are not
 //!   S×S are scaled so the shorter side is S (Pillow BOX when the shorter side is a multiple of
-//!   S, else BILINEAR, both ported bit-exactly in [`crate::pil`]) and centre-cropped. A PNG
+//!   S, else BILINEAR, both ported bit-exactly in [`super::pil`]) and centre-cropped. A PNG
 //!   whose transparency is a key colour of a grey or RGB image keeps its pixels as they are
 //!   (Pillow does not composite those either). Stored planar, `[channels, S, S]` per image.
 //! - **Defaults**: channels 3 when any image holds a pixel that is not grey (R ≠ G or G ≠ B)
@@ -28,7 +28,7 @@
 //! - **Errors**: one line naming the file or folder: `<path>: cannot decode: …`, a folder with no
 //!   images, an empty split. Nothing is returned from a partly decoded folder.
 //! - **Work**: decoding runs on every core, with a progress bar on a terminal's stderr; the
-//!   result is cached (see [`crate::dataset_cache`]), so the next load of the same files with
+//!   result is cached (see [`super::cache`]), so the next load of the same files with
 //!   the same options reads one file instead.
 //!
 //! Measured against Pillow 13.0 (`tests/io_images.rs`): every pixel equal for PNG (RGB, RGBA,
@@ -42,117 +42,19 @@
 //! shrinks more than twice as much as their width they can differ from Pillow 13 (and from
 //! this crate) by one level.
 
-use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use image::{DynamicImage, ImageReader};
+use image::ImageReader;
 
+use super::cache::{self, Cached, Part};
+use super::decode::{decode, prepare};
+use super::listing::{Listing, is_test_by_hash, list_images, split_rule};
+use super::split::{DataOptions, Dataset, Images, Split, SplitRule, TestSet, UNLABELLED};
 use crate::bail;
-use crate::data::{DataOptions, Dataset, Images, Split, SplitRule, TestSet, UNLABELLED};
-use crate::dataset_cache::{self, Cached, Part};
 use crate::error::{Error, Result};
-use crate::fingerprint::Fnv1a64;
-use crate::pil;
-
-/// Extensions of the files read as images (compared without case).
-pub const EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "gif", "webp"];
-
-/// The files [`list_images`] found below a folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listing {
-    /// Relative paths with '/' separators, sorted by their UTF-8 bytes.
-    pub images: Vec<String>,
-    /// Files that are not images (other extensions, or not regular files: FIFOs, devices,
-    /// sockets); hidden ones are not counted.
-    pub ignored: usize,
-}
-
-/// Every image file below `dir` (see the module doc for the rules). Errors name the folder or
-/// file: unreadable folders, names that are not UTF-8, a symbolic link back to a folder above.
-pub fn list_images(dir: &Path) -> Result<Listing> {
-    let mut listing = Listing {
-        images: Vec::new(),
-        ignored: 0,
-    };
-    let root = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
-    walk(dir, "", &mut vec![root], &mut listing)?;
-    listing.images.sort_unstable();
-    Ok(listing)
-}
-
-/// Lists `dir` (which is `prefix` below the root) into `out`; `ancestors` holds the canonical
-/// paths of `dir` and the folders above it, to refuse a link that would loop.
-fn walk(dir: &Path, prefix: &str, ancestors: &mut Vec<PathBuf>, out: &mut Listing) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let path = entry.path();
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            bail!("{}: file name is not valid UTF-8", path.display());
-        };
-        if name.starts_with('.') {
-            continue;
-        }
-        let mut kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
-        if kind.is_symlink() {
-            // Follow the link; a broken one is a file (it fails to read if it is an image).
-            if let Ok(meta) = std::fs::metadata(&path) {
-                kind = meta.file_type();
-            }
-        }
-        let rel = format!("{prefix}{name}");
-        if kind.is_dir() {
-            let real = path.canonicalize().map_err(|e| Error::io(&path, e))?;
-            if ancestors.contains(&real) {
-                bail!(
-                    "{}: links back to {}, a folder above it; the listing would never end",
-                    path.display(),
-                    real.display()
-                );
-            }
-            ancestors.push(real);
-            walk(&path, &format!("{rel}/"), ancestors, out)?;
-            ancestors.pop();
-        } else if is_image_name(&name) && (kind.is_file() || kind.is_symlink()) {
-            // A broken link stays here: reading it fails, naming it.
-            out.images.push(rel);
-        } else {
-            // Other extensions, and whatever is not a regular file (a FIFO named x.png would
-            // block the read that decodes it; a device or a socket holds no image).
-            out.ignored += 1;
-        }
-    }
-    Ok(())
-}
-
-/// Whether a file name has one of [`EXTENSIONS`] (any case).
-pub fn is_image_name(name: &str) -> bool {
-    Path::new(name)
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
-}
-
-/// The rule for `dir`: [`SplitRule::Folders`] when `dir/train` and `dir/test` are both folders
-/// (links followed), else [`SplitRule::Hash`].
-pub fn split_rule(dir: &Path, test_percent: u32) -> SplitRule {
-    if dir.join("train").is_dir() && dir.join("test").is_dir() {
-        SplitRule::Folders
-    } else {
-        SplitRule::Hash { test_percent }
-    }
-}
-
-/// Whether the image at relative path `rel` is a test image under [`SplitRule::Hash`]:
-/// FNV-1a 64 of its UTF-8 bytes modulo 100 below `test_percent`.
-pub fn is_test_by_hash(rel: &str, test_percent: u32) -> bool {
-    let mut h = Fnv1a64::default();
-    h.update(rel.as_bytes());
-    h.finish() % 100 < u64::from(test_percent)
-}
 
 /// Which listed images go where, with which label.
 struct Layout {
@@ -259,7 +161,7 @@ pub fn load(dir: &Path, opts: &DataOptions) -> Result<Dataset> {
 /// Every image of a surveyed folder, from the cache or decoded (and cached).
 fn load_all(dir: &Path, opts: &DataOptions, listing: &Listing, layout: &Layout) -> Result<Cached> {
     let stats = stat_all(dir, listing)?;
-    let entry = dataset_cache::Entry::new(dir, opts, Part::All, layout.rule, listing, &stats);
+    let entry = cache::Entry::new(dir, opts, Part::All, layout.rule, listing, &stats);
     Ok(match entry.as_ref().and_then(|e| e.read(&layout.classes)) {
         Some(c) if fits(&c, layout, opts) => c,
         _ => {
@@ -279,7 +181,7 @@ fn load_all(dir: &Path, opts: &DataOptions, listing: &Listing, layout: &Layout) 
 pub fn load_test(dir: &Path, opts: &DataOptions) -> Result<TestSet> {
     let (listing, layout) = survey(dir, opts, false)?;
     let stats = stat_all(dir, &listing)?;
-    let full = dataset_cache::Entry::new(dir, opts, Part::All, layout.rule, &listing, &stats);
+    let full = cache::Entry::new(dir, opts, Part::All, layout.rule, &listing, &stats);
     let hit = full
         .as_ref()
         .and_then(|e| e.read(&layout.classes))
@@ -287,7 +189,7 @@ pub fn load_test(dir: &Path, opts: &DataOptions) -> Result<TestSet> {
     let cached = if let Some(c) = hit {
         c
     } else if opts.channels.is_some() && opts.size.is_some() {
-        let entry = dataset_cache::Entry::new(dir, opts, Part::Test, layout.rule, &listing, &stats);
+        let entry = cache::Entry::new(dir, opts, Part::Test, layout.rule, &listing, &stats);
         match entry.as_ref().and_then(|e| e.read(&layout.classes)) {
             Some(c) if c.test.labels.len() == layout.test.len() => c,
             _ => {
@@ -319,7 +221,7 @@ pub fn cache_file(dir: &Path, opts: &DataOptions) -> Result<Option<PathBuf>> {
     let listing = list_images(dir)?;
     let rule = split_rule(dir, opts.test_percent);
     let stats = stat_all(dir, &listing)?;
-    Ok(dataset_cache::Entry::new(dir, opts, Part::All, rule, &listing, &stats).map(|e| e.path))
+    Ok(cache::Entry::new(dir, opts, Part::All, rule, &listing, &stats).map(|e| e.path))
 }
 
 /// Lists `dir` and lays out its splits; errors when there is nothing to load.
@@ -353,123 +255,16 @@ fn fits(c: &Cached, layout: &Layout, opts: &DataOptions) -> bool {
 }
 
 /// Length and modification time of every listed image (links followed), for the cache key.
-fn stat_all(dir: &Path, listing: &Listing) -> Result<Vec<dataset_cache::FileStamp>> {
+fn stat_all(dir: &Path, listing: &Listing) -> Result<Vec<cache::FileStamp>> {
     listing
         .images
         .iter()
         .map(|rel| {
             let path = dir.join(rel);
             let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
-            Ok(dataset_cache::FileStamp::of(&meta))
+            Ok(cache::FileStamp::of(&meta))
         })
         .collect()
-}
-
-/// An image decoded and composited over white, interleaved `[height, width, 3]` RGB.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decoded {
-    pub width: usize,
-    pub height: usize,
-    /// `[height, width, 3]`
-    pub rgb: Vec<u8>,
-}
-
-impl Decoded {
-    /// Whether every pixel is grey (R = G = B).
-    pub fn is_grey(&self) -> bool {
-        self.rgb
-            .chunks_exact(3)
-            .all(|p| p[0] == p[1] && p[1] == p[2])
-    }
-}
-
-/// Decodes an image file's bytes (format from the content) to RGB with any alpha composited
-/// over white as the reference does. The error is the decoder's message.
-pub fn decode(bytes: &[u8]) -> std::result::Result<Decoded, String> {
-    let image = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?
-        .decode()
-        .map_err(|e| e.to_string())?;
-    let (width, height) = (image.width() as usize, image.height() as usize);
-    let rgb = if image.color().has_alpha() && !png_key_colour(bytes) {
-        pil::composite_over_white(&to_rgba8(image))
-    } else {
-        to_rgb8(image)
-    };
-    Ok(Decoded { width, height, rgb })
-}
-
-/// Whether `bytes` is a grey or RGB PNG (colour type 0 or 2), whose only transparency can be a
-/// tRNS key colour: the decoder turns it into alpha, but Pillow leaves such an image opaque.
-fn png_key_colour(bytes: &[u8]) -> bool {
-    bytes.len() > 25
-        && bytes.starts_with(b"\x89PNG\r\n\x1a\n")
-        && &bytes[12..16] == b"IHDR"
-        && matches!(bytes[25], 0 | 2)
-}
-
-/// 8-bit RGBA (`[h, w, 4]`); 8-bit images convert exactly (grey+alpha → (l, l, l, a)).
-fn to_rgba8(image: DynamicImage) -> Vec<u8> {
-    match image {
-        DynamicImage::ImageRgba8(im) => im.into_raw(),
-        other => other.to_rgba8().into_raw(),
-    }
-}
-
-/// 8-bit RGB (`[h, w, 3]`), alpha dropped; grey → (l, l, l).
-fn to_rgb8(image: DynamicImage) -> Vec<u8> {
-    match image {
-        DynamicImage::ImageRgb8(im) => im.into_raw(),
-        other => other.to_rgb8().into_raw(),
-    }
-}
-
-/// An image ready for the dataset, planar `[planes, size, size]`: one plane when the image is
-/// grey (or grey was asked for), three otherwise.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prepared {
-    /// `[planes, size, size]`, planes 1 or 3.
-    pub planes: Vec<u8>,
-    /// Whether the image was grey after compositing (the one plane stands for R = G = B).
-    pub grey: bool,
-    /// Whether it was scaled (another size) or made grey (a colour image, one plane asked for).
-    pub converted: bool,
-}
-
-/// The reference's `load_image` from a decoded image: grey (`channels` 1, Pillow's luma) or
-/// RGB, scaled and centre-cropped to `size`×`size` (see [`pil::scale_and_crop`]). With
-/// `channels` None a grey image gives one plane (equal to the three it would give as RGB) and a
-/// colour image three.
-pub fn prepare(d: &Decoded, channels: Option<u8>, size: usize) -> Prepared {
-    let grey = d.is_grey();
-    let one_plane = channels == Some(1) || (channels.is_none() && grey);
-    let (src, c) = if one_plane {
-        // For a grey image luma(v, v, v) = v: the same plane as R.
-        (pil::luma(&d.rgb), 1)
-    } else {
-        (d.rgb.clone(), 3)
-    };
-    let hwc = pil::scale_and_crop(&src, c, (d.width, d.height), size);
-    let n = size * size;
-    let mut planes = vec![0u8; c * n];
-    for (i, px) in hwc.chunks_exact(c).enumerate() {
-        for (ch, &v) in px.iter().enumerate() {
-            planes[ch * n + i] = v;
-        }
-    }
-    let converted = (d.width, d.height) != (size, size) || (one_plane && !grey);
-    Prepared {
-        planes,
-        grey,
-        converted,
-    }
-}
-
-/// The reference's whole pipeline on one file's bytes: [`decode`] then [`prepare`]:
-/// `[channels, size, size]`, channels 1 or 3.
-pub fn load_image(bytes: &[u8], channels: u8, size: usize) -> std::result::Result<Vec<u8>, String> {
-    Ok(prepare(&decode(bytes)?, Some(channels), size).planes)
 }
 
 /// Decodes the images of the layout's splits (the test split only when `train` is false) on

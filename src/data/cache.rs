@@ -25,10 +25,10 @@ use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use crate::data::{DataOptions, Images, Split, SplitRule, UNLABELLED};
+use super::fingerprint::Fnv1a64;
+use super::listing::Listing;
+use super::split::{DataOptions, Images, Split, SplitRule, UNLABELLED};
 use crate::files;
-use crate::fingerprint::Fnv1a64;
-use crate::image_folder::Listing;
 
 /// First bytes of a cache file; the last byte is the format version.
 const MAGIC: &[u8; 16] = b"gpu-ae-dataset\n\x02";
