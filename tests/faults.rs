@@ -1,9 +1,8 @@
 //! Runs under faults and misuse (issue 11), one test per item: a run folder is never overwritten
 //! or shared, a kill at any write of a checkpoint leaves a run that resumes, closed pipes, what a
-//! resume checks, one rule for numeric flags, an unwritable `--out`, litter and Ctrl-C (also before
-//! the first step), noise
-//! that depends on the image (in `tests/cli.rs`: `eval_does_not_depend_on_the_batch_size`), small
-//! lies, and saying where it runs.
+//! resume checks, one rule for numeric flags, an unwritable `--out`, litter and Ctrl-C (also
+//! before the first step), noise that depends on the image (in `tests/cli.rs`:
+//! `eval_does_not_depend_on_the_batch_size`), small lies, and saying where it runs.
 
 mod support;
 
