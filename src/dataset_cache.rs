@@ -11,8 +11,9 @@
 //! is replaced, and only a regular file there is read). The key is FNV-1a 64 of the crate version, this format's
 //! version, the folder's absolute path, the options (channels, size, test percentage), the split
 //! rule, which part was decoded (both splits, or the test split alone), and every listed image's
-//! relative path, length and modification time: changing, adding, removing or touching an image
-//! gives a new key (old files stay until the folder is deleted).
+//! relative path, length, modification time and (on Unix) status-change time, device and inode
+//! ([`FileStamp`]): changing, adding, removing, replacing or touching an image gives a new key,
+//! also when its modification time is put back (old files stay until the folder is deleted).
 //!
 //! **Format** (little-endian): 16-byte magic, key u64, channels u32, rows u32, cols u32, train
 //! count u64, test count u64, class count u32, each class as length u32 + UTF-8 bytes, train
@@ -65,12 +66,18 @@ pub enum Part {
     Test,
 }
 
-/// Length and modification time of a file, part of the key.
+/// What the key knows of a file: its length and modification time and, on Unix, its
+/// status-change time, device and inode. A program (or `touch -d`) can give a rewritten file its
+/// old modification time back, but not its old status-change time, which every write, rename
+/// into place or `chmod` sets to now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {
     len: u64,
     /// Seconds since the Unix epoch (negative before it) and nanoseconds.
     mtime: (i64, u32),
+    /// Status-change time (seconds, nanoseconds), device and inode; zeros off Unix.
+    ctime: (i64, i64),
+    inode: (u64, u64),
 }
 
 impl FileStamp {
@@ -83,9 +90,18 @@ impl FileStamp {
             ),
             Err(_) => (0, 0),
         };
+        #[cfg(unix)]
+        let (ctime, inode) = {
+            use std::os::unix::fs::MetadataExt;
+            ((meta.ctime(), meta.ctime_nsec()), (meta.dev(), meta.ino()))
+        };
+        #[cfg(not(unix))]
+        let (ctime, inode) = ((0, 0), (0, 0));
         FileStamp {
             len: meta.len(),
             mtime,
+            ctime,
+            inode,
         }
     }
 }
@@ -171,6 +187,12 @@ fn key(
         h.update(&stamp.len.to_le_bytes());
         h.update(&stamp.mtime.0.to_le_bytes());
         h.update(&stamp.mtime.1.to_le_bytes());
+        for word in [stamp.ctime.0, stamp.ctime.1] {
+            h.update(&word.to_le_bytes());
+        }
+        for word in [stamp.inode.0, stamp.inode.1] {
+            h.update(&word.to_le_bytes());
+        }
     }
     h.finish()
 }

@@ -29,7 +29,8 @@
 //!   images, an empty split. Nothing is returned from a partly decoded folder.
 //! - **Work**: decoding runs on every core, with a progress bar on a terminal's stderr; the
 //!   result is cached (see [`crate::dataset_cache`]), so the next load of the same files with
-//!   the same options reads one file instead.
+//!   the same options reads one file instead (a file rewritten since is decoded again, even
+//!   with its old modification time put back).
 //!
 //! Measured against Pillow 13.0 (`tests/io_images.rs`): every pixel equal for PNG (RGB, RGBA,
 //! grey, grey+alpha, palette with and without transparency, key colours), GIF, BMP and lossless
@@ -313,13 +314,14 @@ pub fn load_test(dir: &Path, opts: &DataOptions) -> Result<TestSet> {
     })
 }
 
-/// The cache file that holds (or will hold) the decoded folder `dir` loaded with `opts` by
-/// [`load`], or None when there is no cache folder. Lists the folder to compute the key.
-pub fn cache_file(dir: &Path, opts: &DataOptions) -> Result<Option<PathBuf>> {
+/// The cache file that holds (or will hold) `part` of the decoded folder `dir` loaded with
+/// `opts` (both splits by [`load`], the test split alone by [`load_test`]), or None when there
+/// is no cache folder. Lists the folder to compute the key.
+pub fn cache_file(dir: &Path, opts: &DataOptions, part: Part) -> Result<Option<PathBuf>> {
     let listing = list_images(dir)?;
     let rule = split_rule(dir, opts.test_percent);
     let stats = stat_all(dir, &listing)?;
-    Ok(dataset_cache::Entry::new(dir, opts, Part::All, rule, &listing, &stats).map(|e| e.path))
+    Ok(dataset_cache::Entry::new(dir, opts, part, rule, &listing, &stats).map(|e| e.path))
 }
 
 /// Lists `dir` and lays out its splits; errors when there is nothing to load.
@@ -352,7 +354,7 @@ fn fits(c: &Cached, layout: &Layout, opts: &DataOptions) -> bool {
         && opts.size.is_none_or(|s| (s, s) == (im.rows, im.cols))
 }
 
-/// Length and modification time of every listed image (links followed), for the cache key.
+/// The [`dataset_cache::FileStamp`] of every listed image (links followed), for the cache key.
 fn stat_all(dir: &Path, listing: &Listing) -> Result<Vec<dataset_cache::FileStamp>> {
     listing
         .images

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use gpu_ae::data::{self, DataOptions, Dataset, SplitRule, UNLABELLED};
+use gpu_ae::dataset_cache::Part;
 use gpu_ae::fingerprint::Fnv1a64;
 use gpu_ae::{image_folder, pil};
 use image::{DynamicImage, ImageFormat, RgbImage, RgbaImage};
@@ -971,25 +972,42 @@ fn garble(path: &Path, later: u64) {
     file.set_modified(mtime).unwrap();
 }
 
+/// Flips the low bit of the last pixel in the cache file at `path` and makes its checksum good:
+/// the file ends with the train pixels (the test pixels when it holds the test split alone),
+/// then FNV-1a 64 of everything before it.
+fn flip_last_pixel(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let body = bytes.len() - 8;
+    bytes[body - 1] ^= 1;
+    let mut h = Fnv1a64::default();
+    h.update(&bytes[..body]);
+    bytes[body..].copy_from_slice(&h.finish().to_le_bytes());
+    std::fs::write(path, &bytes).unwrap();
+}
+
 #[test]
 fn second_load_reads_the_cache_not_the_images() {
     let dir = small_folder("cache");
     let o = opts(None, None);
     let first = data::load(&dir.0, &o).unwrap();
     assert_eq!(first.shape(), [3, 4, 4]);
-    let cache = image_folder::cache_file(&dir.0, &o).unwrap().unwrap();
+    let cache = image_folder::cache_file(&dir.0, &o, Part::All)
+        .unwrap()
+        .unwrap();
     assert!(cache.starts_with(std::env::var_os("GPU_AE_CACHE_DIR").unwrap()));
     assert!(cache.is_file(), "{} not written", cache.display());
 
-    let victim = dir.path("a/0.png");
-    garble(&victim, 0);
-    assert_eq!(data::load(&dir.0, &o).unwrap(), first);
+    // A pixel changed in the cache file is what the next loads return.
+    flip_last_pixel(&cache);
+    let mut expected = first.clone();
+    *expected.train.images.pixels.last_mut().unwrap() ^= 1;
+    assert_eq!(data::load(&dir.0, &o).unwrap(), expected);
     assert_eq!(data::load_test(&dir.0, &o).unwrap().test, first.test);
 
-    // Without the cache the garbage is decoded, and named.
+    // Without the cache the images are decoded again.
     std::fs::remove_file(&cache).unwrap();
-    assert_contains(&error_for(data::load(&dir.0, &o), &victim), "cannot decode");
-    assert!(!cache.exists(), "a failed load wrote a cache file");
+    assert_eq!(data::load(&dir.0, &o).unwrap(), first);
+    assert!(cache.is_file(), "{} not rewritten", cache.display());
 }
 
 /// A file whose modification time changes is another key: decoded again.
@@ -1003,12 +1021,42 @@ fn a_touched_file_is_decoded_again() {
     assert_contains(&error_for(data::load(&dir.0, &o), &victim), "cannot decode");
 }
 
+/// Issue 27 item 10: a file rewritten with the same length and its modification time put back
+/// (as `touch -d` or a careful tool would) is decoded again, not served from the cache: its
+/// status-change time is part of the key, and so is its inode (a file replaced by another).
+#[test]
+#[cfg(unix)]
+fn a_file_rewritten_with_its_old_mtime_is_decoded_again() {
+    let dir = small_folder("cache-rewritten");
+    // Both splits cached, and the test split alone (decoded on its own when the shape is given).
+    let (all, test_only) = (opts(None, None), opts(Some(3), Some(4)));
+    data::load(&dir.0, &all).unwrap();
+    data::load_test(&dir.0, &test_only).unwrap();
+    // A test image's bytes changed in place, its modification time restored.
+    let listing = image_folder::list_images(&dir.0).unwrap();
+    let rel = listing
+        .images
+        .iter()
+        .find(|rel| image_folder::is_test_by_hash(rel, 10))
+        .unwrap();
+    let victim = dir.path(rel);
+    garble(&victim, 0);
+    let test = data::load_test(&dir.0, &test_only).map(drop);
+    assert_contains(&error_for(test, &victim), "cannot decode");
+    assert_contains(
+        &error_for(data::load(&dir.0, &all), &victim),
+        "cannot decode",
+    );
+}
+
 #[test]
 fn corrupt_or_truncated_cache_files_are_ignored_and_rewritten() {
     let dir = small_folder("cache-corrupt");
     let o = opts(None, Some(2));
     let first = data::load(&dir.0, &o).unwrap();
-    let cache = image_folder::cache_file(&dir.0, &o).unwrap().unwrap();
+    let cache = image_folder::cache_file(&dir.0, &o, Part::All)
+        .unwrap()
+        .unwrap();
     let good = std::fs::read(&cache).unwrap();
     let mut flipped = good.clone();
     let mid = flipped.len() / 2;
@@ -1038,7 +1086,9 @@ fn fifos_in_the_folder_and_at_the_cache_path_are_never_opened() {
     };
     let dir = small_folder("fifo");
     let o = opts(None, None);
-    let cache = image_folder::cache_file(&dir.0, &o).unwrap().unwrap();
+    let cache = image_folder::cache_file(&dir.0, &o, Part::All)
+        .unwrap()
+        .unwrap();
     std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
     mkfifo(&cache);
     mkfifo(&dir.path("a/x.png"));
@@ -1083,11 +1133,14 @@ fn the_test_split_alone_decodes_only_test_images() {
         .collect();
     assert_eq!(t.test.images.pixels, expected);
     assert_eq!(t.classes, ["a", "b"]);
-    // Cached on its own: served again with the test images garbled too.
-    for rel in &test {
-        garble(&dir.path(rel), 0);
-    }
-    assert_eq!(data::load_test(&dir.0, &o).unwrap(), t);
+    // Cached on its own: the next load reads that file.
+    let cache = image_folder::cache_file(&dir.0, &o, Part::Test)
+        .unwrap()
+        .unwrap();
+    flip_last_pixel(&cache);
+    let mut served = t.clone();
+    *served.test.images.pixels.last_mut().unwrap() ^= 1;
+    assert_eq!(data::load_test(&dir.0, &o).unwrap(), served);
     assert_contains(&error_for(data::load(&dir.0, &o), &victim), "cannot decode");
     assert_contains(
         &error_for(data::load_test(&dir.0, &opts(None, None)), &victim),
