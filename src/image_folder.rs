@@ -404,6 +404,13 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Decoded, String> {
     Ok(Decoded { width, height, rgb })
 }
 
+/// The image file at `path`, read (a regular file only) and [`decode`]d; errors name it
+/// (`<path>: cannot decode: …`).
+pub fn read_image(path: &Path) -> Result<Decoded> {
+    let bytes = crate::files::read(path, "an image file")?;
+    decode(&bytes).map_err(|e| Error::msg(format!("{}: cannot decode: {e}", path.display())))
+}
+
 /// Whether `bytes` is a grey or RGB PNG (colour type 0 or 2), whose only transparency can be a
 /// tRNS key colour: the decoder turns it into alpha, but Pillow leaves such an image opaque.
 fn png_key_colour(bytes: &[u8]) -> bool {
@@ -526,11 +533,7 @@ fn decode_layout(
     };
     let bar = crate::console::progress_bar("decoding images", picked.len());
     let prepared = parallel_map(picked.len(), &bar, path_of, |k| {
-        let path = path_of(k);
-        let bytes = crate::files::read(&path, "an image file")?;
-        let d = decode(&bytes)
-            .map_err(|e| Error::msg(format!("{}: cannot decode: {e}", path.display())))?;
-        Ok(prepare(&d, opts.channels, size))
+        Ok(prepare(&read_image(&path_of(k))?, opts.channels, size))
     });
     bar.finish_and_clear();
     let prepared = prepared?;

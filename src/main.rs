@@ -199,9 +199,9 @@ struct EncodeArgs {
 struct UpscaleArgs {
     #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
-    /// A PNG of half the model's side to upscale (14×14 for an MNIST model; default: the whole
-    /// test set, with PSNR figures).
-    #[arg(long, value_name = "PNG")]
+    /// An image of half the model's side to upscale (14×14 for an MNIST model), in any format
+    /// training reads (PNG, JPEG, BMP, GIF, WebP); default: the whole test set, with PSNR figures.
+    #[arg(long, value_name = "IMAGE")]
     input: Option<PathBuf>,
     /// The test images: an IDX folder or a folder of images (default: the folder the model was
     /// trained on when it is here, else assets/mnist).
