@@ -20,16 +20,18 @@
 //! labels u32 × count, test labels u32 × count, test pixels, train pixels (`[count, channels,
 //! rows, cols]` u8 each), then FNV-1a 64 of everything before it. A file that is truncated,
 //! corrupt, of another key or another format is ignored and rewritten; problems with the cache
-//! (unwritable folder, full disk) never fail a load.
+//! (unwritable folder, full disk) never fail a load, and the first is one line on stderr.
 
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::UNIX_EPOCH;
 
 use crate::data::{DataOptions, Images, Split, SplitRule, UNLABELLED};
 use crate::files;
 use crate::fingerprint::Fnv1a64;
 use crate::image_folder::Listing;
+use crate::noteln;
 
 /// First bytes of a cache file; the last byte is the format version.
 const MAGIC: &[u8; 16] = b"gpu-ae-dataset\n\x02";
@@ -147,12 +149,27 @@ impl Entry {
         decode(bytes, self.key).filter(|c| c.classes == classes)
     }
 
-    /// Writes `c` atomically; failures are ignored (the cache is an optimisation).
+    /// Writes `c` atomically. A failure does not fail the load (the cache is an optimisation);
+    /// the first in a process is one line on stderr saying why.
     pub fn write(&self, c: &Cached) {
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let made = if dir.exists() && !dir.is_dir() {
+            Err(crate::Error::msg(format!(
+                "{}: not a folder",
+                dir.display()
+            )))
+        } else {
+            std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))
+        };
+        let written = made.and_then(|()| files::replace_atomic(&self.path, &encode(c, self.key)));
+        static SAID: AtomicBool = AtomicBool::new(false);
+        if let Err(e) = written
+            && !SAID.swap(true, Ordering::Relaxed)
+        {
+            noteln!(
+                "note: cannot write the dataset cache ({e}); the images are decoded again next time (GPU_AE_CACHE_DIR names another cache folder)"
+            );
         }
-        let _ = files::replace_atomic(&self.path, &encode(c, self.key));
     }
 }
 

@@ -1083,3 +1083,65 @@ fn a_dataset_streamed_in_chunks_trains_exactly_as_a_resident_one() {
     train_env(&streamed, 2, &[], &[("GPU_AE_STREAM_BYTES", "100000")]);
     same_run(&streamed, &resident);
 }
+
+/// Issue 27 item 19: a dataset cache that cannot be written (here `GPU_AE_CACHE_DIR` names a
+/// file) does not fail the run, and says so once, in one line naming the cache path.
+#[test]
+fn an_unwritable_dataset_cache_is_one_note() {
+    let pics = colour_pictures("uncached-pictures");
+    let blocker = root().join("cache-is-a-file");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let run = root().join("uncached-run");
+    let _ = std::fs::remove_dir_all(&run);
+    #[rustfmt::skip]
+    let out = Command::new(BIN)
+        .args(["train", "--data", s(&pics), "--out", s(&run), "--test-percent", "50", "--batch", "4", "--eval-batch", "4", "--epochs", "1", "--quiet"])
+        .env("GPU_AE_CACHE_DIR", &blocker)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("dataset cache"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(said[0].contains(s(&blocker)), "{stderr}");
+}
+
+/// Eight 8×8 colour pictures in a fresh folder `name`.
+fn colour_pictures(name: &str) -> PathBuf {
+    let pics = scratch(name);
+    for i in 0..8u8 {
+        image::RgbImage::from_fn(8, 8, |x, y| {
+            image::Rgb([i * 20, (x * 30) as u8, (y * 30) as u8])
+        })
+        .save(pics.join(format!("{i}.png")))
+        .unwrap();
+    }
+    pics
+}
+
+/// Issue 27 item 19: a colour (or other-sized) model given IDX data, which is read as it is,
+/// says what works: a folder of images, which is converted to the model's size and channels.
+#[test]
+fn a_colour_model_given_idx_data_names_the_way_forward() {
+    let pics = colour_pictures("colour-pictures");
+    let run = root().join("colour-run");
+    let _ = std::fs::remove_dir_all(&run);
+    #[rustfmt::skip]
+    ok(&["train", "--data", s(&pics), "--out", s(&run), "--test-percent", "50", "--batch", "4", "--eval-batch", "4", "--epochs", "1", "--quiet"]);
+    let m = model_file(&run);
+    let out = root().join("colour-run.png");
+    for extra in [&["eval"][..], &["reconstruct", "--out", s(&out)]] {
+        let mut args = extra.to_vec();
+        args.extend(["--checkpoint", s(&m), "--data", data_dir()]);
+        let e = fails(
+            &args,
+            &[data_dir(), "1 channel, not 3", "folder of images"],
+            &[&out],
+        );
+        assert!(e.contains("converted"), "{e}");
+    }
+}
