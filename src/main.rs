@@ -5,6 +5,7 @@
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use gpu_ae::bench::{self, BenchOptions};
+use gpu_ae::console::Progress;
 use gpu_ae::data::{Binarize, DataOptions};
 use gpu_ae::error::{Error, Result};
 use gpu_ae::evaluate::Evaluator;
@@ -793,9 +794,9 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     let iw = match a.iw {
         Some(k) => {
             let iw = ImportanceWeighted::new(&gpu, &model, &split, a.batch, k, a.seed, binarize)?;
-            let bar = gpu_ae::console::progress_bar("importance sampling", iw.batches());
-            let nll = block_on(iw.run(&gpu, &mut |done, _| bar.set_position(done as u64)))?;
-            bar.finish_and_clear();
+            let mut progress = Progress::new("importance sampling", "batches", iw.batches());
+            let nll = block_on(iw.run(&gpu, &mut |done, _| progress.set(done)))?;
+            progress.finish();
             Some((k, nll))
         }
         None => None,
