@@ -29,15 +29,17 @@
 //!   images, an empty split. Nothing is returned from a partly decoded folder.
 //! - **Work**: decoding runs on every core, with a progress bar on a terminal's stderr; the
 //!   result is cached (see [`crate::dataset_cache`]), so the next load of the same files with
-//!   the same options reads one file instead.
+//!   the same options reads one file instead (a file rewritten since is decoded again, even
+//!   with its old modification time put back).
 //!
 //! Measured against Pillow 13.0 (`tests/io_images.rs`): every pixel equal for PNG (RGB, RGBA,
-//! grey, grey+alpha, palette with and without transparency, key colours), GIF, BMP and lossless
+//! grey, grey+alpha, palette with and without transparency, key colours; 8 and 16 bits, the
+//! latter read as Pillow reads them: grey clipped at 255, other kinds by their high bytes, see
+//! [`pil::eight_bits`]), GIF, BMP and lossless
 //! WebP, at any size, and for all 3786 images of `../shared/data/emoji-noto` at 64, 32 and 28,
 //! grey and RGB. Known differences: JPEG and lossy WebP go through other decoders (zune-jpeg,
 //! image-webp) than Pillow's libjpeg-turbo and libwebp, so their pixels can differ by a few
-//! levels (measured on JPEG: up to 3 in RGB, 1 in grey); 16-bit PNGs are reduced to 8 bits by
-//! rounding (Pillow clips 16-bit grey at 255 instead); only the first frame of an animation is
+//! levels (measured on JPEG: up to 3 in RGB, 1 in grey); only the first frame of an animation is
 //! read; Pillow 12 and older ran both resize passes horizontal first, so on images whose height
 //! shrinks more than twice as much as their width they can differ from Pillow 13 (and from
 //! this crate) by one level.
@@ -313,13 +315,14 @@ pub fn load_test(dir: &Path, opts: &DataOptions) -> Result<TestSet> {
     })
 }
 
-/// The cache file that holds (or will hold) the decoded folder `dir` loaded with `opts` by
-/// [`load`], or None when there is no cache folder. Lists the folder to compute the key.
-pub fn cache_file(dir: &Path, opts: &DataOptions) -> Result<Option<PathBuf>> {
+/// The cache file that holds (or will hold) `part` of the decoded folder `dir` loaded with
+/// `opts` (both splits by [`load`], the test split alone by [`load_test`]), or None when there
+/// is no cache folder. Lists the folder to compute the key.
+pub fn cache_file(dir: &Path, opts: &DataOptions, part: Part) -> Result<Option<PathBuf>> {
     let listing = list_images(dir)?;
     let rule = split_rule(dir, opts.test_percent);
     let stats = stat_all(dir, &listing)?;
-    Ok(dataset_cache::Entry::new(dir, opts, Part::All, rule, &listing, &stats).map(|e| e.path))
+    Ok(dataset_cache::Entry::new(dir, opts, part, rule, &listing, &stats).map(|e| e.path))
 }
 
 /// Lists `dir` and lays out its splits; errors when there is nothing to load.
@@ -352,7 +355,7 @@ fn fits(c: &Cached, layout: &Layout, opts: &DataOptions) -> bool {
         && opts.size.is_none_or(|s| (s, s) == (im.rows, im.cols))
 }
 
-/// Length and modification time of every listed image (links followed), for the cache key.
+/// The [`dataset_cache::FileStamp`] of every listed image (links followed), for the cache key.
 fn stat_all(dir: &Path, listing: &Listing) -> Result<Vec<dataset_cache::FileStamp>> {
     listing
         .images
@@ -392,6 +395,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Decoded, String> {
         .decode()
         .map_err(|e| e.to_string())?;
     let (width, height) = (image.width() as usize, image.height() as usize);
+    let image = to_eight_bits(image, bytes);
     let rgb = if image.color().has_alpha() && !png_key_colour(bytes) {
         pil::composite_over_white(&to_rgba8(image))
     } else {
@@ -400,13 +404,49 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Decoded, String> {
     Ok(Decoded { width, height, rgb })
 }
 
+/// The image file at `path`, read (a regular file only) and [`decode`]d; errors name it
+/// (`<path>: cannot decode: …`).
+pub fn read_image(path: &Path) -> Result<Decoded> {
+    let bytes = crate::files::read(path, "an image file")?;
+    decode(&bytes).map_err(|e| Error::msg(format!("{}: cannot decode: {e}", path.display())))
+}
+
 /// Whether `bytes` is a grey or RGB PNG (colour type 0 or 2), whose only transparency can be a
 /// tRNS key colour: the decoder turns it into alpha, but Pillow leaves such an image opaque.
 fn png_key_colour(bytes: &[u8]) -> bool {
-    bytes.len() > 25
-        && bytes.starts_with(b"\x89PNG\r\n\x1a\n")
-        && &bytes[12..16] == b"IHDR"
-        && matches!(bytes[25], 0 | 2)
+    matches!(png_colour_type(bytes), Some(0 | 2))
+}
+
+/// The colour type in a PNG's header (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA); None
+/// for other formats.
+fn png_colour_type(bytes: &[u8]) -> Option<u8> {
+    (bytes.len() > 25 && bytes.starts_with(b"\x89PNG\r\n\x1a\n") && &bytes[12..16] == b"IHDR")
+        .then(|| bytes[25])
+}
+
+/// A 16-bit image (only PNG has them among [`EXTENSIONS`]) made 8-bit as Pillow reads it
+/// ([`pil::eight_bits`]: a grey PNG clipped at 255, key colour or not; any other by the high
+/// bytes); 8-bit images as they are.
+fn to_eight_bits(image: DynamicImage, bytes: &[u8]) -> DynamicImage {
+    let grey = png_colour_type(bytes) == Some(0);
+    let (w, h) = (image.width(), image.height());
+    let eight = |samples: &[u16]| pil::eight_bits(samples, grey);
+    let whole = "as many samples as the image had";
+    match image {
+        DynamicImage::ImageLuma16(im) => {
+            DynamicImage::ImageLuma8(image::ImageBuffer::from_raw(w, h, eight(&im)).expect(whole))
+        }
+        DynamicImage::ImageLumaA16(im) => {
+            DynamicImage::ImageLumaA8(image::ImageBuffer::from_raw(w, h, eight(&im)).expect(whole))
+        }
+        DynamicImage::ImageRgb16(im) => {
+            DynamicImage::ImageRgb8(image::ImageBuffer::from_raw(w, h, eight(&im)).expect(whole))
+        }
+        DynamicImage::ImageRgba16(im) => {
+            DynamicImage::ImageRgba8(image::ImageBuffer::from_raw(w, h, eight(&im)).expect(whole))
+        }
+        other => other,
+    }
 }
 
 /// 8-bit RGBA (`[h, w, 4]`); 8-bit images convert exactly (grey+alpha → (l, l, l, a)).
@@ -493,11 +533,7 @@ fn decode_layout(
     };
     let bar = crate::console::progress_bar("decoding images", picked.len());
     let prepared = parallel_map(picked.len(), &bar, path_of, |k| {
-        let path = path_of(k);
-        let bytes = crate::files::read(&path, "an image file")?;
-        let d = decode(&bytes)
-            .map_err(|e| Error::msg(format!("{}: cannot decode: {e}", path.display())))?;
-        Ok(prepare(&d, opts.channels, size))
+        Ok(prepare(&read_image(&path_of(k))?, opts.channels, size))
     });
     bar.finish_and_clear();
     let prepared = prepared?;

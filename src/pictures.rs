@@ -12,7 +12,7 @@ use gpu_ae::models::{ImageShape, Task};
 use gpu_ae::platform::block_on;
 use gpu_ae::projection::principal_plane;
 use gpu_ae::train::load_model;
-use gpu_ae::{apply, classes};
+use gpu_ae::{apply, classes, image_folder};
 use gpu_ae::{bail, noteln, outln};
 use gpu_ae::{files, viz};
 use image::DynamicImage;
@@ -459,13 +459,18 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
     let (c, small) = (image.channels, image.size / 2);
     if let Some(input) = &a.input {
         check_grid(1, 1, "--cols", a.scale, 0, image.size)?;
-        let (pixels, h, w) = viz::read_png(input, c)?;
+        // Decoded as training decodes a folder's images (any of its formats, alpha over white,
+        // grey as Pillow's luma), not scaled.
+        let decoded = image_folder::read_image(input)?;
+        let (w, h) = (decoded.width, decoded.height);
         if (h, w) != (small, small) {
             bail!(
                 "{}: image is {w}×{h}; this model upscales {small}×{small} images",
                 input.display()
             );
         }
+        let planes = image_folder::prepare(&decoded, Some(c as u8), small).planes;
+        let pixels: Vec<f32> = planes.iter().map(|&p| f32::from(p) / 255.0).collect();
         if model.arch.spec.is_conditional() {
             bail!(
                 "{}: a conditional model needs each image's class, which --input does not give; upscale its test images (without --input)",
