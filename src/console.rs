@@ -1,7 +1,7 @@
 //! Output lines that never panic or fail a command: a closed stdout or stderr (`gpu-ae train 2>&1
 //! | head -1`) must not stop a training or lose a checkpoint, so lines that cannot be written are
 //! dropped. [`outln!`](crate::outln) writes to stdout, [`noteln!`](crate::noteln) to stderr.
-//! Also the progress bar of long commands, shown only on a terminal.
+//! Also the progress of long commands: a bar on a terminal, plain lines in a log ([`Progress`]).
 
 use std::fmt;
 use std::io::Write;
@@ -51,4 +51,66 @@ pub fn progress_bar(what: &str, len: usize) -> indicatif::ProgressBar {
             .progress_chars("=> "),
     );
     bar
+}
+
+/// Seconds between plain progress lines at most (see [`Progress`]).
+const LOG_LINE_SECONDS: f64 = 30.0;
+
+/// The progress of a long command over `len` units of `what`: a [`progress_bar`] on a
+/// terminal's stderr; otherwise (a log file, a pipe) a plain line on stderr each time another
+/// tenth of the work is done or [`LOG_LINE_SECONDS`] have passed since the last line, so that
+/// a log shows the command is alive and how long it has left.
+pub struct Progress {
+    bar: indicatif::ProgressBar,
+    what: String,
+    unit: String,
+    len: usize,
+    log: bool,
+    start: crate::platform::Instant,
+    last_line: f64,
+    last_tenth: usize,
+}
+
+impl Progress {
+    /// Progress over `len` `unit`s (a plural noun, "batches") of `what`.
+    pub fn new(what: &str, unit: &str, len: usize) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            bar: progress_bar(what, len),
+            what: what.into(),
+            unit: unit.into(),
+            len,
+            log: !std::io::stderr().is_terminal(),
+            start: crate::platform::Instant::now(),
+            last_line: 0.0,
+            last_tenth: 0,
+        }
+    }
+
+    /// `done` of the units are done.
+    pub fn set(&mut self, done: usize) {
+        self.bar.set_position(done as u64);
+        if !self.log || done == 0 || done >= self.len {
+            return;
+        }
+        let seconds = self.start.elapsed().as_secs_f64();
+        let tenth = done * 10 / self.len;
+        if tenth > self.last_tenth || seconds - self.last_line >= LOG_LINE_SECONDS {
+            self.last_tenth = tenth;
+            self.last_line = seconds;
+            let left = seconds / done as f64 * (self.len - done) as f64;
+            note(format_args!(
+                "{}: {done}/{} {} ({}%), {seconds:.0} s so far, about {left:.0} s left",
+                self.what,
+                self.len,
+                self.unit,
+                done * 100 / self.len
+            ));
+        }
+    }
+
+    /// Clears the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }

@@ -6,6 +6,7 @@ use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use gpu_ae::bail;
 use gpu_ae::bench::{self, BenchOptions};
+use gpu_ae::console::Progress;
 use gpu_ae::data::classes;
 use gpu_ae::data::{Binarize, DataOptions};
 use gpu_ae::error::{Error, Result};
@@ -200,9 +201,9 @@ struct EncodeArgs {
 struct UpscaleArgs {
     #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
-    /// A PNG of half the model's side to upscale (14×14 for an MNIST model; default: the whole
-    /// test set, with PSNR figures).
-    #[arg(long, value_name = "PNG")]
+    /// An image of half the model's side to upscale (14×14 for an MNIST model), in any format
+    /// training reads (PNG, JPEG, BMP, GIF, WebP); default: the whole test set, with PSNR figures.
+    #[arg(long, value_name = "IMAGE")]
     input: Option<PathBuf>,
     /// The test images: an IDX folder or a folder of images (default: the folder the model was
     /// trained on when it is here, else assets/mnist).
@@ -835,9 +836,9 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     let iw = match a.iw {
         Some(k) => {
             let iw = ImportanceWeighted::new(&gpu, &model, &split, a.batch, k, a.seed, binarize)?;
-            let bar = gpu_ae::console::progress_bar("importance sampling", iw.batches());
-            let nll = block_on(iw.run(&gpu, &mut |done, _| bar.set_position(done as u64)))?;
-            bar.finish_and_clear();
+            let mut progress = Progress::new("importance sampling", "batches", iw.batches());
+            let nll = block_on(iw.run(&gpu, &mut |done, _| progress.set(done)))?;
+            progress.finish();
             Some((k, nll))
         }
         None => None,

@@ -7,6 +7,7 @@ use super::{AdapterArg, EncodeArgs, PictureArgs, SampleArgs, UpscaleArgs, model_
 use gpu_ae::apply;
 use gpu_ae::data::SplitRule;
 use gpu_ae::data::classes;
+use gpu_ae::data::decode;
 use gpu_ae::error::Result;
 use gpu_ae::graph::Model;
 use gpu_ae::infer::Inference;
@@ -460,13 +461,18 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
     let (c, small) = (image.channels, image.size / 2);
     if let Some(input) = &a.input {
         check_grid(1, 1, "--cols", a.scale, 0, image.size)?;
-        let (pixels, h, w) = viz::read_png(input, c)?;
+        // Decoded as training decodes a folder's images (any of its formats, alpha over white,
+        // grey as Pillow's luma), not scaled.
+        let decoded = decode::read_image(input)?;
+        let (w, h) = (decoded.width, decoded.height);
         if (h, w) != (small, small) {
             bail!(
                 "{}: image is {w}×{h}; this model upscales {small}×{small} images",
                 input.display()
             );
         }
+        let planes = decode::prepare(&decoded, Some(c as u8), small).planes;
+        let pixels: Vec<f32> = planes.iter().map(|&p| f32::from(p) / 255.0).collect();
         if model.arch.spec.is_conditional() {
             bail!(
                 "{}: a conditional model needs each image's class, which --input does not give; upscale its test images (without --input)",

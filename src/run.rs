@@ -223,21 +223,7 @@ impl RunFolder {
             }
         }
         if !self.has_checkpoint() && self.path(PENDING_OPTIMIZER_FILE).exists() {
-            self.remove_uncommitted()?;
-        }
-        Ok(())
-    }
-
-    /// Removes the files an unfinished first commit writes before its commit point.
-    fn remove_uncommitted(&self) -> Result<()> {
-        for f in [PENDING_OPTIMIZER_FILE, METRICS_FILE, LOSS_PLOT_FILE] {
-            let path = self.path(f);
-            match fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io(&path, e));
-                }
-                _ => {}
-            }
+            remove_uncommitted(&self.dir)?;
         }
         Ok(())
     }
@@ -349,29 +335,96 @@ impl RunFolder {
 
 impl Drop for RunFolder {
     fn drop(&mut self) {
-        if self.staged.get() {
-            // An `--overwrite` that committed nothing: the old run stays as it was.
-            let _ = fs::remove_dir_all(self.dir.join(STAGING_DIR));
-            self.staged.set(false);
-        } else if !self.has_checkpoint() {
-            if self.wrote.get() {
-                // Nothing was committed: what an unfinished first commit wrote is not a run.
-                let _ = self.remove_uncommitted();
-            }
-            if self.recorded.get() {
-                // Ended without a kill and without a checkpoint: nothing to resume.
-                let _ = fs::remove_file(self.path(RECORD_FILE));
-            }
-        }
-        // Removed while still held, so no other process can take a lock on a file about to go.
-        let _ = fs::remove_file(self.dir.join(LOCK_FILE));
+        release(
+            &self.dir,
+            self.created,
+            self.staged.get(),
+            self.wrote.get(),
+            self.recorded.get(),
+        );
+        self.staged.set(false);
         // Closing the lock file releases the lock.
         self.lock = None;
-        if self.created && !self.has_checkpoint() {
-            // Only succeeds while the folder is empty: nothing of the user's is removed.
-            let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// What a claim that ends before training can undo, as plain values that another thread (the
+/// stop handler, [`crate::stop::exit_early`]) can act on while this one is still busy setting up.
+#[derive(Debug, Clone)]
+pub struct Unclaim {
+    dir: PathBuf,
+    created: bool,
+    staged: bool,
+    recorded: bool,
+}
+
+impl Unclaim {
+    /// Undoes the claim as dropping the folder would before any checkpoint was written (the
+    /// lock file, a recorded `run.json`, a staged `--overwrite`, a folder this process created)
+    /// and says in one line what the folder now holds.
+    pub fn run(&self) -> String {
+        release(&self.dir, self.created, self.staged, false, self.recorded);
+        let dir = self.dir.display();
+        if self.created && !self.dir.exists() {
+            format!("removed the new folder {dir}")
+        } else if self.staged {
+            format!("{dir} keeps its old run")
+        } else {
+            format!("{dir} is as it was")
         }
     }
+}
+
+impl RunFolder {
+    /// What undoes this claim while nothing has been written but its settings.
+    pub fn unclaim(&self) -> Unclaim {
+        Unclaim {
+            dir: self.dir.clone(),
+            created: self.created,
+            staged: self.staged.get(),
+            recorded: self.recorded.get(),
+        }
+    }
+}
+
+/// Ends a claim of `dir`: a staged `--overwrite` that committed nothing is removed (the old run
+/// stays as it was); otherwise, without a checkpoint, what an unfinished first commit wrote
+/// (`wrote`) and the settings this process recorded (`recorded`) are removed; then the lock
+/// file, and the folder itself when this process created it and it is empty.
+fn release(dir: &Path, created: bool, staged: bool, wrote: bool, recorded: bool) {
+    let has_checkpoint = || dir.join(MODEL_FILE).is_file();
+    if staged {
+        let _ = fs::remove_dir_all(dir.join(STAGING_DIR));
+    } else if !has_checkpoint() {
+        if wrote {
+            // Nothing was committed: what an unfinished first commit wrote is not a run.
+            let _ = remove_uncommitted(dir);
+        }
+        if recorded {
+            // Ended without a kill and without a checkpoint: nothing to resume.
+            let _ = fs::remove_file(dir.join(RECORD_FILE));
+        }
+    }
+    // Removed while still held, so no other process can take a lock on a file about to go.
+    let _ = fs::remove_file(dir.join(LOCK_FILE));
+    if created && !has_checkpoint() {
+        // Only succeeds while the folder is empty: nothing of the user's is removed.
+        let _ = fs::remove_dir(dir);
+    }
+}
+
+/// Removes the files an unfinished first commit in `dir` writes before its commit point.
+fn remove_uncommitted(dir: &Path) -> Result<()> {
+    for f in [PENDING_OPTIMIZER_FILE, METRICS_FILE, LOSS_PLOT_FILE] {
+        let path = dir.join(f);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(&path, e));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Finishes step 4 of a commit in `dir` that a dead process left (the pending optimizer file

@@ -1,14 +1,21 @@
 //! Stop requests: Ctrl-C, SIGTERM or SIGHUP set a flag that the training loop polls between
-//! submissions, so that a training stops at a clean point and says what it kept. A second
-//! request ends the process at once (exit status 130); the run folder is consistent at every
-//! instant anyway (see [`crate::run`]).
+//! submissions, so that a training stops at a clean point and says what it kept. Before the
+//! loop begins (while the data decodes and the pipelines compile, which nothing polls), a
+//! request ends the process at once through [`exit_early`], undoing the run folder's claim. A
+//! second request ends the process at once (exit status 130); the run folder is consistent at
+//! every instant anyway (see [`crate::run`]).
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use crate::error::{Error, Result};
+use crate::noteln;
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// What a request does before the training loop polls the flag (see [`exit_early`]).
+type Undo = Box<dyn FnOnce() -> String + Send>;
+static BEFORE_LOOP: Mutex<Option<Undo>> = Mutex::new(None);
 
 /// Exit status of a process stopped by a request (128 + SIGINT, as shells report it).
 pub const EXIT_STATUS: i32 = 130;
@@ -19,8 +26,47 @@ pub fn install() -> Result<()> {
         if REQUESTED.swap(true, Ordering::SeqCst) {
             std::process::exit(EXIT_STATUS);
         }
+        end_early(&mut lock_before_loop());
     })
     .map_err(|e| Error::msg(format!("cannot install the Ctrl-C handler: {e}")))
+}
+
+/// Until the returned guard is dropped, a stop request (one already made included) ends the
+/// process at once with exit status 130, after `undo` has undone what the command set up; its
+/// line says what is left ("stopped before the first step: nothing was trained; …"). For the
+/// start of a training, where nothing polls [`requested`] yet; drop the guard before the first
+/// step (dropping it waits for an `undo` under way, which ends the process).
+#[must_use = "a stop request exits early only while the guard lives"]
+pub fn exit_early(undo: impl FnOnce() -> String + Send + 'static) -> EarlyExit {
+    let mut slot = lock_before_loop();
+    *slot = Some(Box::new(undo));
+    if requested() {
+        end_early(&mut slot);
+    }
+    EarlyExit(())
+}
+
+/// Keeps [`exit_early`] armed while it lives.
+pub struct EarlyExit(());
+
+impl Drop for EarlyExit {
+    fn drop(&mut self) {
+        lock_before_loop().take();
+    }
+}
+
+fn lock_before_loop() -> std::sync::MutexGuard<'static, Option<Undo>> {
+    BEFORE_LOOP.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs the armed undo and exits (holding the lock, so that the guard's drop waits for it);
+/// nothing when none is armed.
+fn end_early(slot: &mut Option<Undo>) {
+    if let Some(undo) = slot.take() {
+        let left = undo();
+        noteln!("stopped before the first step: nothing was trained; {left}");
+        std::process::exit(EXIT_STATUS);
+    }
 }
 
 /// Whether a stop was requested.

@@ -368,6 +368,10 @@ pub async fn run(
         };
         folder.record(&start.to_json())?;
     }
+    // Until the first step nothing polls for a stop (decoding and compiling can take minutes):
+    // a stop request ends the process at once, the folder as it was.
+    let unclaim = folder.unclaim();
+    let early_exit = stop::exit_early(move || unclaim.run());
     let first_epoch = resume.as_ref().map_or(0, |r| r.record.epoch);
     let mut history = folder.history()?;
     history.truncate(first_epoch);
@@ -595,6 +599,8 @@ pub async fn run(
         cfg.seed as u32,
         cfg.binarize,
     )?;
+    // From here the training loop takes stop requests.
+    drop(early_exit);
     let progress = Resumed {
         first_epoch,
         history,

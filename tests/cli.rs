@@ -488,6 +488,36 @@ fn upscale_reports_three_psnr_figures_and_upscales_a_png() {
     #[rustfmt::skip]
     ok(&["upscale", "--checkpoint", s(&ckpt), "--input", s(&small), "--scale", "1", "--out", s(&big)]);
     assert_eq!(png_size(&big), (28, 28));
+    // Issue 27 item 19: any format training reads, decoded as training does: the same picture
+    // as BMP, GIF or lossless WebP upscales to the same pixels, and a colour one with alpha
+    // (composited over white) to the grey picture of its luma.
+    let png = std::fs::read(&big).unwrap();
+    let mut inputs: Vec<PathBuf> = ["bmp", "gif", "webp"]
+        .iter()
+        .map(|ext| {
+            let path = dir.join(format!("small.{ext}"));
+            image::DynamicImage::ImageLuma8(img.clone())
+                .to_rgba8()
+                .save(&path)
+                .unwrap();
+            path
+        })
+        .collect();
+    let rgba = dir.join("small-alpha.png");
+    // Transparent where the picture is white: white again over white.
+    image::RgbaImage::from_fn(14, 14, |x, y| match img.get_pixel(x, y).0[0] {
+        255 => image::Rgba([10, 200, 30, 0]),
+        _ => image::Rgba([0, 0, 0, 255]),
+    })
+    .save(&rgba)
+    .unwrap();
+    inputs.push(rgba);
+    for input in inputs {
+        let out = dir.join("big-other.png");
+        #[rustfmt::skip]
+        ok(&["upscale", "--checkpoint", s(&ckpt), "--input", s(&input), "--scale", "1", "--out", s(&out)]);
+        assert!(std::fs::read(&out).unwrap() == png, "{}", input.display());
+    }
 }
 
 #[test]
@@ -617,7 +647,7 @@ fn picture_commands_refuse_unsuitable_checkpoints_and_inputs() {
     let not_png = dir.join("digit.png");
     std::fs::write(&not_png, "GIF89a").unwrap();
     #[rustfmt::skip]
-    fails(&["upscale", "--checkpoint", s(&ae16), "--input", s(&not_png), "--out", s(&out)], &[s(&not_png), "PNG"], absent);
+    fails(&["upscale", "--checkpoint", s(&ae16), "--input", s(&not_png), "--out", s(&out)], &[s(&not_png), "cannot decode"], absent);
     let big = dir.join("big.png");
     image::GrayImage::new(28, 28).save(&big).unwrap();
     #[rustfmt::skip]
@@ -1131,4 +1161,66 @@ fn a_dataset_streamed_in_chunks_trains_exactly_as_a_resident_one() {
     let streamed = root().join("streamed");
     train_env(&streamed, 2, &[], &[("GPU_AE_STREAM_BYTES", "100000")]);
     same_run(&streamed, &resident);
+}
+
+/// Issue 27 item 19: a dataset cache that cannot be written (here `GPU_AE_CACHE_DIR` names a
+/// file) does not fail the run, and says so once, in one line naming the cache path.
+#[test]
+fn an_unwritable_dataset_cache_is_one_note() {
+    let pics = colour_pictures("uncached-pictures");
+    let blocker = root().join("cache-is-a-file");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let run = root().join("uncached-run");
+    let _ = std::fs::remove_dir_all(&run);
+    #[rustfmt::skip]
+    let out = Command::new(BIN)
+        .args(["train", "--data", s(&pics), "--out", s(&run), "--test-percent", "50", "--batch", "4", "--eval-batch", "4", "--epochs", "1", "--quiet"])
+        .env("GPU_AE_CACHE_DIR", &blocker)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("dataset cache"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(said[0].contains(s(&blocker)), "{stderr}");
+}
+
+/// Eight 8×8 colour pictures in a fresh folder `name`.
+fn colour_pictures(name: &str) -> PathBuf {
+    let pics = scratch(name);
+    for i in 0..8u8 {
+        image::RgbImage::from_fn(8, 8, |x, y| {
+            image::Rgb([i * 20, (x * 30) as u8, (y * 30) as u8])
+        })
+        .save(pics.join(format!("{i}.png")))
+        .unwrap();
+    }
+    pics
+}
+
+/// Issue 27 item 19: a colour (or other-sized) model given IDX data, which is read as it is,
+/// says what works: a folder of images, which is converted to the model's size and channels.
+#[test]
+fn a_colour_model_given_idx_data_names_the_way_forward() {
+    let pics = colour_pictures("colour-pictures");
+    let run = root().join("colour-run");
+    let _ = std::fs::remove_dir_all(&run);
+    #[rustfmt::skip]
+    ok(&["train", "--data", s(&pics), "--out", s(&run), "--test-percent", "50", "--batch", "4", "--eval-batch", "4", "--epochs", "1", "--quiet"]);
+    let m = model_file(&run);
+    let out = root().join("colour-run.png");
+    for extra in [&["eval"][..], &["reconstruct", "--out", s(&out)]] {
+        let mut args = extra.to_vec();
+        args.extend(["--checkpoint", s(&m), "--data", data_dir()]);
+        let e = fails(
+            &args,
+            &[data_dir(), "1 channel, not 3", "folder of images"],
+            &[&out],
+        );
+        assert!(e.contains("converted"), "{e}");
+    }
 }

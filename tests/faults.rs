@@ -1,8 +1,8 @@
 //! Runs under faults and misuse (issue 11), one test per item: a run folder is never overwritten
 //! or shared, a kill at any write of a checkpoint leaves a run that resumes, closed pipes, what a
-//! resume checks, one rule for numeric flags, an unwritable `--out`, litter and Ctrl-C, noise
-//! that depends on the image (in `tests/cli.rs`: `eval_does_not_depend_on_the_batch_size`), small
-//! lies, and saying where it runs.
+//! resume checks, one rule for numeric flags, an unwritable `--out`, litter and Ctrl-C (also
+//! before the first step), noise that depends on the image (in `tests/cli.rs`:
+//! `eval_does_not_depend_on_the_batch_size`), small lies, and saying where it runs.
 
 mod support;
 
@@ -1056,4 +1056,79 @@ fn a_changed_dataset_is_named_as_the_run_recorded_it() {
     #[rustfmt::skip]
     let e = fails(&["train", "--resume", s(&out), "--epochs", "2", "--quiet"], &[s(&data), "changed", "--allow-data-change"], &[]);
     assert!(!e.contains("--data"), "{e}");
+}
+
+/// Item 3: one stop request (Ctrl-C or SIGTERM) ends a training that has not reached its first
+/// step at once, here while it decodes a folder of 3000 images: one line, status 130, the lock
+/// removed, an `--overwrite`'s old run whole, a new folder removed. Before, nothing polled the
+/// request until the first step, so the whole folder was decoded first.
+#[test]
+fn a_stop_before_the_first_step_ends_the_run_at_once() {
+    // One noisy picture, hard-linked many times: slow to decode, cheap to make.
+    let data = scratch("slow-data");
+    let picture = data.join("0.png");
+    let noise: Vec<u8> = (0..384u32 * 384 * 3)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    image::RgbImage::from_raw(384, 384, noise)
+        .unwrap()
+        .save(&picture)
+        .unwrap();
+    for i in 1..3000 {
+        fs::hard_link(&picture, data.join(format!("{i}.png"))).unwrap();
+    }
+    let old = root().join("early-stop-old");
+    let _ = fs::remove_dir_all(&old);
+    train(&old, &[]);
+    let before = snapshot(&old);
+    let new = root().join("early-stop-new");
+    let _ = fs::remove_dir_all(&new);
+    for (out, signal, extra) in [(&old, "TERM", "--overwrite"), (&new, "INT", "--quiet")] {
+        #[rustfmt::skip]
+        let mut child = Command::new(BIN)
+            .args(["train", "--data", s(&data), "--size", "8", "--out", s(out), "--epochs", "1", extra])
+            .env("GPU_AE_CACHE_DIR", root().join("early-stop-cache"))
+            .current_dir(root())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !out.join(run::LOCK_FILE).exists() {
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("{} was never locked", out.display());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let sent = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {}", child.id())])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let sent_at = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if sent_at.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("SIG{signal}: still running 10 s after the request");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        let mut pipe = child.stderr.take().unwrap();
+        pipe.read_to_string(&mut stderr).unwrap();
+        assert_eq!(status.code(), Some(130), "SIG{signal}: {stderr}");
+        let said: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("stopped before the first step"))
+            .collect();
+        assert_eq!(said.len(), 1, "SIG{signal}: {stderr}");
+        assert!(said[0].contains(s(out)), "{stderr}");
+        assert!(!out.join(run::LOCK_FILE).exists(), "SIG{signal}: lock left");
+    }
+    assert!(snapshot(&old) == before, "the stop changed the old run");
+    assert!(!new.exists(), "the new folder was left");
 }

@@ -321,6 +321,34 @@ fn a_directory_where_a_file_belongs_is_named() {
     );
 }
 
+/// A FIFO (or a link to one) where an IDX file belongs is refused with one line naming it,
+/// before it is opened: opening a FIFO blocks until something writes to it.
+#[test]
+#[cfg(unix)]
+fn a_fifo_where_a_file_belongs_is_refused_unopened() {
+    let dir = TempDir::new("fifo-as-file");
+    write_dataset(&dir, 2, 2);
+    let images = dir.0.join("train-images-idx3-ubyte");
+    std::fs::remove_file(images.with_extension("gz")).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&images).status();
+    assert!(made.unwrap().success(), "mkfifo {}", images.display());
+    let labels = dir.0.join("t10k-labels-idx1-ubyte");
+    std::os::unix::fs::symlink(&images, &labels).unwrap();
+    for (result, path) in [
+        (
+            data::load(&dir.0, &DataOptions::default()).map(drop),
+            &images,
+        ),
+        (data::idx::read_images(&images).map(drop), &images),
+        (data::idx::read_labels(&labels).map(drop), &labels),
+    ] {
+        assert_contains(
+            &error_for(result, path),
+            "not a regular file (a FIFO or a device), expected an IDX file",
+        );
+    }
+}
+
 /// Header sizes whose byte counts overflow 32 or 64 bits are reported exactly.
 #[test]
 fn sizes_of_absurd_headers_are_exact() {

@@ -11,6 +11,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use gpu_ae::data::cache::Part;
 use gpu_ae::data::fingerprint::Fnv1a64;
 use gpu_ae::data::{self, DataOptions, Dataset, SplitRule, UNLABELLED};
 use gpu_ae::data::{decode, folder, listing, pil};
@@ -104,6 +105,38 @@ fn png_grey(w: u32, h: u32, v: u8) -> Vec<u8> {
 
 /// A PNG written with the png crate: any colour type, palette and tRNS chunk.
 fn png_raw(
+    dims: (u32, u32),
+    color: png::ColorType,
+    palette: Option<&[u8]>,
+    trns: Option<&[u8]>,
+    data: &[u8],
+) -> Vec<u8> {
+    png_of_depth(png::BitDepth::Eight, dims, color, palette, trns, data)
+}
+
+/// A 16-bit PNG of `samples` (and a tRNS key colour of 16-bit samples).
+fn png16(
+    dims: (u32, u32),
+    color: png::ColorType,
+    trns: Option<&[u16]>,
+    samples: &[u16],
+) -> Vec<u8> {
+    let be = |v: &[u16]| -> Vec<u8> { v.iter().flat_map(|s| s.to_be_bytes()).collect() };
+    let trns = trns.map(be);
+    let data = be(samples);
+    png_of_depth(
+        png::BitDepth::Sixteen,
+        dims,
+        color,
+        None,
+        trns.as_deref(),
+        &data,
+    )
+}
+
+/// [`png_raw`] at any bit depth, `data` and `trns` as the file stores them (big-endian).
+fn png_of_depth(
+    depth: png::BitDepth,
     (w, h): (u32, u32),
     color: png::ColorType,
     palette: Option<&[u8]>,
@@ -114,7 +147,7 @@ fn png_raw(
     {
         let mut enc = png::Encoder::new(&mut out, w, h);
         enc.set_color(color);
-        enc.set_depth(png::BitDepth::Eight);
+        enc.set_depth(depth);
         if let Some(p) = palette {
             enc.set_palette(p.to_vec());
         }
@@ -527,6 +560,110 @@ fn every_format_composited_over_white_as_pillow_does() {
     assert_eq!(ds.test.images.count, 3);
     for (name, rgb_digest, _) in FORMAT_DIGESTS {
         assert_eq!(fnv(image_of(&ds, name, 30)), rgb_digest, "{name}");
+    }
+}
+
+/// Issue 27 item 6: 16-bit PNGs give Pillow 13's pixels. Pillow opens a 16-bit grey PNG as
+/// `I;16`, which `convert("L")` and `convert("RGB")` clip at 255; grey+alpha, RGB and RGBA as
+/// 8-bit `RGBA`/`RGB` by the high byte of each sample. The samples are the values around those
+/// edges (0, 1, 127..129, 255..257, 32767, 32768, 65279, 65280, 65535, …), 5×5.
+#[test]
+fn sixteen_bit_pngs_match_pillow() {
+    use png::ColorType::{Grayscale, GrayscaleAlpha, Rgb, Rgba};
+    #[rustfmt::skip]
+    let v: [u16; 25] = [
+        0, 1, 127, 128, 129, 255, 256, 257, 383, 384, 32767, 32768, 32896, 65279, 65280,
+        65407, 65408, 65534, 65535, 12345, 54321, 1000, 40000, 300, 640,
+    ];
+    // numpy: rgb = stack([v, v[::-1], roll(v, 1)], -1) on v as 5×5, alpha = roll(v, 3).
+    let at = |i: usize| v[i % 25];
+    let rows_flipped = |i: usize| v[(4 - i / 5) * 5 + i % 5];
+    let rgb: Vec<u16> = (0..25)
+        .flat_map(|i| [v[i], rows_flipped(i), at(i + 24)])
+        .collect();
+    let alpha = |i: usize| at(i + 22);
+    let grey_alpha: Vec<u16> = (0..25).flat_map(|i| [v[i], alpha(i)]).collect();
+    let rgba: Vec<u16> = (0..25)
+        .flat_map(|i| [v[i], rows_flipped(i), at(i + 24), alpha(i)])
+        .collect();
+    let fixtures = [
+        ("grey16", png16((5, 5), Grayscale, None, &v)),
+        (
+            "grey-alpha16",
+            png16((5, 5), GrayscaleAlpha, None, &grey_alpha),
+        ),
+        ("rgb16", png16((5, 5), Rgb, None, &rgb)),
+        ("rgba16", png16((5, 5), Rgba, None, &rgba)),
+        ("grey-key16", png16((5, 5), Grayscale, Some(&[300]), &v)),
+        ("rgb-key16", png16((5, 5), Rgb, Some(&[0, 65535, 1]), &rgb)),
+    ];
+    // Pillow 13.0: the same samples written as 16-bit PNGs, then for each file and channels C
+    // `pytorch_images.load_image(path, 5, C).ravel().tolist()` (../shared/reference), planar.
+    #[rustfmt::skip]
+    let grey16: [u8; 25] = [
+        0, 1, 127, 128, 129, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 255, 255, 255, 255,
+    ];
+    #[rustfmt::skip]
+    let grey_alpha16: [u8; 25] = [
+        99, 254, 253, 255, 255, 255, 255, 255, 255, 254, 254, 255, 255, 255, 255, 255, 255, 255,
+        255, 48, 212, 3, 236, 44, 252,
+    ];
+    #[rustfmt::skip]
+    let rgb16: [u8; 75] = [
+        0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 127, 128, 128, 254, 255, 255, 255, 255, 255, 48, 212, 3, 156,
+        1, 2, 212, 3, 156, 1, 2, 255, 255, 255, 255, 48, 127, 128, 128, 254, 255, 0, 1, 1, 1, 1, 0,
+        0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 127, 128, 128, 254, 255, 255, 255, 255, 255,
+        48, 212, 3, 156, 1,
+    ];
+    #[rustfmt::skip]
+    let rgb16_grey: [u8; 25] = [
+        125, 2, 92, 1, 1, 150, 150, 150, 150, 29, 113, 128, 128, 240, 255, 105, 106, 106, 106, 44,
+        69, 25, 47, 18, 1,
+    ];
+    #[rustfmt::skip]
+    let rgba16: [u8; 75] = [
+        99, 254, 253, 255, 255, 255, 255, 255, 255, 254, 254, 255, 255, 255, 255, 255, 255, 255,
+        255, 48, 212, 3, 236, 44, 252, 229, 254, 254, 255, 255, 255, 255, 255, 255, 254, 254, 255,
+        255, 255, 255, 127, 2, 1, 1, 1, 0, 0, 207, 43, 252, 100, 254, 253, 255, 255, 255, 255, 255,
+        255, 254, 254, 254, 255, 192, 254, 255, 255, 255, 255, 255, 48, 212, 208, 173, 252,
+    ];
+    #[rustfmt::skip]
+    let rgba16_grey: [u8; 25] = [
+        175, 254, 254, 255, 255, 255, 255, 255, 255, 254, 254, 255, 255, 248, 255, 180, 106, 106,
+        106, 44, 69, 25, 216, 58, 252,
+    ];
+    let three = |plane: &[u8]| plane.repeat(3);
+    let pillow: [(&str, Vec<u8>, Vec<u8>); 6] = [
+        ("grey16", three(&grey16), grey16.to_vec()),
+        ("grey-alpha16", three(&grey_alpha16), grey_alpha16.to_vec()),
+        ("rgb16", rgb16.to_vec(), rgb16_grey.to_vec()),
+        ("rgba16", rgba16.to_vec(), rgba16_grey.to_vec()),
+        // A key colour changes nothing: Pillow does not composite these.
+        ("grey-key16", three(&grey16), grey16.to_vec()),
+        ("rgb-key16", rgb16.to_vec(), rgb16_grey.to_vec()),
+    ];
+    let dir = TempDir::new("sixteen-bits");
+    for ((name, bytes), (pname, rgb, grey)) in fixtures.iter().zip(&pillow) {
+        assert_eq!(name, pname);
+        assert_eq!(&decode::load_image(bytes, 3, 5).unwrap(), rgb, "{name} RGB");
+        assert_eq!(
+            &decode::load_image(bytes, 1, 5).unwrap(),
+            grey,
+            "{name} grey"
+        );
+        dir.write(&format!("{name}.png"), bytes);
+    }
+    // The same pixels through the folder loader (30% puts the key-colour files in the test
+    // split).
+    let o = DataOptions {
+        channels: Some(3),
+        test_percent: 30,
+        ..DataOptions::default()
+    };
+    let ds = data::load(&dir.0, &o).unwrap();
+    for (name, rgb, _) in &pillow {
+        assert_eq!(image_of(&ds, &format!("{name}.png"), 30), rgb, "{name}");
     }
 }
 
@@ -971,25 +1108,40 @@ fn garble(path: &Path, later: u64) {
     file.set_modified(mtime).unwrap();
 }
 
+/// Flips the low bit of the last pixel in the cache file at `path` and makes its checksum good:
+/// the file ends with the train pixels (the test pixels when it holds the test split alone),
+/// then FNV-1a 64 of everything before it.
+fn flip_last_pixel(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let body = bytes.len() - 8;
+    bytes[body - 1] ^= 1;
+    let mut h = Fnv1a64::default();
+    h.update(&bytes[..body]);
+    bytes[body..].copy_from_slice(&h.finish().to_le_bytes());
+    std::fs::write(path, &bytes).unwrap();
+}
+
 #[test]
 fn second_load_reads_the_cache_not_the_images() {
     let dir = small_folder("cache");
     let o = opts(None, None);
     let first = data::load(&dir.0, &o).unwrap();
     assert_eq!(first.shape(), [3, 4, 4]);
-    let cache = folder::cache_file(&dir.0, &o).unwrap().unwrap();
+    let cache = folder::cache_file(&dir.0, &o, Part::All).unwrap().unwrap();
     assert!(cache.starts_with(std::env::var_os("GPU_AE_CACHE_DIR").unwrap()));
     assert!(cache.is_file(), "{} not written", cache.display());
 
-    let victim = dir.path("a/0.png");
-    garble(&victim, 0);
-    assert_eq!(data::load(&dir.0, &o).unwrap(), first);
+    // A pixel changed in the cache file is what the next loads return.
+    flip_last_pixel(&cache);
+    let mut expected = first.clone();
+    *expected.train.images.pixels.last_mut().unwrap() ^= 1;
+    assert_eq!(data::load(&dir.0, &o).unwrap(), expected);
     assert_eq!(data::load_test(&dir.0, &o).unwrap().test, first.test);
 
-    // Without the cache the garbage is decoded, and named.
+    // Without the cache the images are decoded again.
     std::fs::remove_file(&cache).unwrap();
-    assert_contains(&error_for(data::load(&dir.0, &o), &victim), "cannot decode");
-    assert!(!cache.exists(), "a failed load wrote a cache file");
+    assert_eq!(data::load(&dir.0, &o).unwrap(), first);
+    assert!(cache.is_file(), "{} not rewritten", cache.display());
 }
 
 /// A file whose modification time changes is another key: decoded again.
@@ -1003,12 +1155,40 @@ fn a_touched_file_is_decoded_again() {
     assert_contains(&error_for(data::load(&dir.0, &o), &victim), "cannot decode");
 }
 
+/// Issue 27 item 10: a file rewritten with the same length and its modification time put back
+/// (as `touch -d` or a careful tool would) is decoded again, not served from the cache: its
+/// status-change time is part of the key, and so is its inode (a file replaced by another).
+#[test]
+#[cfg(unix)]
+fn a_file_rewritten_with_its_old_mtime_is_decoded_again() {
+    let dir = small_folder("cache-rewritten");
+    // Both splits cached, and the test split alone (decoded on its own when the shape is given).
+    let (all, test_only) = (opts(None, None), opts(Some(3), Some(4)));
+    data::load(&dir.0, &all).unwrap();
+    data::load_test(&dir.0, &test_only).unwrap();
+    // A test image's bytes changed in place, its modification time restored.
+    let listing = listing::list_images(&dir.0).unwrap();
+    let rel = listing
+        .images
+        .iter()
+        .find(|rel| listing::is_test_by_hash(rel, 10))
+        .unwrap();
+    let victim = dir.path(rel);
+    garble(&victim, 0);
+    let test = data::load_test(&dir.0, &test_only).map(drop);
+    assert_contains(&error_for(test, &victim), "cannot decode");
+    assert_contains(
+        &error_for(data::load(&dir.0, &all), &victim),
+        "cannot decode",
+    );
+}
+
 #[test]
 fn corrupt_or_truncated_cache_files_are_ignored_and_rewritten() {
     let dir = small_folder("cache-corrupt");
     let o = opts(None, Some(2));
     let first = data::load(&dir.0, &o).unwrap();
-    let cache = folder::cache_file(&dir.0, &o).unwrap().unwrap();
+    let cache = folder::cache_file(&dir.0, &o, Part::All).unwrap().unwrap();
     let good = std::fs::read(&cache).unwrap();
     let mut flipped = good.clone();
     let mid = flipped.len() / 2;
@@ -1038,7 +1218,7 @@ fn fifos_in_the_folder_and_at_the_cache_path_are_never_opened() {
     };
     let dir = small_folder("fifo");
     let o = opts(None, None);
-    let cache = folder::cache_file(&dir.0, &o).unwrap().unwrap();
+    let cache = folder::cache_file(&dir.0, &o, Part::All).unwrap().unwrap();
     std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
     mkfifo(&cache);
     mkfifo(&dir.path("a/x.png"));
@@ -1081,11 +1261,12 @@ fn the_test_split_alone_decodes_only_test_images() {
         .collect();
     assert_eq!(t.test.images.pixels, expected);
     assert_eq!(t.classes, ["a", "b"]);
-    // Cached on its own: served again with the test images garbled too.
-    for rel in &test {
-        garble(&dir.path(rel), 0);
-    }
-    assert_eq!(data::load_test(&dir.0, &o).unwrap(), t);
+    // Cached on its own: the next load reads that file.
+    let cache = folder::cache_file(&dir.0, &o, Part::Test).unwrap().unwrap();
+    flip_last_pixel(&cache);
+    let mut served = t.clone();
+    *served.test.images.pixels.last_mut().unwrap() ^= 1;
+    assert_eq!(data::load_test(&dir.0, &o).unwrap(), served);
     assert_contains(&error_for(data::load(&dir.0, &o), &victim), "cannot decode");
     assert_contains(
         &error_for(data::load_test(&dir.0, &opts(None, None)), &victim),

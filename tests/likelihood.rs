@@ -227,6 +227,19 @@ fn eval_reports_the_estimate_and_refuses_unsuitable_models() {
         .output()
         .unwrap();
     assert!(streamed.status.success(), "{}", text(&streamed.stderr));
+    // Issue 27 item 19: without a terminal, the progress is plain lines on stderr, one per
+    // tenth of the batches (of 3 here: after the first and the second), never the bar.
+    let stderr = text(&streamed.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("importance sampling: "))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].contains("1/3 batches (33%)") && lines[0].contains("s left"),
+        "{stderr}"
+    );
+    assert!(lines[1].contains("2/3 batches (66%)"), "{stderr}");
     let streamed = json_lines(&text(&streamed.stdout));
     let close = |key: &str| {
         (num(&streamed[0], key) - num(&resident[0], key)).abs() <= 1e-4 * num(&resident[0], key)

@@ -11,24 +11,27 @@
 //! is replaced, and only a regular file there is read). The key is FNV-1a 64 of the crate version, this format's
 //! version, the folder's absolute path, the options (channels, size, test percentage), the split
 //! rule, which part was decoded (both splits, or the test split alone), and every listed image's
-//! relative path, length and modification time: changing, adding, removing or touching an image
-//! gives a new key (old files stay until the folder is deleted).
+//! relative path, length, modification time and (on Unix) status-change time, device and inode
+//! ([`FileStamp`]): changing, adding, removing, replacing or touching an image gives a new key,
+//! also when its modification time is put back (old files stay until the folder is deleted).
 //!
 //! **Format** (little-endian): 16-byte magic, key u64, channels u32, rows u32, cols u32, train
 //! count u64, test count u64, class count u32, each class as length u32 + UTF-8 bytes, train
 //! labels u32 × count, test labels u32 × count, test pixels, train pixels (`[count, channels,
 //! rows, cols]` u8 each), then FNV-1a 64 of everything before it. A file that is truncated,
 //! corrupt, of another key or another format is ignored and rewritten; problems with the cache
-//! (unwritable folder, full disk) never fail a load.
+//! (unwritable folder, full disk) never fail a load, and the first is one line on stderr.
 
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::UNIX_EPOCH;
 
 use super::fingerprint::Fnv1a64;
 use super::listing::Listing;
 use super::split::{DataOptions, Images, Split, SplitRule, UNLABELLED};
 use crate::files;
+use crate::noteln;
 
 /// First bytes of a cache file; the last byte is the format version.
 const MAGIC: &[u8; 16] = b"gpu-ae-dataset\n\x02";
@@ -65,12 +68,18 @@ pub enum Part {
     Test,
 }
 
-/// Length and modification time of a file, part of the key.
+/// What the key knows of a file: its length and modification time and, on Unix, its
+/// status-change time, device and inode. A program (or `touch -d`) can give a rewritten file its
+/// old modification time back, but not its old status-change time, which every write, rename
+/// into place or `chmod` sets to now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {
     len: u64,
     /// Seconds since the Unix epoch (negative before it) and nanoseconds.
     mtime: (i64, u32),
+    /// Status-change time (seconds, nanoseconds), device and inode; zeros off Unix.
+    ctime: (i64, i64),
+    inode: (u64, u64),
 }
 
 impl FileStamp {
@@ -83,9 +92,18 @@ impl FileStamp {
             ),
             Err(_) => (0, 0),
         };
+        #[cfg(unix)]
+        let (ctime, inode) = {
+            use std::os::unix::fs::MetadataExt;
+            ((meta.ctime(), meta.ctime_nsec()), (meta.dev(), meta.ino()))
+        };
+        #[cfg(not(unix))]
+        let (ctime, inode) = ((0, 0), (0, 0));
         FileStamp {
             len: meta.len(),
             mtime,
+            ctime,
+            inode,
         }
     }
 }
@@ -131,12 +149,27 @@ impl Entry {
         decode(bytes, self.key).filter(|c| c.classes == classes)
     }
 
-    /// Writes `c` atomically; failures are ignored (the cache is an optimisation).
+    /// Writes `c` atomically. A failure does not fail the load (the cache is an optimisation);
+    /// the first in a process is one line on stderr saying why.
     pub fn write(&self, c: &Cached) {
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let made = if dir.exists() && !dir.is_dir() {
+            Err(crate::Error::msg(format!(
+                "{}: not a folder",
+                dir.display()
+            )))
+        } else {
+            std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))
+        };
+        let written = made.and_then(|()| files::replace_atomic(&self.path, &encode(c, self.key)));
+        static SAID: AtomicBool = AtomicBool::new(false);
+        if let Err(e) = written
+            && !SAID.swap(true, Ordering::Relaxed)
+        {
+            noteln!(
+                "note: cannot write the dataset cache ({e}); the images are decoded again next time (GPU_AE_CACHE_DIR names another cache folder)"
+            );
         }
-        let _ = files::replace_atomic(&self.path, &encode(c, self.key));
     }
 }
 
@@ -171,6 +204,12 @@ fn key(
         h.update(&stamp.len.to_le_bytes());
         h.update(&stamp.mtime.0.to_le_bytes());
         h.update(&stamp.mtime.1.to_le_bytes());
+        for word in [stamp.ctime.0, stamp.ctime.1] {
+            h.update(&word.to_le_bytes());
+        }
+        for word in [stamp.inode.0, stamp.inode.1] {
+            h.update(&word.to_le_bytes());
+        }
     }
     h.finish()
 }

@@ -4,10 +4,12 @@
 //! [`super::pil`].
 
 use std::io::Cursor;
+use std::path::Path;
 
 use image::{DynamicImage, ImageReader};
 
 use super::pil;
+use crate::error::{Error, Result};
 
 /// An image decoded and composited over white, interleaved `[height, width, 3]` RGB.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Decoded, String> {
         .decode()
         .map_err(|e| e.to_string())?;
     let (width, height) = (image.width() as usize, image.height() as usize);
+    let image = to_eight_bits(image, bytes);
     let rgb = if image.color().has_alpha() && !png_key_colour(bytes) {
         pil::composite_over_white(&to_rgba8(image))
     } else {
@@ -44,13 +47,49 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Decoded, String> {
     Ok(Decoded { width, height, rgb })
 }
 
+/// The image file at `path`, read (a regular file only) and [`decode`]d; errors name it
+/// (`<path>: cannot decode: …`).
+pub fn read_image(path: &Path) -> Result<Decoded> {
+    let bytes = crate::files::read(path, "an image file")?;
+    decode(&bytes).map_err(|e| Error::msg(format!("{}: cannot decode: {e}", path.display())))
+}
+
 /// Whether `bytes` is a grey or RGB PNG (colour type 0 or 2), whose only transparency can be a
 /// tRNS key colour: the decoder turns it into alpha, but Pillow leaves such an image opaque.
 fn png_key_colour(bytes: &[u8]) -> bool {
-    bytes.len() > 25
-        && bytes.starts_with(b"\x89PNG\r\n\x1a\n")
-        && &bytes[12..16] == b"IHDR"
-        && matches!(bytes[25], 0 | 2)
+    matches!(png_colour_type(bytes), Some(0 | 2))
+}
+
+/// The colour type in a PNG's header (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA); None
+/// for other formats.
+fn png_colour_type(bytes: &[u8]) -> Option<u8> {
+    (bytes.len() > 25 && bytes.starts_with(b"\x89PNG\r\n\x1a\n") && &bytes[12..16] == b"IHDR")
+        .then(|| bytes[25])
+}
+
+/// A 16-bit image (only PNG has them among [`EXTENSIONS`](super::listing::EXTENSIONS)) made 8-bit as Pillow reads it
+/// ([`pil::eight_bits`]: a grey PNG clipped at 255, key colour or not; any other by the high
+/// bytes); 8-bit images as they are.
+fn to_eight_bits(image: DynamicImage, bytes: &[u8]) -> DynamicImage {
+    let grey = png_colour_type(bytes) == Some(0);
+    let (w, h) = (image.width(), image.height());
+    let eight = |samples: &[u16]| pil::eight_bits(samples, grey);
+    let whole = "as many samples as the image had";
+    match image {
+        DynamicImage::ImageLuma16(im) => {
+            DynamicImage::ImageLuma8(image::ImageBuffer::from_raw(w, h, eight(&im)).expect(whole))
+        }
+        DynamicImage::ImageLumaA16(im) => {
+            DynamicImage::ImageLumaA8(image::ImageBuffer::from_raw(w, h, eight(&im)).expect(whole))
+        }
+        DynamicImage::ImageRgb16(im) => {
+            DynamicImage::ImageRgb8(image::ImageBuffer::from_raw(w, h, eight(&im)).expect(whole))
+        }
+        DynamicImage::ImageRgba16(im) => {
+            DynamicImage::ImageRgba8(image::ImageBuffer::from_raw(w, h, eight(&im)).expect(whole))
+        }
+        other => other,
+    }
 }
 
 /// 8-bit RGBA (`[h, w, 4]`); 8-bit images convert exactly (grey+alpha → (l, l, l, a)).

@@ -29,15 +29,17 @@
 //!   images, an empty split. Nothing is returned from a partly decoded folder.
 //! - **Work**: decoding runs on every core, with a progress bar on a terminal's stderr; the
 //!   result is cached (see [`super::cache`]), so the next load of the same files with
-//!   the same options reads one file instead.
+//!   the same options reads one file instead (a file rewritten since is decoded again, even
+//!   with its old modification time put back).
 //!
 //! Measured against Pillow 13.0 (`tests/io_images.rs`): every pixel equal for PNG (RGB, RGBA,
-//! grey, grey+alpha, palette with and without transparency, key colours), GIF, BMP and lossless
+//! grey, grey+alpha, palette with and without transparency, key colours; 8 and 16 bits, the
+//! latter read as Pillow reads them: grey clipped at 255, other kinds by their high bytes, see
+//! [`pil::eight_bits`]), GIF, BMP and lossless
 //! WebP, at any size, and for all 3786 images of `../shared/data/emoji-noto` at 64, 32 and 28,
 //! grey and RGB. Known differences: JPEG and lossy WebP go through other decoders (zune-jpeg,
 //! image-webp) than Pillow's libjpeg-turbo and libwebp, so their pixels can differ by a few
-//! levels (measured on JPEG: up to 3 in RGB, 1 in grey); 16-bit PNGs are reduced to 8 bits by
-//! rounding (Pillow clips 16-bit grey at 255 instead); only the first frame of an animation is
+//! levels (measured on JPEG: up to 3 in RGB, 1 in grey); only the first frame of an animation is
 //! read; Pillow 12 and older ran both resize passes horizontal first, so on images whose height
 //! shrinks more than twice as much as their width they can differ from Pillow 13 (and from
 //! this crate) by one level.
@@ -50,7 +52,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use image::ImageReader;
 
 use super::cache::{self, Cached, Part};
-use super::decode::{decode, prepare};
+use super::decode::{prepare, read_image};
 use super::listing::{Listing, is_test_by_hash, list_images, split_rule};
 use super::split::{DataOptions, Dataset, Images, Split, SplitRule, TestSet, UNLABELLED};
 use crate::bail;
@@ -215,13 +217,14 @@ pub fn load_test(dir: &Path, opts: &DataOptions) -> Result<TestSet> {
     })
 }
 
-/// The cache file that holds (or will hold) the decoded folder `dir` loaded with `opts` by
-/// [`load`], or None when there is no cache folder. Lists the folder to compute the key.
-pub fn cache_file(dir: &Path, opts: &DataOptions) -> Result<Option<PathBuf>> {
+/// The cache file that holds (or will hold) `part` of the decoded folder `dir` loaded with
+/// `opts` (both splits by [`load`], the test split alone by [`load_test`]), or None when there
+/// is no cache folder. Lists the folder to compute the key.
+pub fn cache_file(dir: &Path, opts: &DataOptions, part: Part) -> Result<Option<PathBuf>> {
     let listing = list_images(dir)?;
     let rule = split_rule(dir, opts.test_percent);
     let stats = stat_all(dir, &listing)?;
-    Ok(cache::Entry::new(dir, opts, Part::All, rule, &listing, &stats).map(|e| e.path))
+    Ok(cache::Entry::new(dir, opts, part, rule, &listing, &stats).map(|e| e.path))
 }
 
 /// Lists `dir` and lays out its splits; errors when there is nothing to load.
@@ -254,7 +257,7 @@ fn fits(c: &Cached, layout: &Layout, opts: &DataOptions) -> bool {
         && opts.size.is_none_or(|s| (s, s) == (im.rows, im.cols))
 }
 
-/// Length and modification time of every listed image (links followed), for the cache key.
+/// The [`cache::FileStamp`] of every listed image (links followed), for the cache key.
 fn stat_all(dir: &Path, listing: &Listing) -> Result<Vec<cache::FileStamp>> {
     listing
         .images
@@ -288,11 +291,7 @@ fn decode_layout(
     };
     let bar = crate::console::progress_bar("decoding images", picked.len());
     let prepared = parallel_map(picked.len(), &bar, path_of, |k| {
-        let path = path_of(k);
-        let bytes = crate::files::read(&path, "an image file")?;
-        let d = decode(&bytes)
-            .map_err(|e| Error::msg(format!("{}: cannot decode: {e}", path.display())))?;
-        Ok(prepare(&d, opts.channels, size))
+        Ok(prepare(&read_image(&path_of(k))?, opts.channels, size))
     });
     bar.finish_and_clear();
     let prepared = prepared?;

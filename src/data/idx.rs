@@ -40,16 +40,18 @@ pub fn is_idx_folder(dir: &Path) -> bool {
 
 /// IDX images are what they are: a requested channel count or size must match them.
 fn check_idx_options(dir: &Path, im: &Images, opts: &DataOptions) -> Result<()> {
+    // What works instead: a folder of images is converted to any size and channels.
+    let instead = "IDX files are read as they are; a folder of images (.png, .jpg, …) is converted to the size and channels asked for";
     if let Some(c) = opts.channels.filter(|&c| usize::from(c) != im.channels) {
         bail!(
-            "{}: IDX images have {} channel, not {c}",
+            "{}: IDX images have {} channel, not {c}: {instead}",
             dir.display(),
             im.channels
         );
     }
     if let Some(s) = opts.size.filter(|&s| (s, s) != (im.rows, im.cols)) {
         bail!(
-            "{}: IDX images are {}×{}, not {s}×{s} (IDX images are not rescaled)",
+            "{}: IDX images are {}×{}, not {s}×{s}: {instead}",
             dir.display(),
             im.rows,
             im.cols

@@ -5,6 +5,8 @@
 //!   (Pillow's integer formula; it equals round((c·a + 255·(255 − a)) / 255) for every c, a);
 //! - [`luma`]: `convert("L")` from RGB, ITU-R 601-2 luma in 16-bit fixed point,
 //!   L = (R·19595 + G·38470 + B·7471 + 0x8000) >> 16;
+//! - [`eight_bits`]: how Pillow reads 16-bit PNGs as 8 bits (grey clipped at 255, colour and
+//!   alpha by their high byte);
 //! - [`resize`] with [`Filter::Box`] or [`Filter::Bilinear`]: `Image.resize` (Pillow's
 //!   `ImagingResample`: separable, two passes each rounding to u8, in Pillow 13's order, with
 //!   22-bit fixed-point coefficients computed in f64 as Pillow does);
@@ -50,6 +52,23 @@ pub fn luma_of(r: u8, g: u8, b: u8) -> u8 {
 pub fn luma(rgb: &[u8]) -> Vec<u8> {
     rgb.chunks_exact(3)
         .map(|p| luma_of(p[0], p[1], p[2]))
+        .collect()
+}
+
+/// Pillow's 8 bits of 16-bit PNG samples: a grey PNG (colour type 0) opens as mode `I;16`,
+/// whose `convert("L")` and `convert("RGB")` clip at 255 (`grey` true: min(v, 255), so most of
+/// the range is white); every other 16-bit PNG (grey+alpha, RGB, RGBA) opens as 8-bit `RGB` or
+/// `RGBA`, each sample its high byte (v >> 8, not rounded).
+pub fn eight_bits(samples: &[u16], grey: bool) -> Vec<u8> {
+    samples
+        .iter()
+        .map(|&v| {
+            if grey {
+                v.min(255) as u8
+            } else {
+                (v >> 8) as u8
+            }
+        })
         .collect()
 }
 

@@ -278,10 +278,19 @@ fn software_note(info: &wgpu::AdapterInfo) -> Option<String> {
     if !is_software(info) {
         return None;
     }
+    // Measured on 2-core machines (README, Speed): lavapipe 800–920 images/s with the machine
+    // to itself, 108 on a slower one, 195–315 with the cores shared; GL's llvmpipe 97 on one
+    // machine (552 s per MNIST epoch), 165–250 beside lavapipe's 195–315 when shared.
+    let gl = if info.backend == wgpu::Backend::Gl {
+        "; on GL, Mesa's Vulkan driver (mesa-vulkan-drivers, lavapipe) is faster, up to about 8×"
+    } else {
+        ""
+    };
     Some(format!(
-        "{} ({:?}) is a CPU (software) adapter: expect about 900 images/s training conv-vae on 2 \
-         cores, about a minute per MNIST epoch; for a GPU install its driver (NVIDIA's, or \
-         mesa-vulkan-drivers for AMD and Intel) and see `gpu-ae devices`",
+        "{} ({:?}) is a CPU (software) adapter: expect about 100 to 900 images/s training \
+         conv-vae on 2 cores, depending on the CPU and its load (1 to 10 minutes per MNIST \
+         epoch){gl}; for a GPU install its driver (NVIDIA's, or mesa-vulkan-drivers for AMD and \
+         Intel) and see `gpu-ae devices`",
         info.name, info.backend
     ))
 }
@@ -931,8 +940,10 @@ mod tests {
                 )),
                 "{note}"
             );
+            let on_gl = info.backend == Gl;
+            assert_eq!(note.contains("up to about 8×"), on_gl, "{note}");
             for part in [
-                "900 images/s",
+                "100 to 900 images/s",
                 "MNIST epoch",
                 "mesa-vulkan-drivers",
                 "NVIDIA",
