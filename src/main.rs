@@ -386,6 +386,13 @@ struct TrainArgs {
     /// it; settings flags that differ from the run's are refused, all but --lr).
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
+    /// Fine-tune: start a new run from the parameters of this checkpoint (a model.safetensors
+    /// of gpu-ae train, or one `gpu-ae import` wrote), with fresh Adam state at step 0. The
+    /// model (--model, --widths, --latent, --norm, --act, --block, --upsample, --conditional,
+    /// the image shape) is the checkpoint's, and flags that contradict it are refused; the
+    /// training settings, --task and --loss included, are this run's.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    init: Option<PathBuf>,
     /// Replace the run that --out already holds (without it such a folder is refused).
     #[arg(long, requires = "out", conflicts_with = "resume")]
     overwrite: bool,
@@ -678,6 +685,7 @@ fn train_cmd(a: TrainArgs, explicit: Vec<String>) -> Result<i32> {
         precision: a.precision.precision.elem(),
         beta: a.beta,
         binarize: a.binarize,
+        init: a.init,
     };
     let opts = RunOptions {
         data_dir: match a.data {

@@ -288,6 +288,9 @@ impl RunRecord {
             m.insert("binarize".into(), value_name(&c.binarize));
             m.insert("binarize_test_seed".into(), TEST_BINARIZE_SEED.to_string());
         }
+        if let Some(init) = &c.init {
+            m.insert("init".into(), init.display().to_string());
+        }
         if let Some(d) = &self.data {
             m.insert("data".into(), d.path.display().to_string());
             m.insert("data_digest".into(), d.digest.clone());
@@ -331,6 +334,7 @@ impl RunRecord {
             },
             beta: r.value("beta", Some(1.0), |b: &f32| b.is_finite() && *b >= 0.0)?,
             binarize: read_binarize(ckpt, path)?,
+            init: ckpt.meta("init").map(PathBuf::from),
         };
         let data = match (read_data_path(ckpt), ckpt.meta("data_digest")) {
             (Some(data_path), Some(d)) => Some(DatasetRecord {

@@ -310,8 +310,9 @@ impl RunFolder {
         settle_pending(&self.dir, &model)?;
         if !opt_path.exists() {
             bail!(
-                "{}: missing: the run's Adam state belongs beside {}, and without it the run cannot go on exactly; put the file back (copy it with the model), or start a new run with --out",
+                "{}: missing: the run's Adam state belongs beside {}, and without it the run cannot go on exactly; put the file back (copy it with the model), or start a new run from the model with `gpu-ae train --init {} --out NEW_DIR`",
                 opt_path.display(),
+                model_path.display(),
                 model_path.display()
             );
         }

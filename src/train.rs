@@ -21,7 +21,7 @@ use crate::platform::{self, Instant};
 use crate::schedule::Schedule;
 use crate::split_plans::batches;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Hyper-parameters of a run (stored in every checkpoint's metadata).
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +38,9 @@ pub struct TrainConfig {
     pub beta: f32,
     /// Binarised training images (`--binarize`), and then a binarised test set.
     pub binarize: Binarize,
+    /// A fine-tuned run (`--init`): the checkpoint (absolute path) whose parameters it started
+    /// from, with fresh Adam state at step 0; None for a run from PyTorch's initialisation.
+    pub init: Option<PathBuf>,
 }
 
 /// Loss sums of one epoch so far.

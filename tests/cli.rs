@@ -811,6 +811,98 @@ fn resume_refuses_empty_and_finished_runs() {
     );
 }
 
+/// The largest difference between the parameters of two checkpoints of one model.
+fn max_param_difference(a: &Checkpoint, b: &Checkpoint) -> f32 {
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    a.tensors
+        .iter()
+        .map(|x| {
+            let y = b.get(&x.name).unwrap_or_else(|| panic!("no {}", x.name));
+            assert_eq!(x.shape, y.shape, "{}", x.name);
+            x.data
+                .iter()
+                .zip(&y.data)
+                .fold(0.0f32, |m, (p, q)| m.max((p - q).abs()))
+        })
+        .fold(0.0, f32::max)
+}
+
+/// Item 13: `train --init` starts a new run from a checkpoint's parameters (fresh Adam state at
+/// step 0, the checkpoint's model, the task the run asks for, the checkpoint recorded), refuses
+/// flags that contradict that model and `--resume` in one line naming the flag; a run folder
+/// that lost its Adam state says to fine-tune from its model instead.
+#[test]
+fn init_fine_tunes_a_model_and_refuses_flags_that_contradict_it() {
+    let init = model_file(vae2());
+    let tuned = root().join("fine-tuned");
+    let _ = std::fs::remove_dir_all(&tuned);
+    // At so small a rate the parameters stay where they started: the trained model's, not a
+    // fresh initialisation's (one epoch of training moved those by about 1e-3).
+    train(
+        &tuned,
+        &["--init", s(&init), "--task", "denoise", "--lr", "1e-12"],
+    );
+    let (from, got) = (
+        checkpoint::load(&init).unwrap(),
+        checkpoint::load(&model_file(&tuned)).unwrap(),
+    );
+    let moved = max_param_difference(&from, &got);
+    assert!(moved < 1e-6, "the fine-tuned parameters moved by {moved}");
+    let fresh = root().join("fine-tuned-fresh");
+    let _ = std::fs::remove_dir_all(&fresh);
+    train(
+        &fresh,
+        &["--latent", "2", "--task", "denoise", "--lr", "1e-12"],
+    );
+    let apart = max_param_difference(&from, &checkpoint::load(&model_file(&fresh)).unwrap());
+    assert!(
+        apart > 1e-3,
+        "a fresh run is only {apart} from the trained model"
+    );
+    // Its own step count (the trained model's Adam state would have continued at step 4).
+    assert_eq!(got.meta("steps"), Some("4"));
+    assert_eq!(got.meta("epoch"), Some("1"));
+    assert_eq!(got.meta("task"), Some("denoise"));
+    assert_eq!(got.meta("latent"), Some("2"));
+    let absolute = init.canonicalize().unwrap();
+    assert_eq!(got.meta("init"), Some(s(&absolute)));
+
+    let other = root().join("fine-tuned-refused");
+    let _ = std::fs::remove_dir_all(&other);
+    let with = |flags: &[&'static str]| -> Vec<String> {
+        let mut args: Vec<String> = ["train", "--data", data_dir(), "--out", s(&other)]
+            .into_iter()
+            .chain(["--init", s(&init), "--epochs", "1", "--quiet"])
+            .map(String::from)
+            .collect();
+        args.extend(flags.iter().map(|f| f.to_string()));
+        args
+    };
+    for (flags, named) in [
+        (&["--widths", "8,8"][..], "--widths 8,8"),
+        (&["--latent", "3"], "--latent 3"),
+        (&["--model", "conv-ae"], "--model conv-ae"),
+        (&["--conditional"], "--conditional"),
+        (&["--size", "14"], "--size 14"),
+    ] {
+        let args = with(flags);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e = fails(&args, &[named, s(&init), "--init"], &[&other]);
+        assert!(e.contains("fine-tuned run keeps"), "{e}");
+    }
+    #[rustfmt::skip]
+    fails(&["train", "--resume", s(&tuned), "--init", s(&init), "--epochs", "2"], &["--init", "--resume"], &[]);
+    #[rustfmt::skip]
+    fails(&["train", "--init", s(vae2()), "--out", s(&other)], &["--init", "model.safetensors"], &[&other]);
+
+    let lost = copy_dir(vae2(), "init-no-optimizer");
+    std::fs::remove_file(lost.join("optimizer.safetensors")).unwrap();
+    let model = model_file(&lost);
+    #[rustfmt::skip]
+    let e = fails(&["train", "--resume", s(&lost), "--epochs", "2", "--quiet"], &["optimizer.safetensors", "missing"], &[]);
+    assert!(e.contains(&format!("--init {}", s(&model))), "{e}");
+}
+
 /// Pictures come out in the format their extension names (.png, .jpg or .jpeg, .bmp, in any
 /// case); any other extension is refused before any work, naming the file and the accepted
 /// extensions. A WGPU_BACKEND value wgpu does not know is named, not reported as "no adapter".

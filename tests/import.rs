@@ -169,6 +169,50 @@ fn the_mnist_conv_vae_needs_only_its_activation_and_size() {
     );
 }
 
+/// Item 13: an imported model fine-tunes (`train --init`): the run starts from the state_dict's
+/// parameters, trains for the task it is given and records its model.
+#[test]
+fn an_imported_model_fine_tunes() {
+    let spec = ModelSpec {
+        widths: vec![4, 6],
+        ..ModelSpec::mnist(ModelKind::ConvVae, 3, Task::Reconstruct, LossKind::Bce)
+    };
+    let torch = root().join("torch-tune.safetensors");
+    state_dict(&spec, &torch);
+    let imported = root().join("imported-tune.safetensors");
+    ok(&import(
+        &torch,
+        &imported,
+        &["--act", "relu", "--size", "28"],
+    ));
+    let run = root().join("imported-tuned");
+    let _ = std::fs::remove_dir_all(&run);
+    #[rustfmt::skip]
+    train(&run, &["--init", s(&imported), "--task", "denoise", "--noise", "0.3", "--lr", "1e-12"]);
+    let (want, got) = (
+        checkpoint::load(&torch).unwrap(),
+        checkpoint::load(&model_file(&run)).unwrap(),
+    );
+    for w in &want.tensors {
+        let g = got.get(&w.name).unwrap();
+        let moved = w
+            .data
+            .iter()
+            .zip(&g.data)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(moved < 1e-6, "{} moved by {moved}", w.name);
+    }
+    let tuned = read_spec(&got, &run).unwrap();
+    assert_eq!(tuned.task, Task::Denoise { noise: 0.3 });
+    assert_eq!(
+        tuned,
+        ModelSpec {
+            task: tuned.task,
+            ..spec
+        }
+    );
+}
+
 /// Rewrites the state_dict at `from` into `to` as a hand-written safetensors file: every name
 /// after `prefix`, every f32 tensor as `dtype` (F16 or F32), the I64 counters as they are.
 fn rewrite(from: &Path, to: &Path, prefix: &str, dtype: &str) {

@@ -338,6 +338,7 @@ fn small_vae(batch: usize, seed: u64, precision: Elem) -> TrainConfig {
         precision,
         beta: 1.0,
         binarize: Binarize::None,
+        init: None,
     }
 }
 
