@@ -6,7 +6,8 @@
 //! convolution's weight, or a parameter-free Upsample before a convolution), the latent size,
 //! a conditional VAE's class count (the extra inputs of `dec.0`), and the image size when only
 //! one size leads to the encoder's last side. What a `state_dict`
-//! does not record (the activation; the size when several fit; the task and loss) comes from
+//! does not record (the activation and leaky ReLU's slope; the size when several fit; the task
+//! and loss; a conditional model's class names, from `--classes` or its dataset) comes from
 //! flags, and a missing one is a clear error. The result is checked tensor by tensor against
 //! the architecture before it is written. A state_dict as people save it imports too: F16, BF16
 //! and F64 tensors are converted to f32, and a prefix that wrappers put before every name
@@ -21,14 +22,28 @@ use crate::models::{
     Architecture, Block, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
     Upsampling,
 };
-use crate::{bail, noteln};
-use std::path::Path;
+use crate::{bail, classes, noteln};
+use std::path::{Path, PathBuf};
+
+/// Where a conditional model's class names come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClassNames {
+    /// `--classes a,b,c`: label i is the i-th name.
+    Given(String),
+    /// `--data DIR`: the classes of the dataset it was trained on, numbered as
+    /// `pytorch_images.py` numbers them ([`classes::of_folder`]).
+    Folder(PathBuf),
+}
 
 /// What the flags of `gpu-ae import` give.
 #[derive(Debug, Clone)]
 pub struct ImportSettings {
     /// The hidden activation (`--act`): a `state_dict` does not record it.
     pub act: Option<HiddenAct>,
+    /// Its slope when leaky (`--leaky-slope`): nor that.
+    pub leaky_slope: f32,
+    /// A conditional model's class names; None: `0` to `K−1`.
+    pub classes: Option<ClassNames>,
     /// The image side (`--size`), needed when several sizes fit the tensors.
     pub size: Option<usize>,
     pub task: Task,
@@ -144,7 +159,7 @@ pub fn infer_spec(ckpt: &Checkpoint, path: &Path, settings: &ImportSettings) -> 
     };
     let Some(act) = settings.act else {
         bail!(
-            "{file}: a state_dict does not record the activation; pass --act relu or --act leaky-relu (pytorch_images.py's --act)"
+            "{file}: a state_dict does not record the activation; pass --act relu or --act leaky-relu (pytorch_images.py's --act; --leaky-slope 0.01 for PyTorch's default nn.LeakyReLU())"
         );
     };
     Ok(ModelSpec {
@@ -156,10 +171,46 @@ pub fn infer_spec(ckpt: &Checkpoint, path: &Path, settings: &ImportSettings) -> 
         widths,
         norm,
         act,
+        leaky_slope: settings.leaky_slope,
         block,
         upsample,
         classes: (0..classes).map(|c| c.to_string()).collect(),
     })
+}
+
+/// The class names of the model `spec` read from `from` (a conditional model's `0` to `K−1`
+/// until named), as `source` gives them; their count must be the model's K.
+fn class_names(spec: &ModelSpec, source: Option<&ClassNames>, from: &Path) -> Result<Vec<String>> {
+    let k = spec.classes.len();
+    let (flag, names) = match source {
+        None => {
+            if k > 0 {
+                noteln!(
+                    "note: {}: a conditional model of {k} classes, named 0 to {}; name them with --classes or --data (its dataset) where they are not those numbers",
+                    from.display(),
+                    k - 1
+                );
+            }
+            return Ok(spec.classes.clone());
+        }
+        Some(ClassNames::Given(arg)) => ("--classes", classes::parse_names(arg)?),
+        Some(ClassNames::Folder(dir)) => ("--data", classes::of_folder(dir)?),
+    };
+    if k == 0 {
+        bail!(
+            "{flag}: {} is not a conditional model (its decoder takes no class label), so it has no classes to name",
+            from.display()
+        );
+    }
+    if names.len() != k {
+        bail!(
+            "{flag}: {} class names ({}), but the decoder of {} takes {k} classes",
+            names.len(),
+            names.join(", "),
+            from.display()
+        );
+    }
+    Ok(names)
 }
 
 /// Reads the `state_dict` at `from`, infers its model, checks every tensor against it and
@@ -188,7 +239,8 @@ pub fn import(from: &Path, to: &Path, settings: &ImportSettings) -> Result<Model
             from.display()
         );
     }
-    let spec = infer_spec(&ckpt, from, settings)?;
+    let mut spec = infer_spec(&ckpt, from, settings)?;
+    spec.classes = class_names(&spec, settings.classes.as_ref(), from)?;
     let arch = Architecture::new(spec.clone())
         .map_err(|e| Error::msg(format!("{}: {e}", from.display())))?;
     // Every tensor of the file must be one of the model's, of its shape.

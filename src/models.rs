@@ -180,18 +180,13 @@ pub enum Norm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum HiddenAct {
     Relu,
-    /// `nn.LeakyReLU(0.2)`.
+    /// `nn.LeakyReLU(negative_slope)`, the slope [`ModelSpec::leaky_slope`].
     LeakyRelu,
 }
 
-impl HiddenAct {
-    pub fn activation(self) -> Activation {
-        match self {
-            HiddenAct::Relu => Activation::Relu,
-            HiddenAct::LeakyRelu => Activation::LeakyRelu(0.2),
-        }
-    }
-}
+/// The negative slope of `--act leaky-relu` unless `--leaky-slope` says otherwise:
+/// `pytorch_images.py`'s `nn.LeakyReLU(0.2)` (PyTorch's own default is 0.01).
+pub const DEFAULT_LEAKY_SLOPE: f32 = 0.2;
 
 /// What the conv family puts after each stage (`--block`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -239,6 +234,9 @@ pub struct ModelSpec {
     pub widths: Vec<usize>,
     pub norm: Norm,
     pub act: HiddenAct,
+    /// The negative slope of [`HiddenAct::LeakyRelu`] (`--leaky-slope`, greater than 0);
+    /// [`DEFAULT_LEAKY_SLOPE`] for ReLU models.
+    pub leaky_slope: f32,
     /// conv-vae and conv-ae: residual blocks after the stages, and the decoder's upsampling.
     pub block: Block,
     pub upsample: Upsampling,
@@ -255,7 +253,7 @@ impl ModelSpec {
         if self.norm == Norm::Batch {
             b.push(BatchNorm2d::new);
         }
-        let act = self.act.activation();
+        let act = self.activation();
         b.push(|t, name, d| Act::new(t, name, d, act));
         self.push_block(b);
     }
@@ -263,8 +261,16 @@ impl ModelSpec {
     /// A residual block at the current width, when `--block residual`.
     fn push_block(&self, b: &mut StackBuilder) {
         if self.block == Block::Residual {
-            let (norm, act) = (self.norm == Norm::Batch, self.act.activation());
+            let (norm, act) = (self.norm == Norm::Batch, self.activation());
             b.push(|t, name, d| ResBlock::new(t, name, d, norm, act));
+        }
+    }
+
+    /// The conv family's hidden activation, with its slope.
+    pub fn activation(&self) -> Activation {
+        match self.act {
+            HiddenAct::Relu => Activation::Relu,
+            HiddenAct::LeakyRelu => Activation::LeakyRelu(self.leaky_slope),
         }
     }
 
@@ -279,6 +285,7 @@ impl ModelSpec {
             widths: MNIST_WIDTHS.to_vec(),
             norm: Norm::None,
             act: HiddenAct::Relu,
+            leaky_slope: DEFAULT_LEAKY_SLOPE,
             block: Block::Plain,
             upsample: Upsampling::Transposed,
             classes: Vec::new(),
@@ -382,6 +389,15 @@ impl Architecture {
         }
         if classes > 4096 {
             bail!("--conditional takes at most 4096 classes, the data has {classes}");
+        }
+        let slope = spec.leaky_slope;
+        if !(slope.is_finite() && slope > 0.0) {
+            bail!("--leaky-slope {slope}: must be a number greater than 0");
+        }
+        if spec.act == HiddenAct::Relu && slope != DEFAULT_LEAKY_SLOPE {
+            bail!(
+                "--leaky-slope {slope}: is the slope of --act leaky-relu; this model's activation is relu"
+            );
         }
         let conv_family = matches!(spec.kind, ModelKind::ConvVae | ModelKind::ConvAe);
         if !conv_family && (spec.block != Block::Plain || spec.upsample != Upsampling::Transposed) {
@@ -515,7 +531,7 @@ impl Architecture {
         let code = Dims::flat(spec.latent + spec.classes.len());
         let mut dec = StackBuilder::new(t, "dec", code);
         dec.push(|t, name, d| Linear::new(t, name, d, last * s * s));
-        let act = spec.act.activation();
+        let act = spec.activation();
         dec.push(|t, name, d| Act::new(t, name, d, act));
         dec.reshape(Dims::new(last, s, s));
         spec.push_block(&mut dec);
@@ -837,6 +853,21 @@ mod tests {
             a.encoder.layers[2].fuses(),
             Fuses::Activation(Activation::LeakyRelu(0.2))
         );
+        // `--leaky-slope` reaches every activation, those of the decoder included.
+        let slope = Architecture::new(ModelSpec {
+            leaky_slope: 0.01,
+            ..a.spec.clone()
+        })
+        .unwrap();
+        let leaky = Fuses::Activation(Activation::LeakyRelu(0.01));
+        assert_eq!(slope.encoder.layers[2].fuses(), leaky);
+        assert_eq!(slope.decoder.layers[1].fuses(), leaky);
+        let relu = ModelSpec {
+            act: HiddenAct::Relu,
+            ..slope.spec.clone()
+        };
+        let e = Architecture::new(relu).unwrap_err();
+        assert!(e.message().contains("--leaky-slope 0.01"), "{e}");
     }
 
     /// `pytorch_images.ConvVAE(3, 8, [4, 6], 5, "batch", "relu", block="residual",

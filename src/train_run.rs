@@ -127,6 +127,10 @@ fn setting_values(
         "latent" => (r.spec.latent.to_string(), q.spec.latent.to_string()),
         "norm" => (value_name(&r.spec.norm), value_name(&q.spec.norm)),
         "act" => (value_name(&r.spec.act), value_name(&q.spec.act)),
+        "leaky_slope" => (
+            r.spec.leaky_slope.to_string(),
+            q.spec.leaky_slope.to_string(),
+        ),
         "block" => (value_name(&r.spec.block), value_name(&q.spec.block)),
         "upsample" => (value_name(&r.spec.upsample), value_name(&q.spec.upsample)),
         "widths" => (
@@ -296,12 +300,13 @@ fn restart_settings(
 
 /// The flags that set a model's architecture: a fine-tuned run (`--init`) takes them from its
 /// checkpoint and refuses any given on the command line that contradict it.
-const ARCHITECTURE_FLAGS: [&str; 8] = [
+const ARCHITECTURE_FLAGS: [&str; 9] = [
     "model",
     "latent",
     "widths",
     "norm",
     "act",
+    "leaky_slope",
     "block",
     "upsample",
     "conditional",

@@ -884,6 +884,7 @@ fn init_fine_tunes_a_model_and_refuses_flags_that_contradict_it() {
         (&["--model", "conv-ae"], "--model conv-ae"),
         (&["--conditional"], "--conditional"),
         (&["--size", "14"], "--size 14"),
+        (&["--leaky-slope", "0.01"], "--leaky-slope 0.01"),
     ] {
         let args = with(flags);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -892,6 +893,9 @@ fn init_fine_tunes_a_model_and_refuses_flags_that_contradict_it() {
     }
     #[rustfmt::skip]
     fails(&["train", "--resume", s(&tuned), "--init", s(&init), "--epochs", "2"], &["--init", "--resume"], &[]);
+    // The slope is a setting of the model, which a resume keeps.
+    #[rustfmt::skip]
+    fails(&["train", "--resume", s(&tuned), "--leaky-slope", "0.01", "--epochs", "2", "--quiet"], &["--leaky-slope 0.01", "resumed run keeps"], &[]);
     #[rustfmt::skip]
     fails(&["train", "--init", s(vae2()), "--out", s(&other)], &["--init", "model.safetensors"], &[&other]);
 

@@ -169,6 +169,102 @@ fn the_mnist_conv_vae_needs_only_its_activation_and_size() {
     );
 }
 
+/// A 10×10 colour PNG at `path` (its folders made), a different colour per `seed`.
+fn png(path: &Path, seed: u8) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img = image::RgbImage::from_fn(10, 10, |x, y| {
+        image::Rgb([seed.wrapping_mul(70), (x * 25) as u8, (y * 25) as u8])
+    });
+    img.save(path).unwrap();
+}
+
+/// Item 15: `--leaky-slope` (PyTorch's default `nn.LeakyReLU()` is 0.01) is recorded in the
+/// checkpoint; a conditional model's classes are named by `--classes` or by `--data`'s
+/// subfolders in sorted order (as `pytorch_images.py` numbers them), so that the commands take
+/// it on that folder; a count that does not fit the decoder is refused naming the flag.
+#[test]
+fn leaky_slopes_and_class_names_import() {
+    let spec = ModelSpec {
+        leaky_slope: 0.01,
+        classes: ["ant", "bee", "cat"].map(String::from).to_vec(),
+        ..colour_bn()
+    };
+    let torch = root().join("torch-slope.safetensors");
+    state_dict(&spec, &torch);
+    let flags = [
+        "--act",
+        "leaky-relu",
+        "--size",
+        "10",
+        "--leaky-slope",
+        "0.01",
+    ];
+    let named = root().join("imported-named.safetensors");
+    let mut args = import(&torch, &named, &flags);
+    args.extend(["--classes", "ant,bee,cat"]);
+    let line = ok(&args);
+    assert!(line.contains("leaky-relu (slope 0.01)"), "{line}");
+    let got = checkpoint::load(&named).unwrap();
+    assert_eq!(got.meta("leaky_slope"), Some("0.01"));
+    assert_eq!(read_spec(&got, &named).unwrap(), spec);
+
+    // The data it was trained on, in the order that pytorch_images.py numbers its classes.
+    let data = scratch("import-classes");
+    for (i, class) in ["cat", "ant", "bee"].iter().enumerate() {
+        png(&data.join(format!("train/{class}/a.png")), i as u8);
+        png(&data.join(format!("test/{class}/b.png")), i as u8 + 3);
+    }
+    png(&data.join("train/.hidden/c.png"), 7);
+    let from_data = root().join("imported-from-data.safetensors");
+    let mut args = import(&torch, &from_data, &flags);
+    args.extend(["--data", s(&data)]);
+    ok(&args);
+    let got = checkpoint::load(&from_data).unwrap();
+    assert_eq!(read_spec(&got, &from_data).unwrap(), spec);
+    let pic = root().join("imported-named.png");
+    #[rustfmt::skip]
+    ok(&["reconstruct", "--checkpoint", s(&from_data), "--data", s(&data), "--count", "3", "--out", s(&pic)]);
+
+    // Unnamed, the classes are 0 to K−1 (a note says how to name them), which that folder's
+    // classes are not.
+    let unnamed = root().join("imported-unnamed.safetensors");
+    let run = support::run(&import(&torch, &unnamed, &flags));
+    assert!(
+        text(&run.stderr).contains("--classes"),
+        "{}",
+        text(&run.stderr)
+    );
+    #[rustfmt::skip]
+    fails(&["reconstruct", "--checkpoint", s(&unnamed), "--data", s(&data), "--out", s(&pic)], &[s(&data)], &[]);
+
+    let wrong = root().join("imported-wrong.safetensors");
+    for extra in [
+        ["--classes", "ant,bee"],
+        ["--classes", "ant,ant,bee"],
+        ["--classes", "ant,,bee"],
+    ] {
+        let mut args = import(&torch, &wrong, &flags);
+        args.extend(extra);
+        fails(&args, &["--classes"], &[&wrong]);
+    }
+    let plain = root().join("torch-plain.safetensors");
+    let unconditional = ModelSpec {
+        classes: Vec::new(),
+        ..spec.clone()
+    };
+    state_dict(&unconditional, &plain);
+    let mut args = import(&plain, &wrong, &flags);
+    args.extend(["--data", s(&data)]);
+    fails(&args, &["--data", "not a conditional model"], &[&wrong]);
+    // A slope for ReLU is a mistake, not a setting.
+    let relu = ["--act", "relu", "--size", "10", "--leaky-slope", "0.01"];
+    fails(
+        &import(&plain, &wrong, &relu),
+        &["--leaky-slope"],
+        &[&wrong],
+    );
+}
+
 /// Item 13: an imported model fine-tunes (`train --init`): the run starts from the state_dict's
 /// parameters, trains for the task it is given and records its model.
 #[test]

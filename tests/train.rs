@@ -202,7 +202,8 @@ fn every_model_backward_matches_finite_differences() {
 
 /// The conv family on colour images of odd sizes (7 → 4 → 2 → 1 and back, output paddings 1, 1,
 /// 0; 10 → 5 → 3 → 2), three widths, with the denoising input and super-resolution's stride-1
-/// first layer, with batch norm (batch statistics) and leaky ReLU, and with residual blocks and
+/// first layer, with batch norm (batch statistics) and leaky ReLU (slopes 0.2 and 0.01), and
+/// with residual blocks and
 /// nearest upsampling (7 → 4 → 2 → 1 and back up to the encoder's sides), each with and without
 /// batch norm.
 #[test]
@@ -223,8 +224,10 @@ fn the_colour_conv_family_backward_matches_finite_differences() {
         upsample: Upsampling::Nearest,
         ..colour(7, Task::Reconstruct)
     };
+    // PyTorch's default nn.LeakyReLU() slope, through every fused activation of the model.
     let residual_batch_norm = ModelSpec {
         block: Block::Residual,
+        leaky_slope: 0.01,
         ..batch_norm.clone()
     };
     let nearest_superres = ModelSpec {
