@@ -110,27 +110,60 @@ pub fn infer_spec(ckpt: &Checkpoint, path: &Path, settings: &ImportSettings) -> 
             index += 1;
         }
     }
-    let (kind, head) = if let Some(s) = shape(ckpt, "fc_mu.weight") {
-        (ModelKind::ConvVae, s)
-    } else if let Some(s) = shape(ckpt, "fc.weight") {
-        (ModelKind::ConvAe, s)
+    let (kind, head) = if ckpt.get("fc_mu.weight").is_some() {
+        (ModelKind::ConvVae, "fc_mu")
+    } else if ckpt.get("fc.weight").is_some() {
+        (ModelKind::ConvAe, "fc")
     } else {
         bail!("{file}: no fc_mu.weight (VAE) or fc.weight (AE): not a ConvVAE state_dict");
     };
-    let [latent, head_in] = head[..] else {
-        bail!("{file}: the head's weight has shape {head:?}, a Linear weight is 2-D");
+    let (head_weight, dec_weight) = (format!("{head}.weight"), "dec.0.weight");
+    let two_d = |name: &str| -> Result<[usize; 2]> {
+        match shape(ckpt, name) {
+            Some(&[rows, cols]) => Ok([rows, cols]),
+            Some(s) => bail!("{file}: {name} has shape {s:?}, a Linear weight is 2-D"),
+            None => bail!("{file}: no {name}: not a ConvVAE state_dict"),
+        }
     };
-    let Some(&[feat, dec_in]) = shape(ckpt, "dec.0.weight") else {
-        bail!("{file}: no 2-D dec.0.weight: not a ConvVAE state_dict");
+    let [head_rows, head_in] = two_d(&head_weight)?;
+    let [dec_rows, dec_in] = two_d(dec_weight)?;
+    // The biases say the latent size L and the feature count F whichever weight is wrong: the
+    // head's weight is [L, F + K] and the decoder's first [F, L + K] (K classes).
+    let bias_len = |name: &str, weight_rows: usize| match shape(ckpt, name) {
+        Some(&[n]) => n,
+        _ => weight_rows,
     };
-    let classes = dec_in.saturating_sub(latent);
+    let latent = bias_len(&format!("{head}.bias"), head_rows);
+    let feat = bias_len("dec.0.bias", dec_rows);
+    let expected = |name: &str, got: [usize; 2], rows: usize, cols: usize| -> Result<()> {
+        let transposed = if got == [cols, rows] {
+            " (transposed?)"
+        } else {
+            ""
+        };
+        bail!(
+            "{file}: {name} has shape {got:?}{transposed}; the model's latent size {latent} and {feat} features need [{rows}, {cols}], or more columns for a conditional model's class inputs"
+        )
+    };
+    if head_rows != latent || head_in < feat {
+        expected(&head_weight, [head_rows, head_in], latent, feat)?;
+    }
+    if dec_rows != feat || dec_in < latent {
+        expected(dec_weight, [dec_rows, dec_in], feat, latent)?;
+    }
+    let classes = dec_in - latent;
+    if head_in - feat != classes {
+        bail!(
+            "{file}: {head_weight} takes {} class inputs beside the {feat} features, and {dec_weight} {classes} beside the {latent} latents; a conditional model gives both the same",
+            head_in - feat
+        );
+    }
     let last_width = *widths.last().expect("enc.0.weight is there");
     let area = feat / last_width;
     let last = (area as f64).sqrt().round() as usize;
-    if feat != head_in - classes || last * last * last_width != feat {
+    if last * last * last_width != feat {
         bail!(
-            "{file}: dec.0.weight {:?} does not fit the encoder ({last_width} channels) and head {head:?}",
-            [feat, dec_in]
+            "{file}: {dec_weight} makes {feat} features, which the encoder's last {last_width} channels of a square side do not give"
         );
     }
     let superres = settings.task == Task::Superres;

@@ -479,7 +479,9 @@ impl Architecture {
     }
 
     /// The side of the full-size image after each of the conv family's convolutions,
-    /// `[S, S₁, …]`.
+    /// `[S, S₁, …]`: `Conv2d(3, stride 2, padding 1)` takes a side s to ⌊(s − 1)/2⌋ + 1, as
+    /// PyTorch computes it, so a 1×1 side stays 1×1 (3 → 2 → 1 → 1) and any number of widths
+    /// fits any size.
     fn conv_sides(spec: &ModelSpec) -> Result<Vec<usize>> {
         let widths = &spec.widths;
         if widths.is_empty() || widths.contains(&0) {
@@ -488,14 +490,6 @@ impl Architecture {
         let mut sides = vec![spec.image.size];
         for _ in widths {
             let last = *sides.last().expect("starts with the size");
-            if last < 2 {
-                bail!(
-                    "--size {} is too small for {} --widths: each convolution halves the side, and {} of them leave less than 1×1",
-                    spec.image.size,
-                    widths.len(),
-                    widths.len()
-                );
-            }
             sides.push(conv_out(last));
         }
         Ok(sides)
@@ -706,16 +700,26 @@ mod tests {
         // The code, Linear, the activation viewed as [8, 4, 4], then each ConvTranspose2d and its
         // activation: output paddings 0, 1, 1 restore 7, 14, 28.
         assert_eq!(sides, vec![1, 1, 4, 7, 7, 14, 14, 28]);
-        // Too many halvings for the size, and no widths at all, are refused.
-        let tiny = ModelSpec {
-            image: ImageShape {
-                channels: 3,
-                size: 4,
-            },
-            ..spec.clone()
-        };
-        let e = Architecture::new(tiny).unwrap_err();
-        assert!(e.message().contains("--size 4"), "{e}");
+        // More halvings than the size has, as in PyTorch: Conv2d(3, s2, p1) keeps a 1×1 side,
+        // 3 → 2 → 1 → 1, and the decoder goes back 1 → 1 → 2 → 3 (output paddings 0, 1, 0;
+        // nearest upsampling to the same sides).
+        for upsample in [Upsampling::Transposed, Upsampling::Nearest] {
+            let tiny = Architecture::new(ModelSpec {
+                image: ImageShape {
+                    channels: 3,
+                    size: 3,
+                },
+                upsample,
+                ..spec.clone()
+            })
+            .unwrap();
+            assert_eq!(tiny.encoder.output(), Dims::new(128, 1, 1));
+            let mut sides: Vec<usize> = tiny.decoder.dims.iter().map(|d| d.h).collect();
+            sides.dedup();
+            assert_eq!(sides, vec![1, 2, 3], "{upsample:?}");
+            assert_eq!(tiny.decoder.output(), Dims::new(3, 3, 3));
+        }
+        // No widths at all are refused.
         let none = ModelSpec {
             widths: vec![],
             ..spec

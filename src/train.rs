@@ -190,6 +190,9 @@ impl<'g> Trainer<'g> {
         // Every pipeline at once, on all cores (a no-op when the caller already did it).
         gpu.prepare(kernels::ENTRY_POINTS);
         let p = arch.params.total;
+        // Before the parameters are initialised on the host: a model too large for the adapter
+        // may be too large for host memory as well.
+        Model::check_fits(gpu, &arch)?;
         let values = values.unwrap_or_else(|| ModelValues::init(&arch, cfg.seed));
         let model = Model::upload(gpu, arch, &values)?;
         let grads = Tensor::zeros(gpu, &[p], "gradients")?;

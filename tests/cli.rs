@@ -790,6 +790,17 @@ fn a_batch_too_large_for_the_device_is_a_clean_error() {
     assert!(e.contains("MiB"), "{e}");
 }
 
+/// Item 19: a model whose parameters do not fit one storage binding is refused naming its
+/// `--widths`, before anything is allocated, and not with advice about `--batch`, which cannot
+/// help.
+#[test]
+fn widths_too_large_for_the_adapter_are_named() {
+    let out = scratch("huge-widths").join("run");
+    #[rustfmt::skip]
+    let e = fails(&["train", "--data", data_dir(), "--widths", "1000000", "--epochs", "1", "--quiet", "--out", s(&out)], &["--widths 1000000", "too large for this adapter", "GiB"], &[&out]);
+    assert!(!e.contains("smaller --batch"), "{e}");
+}
+
 #[test]
 fn resume_refuses_empty_and_finished_runs() {
     let empty = scratch("resume-empty");

@@ -309,6 +309,35 @@ fn an_imported_model_fine_tunes() {
     );
 }
 
+/// Item 19: a Linear weight of the wrong shape is named, whichever it is (the biases say the
+/// latent size and the feature count): a transposed `fc_mu.weight` is not blamed on `dec.0`.
+#[test]
+fn a_wrongly_shaped_linear_weight_is_named() {
+    let spec = ModelSpec::mnist(ModelKind::ConvVae, 4, Task::Reconstruct, LossKind::Bce);
+    let torch = root().join("torch-transposed.safetensors");
+    state_dict(&spec, &torch);
+    for name in ["fc_mu.weight", "dec.0.weight"] {
+        let mut ckpt = checkpoint::load(&torch).unwrap();
+        let t = ckpt.tensors.iter_mut().find(|t| t.name == name).unwrap();
+        t.shape.reverse();
+        let wrong = root().join(format!("torch-transposed-{name}.safetensors"));
+        checkpoint::save(&wrong, &ckpt).unwrap();
+        let out = root().join("imported-transposed.safetensors");
+        let flags = ["--act", "relu", "--size", "28"];
+        let e = fails(
+            &import(&wrong, &out, &flags),
+            &[s(&wrong), name, "transposed?"],
+            &[&out],
+        );
+        let other = if name == "dec.0.weight" {
+            "fc_mu"
+        } else {
+            "dec.0"
+        };
+        assert!(!e.contains(other), "{e}");
+    }
+}
+
 /// Rewrites the state_dict at `from` into `to` as a hand-written safetensors file: every name
 /// after `prefix`, every f32 tensor as `dtype` (F16 or F32), the I64 counters as they are.
 fn rewrite(from: &Path, to: &Path, prefix: &str, dtype: &str) {

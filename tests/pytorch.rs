@@ -195,3 +195,35 @@ fn a_pytorch_model_imports_and_gives_its_outputs() {
     eprintln!("slope 0.2 instead of 0.01: pixels {off:.3} off");
     assert!(off > 1.0 / 255.0, "slope 0.2 is only {off} off");
 }
+
+/// Item 19: sides as PyTorch computes them: `ConvVAE(3, 3, [4, 6, 5], …)` halves 3 → 2 → 1 → 1
+/// and its decoder goes back 1 → 1 → 2 → 3 (output paddings 0, 1, 0; nearest upsampling to the
+/// same sides); both import and give PyTorch's outputs.
+#[test]
+fn models_of_three_pixel_images_import_as_pytorch_builds_them() {
+    if !torch_here() {
+        return;
+    }
+    let dir = scratch("pytorch-3px");
+    let bytes: Vec<u8> = (0..IMAGES * 27).map(|i| (i * 37 % 256) as u8).collect();
+    let images = dir.join("images.u8");
+    std::fs::write(&images, &bytes).unwrap();
+    let pixels: Vec<f32> = bytes.iter().map(|&b| f32::from(b) / 255.0).collect();
+    for upsample in ["transposed", "nearest"] {
+        let mut job = job(&dir, &images, false, ("none", "plain", upsample));
+        for (key, value) in [
+            ("channels", serde_json::json!(3)),
+            ("size", 3.into()),
+            ("widths", serde_json::json!([4, 6, 5])),
+        ] {
+            job[key] = value;
+        }
+        let torch = pytorch(&dir, job);
+        let state_dict = dir.join("model.safetensors");
+        let imported = dir.join(format!("imported-{upsample}.safetensors"));
+        #[rustfmt::skip]
+        ok(&["import", "--checkpoint", s(&state_dict), "--act", "leaky-relu", "--leaky-slope", "0.01", "--size", "3", "--out", s(&imported)]);
+        let ours = gpu_ae_outputs(&imported, &pixels);
+        assert_same_outputs(&format!("3×3, {upsample}"), &torch, &ours);
+    }
+}

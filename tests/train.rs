@@ -234,7 +234,14 @@ fn the_colour_conv_family_backward_matches_finite_differences() {
         upsample: Upsampling::Nearest,
         ..colour(10, Task::Superres)
     };
+    // Three halvings of a side of 3, as PyTorch computes them: 3 → 2 → 1 → 1 and back.
+    let tiny_nearest = ModelSpec {
+        upsample: Upsampling::Nearest,
+        ..colour(3, Task::Reconstruct)
+    };
     for spec in [
+        colour(3, Task::Reconstruct),
+        tiny_nearest,
         colour(7, Task::Denoise { noise: 0.2 }),
         colour(10, Task::Superres),
         batch_norm,
