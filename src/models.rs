@@ -396,7 +396,7 @@ impl Architecture {
         }
         if spec.act == HiddenAct::Relu && slope != DEFAULT_LEAKY_SLOPE {
             bail!(
-                "--leaky-slope {slope}: is the slope of --act leaky-relu; this model's activation is relu"
+                "--leaky-slope {slope}: the slope of --act leaky-relu, and this model's activation is relu"
             );
         }
         let conv_family = matches!(spec.kind, ModelKind::ConvVae | ModelKind::ConvAe);

@@ -1,6 +1,7 @@
 //! A whole training run (`gpu-ae train`): the folder ([`crate::run`]), resume and its checks
-//! (settings, dataset digest), a fine-tuned start from another checkpoint (`--init`), evaluation, metrics and a checkpoint after every epoch and inside
-//! long ones, progress lines, stop requests (a stop inside an epoch keeps its steps).
+//! (settings, dataset digest), a fine-tuned start from another checkpoint (`--init`),
+//! evaluation, metrics and a checkpoint after every epoch and inside long ones, progress lines,
+//! stop requests (a stop inside an epoch keeps its steps).
 
 use crate::data::{Binarize, DataOptions, SplitRule};
 use crate::error::{Error, Result};
@@ -452,14 +453,6 @@ pub async fn run(
     if opts.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
-    // The folder first: a folder that is taken, holds another run or cannot be written is
-    // refused before anything slow happens.
-    let folder = match &opts.target {
-        RunTarget::Default { parent, stamp } => {
-            RunFolder::create_unique(parent, &format!("{}-{stamp}", cfg.spec.kind))?
-        }
-        RunTarget::Folder { dir, claim } => RunFolder::claim(dir, *claim)?,
-    };
     let resuming = matches!(
         opts.target,
         RunTarget::Folder {
@@ -467,6 +460,21 @@ pub async fn run(
             ..
         }
     );
+    // A new fine-tuned run reads its --init first: its model names a default folder, and a
+    // checkpoint that cannot start the run is refused before a folder is touched.
+    let mut tuned_new = match (&cfg.init, resuming) {
+        (Some(path), false) => Some(fine_tune(path, &cfg, opts, false)?),
+        _ => None,
+    };
+    // Then the folder: a folder that is taken, holds another run or cannot be written is
+    // refused before anything slow happens.
+    let folder = match &opts.target {
+        RunTarget::Default { parent, stamp } => {
+            let kind = tuned_new.as_ref().map_or(cfg.spec.kind, |t| t.spec.kind);
+            RunFolder::create_unique(parent, &format!("{kind}-{stamp}"))?
+        }
+        RunTarget::Folder { dir, claim } => RunFolder::claim(dir, *claim)?,
+    };
     // A run killed before its first checkpoint starts again with the settings it recorded.
     let restarted;
     let (cfg, opts) = if resuming && !folder.has_checkpoint() {
@@ -491,7 +499,11 @@ pub async fn run(
     let tuned;
     let (cfg, opts, init_values) = match (&resume, &cfg.init) {
         (None, Some(path)) => {
-            let FineTune { spec, values } = fine_tune(path, &cfg, opts, resuming)?;
+            let FineTune { spec, values } = match tuned_new.take() {
+                Some(t) => t,
+                // A fine-tuned run killed before its first checkpoint, started again.
+                None => fine_tune(path, &cfg, opts, true)?,
+            };
             let image = spec.image;
             let whose = format!("the model of {} (--init)", path.display());
             check_image_flags(&opts.data_options, image, &whose, "a fine-tuned run")?;

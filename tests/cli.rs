@@ -877,6 +877,30 @@ fn init_fine_tunes_a_model_and_refuses_flags_that_contradict_it() {
     let absolute = init.canonicalize().unwrap();
     assert_eq!(got.meta("init"), Some(s(&absolute)));
 
+    // Killed before its first checkpoint, the run starts again from the same parameters.
+    let restart = scratch("fine-tuned-restart");
+    std::fs::copy(tuned.join("run.json"), restart.join("run.json")).unwrap();
+    resume(&restart, 1);
+    same_parameters(&restart, &tuned);
+
+    // Without --out, the folder is named after the checkpoint's model (here a super-resolution
+    // conv-ae, whose parameters fit the reconstruction it is now trained for).
+    let runs = root().join("runs");
+    let conv_ae_runs = || {
+        std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                let e = e.as_ref().unwrap();
+                e.file_name().to_string_lossy().starts_with("conv-ae-")
+            })
+            .count()
+    };
+    let before = conv_ae_runs();
+    #[rustfmt::skip]
+    ok(&["train", "--data", data_dir(), "--init", s(&model_file(superres_ae())), "--batch", "64", "--eval-batch", "64", "--epochs", "1", "--quiet"]);
+    assert_eq!(conv_ae_runs(), before + 1);
+
     let other = root().join("fine-tuned-refused");
     let _ = std::fs::remove_dir_all(&other);
     let with = |flags: &[&'static str]| -> Vec<String> {
