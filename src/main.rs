@@ -587,33 +587,25 @@ fn usage_exit(e: clap::Error) -> ! {
 /// The settings flags of `train` given on the command line (not left at their defaults): a
 /// resume compares them with the run's own.
 fn explicit_settings(m: &clap::ArgMatches) -> Vec<String> {
-    [
-        "model",
-        "widths",
-        "norm",
-        "act",
-        "leaky_slope",
-        "block",
-        "upsample",
-        "latent",
-        "task",
-        "noise",
-        "loss",
-        "batch",
-        "lr",
-        "lr_schedule",
-        "warmup_steps",
-        "beta",
-        "seed",
-        "precision",
-        "binarize",
-        "conditional",
-        "test_percent",
-    ]
-    .into_iter()
-    .filter(|id| m.value_source(id) == Some(ValueSource::CommandLine))
-    .map(String::from)
-    .collect()
+    train_run::ARCHITECTURE_FLAGS
+        .into_iter()
+        .chain([
+            "task",
+            "noise",
+            "loss",
+            "batch",
+            "lr",
+            "lr_schedule",
+            "warmup_steps",
+            "beta",
+            "seed",
+            "precision",
+            "binarize",
+            "test_percent",
+        ])
+        .filter(|id| m.value_source(id) == Some(ValueSource::CommandLine))
+        .map(String::from)
+        .collect()
 }
 
 /// Runs a command; `Ok` holds the exit status.

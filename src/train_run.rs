@@ -299,9 +299,10 @@ fn restart_settings(
     Ok(start)
 }
 
-/// The flags that set a model's architecture: a fine-tuned run (`--init`) takes them from its
-/// checkpoint and refuses any given on the command line that contradict it.
-const ARCHITECTURE_FLAGS: [&str; 9] = [
+/// The flags (clap's ids) that set a model's architecture: a fine-tuned run (`--init`) takes
+/// them from its checkpoint and refuses any given on the command line that contradict it, and
+/// a resumed run refuses them like its other settings.
+pub const ARCHITECTURE_FLAGS: [&str; 9] = [
     "model",
     "latent",
     "widths",
