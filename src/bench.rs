@@ -142,6 +142,7 @@ pub async fn run(
         precision: opts.precision,
         beta: 1.0,
         binarize: data::Binarize::None,
+        init: None,
     };
     let mut trainer = Trainer::new(&gpu, cfg, split, None, None, 0)?;
     flush(&gpu).await?;

@@ -3,7 +3,7 @@
 //! included), an atomic write that never leaves a half-written file at the destination (and
 //! follows links and writes into devices instead of replacing them), a durable rename, and
 //! the crash points the fault tests use to kill the process at every step of a checkpoint write
-//! (`GPU_AE_CRASH_AT`).
+//! (`GPU_AE_CRASH_AT`), and the full disk they simulate (`GPU_AE_DISK_FULL_AT`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -177,12 +177,36 @@ fn sync_dir(dir: &Path) {
 
 fn write_temp(temp: &Path, bytes: &[u8]) -> std::io::Result<()> {
     crash_point();
+    disk_full_point()?;
     let mut file = OpenOptions::new().write(true).create_new(true).open(temp)?;
     let half = bytes.len() / 2;
     file.write_all(&bytes[..half])?;
     crash_point();
     file.write_all(&bytes[half..])?;
     file.sync_all()
+}
+
+/// Test hook: with `GPU_AE_DISK_FULL_AT=N` in the environment the N-th file write of
+/// [`write_atomic`] and every one after it fail as on a full disk (`No space left on device`),
+/// before their temp file is created. Without the variable it only reads a cached `None`.
+fn disk_full_point() -> std::io::Result<()> {
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    static REACHED: AtomicU64 = AtomicU64::new(0);
+    let Some(at) = hook(&AT, "GPU_AE_DISK_FULL_AT") else {
+        return Ok(());
+    };
+    if REACHED.fetch_add(1, Ordering::Relaxed) + 1 >= at {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "No space left on device",
+        ));
+    }
+    Ok(())
+}
+
+/// The N of the test hook `var=N` in the environment, read once into `cell`.
+fn hook(cell: &'static OnceLock<Option<u64>>, var: &str) -> Option<u64> {
+    *cell.get_or_init(|| std::env::var(var).ok().and_then(|v| v.parse().ok()))
 }
 
 /// Test hook: with `GPU_AE_CRASH_AT=N` in the environment the process aborts (as a `kill -9`
@@ -192,11 +216,7 @@ fn write_temp(temp: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn crash_point() {
     static AT: OnceLock<Option<u64>> = OnceLock::new();
     static REACHED: AtomicU64 = AtomicU64::new(0);
-    let Some(at) = *AT.get_or_init(|| {
-        std::env::var("GPU_AE_CRASH_AT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-    }) else {
+    let Some(at) = hook(&AT, "GPU_AE_CRASH_AT") else {
         return;
     };
     if REACHED.fetch_add(1, Ordering::Relaxed) + 1 == at {

@@ -11,7 +11,7 @@ use crate::kernels::{
     InputGrad, NoiseKey, SplitTensor, activation, condition, data, linear, loss, pool, vae,
 };
 use crate::layers::{Backward, Linear, ParamEntry, Record, StackBuffers};
-use crate::models::{Architecture, Head, LossKind, Task};
+use crate::models::{Architecture, Head, LossKind, ModelKind, Task};
 use crate::shapes::{Activation, Pool2dShape};
 
 /// Architecture plus its parameters and running statistics on the GPU.
@@ -51,8 +51,38 @@ impl Model {
         Model::upload(gpu, arch, &values)
     }
 
+    /// Refuses a model whose parameters (and so their gradients and Adam's moments) do not fit
+    /// one storage binding of `gpu`: too large for the adapter, whatever the batch size. The
+    /// conv family names its `--widths`.
+    pub fn check_fits(gpu: &Gpu, arch: &Architecture) -> Result<()> {
+        let bytes = 4 * arch.params.total as u64;
+        let limit = gpu.max_binding();
+        if bytes <= limit {
+            return Ok(());
+        }
+        let spec = &arch.spec;
+        let what = match spec.kind {
+            ModelKind::ConvVae | ModelKind::ConvAe => format!(
+                "--widths {}: the model is too large for this adapter",
+                crate::metadata::join_widths(&spec.widths)
+            ),
+            kind => format!(
+                "{kind} of {} images is too large for this adapter",
+                spec.image
+            ),
+        };
+        crate::bail!(
+            "{what}: its {} parameters take {} in one buffer, and {} allows at most {} per storage binding, whatever the --batch; choose smaller widths (or a smaller --latent or --size), or another adapter",
+            arch.params.total,
+            crate::gpu::human_bytes(bytes),
+            gpu.info.name,
+            crate::gpu::human_bytes(limit)
+        )
+    }
+
     /// Uploads parameters and running statistics.
     pub fn upload(gpu: &Gpu, arch: Architecture, values: &ModelValues) -> Result<Model> {
+        Model::check_fits(gpu, &arch)?;
         assert_eq!(values.params.len(), arch.params.total, "parameter count");
         assert_eq!(
             values.buffers.len(),

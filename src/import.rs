@@ -6,7 +6,8 @@
 //! convolution's weight, or a parameter-free Upsample before a convolution), the latent size,
 //! a conditional VAE's class count (the extra inputs of `dec.0`), and the image size when only
 //! one size leads to the encoder's last side. What a `state_dict`
-//! does not record (the activation; the size when several fit; the task and loss) comes from
+//! does not record (the activation and leaky ReLU's slope; the size when several fit; the task
+//! and loss; a conditional model's class names, from `--classes` or its dataset) comes from
 //! flags, and a missing one is a clear error. The result is checked tensor by tensor against
 //! the architecture before it is written. A state_dict as people save it imports too: F16, BF16
 //! and F64 tensors are converted to f32, and a prefix that wrappers put before every name
@@ -14,6 +15,7 @@
 //! note; integer tensors other than `num_batches_tracked` counters are refused.
 
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
+use crate::data::classes;
 use crate::error::{Error, Result};
 use crate::graph::values_from_checkpoint;
 use crate::metadata;
@@ -22,13 +24,27 @@ use crate::models::{
     Upsampling,
 };
 use crate::{bail, noteln};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Where a conditional model's class names come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClassNames {
+    /// `--classes a,b,c`: label i is the i-th name.
+    Given(String),
+    /// `--data DIR`: the classes of the dataset it was trained on, numbered as
+    /// `pytorch_images.py` numbers them ([`classes::of_folder`]).
+    Folder(PathBuf),
+}
 
 /// What the flags of `gpu-ae import` give.
 #[derive(Debug, Clone)]
 pub struct ImportSettings {
     /// The hidden activation (`--act`): a `state_dict` does not record it.
     pub act: Option<HiddenAct>,
+    /// Its slope when leaky (`--leaky-slope`): nor that.
+    pub leaky_slope: f32,
+    /// A conditional model's class names; None: `0` to `K−1`.
+    pub classes: Option<ClassNames>,
     /// The image side (`--size`), needed when several sizes fit the tensors.
     pub size: Option<usize>,
     pub task: Task,
@@ -95,27 +111,60 @@ pub fn infer_spec(ckpt: &Checkpoint, path: &Path, settings: &ImportSettings) -> 
             index += 1;
         }
     }
-    let (kind, head) = if let Some(s) = shape(ckpt, "fc_mu.weight") {
-        (ModelKind::ConvVae, s)
-    } else if let Some(s) = shape(ckpt, "fc.weight") {
-        (ModelKind::ConvAe, s)
+    let (kind, head) = if ckpt.get("fc_mu.weight").is_some() {
+        (ModelKind::ConvVae, "fc_mu")
+    } else if ckpt.get("fc.weight").is_some() {
+        (ModelKind::ConvAe, "fc")
     } else {
         bail!("{file}: no fc_mu.weight (VAE) or fc.weight (AE): not a ConvVAE state_dict");
     };
-    let [latent, head_in] = head[..] else {
-        bail!("{file}: the head's weight has shape {head:?}, a Linear weight is 2-D");
+    let (head_weight, dec_weight) = (format!("{head}.weight"), "dec.0.weight");
+    let two_d = |name: &str| -> Result<[usize; 2]> {
+        match shape(ckpt, name) {
+            Some(&[rows, cols]) => Ok([rows, cols]),
+            Some(s) => bail!("{file}: {name} has shape {s:?}, a Linear weight is 2-D"),
+            None => bail!("{file}: no {name}: not a ConvVAE state_dict"),
+        }
     };
-    let Some(&[feat, dec_in]) = shape(ckpt, "dec.0.weight") else {
-        bail!("{file}: no 2-D dec.0.weight: not a ConvVAE state_dict");
+    let [head_rows, head_in] = two_d(&head_weight)?;
+    let [dec_rows, dec_in] = two_d(dec_weight)?;
+    // The biases say the latent size L and the feature count F whichever weight is wrong: the
+    // head's weight is [L, F + K] and the decoder's first [F, L + K] (K classes).
+    let bias_len = |name: &str, weight_rows: usize| match shape(ckpt, name) {
+        Some(&[n]) => n,
+        _ => weight_rows,
     };
-    let classes = dec_in.saturating_sub(latent);
+    let latent = bias_len(&format!("{head}.bias"), head_rows);
+    let feat = bias_len("dec.0.bias", dec_rows);
+    let expected = |name: &str, got: [usize; 2], rows: usize, cols: usize| -> Result<()> {
+        let transposed = if got == [cols, rows] {
+            " (transposed?)"
+        } else {
+            ""
+        };
+        bail!(
+            "{file}: {name} has shape {got:?}{transposed}; the model's latent size {latent} and {feat} features need [{rows}, {cols}], or more columns for a conditional model's class inputs"
+        )
+    };
+    if head_rows != latent || head_in < feat {
+        expected(&head_weight, [head_rows, head_in], latent, feat)?;
+    }
+    if dec_rows != feat || dec_in < latent {
+        expected(dec_weight, [dec_rows, dec_in], feat, latent)?;
+    }
+    let classes = dec_in - latent;
+    if head_in - feat != classes {
+        bail!(
+            "{file}: {head_weight} takes {} class inputs beside the {feat} features, and {dec_weight} {classes} beside the {latent} latents; a conditional model gives both the same",
+            head_in - feat
+        );
+    }
     let last_width = *widths.last().expect("enc.0.weight is there");
     let area = feat / last_width;
     let last = (area as f64).sqrt().round() as usize;
-    if feat != head_in - classes || last * last * last_width != feat {
+    if last * last * last_width != feat {
         bail!(
-            "{file}: dec.0.weight {:?} does not fit the encoder ({last_width} channels) and head {head:?}",
-            [feat, dec_in]
+            "{file}: {dec_weight} makes {feat} features, which the encoder's last {last_width} channels of a square side do not give"
         );
     }
     let superres = settings.task == Task::Superres;
@@ -144,7 +193,7 @@ pub fn infer_spec(ckpt: &Checkpoint, path: &Path, settings: &ImportSettings) -> 
     };
     let Some(act) = settings.act else {
         bail!(
-            "{file}: a state_dict does not record the activation; pass --act relu or --act leaky-relu (pytorch_images.py's --act)"
+            "{file}: a state_dict does not record the activation; pass --act relu or --act leaky-relu (pytorch_images.py's --act; --leaky-slope 0.01 for PyTorch's default nn.LeakyReLU())"
         );
     };
     Ok(ModelSpec {
@@ -156,10 +205,46 @@ pub fn infer_spec(ckpt: &Checkpoint, path: &Path, settings: &ImportSettings) -> 
         widths,
         norm,
         act,
+        leaky_slope: settings.leaky_slope,
         block,
         upsample,
         classes: (0..classes).map(|c| c.to_string()).collect(),
     })
+}
+
+/// The class names of the model `spec` read from `from` (a conditional model's `0` to `K−1`
+/// until named), as `source` gives them; their count must be the model's K.
+fn class_names(spec: &ModelSpec, source: Option<&ClassNames>, from: &Path) -> Result<Vec<String>> {
+    let k = spec.classes.len();
+    let (flag, names) = match source {
+        None => {
+            if k > 0 {
+                noteln!(
+                    "note: {}: a conditional model of {k} classes, named 0 to {}; name them with --classes or --data (its dataset) where they are not those numbers",
+                    from.display(),
+                    k - 1
+                );
+            }
+            return Ok(spec.classes.clone());
+        }
+        Some(ClassNames::Given(arg)) => ("--classes", classes::parse_names(arg)?),
+        Some(ClassNames::Folder(dir)) => ("--data", classes::of_folder(dir)?),
+    };
+    if k == 0 {
+        bail!(
+            "{flag}: {} is not a conditional model (its decoder takes no class label), so it has no classes to name",
+            from.display()
+        );
+    }
+    if names.len() != k {
+        bail!(
+            "{flag}: {} class names ({}), but the decoder of {} takes {k} classes",
+            names.len(),
+            names.join(", "),
+            from.display()
+        );
+    }
+    Ok(names)
 }
 
 /// Reads the `state_dict` at `from`, infers its model, checks every tensor against it and
@@ -188,7 +273,8 @@ pub fn import(from: &Path, to: &Path, settings: &ImportSettings) -> Result<Model
             from.display()
         );
     }
-    let spec = infer_spec(&ckpt, from, settings)?;
+    let mut spec = infer_spec(&ckpt, from, settings)?;
+    spec.classes = class_names(&spec, settings.classes.as_ref(), from)?;
     let arch = Architecture::new(spec.clone())
         .map_err(|e| Error::msg(format!("{}: {e}", from.display())))?;
     // Every tensor of the file must be one of the model's, of its shape.

@@ -13,10 +13,11 @@ use gpu_ae::error::{Error, Result};
 use gpu_ae::evaluate::Evaluator;
 use gpu_ae::gpu::{AdapterChoice, Gpu, enumerate_adapters};
 use gpu_ae::gpu_split::GpuSplit;
-use gpu_ae::import::ImportSettings;
+use gpu_ae::import::{ClassNames, ImportSettings};
 use gpu_ae::likelihood::ImportanceWeighted;
 use gpu_ae::models::{
-    Block, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Upsampling,
+    Block, DEFAULT_LEAKY_SLOPE, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm,
+    Upsampling,
 };
 use gpu_ae::platform::block_on;
 use gpu_ae::run::Claim;
@@ -82,6 +83,16 @@ struct ImportArgs {
     /// The hidden activation, which a state_dict does not record (pytorch_images.py's --act).
     #[arg(long, value_enum)]
     act: Option<HiddenAct>,
+    #[command(flatten)]
+    leaky: LeakySlopeArg,
+    /// A conditional model's class names in label order, comma-separated (a name holding a
+    /// comma or a quote in double quotes, as in CSV); default 0 to K−1.
+    #[arg(long, value_name = "NAME,…", allow_hyphen_values = true)]
+    classes: Option<String>,
+    /// Name a conditional model's classes by the dataset it was trained on: an image folder's
+    /// first-level subfolders in sorted order, as pytorch_images.py numbers them.
+    #[arg(long, value_name = "DIR", conflicts_with = "classes")]
+    data: Option<PathBuf>,
     /// The image side, when the tensors fit several.
     #[arg(long, value_parser = flags::count, allow_negative_numbers = true)]
     size: Option<usize>,
@@ -286,6 +297,15 @@ struct PrecisionArg {
     precision: flags::Precision,
 }
 
+/// The slope of `--act leaky-relu` (`train`, `bench`, `import`).
+#[derive(Args, Clone)]
+struct LeakySlopeArg {
+    /// The negative slope of --act leaky-relu, `nn.LeakyReLU(negative_slope)`: 0.2 as in
+    /// pytorch_images.py; PyTorch's default `nn.LeakyReLU()` is 0.01.
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_LEAKY_SLOPE, value_parser = flags::positive, allow_negative_numbers = true)]
+    leaky_slope: f32,
+}
+
 #[derive(Args, Clone)]
 struct ModelArgs {
     /// The model: the conv families (--widths), a dense VAE, or the 28×28 grey lesson model.
@@ -303,9 +323,11 @@ struct ModelArgs {
     /// conv-vae and conv-ae: normalisation after each hidden convolution.
     #[arg(long, value_enum, default_value_t = Norm::None)]
     norm: Norm,
-    /// conv-vae and conv-ae: the hidden activation (leaky-relu has slope 0.2).
+    /// conv-vae and conv-ae: the hidden activation (leaky-relu's slope: --leaky-slope).
     #[arg(long, value_enum, default_value_t = HiddenAct::Relu)]
     act: HiddenAct,
+    #[command(flatten)]
+    leaky: LeakySlopeArg,
     /// conv-vae and conv-ae: residual adds ResNet's basic block (two 3×3 convolutions and a
     /// skip connection, at the stage's width) after every encoder stage and every decoder
     /// stage but the last.
@@ -329,6 +351,7 @@ impl ModelArgs {
             widths: self.widths.0.clone(),
             norm: self.norm,
             act: self.act,
+            leaky_slope: self.leaky.leaky_slope,
             block: self.block,
             upsample: self.upsample,
             ..ModelSpec::mnist(
@@ -388,6 +411,13 @@ struct TrainArgs {
     /// it; settings flags that differ from the run's are refused, all but --lr).
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
+    /// Fine-tune: start a new run from the parameters of this checkpoint (a model.safetensors
+    /// of gpu-ae train, or one `gpu-ae import` wrote), with fresh Adam state at step 0. The
+    /// model (--model, --widths, --latent, --norm, --act, --leaky-slope, --block, --upsample,
+    /// --conditional, the image shape) is the checkpoint's, and flags that contradict it are refused; the
+    /// training settings, --task and --loss included, are this run's.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    init: Option<PathBuf>,
     /// Replace the run that --out already holds (without it such a folder is refused).
     #[arg(long, requires = "out", conflicts_with = "resume")]
     overwrite: bool,
@@ -583,32 +613,25 @@ fn usage_exit(e: clap::Error) -> ! {
 /// The settings flags of `train` given on the command line (not left at their defaults): a
 /// resume compares them with the run's own.
 fn explicit_settings(m: &clap::ArgMatches) -> Vec<String> {
-    [
-        "model",
-        "widths",
-        "norm",
-        "act",
-        "block",
-        "upsample",
-        "latent",
-        "task",
-        "noise",
-        "loss",
-        "batch",
-        "lr",
-        "lr_schedule",
-        "warmup_steps",
-        "beta",
-        "seed",
-        "precision",
-        "binarize",
-        "conditional",
-        "test_percent",
-    ]
-    .into_iter()
-    .filter(|id| m.value_source(id) == Some(ValueSource::CommandLine))
-    .map(String::from)
-    .collect()
+    train_run::ARCHITECTURE_FLAGS
+        .into_iter()
+        .chain([
+            "task",
+            "noise",
+            "loss",
+            "batch",
+            "lr",
+            "lr_schedule",
+            "warmup_steps",
+            "beta",
+            "seed",
+            "precision",
+            "binarize",
+            "test_percent",
+        ])
+        .filter(|id| m.value_source(id) == Some(ValueSource::CommandLine))
+        .map(String::from)
+        .collect()
 }
 
 /// Runs a command; `Ok` holds the exit status.
@@ -704,6 +727,7 @@ fn train_cmd(a: TrainArgs, explicit: Vec<String>) -> Result<i32> {
         precision: a.precision.precision.elem(),
         beta: a.beta,
         binarize: a.binarize,
+        init: a.init,
     };
     let opts = RunOptions {
         data_dir: match a.data {
@@ -934,6 +958,12 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 fn import_cmd(a: ImportArgs) -> Result<()> {
     let settings = ImportSettings {
         act: a.act,
+        leaky_slope: a.leaky.leaky_slope,
+        classes: match (a.classes, a.data) {
+            (Some(names), _) => Some(ClassNames::Given(names)),
+            (None, Some(dir)) => Some(ClassNames::Folder(dir)),
+            (None, None) => None,
+        },
         size: a.size,
         task: a.objective.task(),
         loss: a.objective.loss,
@@ -943,8 +973,13 @@ fn import_cmd(a: ImportArgs) -> Result<()> {
         0 => String::new(),
         k => format!(", conditional on {k} classes"),
     };
+    let slope = if spec.act == HiddenAct::LeakyRelu {
+        format!(" (slope {})", spec.leaky_slope)
+    } else {
+        String::new()
+    };
     outln!(
-        "{}: {} L={} for {} images, widths {}, norm {}, act {}, block {}, upsample {}{conditional}, from {}",
+        "{}: {} L={} for {} images, widths {}, norm {}, act {}{slope}, block {}, upsample {}{conditional}, from {}",
         a.out.display(),
         spec.kind,
         spec.latent,

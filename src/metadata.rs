@@ -2,7 +2,7 @@
 //! in this one place: the model ([`ModelSpec`]) and, for a training run, its settings, progress,
 //! dataset and last test figures ([`RunRecord`]). Numbers are parsed as the type they are, each
 //! with its own check. Checkpoints written before a key existed get the value of the runs that
-//! wrote them: MNIST's shape and widths, f32 storage, β = 1.
+//! wrote them: MNIST's shape and widths, f32 storage, β = 1, leaky ReLU's slope 0.2.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,8 +14,8 @@ use crate::data::{Binarize, SplitRule, TEST_BINARIZE_SEED};
 use crate::error::{Error, Result};
 use crate::gpu::Elem;
 use crate::models::{
-    Block, HiddenAct, ImageShape, LossKind, MNIST_WIDTHS, ModelKind, ModelSpec, Norm, Task,
-    Upsampling, value_name,
+    Block, DEFAULT_LEAKY_SLOPE, HiddenAct, ImageShape, LossKind, MNIST_WIDTHS, ModelKind,
+    ModelSpec, Norm, Task, Upsampling, value_name,
 };
 use crate::schedule::{LrSchedule, Schedule};
 use crate::train::TrainConfig;
@@ -96,6 +96,9 @@ pub fn write_spec(spec: &ModelSpec) -> BTreeMap<String, String> {
         m.insert("widths".into(), join_widths(&spec.widths));
         m.insert("norm".into(), value_name(&spec.norm));
         m.insert("act".into(), value_name(&spec.act));
+        if spec.act == HiddenAct::LeakyRelu {
+            m.insert("leaky_slope".into(), spec.leaky_slope.to_string());
+        }
         m.insert("block".into(), value_name(&spec.block));
         m.insert("upsample".into(), value_name(&spec.upsample));
     }
@@ -207,6 +210,9 @@ pub fn read_spec(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
     };
     let norm = r.choice("norm", Norm::None)?;
     let act = r.choice("act", HiddenAct::Relu)?;
+    let leaky_slope = r.value("leaky_slope", Some(DEFAULT_LEAKY_SLOPE), |s: &f32| {
+        s.is_finite() && *s > 0.0
+    })?;
     let block = r.choice("block", Block::Plain)?;
     let upsample = r.choice("upsample", Upsampling::Transposed)?;
     // A conditional VAE's class names, as a JSON array of strings.
@@ -226,6 +232,7 @@ pub fn read_spec(ckpt: &Checkpoint, path: &Path) -> Result<ModelSpec> {
         widths,
         norm,
         act,
+        leaky_slope,
         block,
         upsample,
         classes,
@@ -288,6 +295,9 @@ impl RunRecord {
             m.insert("binarize".into(), value_name(&c.binarize));
             m.insert("binarize_test_seed".into(), TEST_BINARIZE_SEED.to_string());
         }
+        if let Some(init) = &c.init {
+            m.insert("init".into(), init.display().to_string());
+        }
         if let Some(d) = &self.data {
             m.insert("data".into(), d.path.display().to_string());
             m.insert("data_digest".into(), d.digest.clone());
@@ -331,6 +341,7 @@ impl RunRecord {
             },
             beta: r.value("beta", Some(1.0), |b: &f32| b.is_finite() && *b >= 0.0)?,
             binarize: read_binarize(ckpt, path)?,
+            init: ckpt.meta("init").map(PathBuf::from),
         };
         let data = match (read_data_path(ckpt), ckpt.meta("data_digest")) {
             (Some(data_path), Some(d)) => Some(DatasetRecord {

@@ -194,18 +194,13 @@ pub enum Norm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum HiddenAct {
     Relu,
-    /// `nn.LeakyReLU(0.2)`.
+    /// `nn.LeakyReLU(negative_slope)`, the slope [`ModelSpec::leaky_slope`].
     LeakyRelu,
 }
 
-impl HiddenAct {
-    pub fn activation(self) -> Activation {
-        match self {
-            HiddenAct::Relu => Activation::Relu,
-            HiddenAct::LeakyRelu => Activation::LeakyRelu(0.2),
-        }
-    }
-}
+/// The negative slope of `--act leaky-relu` unless `--leaky-slope` says otherwise:
+/// `pytorch_images.py`'s `nn.LeakyReLU(0.2)` (PyTorch's own default is 0.01).
+pub const DEFAULT_LEAKY_SLOPE: f32 = 0.2;
 
 /// What the conv family puts after each stage (`--block`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -253,6 +248,9 @@ pub struct ModelSpec {
     pub widths: Vec<usize>,
     pub norm: Norm,
     pub act: HiddenAct,
+    /// The negative slope of [`HiddenAct::LeakyRelu`] (`--leaky-slope`, greater than 0);
+    /// [`DEFAULT_LEAKY_SLOPE`] for ReLU models.
+    pub leaky_slope: f32,
     /// conv-vae and conv-ae: residual blocks after the stages, and the decoder's upsampling.
     pub block: Block,
     pub upsample: Upsampling,
@@ -269,7 +267,7 @@ impl ModelSpec {
         if self.norm == Norm::Batch {
             b.push(BatchNorm2d::new);
         }
-        let act = self.act.activation();
+        let act = self.activation();
         b.push(|t, name, d| Act::new(t, name, d, act));
         self.push_block(b);
     }
@@ -277,8 +275,16 @@ impl ModelSpec {
     /// A residual block at the current width, when `--block residual`.
     fn push_block(&self, b: &mut StackBuilder) {
         if self.block == Block::Residual {
-            let (norm, act) = (self.norm == Norm::Batch, self.act.activation());
+            let (norm, act) = (self.norm == Norm::Batch, self.activation());
             b.push(|t, name, d| ResBlock::new(t, name, d, norm, act));
+        }
+    }
+
+    /// The conv family's hidden activation, with its slope.
+    pub fn activation(&self) -> Activation {
+        match self.act {
+            HiddenAct::Relu => Activation::Relu,
+            HiddenAct::LeakyRelu => Activation::LeakyRelu(self.leaky_slope),
         }
     }
 
@@ -293,6 +299,7 @@ impl ModelSpec {
             widths: MNIST_WIDTHS.to_vec(),
             norm: Norm::None,
             act: HiddenAct::Relu,
+            leaky_slope: DEFAULT_LEAKY_SLOPE,
             block: Block::Plain,
             upsample: Upsampling::Transposed,
             classes: Vec::new(),
@@ -397,6 +404,15 @@ impl Architecture {
         if classes > 4096 {
             bail!("--conditional takes at most 4096 classes, the data has {classes}");
         }
+        let slope = spec.leaky_slope;
+        if !(slope.is_finite() && slope > 0.0) {
+            bail!("--leaky-slope {slope}: must be a number greater than 0");
+        }
+        if spec.act == HiddenAct::Relu && slope != DEFAULT_LEAKY_SLOPE {
+            bail!(
+                "--leaky-slope {slope}: the slope of --act leaky-relu, and this model's activation is relu"
+            );
+        }
         let conv_family = matches!(spec.kind, ModelKind::ConvVae | ModelKind::ConvAe);
         if !conv_family && (spec.block != Block::Plain || spec.upsample != Upsampling::Transposed) {
             bail!(
@@ -477,7 +493,9 @@ impl Architecture {
     }
 
     /// The side of the full-size image after each of the conv family's convolutions,
-    /// `[S, S₁, …]`.
+    /// `[S, S₁, …]`: `Conv2d(3, stride 2, padding 1)` takes a side s to ⌊(s − 1)/2⌋ + 1, as
+    /// PyTorch computes it, so a 1×1 side stays 1×1 (3 → 2 → 1 → 1) and any number of widths
+    /// fits any size.
     fn conv_sides(spec: &ModelSpec) -> Result<Vec<usize>> {
         let widths = &spec.widths;
         if widths.is_empty() || widths.contains(&0) {
@@ -486,14 +504,6 @@ impl Architecture {
         let mut sides = vec![spec.image.size];
         for _ in widths {
             let last = *sides.last().expect("starts with the size");
-            if last < 2 {
-                bail!(
-                    "--size {} is too small for {} --widths: each convolution halves the side, and {} of them leave less than 1×1",
-                    spec.image.size,
-                    widths.len(),
-                    widths.len()
-                );
-            }
             sides.push(conv_out(last));
         }
         Ok(sides)
@@ -529,7 +539,7 @@ impl Architecture {
         let code = Dims::flat(spec.latent + spec.classes.len());
         let mut dec = StackBuilder::new(t, "dec", code);
         dec.push(|t, name, d| Linear::new(t, name, d, last * s * s));
-        let act = spec.act.activation();
+        let act = spec.activation();
         dec.push(|t, name, d| Act::new(t, name, d, act));
         dec.reshape(Dims::new(last, s, s));
         spec.push_block(&mut dec);
@@ -704,16 +714,26 @@ mod tests {
         // The code, Linear, the activation viewed as [8, 4, 4], then each ConvTranspose2d and its
         // activation: output paddings 0, 1, 1 restore 7, 14, 28.
         assert_eq!(sides, vec![1, 1, 4, 7, 7, 14, 14, 28]);
-        // Too many halvings for the size, and no widths at all, are refused.
-        let tiny = ModelSpec {
-            image: ImageShape {
-                channels: 3,
-                size: 4,
-            },
-            ..spec.clone()
-        };
-        let e = Architecture::new(tiny).unwrap_err();
-        assert!(e.message().contains("--size 4"), "{e}");
+        // More halvings than the size has, as in PyTorch: Conv2d(3, s2, p1) keeps a 1×1 side,
+        // 3 → 2 → 1 → 1, and the decoder goes back 1 → 1 → 2 → 3 (output paddings 0, 1, 0;
+        // nearest upsampling to the same sides).
+        for upsample in [Upsampling::Transposed, Upsampling::Nearest] {
+            let tiny = Architecture::new(ModelSpec {
+                image: ImageShape {
+                    channels: 3,
+                    size: 3,
+                },
+                upsample,
+                ..spec.clone()
+            })
+            .unwrap();
+            assert_eq!(tiny.encoder.output(), Dims::new(128, 1, 1));
+            let mut sides: Vec<usize> = tiny.decoder.dims.iter().map(|d| d.h).collect();
+            sides.dedup();
+            assert_eq!(sides, vec![1, 2, 3], "{upsample:?}");
+            assert_eq!(tiny.decoder.output(), Dims::new(3, 3, 3));
+        }
+        // No widths at all are refused.
         let none = ModelSpec {
             widths: vec![],
             ..spec
@@ -851,6 +871,21 @@ mod tests {
             a.encoder.layers[2].fuses(),
             Fuses::Activation(Activation::LeakyRelu(0.2))
         );
+        // `--leaky-slope` reaches every activation, those of the decoder included.
+        let slope = Architecture::new(ModelSpec {
+            leaky_slope: 0.01,
+            ..a.spec.clone()
+        })
+        .unwrap();
+        let leaky = Fuses::Activation(Activation::LeakyRelu(0.01));
+        assert_eq!(slope.encoder.layers[2].fuses(), leaky);
+        assert_eq!(slope.decoder.layers[1].fuses(), leaky);
+        let relu = ModelSpec {
+            act: HiddenAct::Relu,
+            ..slope.spec.clone()
+        };
+        let e = Architecture::new(relu).unwrap_err();
+        assert!(e.message().contains("--leaky-slope 0.01"), "{e}");
     }
 
     /// `pytorch_images.ConvVAE(3, 8, [4, 6], 5, "batch", "relu", block="residual",

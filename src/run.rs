@@ -271,19 +271,53 @@ impl RunFolder {
         loss: LossKind,
     ) -> Result<()> {
         debug_assert!(same_state(model, optimizer));
+        let had_checkpoint = self.has_checkpoint();
         self.wrote.set(true);
         let pending = self.path(PENDING_OPTIMIZER_FILE);
-        checkpoint::save(&pending, optimizer)?;
-        write_history(&self.path(METRICS_FILE), history)?;
-        checkpoint::save(&self.path(MODEL_FILE), model)?;
-        rename_durable(&pending, &self.path(OPTIMIZER_FILE))?;
-        plot_history(&self.path(LOSS_PLOT_FILE), history, loss)?;
-        if self.staged.get() {
-            // The new run's first commit: it replaces the old run now.
-            finish_overwrite(&self.dir)?;
-            self.staged.set(false);
-        }
-        Ok(())
+        checkpoint::save(&pending, optimizer)
+            .and_then(|()| write_history(&self.path(METRICS_FILE), history))
+            .and_then(|()| checkpoint::save(&self.path(MODEL_FILE), model))
+            .map_err(|e| self.not_committed(e, had_checkpoint))?;
+        let finish = || -> Result<()> {
+            rename_durable(&pending, &self.path(OPTIMIZER_FILE))?;
+            plot_history(&self.path(LOSS_PLOT_FILE), history, loss)?;
+            if self.staged.get() {
+                // The new run's first commit: it replaces the old run now.
+                finish_overwrite(&self.dir)?;
+                self.staged.set(false);
+            }
+            Ok(())
+        };
+        finish().map_err(|e| {
+            Error::msg(format!(
+                "{e}; the checkpoint itself is committed ({MODEL_FILE}), and `--resume {}` finishes the rest",
+                self.dir.display()
+            ))
+        })
+    }
+
+    /// The error `e` of a checkpoint that failed before its commit point, saying what the
+    /// folder keeps: the previous checkpoint (`had_checkpoint`), the run an `--overwrite` was
+    /// to replace, or nothing (a new folder is then removed).
+    fn not_committed(&self, e: Error, had_checkpoint: bool) -> Error {
+        let dir = self.dir.display();
+        let kept = if had_checkpoint {
+            format!(
+                "this checkpoint was not written, and the previous one in {dir} is intact (`--resume {dir}` continues from it)"
+            )
+        } else if self.staged.get() {
+            format!("the new run wrote no checkpoint, and the run that {dir} held stays as it was")
+        } else if !self.recorded.get() {
+            // A run killed before its first checkpoint, started again from its run.json.
+            format!(
+                "the run wrote no checkpoint yet, and `--resume {dir}` starts it again from step 0"
+            )
+        } else if self.created {
+            format!("the run wrote no checkpoint, so its new folder {dir} is removed")
+        } else {
+            format!("the run wrote no checkpoint, so {dir} is left without a run")
+        };
+        Error::msg(format!("{e}; {kept}"))
     }
 
     /// The committed checkpoint: the model and the optimizer state of the same epoch. Finishes a
@@ -296,8 +330,9 @@ impl RunFolder {
         settle_pending(&self.dir, &model)?;
         if !opt_path.exists() {
             bail!(
-                "{}: missing: the run's Adam state belongs beside {}, and without it the run cannot go on exactly; put the file back (copy it with the model), or start a new run with --out",
+                "{}: missing: the run's Adam state belongs beside {}, and without it the run cannot go on exactly; put the file back (copy it with the model), or start a new run from the model with `gpu-ae train --init {} --out NEW_DIR`",
                 opt_path.display(),
+                model_path.display(),
                 model_path.display()
             );
         }

@@ -21,7 +21,7 @@ use crate::platform::{self, Instant};
 use crate::schedule::Schedule;
 use crate::split_plans::batches;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Hyper-parameters of a run (stored in every checkpoint's metadata).
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +38,9 @@ pub struct TrainConfig {
     pub beta: f32,
     /// Binarised training images (`--binarize`), and then a binarised test set.
     pub binarize: Binarize,
+    /// A fine-tuned run (`--init`): the checkpoint (absolute path) whose parameters it started
+    /// from, with fresh Adam state at step 0; None for a run from PyTorch's initialisation.
+    pub init: Option<PathBuf>,
 }
 
 /// Loss sums of one epoch so far.
@@ -187,6 +190,9 @@ impl<'g> Trainer<'g> {
         // Every pipeline at once, on all cores (a no-op when the caller already did it).
         gpu.prepare(kernels::ENTRY_POINTS);
         let p = arch.params.total;
+        // Before the parameters are initialised on the host: a model too large for the adapter
+        // may be too large for host memory as well.
+        Model::check_fits(gpu, &arch)?;
         let values = values.unwrap_or_else(|| ModelValues::init(&arch, cfg.seed));
         let model = Model::upload(gpu, arch, &values)?;
         let grads = Tensor::zeros(gpu, &[p], "gradients")?;

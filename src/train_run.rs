@@ -1,6 +1,7 @@
 //! A whole training run (`gpu-ae train`): the folder ([`crate::run`]), resume and its checks
-//! (settings, dataset digest), evaluation, metrics and a checkpoint after every epoch and inside
-//! long ones, progress lines, stop requests (a stop inside an epoch keeps its steps).
+//! (settings, dataset digest), a fine-tuned start from another checkpoint (`--init`),
+//! evaluation, metrics and a checkpoint after every epoch and inside long ones, progress lines,
+//! stop requests (a stop inside an epoch keeps its steps).
 
 use crate::data::{self, classes, fingerprint};
 use crate::data::{Binarize, DataOptions, SplitRule};
@@ -17,7 +18,7 @@ use crate::run::{Claim, MODEL_FILE, OPTIMIZER_FILE, RECORD_FILE, RunFolder};
 use crate::schedule::{LrSchedule, Schedule};
 use crate::split_plans::batches;
 use crate::train::{EpochEnd, TrainConfig, TrainProgress, Trainer};
-use crate::{bail, noteln, stop};
+use crate::{bail, checkpoint, noteln, stop};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -110,68 +111,94 @@ fn metrics_line(
     v
 }
 
+/// The values of settings flag `flag` (clap's id, `lr_schedule`) in `recorded` and in
+/// `requested`, as the flag takes them (`conditional` from the pair given); None for a flag that
+/// is not a setting of both.
+fn setting_values(
+    flag: &str,
+    recorded: &TrainConfig,
+    requested: &TrainConfig,
+    (was_conditional, conditional): (bool, bool),
+) -> Option<(String, String)> {
+    let (r, q) = (recorded, requested);
+    Some(match flag {
+        "model" => (
+            r.spec.kind.name().to_string(),
+            q.spec.kind.name().to_string(),
+        ),
+        "latent" => (r.spec.latent.to_string(), q.spec.latent.to_string()),
+        "norm" => (value_name(&r.spec.norm), value_name(&q.spec.norm)),
+        "act" => (value_name(&r.spec.act), value_name(&q.spec.act)),
+        "leaky_slope" => (
+            r.spec.leaky_slope.to_string(),
+            q.spec.leaky_slope.to_string(),
+        ),
+        "block" => (value_name(&r.spec.block), value_name(&q.spec.block)),
+        "upsample" => (value_name(&r.spec.upsample), value_name(&q.spec.upsample)),
+        "widths" => (
+            metadata::join_widths(&r.spec.widths),
+            metadata::join_widths(&q.spec.widths),
+        ),
+        "task" => (
+            r.spec.task.name().to_string(),
+            q.spec.task.name().to_string(),
+        ),
+        "noise" => match (r.spec.task, q.spec.task) {
+            (Task::Denoise { noise: a }, Task::Denoise { noise: b }) => {
+                (a.to_string(), b.to_string())
+            }
+            _ => return None,
+        },
+        "loss" => (
+            r.spec.loss.name().to_string(),
+            q.spec.loss.name().to_string(),
+        ),
+        "batch" => (r.batch.to_string(), q.batch.to_string()),
+        "beta" => (r.beta.to_string(), q.beta.to_string()),
+        "seed" => (r.seed.to_string(), q.seed.to_string()),
+        "precision" => (
+            r.precision.wgsl().to_string(),
+            q.precision.wgsl().to_string(),
+        ),
+        "binarize" => (value_name(&r.binarize), value_name(&q.binarize)),
+        "lr_schedule" => (value_name(&r.schedule.kind), value_name(&q.schedule.kind)),
+        "warmup_steps" => (
+            r.schedule.warmup_steps.to_string(),
+            q.schedule.warmup_steps.to_string(),
+        ),
+        "conditional" => (was_conditional.to_string(), conditional.to_string()),
+        _ => return None,
+    })
+}
+
+/// The first of the settings flags `explicit` (clap's ids) whose value in `requested` differs
+/// from `recorded`'s: `(--flag, asked, was)`.
+fn differing_flag(
+    recorded: &TrainConfig,
+    requested: &TrainConfig,
+    conditional: (bool, bool),
+    explicit: &[String],
+) -> Option<(String, String, String)> {
+    explicit.iter().find_map(|flag| {
+        let (was, asked) = setting_values(flag, recorded, requested, conditional)?;
+        (was != asked).then(|| (format!("--{}", flag.replace('_', "-")), asked, was))
+    })
+}
+
 /// Refuses settings flags given with `--resume` that differ from the run's own: a resumed run
 /// keeps the settings it was started with, all but the learning rate (see [`resumed_lr`]).
 fn check_resume_flags(
     recorded: &TrainConfig,
     requested: &TrainConfig,
-    (was_conditional, conditional): (bool, bool),
+    conditional: (bool, bool),
     explicit: &[String],
     dir: &Path,
 ) -> Result<()> {
-    let (r, q) = (recorded, requested);
-    for flag in explicit {
-        let (was, asked) = match flag.as_str() {
-            "model" => (
-                r.spec.kind.name().to_string(),
-                q.spec.kind.name().to_string(),
-            ),
-            "latent" => (r.spec.latent.to_string(), q.spec.latent.to_string()),
-            "norm" => (value_name(&r.spec.norm), value_name(&q.spec.norm)),
-            "act" => (value_name(&r.spec.act), value_name(&q.spec.act)),
-            "block" => (value_name(&r.spec.block), value_name(&q.spec.block)),
-            "upsample" => (value_name(&r.spec.upsample), value_name(&q.spec.upsample)),
-            "widths" => (
-                metadata::join_widths(&r.spec.widths),
-                metadata::join_widths(&q.spec.widths),
-            ),
-            "task" => (
-                r.spec.task.name().to_string(),
-                q.spec.task.name().to_string(),
-            ),
-            "noise" => match (r.spec.task, q.spec.task) {
-                (Task::Denoise { noise: a }, Task::Denoise { noise: b }) => {
-                    (a.to_string(), b.to_string())
-                }
-                _ => continue,
-            },
-            "loss" => (
-                r.spec.loss.name().to_string(),
-                q.spec.loss.name().to_string(),
-            ),
-            "batch" => (r.batch.to_string(), q.batch.to_string()),
-            "beta" => (r.beta.to_string(), q.beta.to_string()),
-            "seed" => (r.seed.to_string(), q.seed.to_string()),
-            "precision" => (
-                r.precision.wgsl().to_string(),
-                q.precision.wgsl().to_string(),
-            ),
-            "binarize" => (value_name(&r.binarize), value_name(&q.binarize)),
-            "lr_schedule" => (value_name(&r.schedule.kind), value_name(&q.schedule.kind)),
-            "warmup_steps" => (
-                r.schedule.warmup_steps.to_string(),
-                q.schedule.warmup_steps.to_string(),
-            ),
-            "conditional" => (was_conditional.to_string(), conditional.to_string()),
-            _ => continue,
-        };
-        if was != asked {
-            let flag = flag.replace('_', "-");
-            bail!(
-                "--{flag} {asked}: the run in {} was trained with --{flag} {was}, and a resumed run keeps its settings; start a new run to change it",
-                dir.display()
-            );
-        }
+    if let Some((flag, asked, was)) = differing_flag(recorded, requested, conditional, explicit) {
+        bail!(
+            "{flag} {asked}: the run in {} was trained with {flag} {was}, and a resumed run keeps its settings; start a new run to change it",
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -273,6 +300,111 @@ fn restart_settings(
     Ok(start)
 }
 
+/// The flags (clap's ids) that set a model's architecture: a fine-tuned run (`--init`) takes
+/// them from its checkpoint and refuses any given on the command line that contradict it, and
+/// a resumed run refuses them like its other settings.
+pub const ARCHITECTURE_FLAGS: [&str; 9] = [
+    "model",
+    "latent",
+    "widths",
+    "norm",
+    "act",
+    "leaky_slope",
+    "block",
+    "upsample",
+    "conditional",
+];
+
+/// Refuses `--channels` or `--size` (given in `asked`) other than `image`'s: `whose` names the
+/// model ("the run in DIR"), `keeper` the run that keeps its images ("a resumed run").
+fn check_image_flags(
+    asked: &DataOptions,
+    image: ImageShape,
+    whose: &str,
+    keeper: &str,
+) -> Result<()> {
+    for (flag, given, was) in [
+        (
+            "--channels",
+            asked.channels.map(usize::from),
+            image.channels,
+        ),
+        ("--size", asked.size, image.size),
+    ] {
+        if let Some(g) = given.filter(|&g| g != was) {
+            bail!("{flag} {g}: {whose} takes {image} images, and {keeper} keeps them");
+        }
+    }
+    Ok(())
+}
+
+/// Where a fine-tuned run (`--init`) starts: its model and the parameters and running
+/// statistics of the checkpoint.
+struct FineTune {
+    spec: ModelSpec,
+    values: ModelValues,
+}
+
+/// Reads the `--init` checkpoint at `path` (gpu-ae's own `model.safetensors` or an imported
+/// one) for a new run that asks for `requested`: its model is the checkpoint's, trained for the
+/// task and loss the run asks for (said in a note when they are not the checkpoint's); an
+/// architecture flag given (`opts.explicit_flags`) that contradicts it is refused. A run
+/// `restarted` from its `run.json` already holds its model in `requested`.
+fn fine_tune(
+    path: &Path,
+    requested: &TrainConfig,
+    opts: &RunOptions,
+    restarted: bool,
+) -> Result<FineTune> {
+    if path.is_dir() {
+        bail!(
+            "--init {}: a folder; give a model file, e.g. --init {}",
+            path.display(),
+            path.join(MODEL_FILE).display()
+        );
+    }
+    let named = |e: Error| Error::msg(format!("--init: {e}"));
+    let ckpt = checkpoint::load(path).map_err(named)?;
+    let spec = if restarted {
+        requested.spec.clone()
+    } else {
+        let init = metadata::read_spec(&ckpt, path).map_err(named)?;
+        let model = TrainConfig {
+            spec: init.clone(),
+            ..requested.clone()
+        };
+        let flags: Vec<String> = opts
+            .explicit_flags
+            .iter()
+            .filter(|f| ARCHITECTURE_FLAGS.contains(&f.as_str()))
+            .cloned()
+            .collect();
+        let conditional = (init.is_conditional(), opts.conditional);
+        if let Some((flag, asked, was)) = differing_flag(&model, requested, conditional, &flags) {
+            bail!(
+                "{flag} {asked}: the model of {} (--init) has {flag} {was}, and a fine-tuned run keeps its model's architecture; leave {flag} out",
+                path.display()
+            );
+        }
+        let (task, loss) = (requested.spec.task, requested.spec.loss);
+        if (init.task.name(), init.loss) != (task.name(), loss) && !opts.quiet {
+            noteln!(
+                "note: {} was trained for --task {} --loss {}; this run trains it for --task {} --loss {}",
+                path.display(),
+                init.task.name(),
+                init.loss.name(),
+                task.name(),
+                loss.name()
+            );
+        }
+        ModelSpec { task, loss, ..init }
+    };
+    let arch = Architecture::new(spec.clone())
+        .map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
+    let values = values_from_checkpoint(&arch, &ckpt, path)?;
+    Ok(FineTune { spec, values })
+}
+
 /// What a resumed run starts from.
 struct ResumeState {
     record: RunRecord,
@@ -323,14 +455,6 @@ pub async fn run(
     if opts.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
-    // The folder first: a folder that is taken, holds another run or cannot be written is
-    // refused before anything slow happens.
-    let folder = match &opts.target {
-        RunTarget::Default { parent, stamp } => {
-            RunFolder::create_unique(parent, &format!("{}-{stamp}", cfg.spec.kind))?
-        }
-        RunTarget::Folder { dir, claim } => RunFolder::claim(dir, *claim)?,
-    };
     let resuming = matches!(
         opts.target,
         RunTarget::Folder {
@@ -338,6 +462,21 @@ pub async fn run(
             ..
         }
     );
+    // A new fine-tuned run reads its --init first: its model names a default folder, and a
+    // checkpoint that cannot start the run is refused before a folder is touched.
+    let mut tuned_new = match (&cfg.init, resuming) {
+        (Some(path), false) => Some(fine_tune(path, &cfg, opts, false)?),
+        _ => None,
+    };
+    // Then the folder: a folder that is taken, holds another run or cannot be written is
+    // refused before anything slow happens.
+    let folder = match &opts.target {
+        RunTarget::Default { parent, stamp } => {
+            let kind = tuned_new.as_ref().map_or(cfg.spec.kind, |t| t.spec.kind);
+            RunFolder::create_unique(parent, &format!("{kind}-{stamp}"))?
+        }
+        RunTarget::Folder { dir, claim } => RunFolder::claim(dir, *claim)?,
+    };
     // A run killed before its first checkpoint starts again with the settings it recorded.
     let restarted;
     let (cfg, opts) = if resuming && !folder.has_checkpoint() {
@@ -357,6 +496,38 @@ pub async fn run(
         Some(resume_state(&folder, &cfg, opts)?)
     } else {
         None
+    };
+    // A fine-tuned run's model and data shape are its --init checkpoint's.
+    let tuned;
+    let (cfg, opts, init_values) = match (&resume, &cfg.init) {
+        (None, Some(path)) => {
+            let FineTune { spec, values } = match tuned_new.take() {
+                Some(t) => t,
+                // A fine-tuned run killed before its first checkpoint, started again.
+                None => fine_tune(path, &cfg, opts, true)?,
+            };
+            let image = spec.image;
+            let whose = format!("the model of {} (--init)", path.display());
+            check_image_flags(&opts.data_options, image, &whose, "a fine-tuned run")?;
+            if !opts.quiet && !resuming {
+                noteln!(
+                    "starting from the parameters of {}, with fresh Adam state at step 0",
+                    path.display()
+                );
+            }
+            tuned = RunOptions {
+                data_options: DataOptions {
+                    channels: Some(image.channels as u8),
+                    size: Some(image.size),
+                    ..opts.data_options
+                },
+                conditional: spec.is_conditional(),
+                ..opts.clone()
+            };
+            let init = Some(absolute(path));
+            (TrainConfig { spec, init, ..cfg }, &tuned, Some(values))
+        }
+        _ => (cfg, opts, None),
     };
     if !resuming {
         let data_dir = opts.data_dir.clone().unwrap_or_default();
@@ -401,22 +572,8 @@ pub async fn run(
             let asked = &opts.data_options;
             let split = recorded.map_or(SplitRule::IdxFiles, |d| d.split);
             let recorded = image.data_options(&split);
-            for (flag, given, was) in [
-                (
-                    "--channels",
-                    asked.channels.map(usize::from),
-                    image.channels,
-                ),
-                ("--size", asked.size, image.size),
-            ] {
-                if given.is_some_and(|g| g != was) {
-                    bail!(
-                        "{flag} {}: the run in {} takes {image} images, and a resumed run keeps them",
-                        given.unwrap_or_default(),
-                        folder.dir().display()
-                    );
-                }
-            }
+            let whose = format!("the run in {}", folder.dir().display());
+            check_image_flags(asked, image, &whose, "a resumed run")?;
             let percent = asked.test_percent;
             if opts.explicit_flags.iter().any(|f| f == "test_percent")
                 && split
@@ -544,23 +701,28 @@ pub async fn run(
             Some(r.moments),
             r.record.steps,
         ),
-        // A new model takes the images' shape, and a conditional one its classes, from the data.
+        // A new model takes the images' shape, and a conditional one its classes, from the data;
+        // a fine-tuned one has them.
         None => {
-            let classes = if opts.conditional {
-                let splits = [&dataset.train, &dataset.test];
-                classes::names(&dataset.classes, &splits, &data_dir)?
+            let spec = if init_values.is_some() {
+                cfg.spec
             } else {
-                Vec::new()
-            };
-            let im = &dataset.train.images;
-            let image = ImageShape {
-                channels: im.channels,
-                size: im.rows,
-            };
-            let spec = ModelSpec {
-                image,
-                classes,
-                ..cfg.spec
+                let classes = if opts.conditional {
+                    let splits = [&dataset.train, &dataset.test];
+                    classes::names(&dataset.classes, &splits, &data_dir)?
+                } else {
+                    Vec::new()
+                };
+                let im = &dataset.train.images;
+                let image = ImageShape {
+                    channels: im.channels,
+                    size: im.rows,
+                };
+                ModelSpec {
+                    image,
+                    classes,
+                    ..cfg.spec
+                }
             };
             // The schedule's horizon: every step of the epochs asked for.
             let schedule = Schedule {
@@ -574,7 +736,7 @@ pub async fn run(
                     schedule,
                     ..cfg
                 },
-                None,
+                init_values,
                 None,
                 0,
             )

@@ -1132,3 +1132,33 @@ fn a_stop_before_the_first_step_ends_the_run_at_once() {
     assert!(snapshot(&old) == before, "the stop changed the old run");
     assert!(!new.exists(), "the new folder was left");
 }
+
+/// Item 19: a write that fails on a full disk (`GPU_AE_DISK_FULL_AT=N`: the N-th file write and
+/// all after it) is one line that says what the folder keeps: a failed first checkpoint
+/// removes the new folder and says so; a later one leaves the previous checkpoint intact, which
+/// the resume continues; one that failed after its commit point is committed. Writes: run.json,
+/// then per epoch the pending optimizer file, metrics, model and plot.
+#[test]
+fn a_full_disk_says_what_the_run_folder_keeps() {
+    let dir = root().join("disk-full");
+    let full_at = |n: &str, says: &[&str]| {
+        let _ = fs::remove_dir_all(&dir);
+        let out = command(&new_run(&dir, "2"))
+            .env("GPU_AE_DISK_FULL_AT", n)
+            .output()
+            .unwrap();
+        failed(&format!("GPU_AE_DISK_FULL_AT={n} train"), out, says, &[]);
+    };
+    full_at("2", &["No space left", "no checkpoint", "is removed"]);
+    assert!(!dir.exists(), "the new folder stayed");
+    full_at(
+        "6",
+        &["No space left", "previous one", "intact", "--resume"],
+    );
+    assert_eq!(epoch_of(&dir), "1");
+    #[rustfmt::skip]
+    ok(&quick(&["train", "--resume", s(&dir), "--epochs", "2"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(metrics_epochs(&dir), vec![1, 2]);
+    full_at("9", &["loss.png", "No space left", "is committed"]);
+    assert_eq!(epoch_of(&dir), "2");
+}

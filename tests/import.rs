@@ -169,6 +169,175 @@ fn the_mnist_conv_vae_needs_only_its_activation_and_size() {
     );
 }
 
+/// A 10×10 colour PNG at `path` (its folders made), a different colour per `seed`.
+fn png(path: &Path, seed: u8) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img = image::RgbImage::from_fn(10, 10, |x, y| {
+        image::Rgb([seed.wrapping_mul(70), (x * 25) as u8, (y * 25) as u8])
+    });
+    img.save(path).unwrap();
+}
+
+/// Item 15: `--leaky-slope` (PyTorch's default `nn.LeakyReLU()` is 0.01) is recorded in the
+/// checkpoint; a conditional model's classes are named by `--classes` or by `--data`'s
+/// subfolders in sorted order (as `pytorch_images.py` numbers them), so that the commands take
+/// it on that folder; a count that does not fit the decoder is refused naming the flag.
+#[test]
+fn leaky_slopes_and_class_names_import() {
+    let spec = ModelSpec {
+        leaky_slope: 0.01,
+        classes: ["ant", "bee", "cat"].map(String::from).to_vec(),
+        ..colour_bn()
+    };
+    let torch = root().join("torch-slope.safetensors");
+    state_dict(&spec, &torch);
+    let flags = [
+        "--act",
+        "leaky-relu",
+        "--size",
+        "10",
+        "--leaky-slope",
+        "0.01",
+    ];
+    let named = root().join("imported-named.safetensors");
+    let mut args = import(&torch, &named, &flags);
+    args.extend(["--classes", "ant,bee,cat"]);
+    let line = ok(&args);
+    assert!(line.contains("leaky-relu (slope 0.01)"), "{line}");
+    let got = checkpoint::load(&named).unwrap();
+    assert_eq!(got.meta("leaky_slope"), Some("0.01"));
+    assert_eq!(read_spec(&got, &named).unwrap(), spec);
+
+    // The data it was trained on, in the order that pytorch_images.py numbers its classes.
+    let data = scratch("import-classes");
+    for (i, class) in ["cat", "ant", "bee"].iter().enumerate() {
+        png(&data.join(format!("train/{class}/a.png")), i as u8);
+        png(&data.join(format!("test/{class}/b.png")), i as u8 + 3);
+    }
+    png(&data.join("train/.hidden/c.png"), 7);
+    let from_data = root().join("imported-from-data.safetensors");
+    let mut args = import(&torch, &from_data, &flags);
+    args.extend(["--data", s(&data)]);
+    ok(&args);
+    let got = checkpoint::load(&from_data).unwrap();
+    assert_eq!(read_spec(&got, &from_data).unwrap(), spec);
+    let pic = root().join("imported-named.png");
+    #[rustfmt::skip]
+    ok(&["reconstruct", "--checkpoint", s(&from_data), "--data", s(&data), "--count", "3", "--out", s(&pic)]);
+
+    // Unnamed, the classes are 0 to K−1 (a note says how to name them), which that folder's
+    // classes are not.
+    let unnamed = root().join("imported-unnamed.safetensors");
+    let run = support::run(&import(&torch, &unnamed, &flags));
+    assert!(
+        text(&run.stderr).contains("--classes"),
+        "{}",
+        text(&run.stderr)
+    );
+    #[rustfmt::skip]
+    fails(&["reconstruct", "--checkpoint", s(&unnamed), "--data", s(&data), "--out", s(&pic)], &[s(&data)], &[]);
+
+    let wrong = root().join("imported-wrong.safetensors");
+    for extra in [
+        ["--classes", "ant,bee"],
+        ["--classes", "ant,ant,bee"],
+        ["--classes", "ant,,bee"],
+    ] {
+        let mut args = import(&torch, &wrong, &flags);
+        args.extend(extra);
+        fails(&args, &["--classes"], &[&wrong]);
+    }
+    let plain = root().join("torch-plain.safetensors");
+    let unconditional = ModelSpec {
+        classes: Vec::new(),
+        ..spec.clone()
+    };
+    state_dict(&unconditional, &plain);
+    let mut args = import(&plain, &wrong, &flags);
+    args.extend(["--data", s(&data)]);
+    fails(&args, &["--data", "not a conditional model"], &[&wrong]);
+    // A slope for ReLU is a mistake, not a setting.
+    let relu = ["--act", "relu", "--size", "10", "--leaky-slope", "0.01"];
+    fails(
+        &import(&plain, &wrong, &relu),
+        &["--leaky-slope"],
+        &[&wrong],
+    );
+}
+
+/// Item 13: an imported model fine-tunes (`train --init`): the run starts from the state_dict's
+/// parameters, trains for the task it is given and records its model.
+#[test]
+fn an_imported_model_fine_tunes() {
+    let spec = ModelSpec {
+        widths: vec![4, 6],
+        ..ModelSpec::mnist(ModelKind::ConvVae, 3, Task::Reconstruct, LossKind::Bce)
+    };
+    let torch = root().join("torch-tune.safetensors");
+    state_dict(&spec, &torch);
+    let imported = root().join("imported-tune.safetensors");
+    ok(&import(
+        &torch,
+        &imported,
+        &["--act", "relu", "--size", "28"],
+    ));
+    let run = root().join("imported-tuned");
+    let _ = std::fs::remove_dir_all(&run);
+    #[rustfmt::skip]
+    train(&run, &["--init", s(&imported), "--task", "denoise", "--noise", "0.3", "--lr", "1e-12"]);
+    let (want, got) = (
+        checkpoint::load(&torch).unwrap(),
+        checkpoint::load(&model_file(&run)).unwrap(),
+    );
+    for w in &want.tensors {
+        let g = got.get(&w.name).unwrap();
+        let moved = w
+            .data
+            .iter()
+            .zip(&g.data)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(moved < 1e-6, "{} moved by {moved}", w.name);
+    }
+    let tuned = read_spec(&got, &run).unwrap();
+    assert_eq!(tuned.task, Task::Denoise { noise: 0.3 });
+    assert_eq!(
+        tuned,
+        ModelSpec {
+            task: tuned.task,
+            ..spec
+        }
+    );
+}
+
+/// Item 19: a Linear weight of the wrong shape is named, whichever it is (the biases say the
+/// latent size and the feature count): a transposed `fc_mu.weight` is not blamed on `dec.0`.
+#[test]
+fn a_wrongly_shaped_linear_weight_is_named() {
+    let spec = ModelSpec::mnist(ModelKind::ConvVae, 4, Task::Reconstruct, LossKind::Bce);
+    let torch = root().join("torch-transposed.safetensors");
+    state_dict(&spec, &torch);
+    for name in ["fc_mu.weight", "dec.0.weight"] {
+        let mut ckpt = checkpoint::load(&torch).unwrap();
+        let t = ckpt.tensors.iter_mut().find(|t| t.name == name).unwrap();
+        t.shape.reverse();
+        let wrong = root().join(format!("torch-transposed-{name}.safetensors"));
+        checkpoint::save(&wrong, &ckpt).unwrap();
+        let out = root().join("imported-transposed.safetensors");
+        let flags = ["--act", "relu", "--size", "28"];
+        let e = fails(
+            &import(&wrong, &out, &flags),
+            &[s(&wrong), name, "transposed?"],
+            &[&out],
+        );
+        let other = if name == "dec.0.weight" {
+            "fc_mu"
+        } else {
+            "dec.0"
+        };
+        assert!(!e.contains(other), "{e}");
+    }
+}
+
 /// Rewrites the state_dict at `from` into `to` as a hand-written safetensors file: every name
 /// after `prefix`, every f32 tensor as `dtype` (F16 or F32), the I64 counters as they are.
 fn rewrite(from: &Path, to: &Path, prefix: &str, dtype: &str) {

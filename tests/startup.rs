@@ -128,6 +128,7 @@ fn prepare_builds_every_pipeline_that_training_and_evaluation_record() {
             precision: Elem::F32,
             beta: 1.0,
             binarize: Binarize::None,
+            init: None,
         };
         let train = GpuSplit::upload(&gpu, &split, &mnist_dir()).unwrap();
         let test = GpuSplit::upload(&gpu, &split, &mnist_dir()).unwrap();

@@ -202,7 +202,8 @@ fn every_model_backward_matches_finite_differences() {
 
 /// The conv family on colour images of odd sizes (7 → 4 → 2 → 1 and back, output paddings 1, 1,
 /// 0; 10 → 5 → 3 → 2), three widths, with the denoising input and super-resolution's stride-1
-/// first layer, with batch norm (batch statistics) and leaky ReLU, and with residual blocks and
+/// first layer, with batch norm (batch statistics) and leaky ReLU (slopes 0.2 and 0.01), and
+/// with residual blocks and
 /// nearest upsampling (7 → 4 → 2 → 1 and back up to the encoder's sides), each with and without
 /// batch norm.
 #[test]
@@ -223,15 +224,24 @@ fn the_colour_conv_family_backward_matches_finite_differences() {
         upsample: Upsampling::Nearest,
         ..colour(7, Task::Reconstruct)
     };
+    // PyTorch's default nn.LeakyReLU() slope, through every fused activation of the model.
     let residual_batch_norm = ModelSpec {
         block: Block::Residual,
+        leaky_slope: 0.01,
         ..batch_norm.clone()
     };
     let nearest_superres = ModelSpec {
         upsample: Upsampling::Nearest,
         ..colour(10, Task::Superres)
     };
+    // Three halvings of a side of 3, as PyTorch computes them: 3 → 2 → 1 → 1 and back.
+    let tiny_nearest = ModelSpec {
+        upsample: Upsampling::Nearest,
+        ..colour(3, Task::Reconstruct)
+    };
     for spec in [
+        colour(3, Task::Reconstruct),
+        tiny_nearest,
         colour(7, Task::Denoise { noise: 0.2 }),
         colour(10, Task::Superres),
         batch_norm,
@@ -338,6 +348,7 @@ fn small_vae(batch: usize, seed: u64, precision: Elem) -> TrainConfig {
         precision,
         beta: 1.0,
         binarize: Binarize::None,
+        init: None,
     }
 }
 

@@ -1,10 +1,13 @@
 //! The classes of a conditional VAE: their names from a dataset (an image folder's first-level
 //! subfolders, or an IDX folder's label numbers), a dataset's labels renumbered as a model's
 //! classes (matched by name, so a test folder with other or fewer classes still lines up), and
-//! the `--label` flag (class indices or names, comma-separated, quoted as CSV fields), and a class
-//! name as a CSV field.
+//! the `--label` flag (class indices or names, comma-separated, quoted as CSV fields), a class
+//! name as a CSV field, and the names `import` gives a conditional model (`--classes`, or a
+//! dataset's classes as `pytorch_images.py` numbers them).
 
-use super::split::{Split, UNLABELLED};
+use super::idx;
+use super::listing::{list_images, split_rule};
+use super::split::{DataOptions, Split, SplitRule, UNLABELLED};
 use crate::bail;
 use crate::error::Result;
 use std::path::Path;
@@ -76,7 +79,7 @@ pub fn parse_labels(arg: &str, model: &[String]) -> Result<Vec<u32>> {
     if let Some(i) = model.iter().position(|m| m == arg) {
         return Ok(vec![i as u32]);
     }
-    csv_items(arg)?
+    csv_items("--label", arg)?
         .iter()
         .map(|item| {
             if let Some(i) = model.iter().position(|m| m == item) {
@@ -94,9 +97,9 @@ pub fn parse_labels(arg: &str, model: &[String]) -> Result<Vec<u32>> {
         .collect()
 }
 
-/// The comma-separated items of `arg`, each trimmed; an item in double quotes (RFC 4180: `""`
-/// for a quote inside) may hold commas.
-fn csv_items(arg: &str) -> Result<Vec<String>> {
+/// The comma-separated items of `arg` (given to `flag`), each trimmed; an item in double
+/// quotes (RFC 4180: `""` for a quote inside) may hold commas.
+fn csv_items(flag: &str, arg: &str) -> Result<Vec<String>> {
     let mut items = Vec::new();
     let mut chars = arg.chars().peekable();
     loop {
@@ -108,13 +111,13 @@ fn csv_items(arg: &str) -> Result<Vec<String>> {
                     Some('"') if chars.next_if_eq(&'"').is_some() => item.push('"'),
                     Some('"') => break,
                     Some(c) => item.push(c),
-                    None => bail!("--label {arg:?}: a quoted class name has no closing \""),
+                    None => bail!("{flag} {arg:?}: a quoted class name has no closing \""),
                 }
             }
             while chars.next_if(|c| c.is_whitespace()).is_some() {}
             if chars.peek().is_some_and(|&c| c != ',') {
                 bail!(
-                    "--label {arg:?}: text after the closing \" of {item:?} (quote the whole name)"
+                    "{flag} {arg:?}: text after the closing \" of {item:?} (quote the whole name)"
                 );
             }
         } else {
@@ -128,6 +131,59 @@ fn csv_items(arg: &str) -> Result<Vec<String>> {
             return Ok(items);
         }
     }
+}
+
+/// A model's class names as `--classes` gives them: comma-separated, in label order, quoted as
+/// CSV fields where a name holds a comma or a quote; empty and repeated names are refused.
+pub fn parse_names(arg: &str) -> Result<Vec<String>> {
+    let names = csv_items("--classes", arg)?;
+    for (i, name) in names.iter().enumerate() {
+        if name.is_empty() {
+            bail!("--classes {arg:?}: class {i} has no name");
+        }
+        if names[..i].contains(name) {
+            bail!("--classes {arg:?}: {name:?} is named twice");
+        }
+    }
+    Ok(names)
+}
+
+/// The classes of the dataset in `dir`, numbered as `pytorch_images.py` numbers them: an image
+/// folder's first-level subfolders that hold images (below `train/` and `test/` when both are
+/// there), in sorted order, read from its listing alone; an IDX folder's label numbers.
+pub fn of_folder(dir: &Path) -> Result<Vec<String>> {
+    if !dir.is_dir() {
+        bail!("{}: no such dataset folder", dir.display());
+    }
+    if idx::is_idx_folder(dir) {
+        let ds = idx::load(dir, &DataOptions::default())?;
+        return names(&ds.classes, &[&ds.train, &ds.test], dir);
+    }
+    let listing = list_images(dir)?;
+    let folders = split_rule(dir, 10) == SplitRule::Folders;
+    let mut classes: Vec<String> = listing
+        .images
+        .iter()
+        .filter_map(|rel| {
+            let mut parts: Vec<&str> = rel.split('/').collect();
+            if folders && !matches!(parts.first(), Some(&("train" | "test"))) {
+                return None;
+            }
+            if folders {
+                parts.remove(0);
+            }
+            (parts.len() > 1).then(|| parts[0].to_string())
+        })
+        .collect();
+    classes.sort_unstable();
+    classes.dedup();
+    if classes.is_empty() {
+        bail!(
+            "{}: no classes (subfolders holding images) to name the model's classes by",
+            dir.display()
+        );
+    }
+    Ok(classes)
 }
 
 /// `text` as one CSV field (RFC 4180): as it is, or in double quotes (inner quotes doubled) when
@@ -216,7 +272,7 @@ mod tests {
         assert_eq!(csv_field("q\"x"), "\"q\"\"x\"");
         assert_eq!(csv_field("two\nlines\r"), "\"two\nlines\r\"");
         for name in ["a,b", "q\"x", "plain"] {
-            assert_eq!(csv_items(&csv_field(name)).unwrap(), [name]);
+            assert_eq!(csv_items("--label", &csv_field(name)).unwrap(), [name]);
         }
     }
 

@@ -31,7 +31,12 @@ fn check_forward(gpu: &Gpu, shapes: &[&[usize]], storage: Storage) {
         let r = stored(storage.output, values(k as u64 + 2, n, -1.0, 1.0));
         let xt = tensor(gpu, shape, storage.input, &x, "x");
         let rt = tensor(gpu, shape, storage.output, &r, "r");
-        for act in [Activation::Relu, Activation::LeakyRelu(0.2)] {
+        // PyTorch's default slope (0.01) as well as pytorch_images.py's (0.2).
+        for act in [
+            Activation::Relu,
+            Activation::LeakyRelu(0.2),
+            Activation::LeakyRelu(0.01),
+        ] {
             let what = format!("residual forward {shape:?} {act:?} {storage:?}");
             let yt = padded(gpu, shape, storage.output, &vec![7.0; n], "y");
             let mut plan = Plan::new();
@@ -59,6 +64,7 @@ fn check_backward(gpu: &Gpu, shapes: &[&[usize]], storage: Storage) {
             None,
             Some(Activation::Relu),
             Some(Activation::LeakyRelu(0.2)),
+            Some(Activation::LeakyRelu(0.01)),
         ] {
             let what = format!("residual backward {shape:?} {act:?} {storage:?}");
             let dxt = padded(gpu, shape, storage.input, &vec![7.0; n], "dx");

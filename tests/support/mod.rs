@@ -198,9 +198,17 @@ pub fn ok(args: &[&str]) -> String {
 /// `error: ` (besides the `adapter: ` and `note: ` lines about the adapter) that contains every string of `names`, no panic, none of `absent` exists after.
 /// Returns the error line.
 pub fn fails(args: &[&str], names: &[&str], absent: &[&Path]) -> String {
-    let out = run(args);
+    failed(
+        &format!("gpu-ae {}", args.join(" ")),
+        run(args),
+        names,
+        absent,
+    )
+}
+
+/// The checks of [`fails`] on the output `out` of a command `cmd` run by the caller.
+pub fn failed(cmd: &str, out: Output, names: &[&str], absent: &[&Path]) -> String {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    let cmd = format!("gpu-ae {}", args.join(" "));
     assert!(!out.status.success(), "{cmd} succeeded:\n{stdout}{stderr}");
     assert!(
         !stdout.contains("panicked") && !stderr.contains("panicked"),

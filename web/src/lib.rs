@@ -195,6 +195,7 @@ fn new_trainer(
         precision,
         beta: 1.0,
         binarize: Binarize::None,
+        init: None,
     };
     Trainer::new(gpu, cfg, split, None, None, 0)
 }
