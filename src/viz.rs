@@ -11,7 +11,7 @@ use image::{DynamicImage, GrayImage, ImageFormat, Rgb, RgbImage};
 
 use crate::bail;
 use crate::error::{Error, Result};
-use crate::files::{self, write_atomic};
+use crate::files::write_atomic;
 
 /// Grey of the frame and gaps between image cells (empty cells stay black).
 const GRID_PADDING_GREY: u8 = 72;
@@ -345,33 +345,6 @@ pub fn save_image(path: &Path, img: &DynamicImage) -> Result<()> {
     encoded
         .map_err(|e| Error::msg(format!("{}: cannot encode {format:?}: {e}", path.display())))?;
     write_atomic(path, &bytes)
-}
-
-/// Reads a PNG as `channels` planes of values in `[0, 1]`: (pixels `[channels, h, w]`, h, w);
-/// with one channel colour is converted to luminance; alpha is ignored. Errors name the file if
-/// missing, a directory or not a PNG.
-pub fn read_png(path: &Path, channels: usize) -> Result<(Vec<f32>, usize, usize)> {
-    let bytes = files::read(path, "a PNG image")?;
-    if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        bail!("{}: not a PNG file", path.display());
-    }
-    let img = image::load_from_memory_with_format(&bytes, ImageFormat::Png)
-        .map_err(|e| Error::msg(format!("{}: corrupt PNG: {e}", path.display())))?;
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let pixels = if channels == 1 {
-        img.to_luma32f()
-            .into_raw()
-            .into_iter()
-            .map(|v| v.clamp(0.0, 1.0))
-            .collect()
-    } else {
-        // Interleaved RGB to planes.
-        let rgb = img.to_rgb32f().into_raw();
-        (0..3)
-            .flat_map(|k| rgb.iter().skip(k).step_by(3).map(|v| v.clamp(0.0, 1.0)))
-            .collect()
-    };
-    Ok((pixels, h, w))
 }
 
 // ---------------------------------------------------------------------------------------------

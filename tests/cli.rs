@@ -45,7 +45,7 @@ fn superres_ae() -> &'static Path {
 }
 
 fn png_size(path: &Path) -> (usize, usize) {
-    let (pixels, h, w) = gpu_ae::viz::read_png(path, 1).unwrap();
+    let (pixels, h, w) = read_picture(path);
     assert!(
         pixels.iter().any(|&v| v != pixels[0]),
         "{} is one flat colour",
@@ -104,7 +104,7 @@ fn train_writes_a_pytorch_shaped_run_folder() {
     for key in ["train_loss", "test_bce", "test_kl", "test_neg_elbo"] {
         assert!(num(&metrics[0], key).is_finite(), "{key}");
     }
-    let loss_png = gpu_ae::viz::read_png(&run.join("loss.png"), 1).unwrap();
+    let loss_png = read_picture(&run.join("loss.png"));
     assert!(loss_png.1 > 50 && loss_png.2 > 50);
 
     let ckpt = checkpoint::load(&model_file(run)).unwrap();
@@ -447,7 +447,7 @@ fn reconstruct_and_encode_the_test_set() {
             assert!(z.parse::<f32>().is_ok_and(f32::is_finite), "row {i}: {z}");
         }
     }
-    let scatter = gpu_ae::viz::read_png(&dir.join("z.png"), 1).unwrap();
+    let scatter = read_picture(&dir.join("z.png"));
     assert!(scatter.1 > 100 && scatter.2 > 100);
 }
 

@@ -27,11 +27,6 @@ fn cvae() -> &'static Path {
     })
 }
 
-fn png_size(path: &Path) -> (usize, usize) {
-    let (_, h, w) = gpu_ae::viz::read_png(path, 1).unwrap();
-    (w, h)
-}
-
 #[test]
 fn a_conditional_vae_records_its_classes_and_pytorch_shapes() {
     let ckpt = checkpoint::load(&model_file(cvae())).unwrap();
@@ -58,7 +53,7 @@ fn sample_draws_one_row_per_class_or_the_asked_ones() {
         &grid[..],
     ]
     .concat());
-    assert_eq!(png_size(&all), (6 * 28, 10 * 28), "one row per class");
+    assert_eq!(picture_size(&all), (6 * 28, 10 * 28), "one row per class");
     assert!(out.contains("classes 0,1,2,3,4,5,6,7,8,9"), "{out}");
     let seven = png("seven");
     ok(&[
@@ -78,7 +73,7 @@ fn sample_draws_one_row_per_class_or_the_asked_ones() {
         &grid[..],
     ]
     .concat());
-    assert_eq!(png_size(&seven), (5 * 28, 2 * 28));
+    assert_eq!(picture_size(&seven), (5 * 28, 2 * 28));
     let two = png("two");
     ok(&[
         &[
@@ -95,7 +90,7 @@ fn sample_draws_one_row_per_class_or_the_asked_ones() {
         &grid[..],
     ]
     .concat());
-    assert_eq!(png_size(&two), (4 * 28, 2 * 28));
+    assert_eq!(picture_size(&two), (4 * 28, 2 * 28));
     // A 16-D model has no manifold; interpolation draws the line once per class.
     let line = png("line");
     ok(&[
@@ -120,7 +115,7 @@ fn sample_draws_one_row_per_class_or_the_asked_ones() {
         &grid[..],
     ]
     .concat());
-    assert_eq!(png_size(&line), (7 * 28, 28));
+    assert_eq!(picture_size(&line), (7 * 28, 28));
     let bad = png("bad");
     fails(
         &[
@@ -362,7 +357,7 @@ fn an_image_folder_trains_a_conditional_vae_on_its_subfolders() {
         s(&pic),
     ]);
     assert!(out.contains("classes travel-places,flags"), "{out}");
-    assert_eq!(png_size(&pic), (3 * 8, 2 * 8));
+    assert_eq!(picture_size(&pic), (3 * 8, 2 * 8));
     fails(
         &[
             "sample",
@@ -408,7 +403,7 @@ fn manifolds_of_a_2d_conditional_model_are_one_per_class() {
     ]
     .concat();
     ok(&all);
-    assert_eq!(png_size(&pic), (4 * 28, 10 * 3 * 28));
+    assert_eq!(picture_size(&pic), (4 * 28, 10 * 3 * 28));
     let some = [
         &[
             "sample",
@@ -424,5 +419,5 @@ fn manifolds_of_a_2d_conditional_model_are_one_per_class() {
     ]
     .concat();
     ok(&some);
-    assert_eq!(png_size(&pic), (4 * 28, 2 * 3 * 28));
+    assert_eq!(picture_size(&pic), (4 * 28, 2 * 3 * 28));
 }

@@ -2,37 +2,12 @@
 //! one-line errors for bad files.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gpu_ae::checkpoint::{self, Checkpoint, NamedTensor, Stored};
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("gpu-ae-io-ckpt-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn entries(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod support;
+use support::{TempDir, assert_contains, error_for};
 
 fn tensor(name: &str, shape: &[usize], seed: f32) -> NamedTensor {
     let n: usize = shape.iter().product();
@@ -63,21 +38,6 @@ fn sample() -> Checkpoint {
             ("note".to_string(), "ünïcode \"quoted\"".to_string()),
         ]),
     }
-}
-
-/// The error message of `result`, checked to be one line that starts with `path`.
-fn error_for<T: std::fmt::Debug>(result: gpu_ae::Result<T>, path: &Path) -> String {
-    let msg = result.expect_err("expected an error").message().to_string();
-    assert!(!msg.contains('\n'), "multi-line error: {msg}");
-    assert!(
-        msg.starts_with(&path.display().to_string()),
-        "error does not name the file: {msg}"
-    );
-    msg
-}
-
-fn assert_contains(msg: &str, part: &str) {
-    assert!(msg.contains(part), "expected {part:?} in: {msg}");
 }
 
 /// Builds a safetensors file by hand: `entries` are (name, dtype, shape, raw bytes).

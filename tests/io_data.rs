@@ -1,37 +1,10 @@
 //! IDX dataset reading: raw and gzip round trips, the shipped MNIST files, and one-line errors
 //! naming the file for every kind of bad input.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use gpu_ae::data::{self, DataOptions, Images};
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("gpu-ae-io-data-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod support;
+use support::{TempDir, assert_contains, error_for, gzip, mnist_dir};
 
 fn idx3(count: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
     let mut bytes = vec![0, 0, 8, 3];
@@ -49,12 +22,6 @@ fn idx1(labels: &[u8]) -> Vec<u8> {
     bytes
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
-
 /// Pseudo-random bytes (deterministic).
 fn noise(n: usize, seed: u32) -> Vec<u8> {
     (0..n as u32)
@@ -64,22 +31,6 @@ fn noise(n: usize, seed: u32) -> Vec<u8> {
                 >> 13) as u8
         })
         .collect()
-}
-
-/// The error message of `result`, checked to be one line that starts with `path`.
-fn error_for<T: std::fmt::Debug>(result: gpu_ae::Result<T>, path: &Path) -> String {
-    let msg = result.expect_err("expected an error").message().to_string();
-    assert!(!msg.contains('\n'), "multi-line error: {msg}");
-    assert!(
-        msg.starts_with(&path.display().to_string()),
-        "error does not name {}: {msg}",
-        path.display()
-    );
-    msg
-}
-
-fn assert_contains(msg: &str, part: &str) {
-    assert!(msg.contains(part), "expected {part:?} in: {msg}");
 }
 
 #[test]
@@ -176,10 +127,6 @@ fn uncompressed_file_is_preferred_when_both_exist() {
             .pixels,
         [1, 2]
     );
-}
-
-fn mnist_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist")
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! when that folder is absent. Set GPU_AE_KEEP_TEST_DIRS=1 to keep the scratch folders.
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Once;
 
 use gpu_ae::data::cache::Part;
@@ -17,10 +17,19 @@ use gpu_ae::data::{self, DataOptions, Dataset, SplitRule, UNLABELLED};
 use gpu_ae::data::{decode, folder, listing, pil};
 use image::{DynamicImage, ImageFormat, RgbImage, RgbaImage};
 
+mod support;
+use support::{TempDir, assert_contains, error_for};
+
 // ------------------------------------------------------------------------------ scratch folders
 
 /// Every test's cache goes to one scratch cache folder (the variable is set once, before any
 /// test reads it).
+/// A [`TempDir`] after [`setup`].
+fn temp_dir(name: &str) -> TempDir {
+    setup();
+    TempDir::new(name)
+}
+
 fn setup() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -40,40 +49,6 @@ fn setup() {
         // SAFETY: runs once, before any test thread goes past `setup` to read the environment.
         unsafe { std::env::set_var("GPU_AE_CACHE_DIR", &cache) };
     });
-}
-
-/// A fresh folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        setup();
-        let dir =
-            std::env::temp_dir().join(format!("gpu-ae-io-images-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-
-    /// Writes `bytes` at `rel`, creating folders.
-    fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.path(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::env::var_os("GPU_AE_KEEP_TEST_DIRS").is_none() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 // ------------------------------------------------------------------------------ image files
@@ -214,22 +189,6 @@ fn fnv(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
-/// The error message of `result`, checked to be one line that starts with `path`.
-fn error_for<T: std::fmt::Debug>(result: gpu_ae::Result<T>, path: &Path) -> String {
-    let msg = result.expect_err("expected an error").message().to_string();
-    assert!(!msg.contains('\n'), "multi-line error: {msg}");
-    assert!(
-        msg.starts_with(&path.display().to_string()),
-        "error does not name {}: {msg}",
-        path.display()
-    );
-    msg
-}
-
-fn assert_contains(msg: &str, part: &str) {
-    assert!(msg.contains(part), "expected {part:?} in: {msg}");
-}
-
 /// Relative paths of a loaded dataset's train and test images, in split order, from the listing
 /// and the hash rule (the order `data::load` must follow).
 fn hash_split(dir: &Path, test_percent: u32) -> (Vec<String>, Vec<String>) {
@@ -258,7 +217,7 @@ fn image_of<'a>(ds: &'a Dataset, rel: &str, test_percent: u32) -> &'a [u8] {
 /// the root unlabelled.
 #[test]
 fn listing_order_labels_and_ignored_files() {
-    let dir = TempDir::new("listing");
+    let dir = temp_dir("listing");
     let img = png_grey(4, 4, 100);
     for rel in [
         "cats/a.png",
@@ -350,7 +309,7 @@ fn hash_split_matches_the_reference() {
 /// are counted and not used; files directly in train/ are unlabelled.
 #[test]
 fn train_and_test_folders() {
-    let dir = TempDir::new("folders");
+    let dir = temp_dir("folders");
     for (rel, v) in [
         ("train/cats/1.png", 10),
         ("train/dogs/2.png", 20),
@@ -516,7 +475,7 @@ const FORMAT_DIGESTS: [(&str, u64, u64); 12] = [
 
 #[test]
 fn every_format_composited_over_white_as_pillow_does() {
-    let dir = TempDir::new("formats");
+    let dir = temp_dir("formats");
     for (name, bytes) in format_fixtures() {
         dir.write(name, &bytes);
     }
@@ -643,7 +602,7 @@ fn sixteen_bit_pngs_match_pillow() {
         ("grey-key16", three(&grey16), grey16.to_vec()),
         ("rgb-key16", rgb16.to_vec(), rgb16_grey.to_vec()),
     ];
-    let dir = TempDir::new("sixteen-bits");
+    let dir = temp_dir("sixteen-bits");
     for ((name, bytes), (pname, rgb, grey)) in fixtures.iter().zip(&pillow) {
         assert_eq!(name, pname);
         assert_eq!(&decode::load_image(bytes, 3, 5).unwrap(), rgb, "{name} RGB");
@@ -671,7 +630,7 @@ fn sixteen_bit_pngs_match_pillow() {
 #[test]
 fn jpeg_is_close_to_pillow() {
     let img = rgb(8, 8, |x, y| [(x * 30) as u8, (y * 30) as u8, 128]);
-    let dir = TempDir::new("jpeg");
+    let dir = temp_dir("jpeg");
     let path = dir.write("smooth.jpg", &jpeg(&img, 95));
     let rgb = decode::load_image(&std::fs::read(path).unwrap(), 3, 8).unwrap();
     // Pillow 13.0's load_image(path, 8, 3) of this file, planar.
@@ -709,7 +668,7 @@ fn jpeg_is_close_to_pillow() {
 /// does not count), to 3 as soon as one pixel is not.
 #[test]
 fn default_channels_follow_the_pixels() {
-    let dir = TempDir::new("channels");
+    let dir = temp_dir("channels");
     dir.write("a/grey.png", &png_grey(3, 3, 77));
     // RGB whose pixels are all grey.
     dir.write(
@@ -763,7 +722,7 @@ fn default_channels_follow_the_pixels() {
 /// (or the shape) and asking for a size; with a size, every image is scaled and cropped.
 #[test]
 fn default_size_and_its_errors() {
-    let dir = TempDir::new("sizes");
+    let dir = temp_dir("sizes");
     dir.write("x/a.png", &png_grey(6, 6, 10));
     dir.write("x/b.png", &png_grey(6, 6, 20));
     dir.write("y/c.png", &png_grey(6, 6, 30));
@@ -808,7 +767,7 @@ fn scaling_and_cropping_match_pillow() {
             ((x + 2 * y) * 3 % 256) as u8,
         ]
     };
-    let dir = TempDir::new("scaling");
+    let dir = temp_dir("scaling");
     // (file, its size, channels, size, digest of Pillow's output, its first four bytes)
     let cases: [ScaleCase; 6] = [
         (
@@ -886,7 +845,7 @@ fn scaling_and_cropping_match_pillow() {
 /// or folder; nothing is loaded from a partly decoded folder.
 #[test]
 fn errors_name_the_file_or_folder() {
-    let dir = TempDir::new("errors");
+    let dir = temp_dir("errors");
     dir.write("notes.txt", b"x");
     dir.write("sub/table.csv", b"x");
     let msg = error_for(data::load(&dir.0, &opts(None, None)), &dir.0);
@@ -936,7 +895,7 @@ fn errors_name_the_file_or_folder() {
         "between 1 and 99",
     );
     // Too few images for a test split.
-    let few = TempDir::new("errors-few");
+    let few = temp_dir("errors-few");
     few.write("a.png", &png_grey(2, 2, 1));
     let msg = error_for(data::load(&few.0, &opts(None, None)), &few.0);
     assert_contains(
@@ -949,7 +908,7 @@ fn errors_name_the_file_or_folder() {
 #[test]
 fn link_loops_and_names_that_are_not_utf8_are_errors() {
     use std::os::unix::ffi::OsStrExt;
-    let dir = TempDir::new("loops");
+    let dir = temp_dir("loops");
     dir.write("a/x.png", &png_grey(2, 2, 1));
     std::os::unix::fs::symlink(&dir.0, dir.path("a/up")).unwrap();
     assert_contains(
@@ -1039,7 +998,7 @@ const TEST_LABELS: [u32; 5] = [0, 1, 1, 7, 9];
 /// classes, labels and every pixel (FNV-1a 64 of each split's `[N, C, S, S]` bytes).
 #[test]
 fn emoji_slice_matches_the_reference() {
-    let dir = TempDir::new("emoji");
+    let dir = temp_dir("emoji");
     if emoji_slice(&dir).is_none() {
         return;
     }
@@ -1085,7 +1044,7 @@ fn emoji_slice_matches_the_reference() {
 
 /// 12 small colour images in two classes.
 fn small_folder(name: &str) -> TempDir {
-    let dir = TempDir::new(name);
+    let dir = temp_dir(name);
     for i in 0..12u32 {
         let class = if i % 2 == 0 { "a" } else { "b" };
         dir.write(

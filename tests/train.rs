@@ -6,7 +6,7 @@
 use gpu_ae::counter_rng::STREAM_REPARAM;
 use gpu_ae::data::{self, Binarize};
 use gpu_ae::evaluate::{EvalMetrics, Evaluator};
-use gpu_ae::gpu::{AdapterChoice, DeviceLimits, Elem, Gpu, Plan, Tensor};
+use gpu_ae::gpu::{Elem, Gpu, Plan, Tensor};
 use gpu_ae::gpu_split::GpuSplit;
 use gpu_ae::graph::{Graph, Model, Purpose};
 use gpu_ae::kernels::step;
@@ -18,12 +18,8 @@ use gpu_ae::platform::block_on;
 use gpu_ae::train::{EpochEnd, TrainConfig, Trainer};
 use std::path::Path;
 
-/// The adapter under test with WebGPU's default limits: every model's training step must run
-/// in a browser.
-fn gpu() -> Gpu {
-    Gpu::new_with(&AdapterChoice::Best, DeviceLimits::WebGpu)
-        .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
-}
+mod support;
+use support::gpu;
 
 /// The adapter under test if it has SHADER_F16. Vulkan, Metal and DX12 adapters have it
 /// (lavapipe too); only GL may lack it, and then the f16 tests say so and pass.

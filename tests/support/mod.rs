@@ -1,6 +1,8 @@
-//! What the end-to-end tests of the `gpu-ae` binary share (`tests/cli.rs`, `tests/faults.rs`): a
-//! scratch folder per test process, a tiny MNIST subset (256 training and 128 test images written
-//! as IDX files), and running the binary as a user would: a command that must succeed, or one that
+//! What the integration tests share: the GPU under test; temporary folders; one-line errors
+//! naming their file; reading back the pictures the commands write; and, for the end-to-end
+//! tests of the `gpu-ae` binary (`tests/cli.rs`, `tests/faults.rs` and others), a scratch folder
+//! per test process, a tiny MNIST subset (256 training and 128 test images written as IDX
+//! files), and running the binary as a user would: a command that must succeed, or one that
 //! must fail cleanly with exactly one `error: ` line naming the file or flag.
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
@@ -14,6 +16,94 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use gpu_ae::checkpoint::{self, Checkpoint};
 use gpu_ae::data::{self, Images};
+
+/// The adapter under test with WebGPU's default limits; fails (never skips) when there is none.
+pub fn gpu() -> gpu_ae::gpu::Gpu {
+    use gpu_ae::gpu::{AdapterChoice, DeviceLimits, Gpu};
+    Gpu::new_with(&AdapterChoice::Best, DeviceLimits::WebGpu)
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
+}
+
+/// A fresh folder under the system's temporary folder, named after the test binary, this
+/// process and `name`; removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "gpu-ae-{}-{}-{name}",
+            env!("CARGO_CRATE_NAME"),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    /// Writes `bytes` at `rel`, creating folders.
+    pub fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// The names in the folder, sorted.
+    pub fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The message of an error that must be one line starting with `path`.
+pub fn error_for<T: std::fmt::Debug>(result: gpu_ae::Result<T>, path: &Path) -> String {
+    let msg = result.expect_err("expected an error").message().to_string();
+    assert!(!msg.contains('\n'), "multi-line error: {msg}");
+    assert!(
+        msg.starts_with(&path.display().to_string()),
+        "error does not name {}: {msg}",
+        path.display()
+    );
+    msg
+}
+
+pub fn assert_contains(msg: &str, part: &str) {
+    assert!(msg.contains(part), "expected {part:?} in: {msg}");
+}
+
+/// A picture a command wrote, as grey values in [0, 1]: (`[h, w]` pixels, h, w).
+pub fn read_picture(path: &Path) -> (Vec<f32>, usize, usize) {
+    let img = image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_luma32f();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    (img.into_raw(), h, w)
+}
+
+/// (width, height) of a picture a command wrote.
+pub fn picture_size(path: &Path) -> (usize, usize) {
+    let (_, h, w) = read_picture(path);
+    (w, h)
+}
+
+/// The embedded MNIST folder.
+pub fn mnist_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist")
+}
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gpu-ae");
 pub const TRAIN_COUNT: usize = 256;
