@@ -3,7 +3,8 @@
 //! [`gpu_ae::infer`], and write pictures (PNG, JPEG or BMP, as the extension says) and CSVs
 //! atomically, only after everything succeeded.
 
-use super::{AdapterArg, EncodeArgs, PictureArgs, SampleArgs, UpscaleArgs, model_data};
+use super::{AdapterArg, flags, model_data};
+use clap::Args;
 use gpu_ae::apply;
 use gpu_ae::data::SplitRule;
 use gpu_ae::data::classes;
@@ -19,6 +20,118 @@ use gpu_ae::{bail, noteln, outln};
 use gpu_ae::{files, viz};
 use image::DynamicImage;
 use std::path::{Path, PathBuf};
+
+#[derive(Args, Clone)]
+pub struct GridArgs {
+    #[arg(long, default_value_t = 8, value_parser = flags::count, allow_negative_numbers = true)]
+    pub rows: usize,
+    #[arg(long, default_value_t = 8, value_parser = flags::count, allow_negative_numbers = true)]
+    pub cols: usize,
+    /// Enlarge each image this many times.
+    #[arg(long, default_value_t = 2, value_parser = flags::count, allow_negative_numbers = true)]
+    pub scale: usize,
+    /// Pixels between cells.
+    #[arg(long, default_value_t = 2, value_parser = flags::whole::<usize>, allow_negative_numbers = true)]
+    pub padding: usize,
+}
+
+#[derive(Args)]
+pub struct SampleArgs {
+    /// Checkpoint (default: the conv-vae shipped in assets/models, the 2-D one with --manifold,
+    /// the conditional 2-D one with --label).
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    #[command(flatten)]
+    pub grid: GridArgs,
+    #[arg(long, default_value_t = 0, value_parser = flags::whole::<u32>, allow_negative_numbers = true)]
+    pub seed: u32,
+    /// The picture: .png, .jpg/.jpeg or .bmp.
+    #[arg(long, default_value = "samples.png", value_name = "PICTURE")]
+    pub out: PathBuf,
+    /// Decode an evenly spaced grid of the prior's quantiles (2-D latent models).
+    #[arg(long, conflicts_with = "interpolate")]
+    pub manifold: bool,
+    /// Decode the straight line between the codes of test images A and B.
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    pub interpolate: Option<Vec<usize>>,
+    /// The test images for --interpolate: an IDX folder or a folder of images (default: the
+    /// folder the model was trained on when it is here, else assets/mnist).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Conditional models: the class(es) to draw, as indices or names, comma-separated (one
+    /// row per class when several; default: one row per class of the model). A name holding a
+    /// comma is given alone or in double quotes, as encode's CSV quotes it: '"a,b",c'.
+    #[arg(long, value_name = "CLASS,…", allow_hyphen_values = true)]
+    pub label: Option<String>,
+    #[command(flatten)]
+    pub adapter: AdapterArg,
+}
+
+#[derive(Args)]
+pub struct PictureArgs {
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: PathBuf,
+    /// The test images: an IDX folder or a folder of images (default: the folder the model was
+    /// trained on when it is here, else assets/mnist).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Test images shown.
+    #[arg(long, default_value_t = 10, value_parser = flags::count, allow_negative_numbers = true)]
+    pub count: usize,
+    #[arg(long, default_value_t = 2, value_parser = flags::count, allow_negative_numbers = true)]
+    pub scale: usize,
+    #[arg(long, default_value_t = 2, value_parser = flags::whole::<usize>, allow_negative_numbers = true)]
+    pub padding: usize,
+    /// Seed of the input noise (denoise).
+    #[arg(long, default_value_t = 0, value_parser = flags::whole::<u32>, allow_negative_numbers = true)]
+    pub seed: u32,
+    /// The picture: .png, .jpg/.jpeg or .bmp.
+    #[arg(long, value_name = "PICTURE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub adapter: AdapterArg,
+}
+
+#[derive(Args)]
+pub struct EncodeArgs {
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: PathBuf,
+    /// The test images: an IDX folder or a folder of images (default: the folder the model was
+    /// trained on when it is here, else assets/mnist).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// CSV of index,label,z0,…; the scatter plot goes beside it as .png.
+    #[arg(long, value_name = "CSV")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub adapter: AdapterArg,
+}
+
+#[derive(Args)]
+pub struct UpscaleArgs {
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: PathBuf,
+    /// An image of half the model's side to upscale (14×14 for an MNIST model), in any format
+    /// training reads (PNG, JPEG, BMP, GIF, WebP); default: the whole test set, with PSNR figures.
+    #[arg(long, value_name = "IMAGE")]
+    pub input: Option<PathBuf>,
+    /// The test images: an IDX folder or a folder of images (default: the folder the model was
+    /// trained on when it is here, else assets/mnist).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Test images shown in the comparison picture.
+    #[arg(long, default_value_t = 10, value_parser = flags::count, allow_negative_numbers = true)]
+    pub count: usize,
+    #[arg(long, default_value_t = 2, value_parser = flags::count, allow_negative_numbers = true)]
+    pub scale: usize,
+    #[arg(long, default_value_t = 2, value_parser = flags::whole::<usize>, allow_negative_numbers = true)]
+    pub padding: usize,
+    /// The picture: .png, .jpg/.jpeg or .bmp.
+    #[arg(long, value_name = "PICTURE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub adapter: AdapterArg,
+}
 
 /// Shipped checkpoints, trained by gpu-ae itself (recipe in the README).
 const SHIPPED_L16: &str = "assets/models/conv-vae-L16.safetensors";
