@@ -13,12 +13,12 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{Binarize, SplitRule, TEST_BINARIZE_SEED};
 use crate::error::{Error, Result};
 use crate::gpu::Elem;
-use crate::models::{
+use crate::model::{
     Block, DEFAULT_LEAKY_SLOPE, HiddenAct, ImageShape, LossKind, MNIST_WIDTHS, ModelKind,
     ModelSpec, Norm, Task, Upsampling, value_name,
 };
-use crate::schedule::{LrSchedule, Schedule};
-use crate::train::TrainConfig;
+use crate::run::schedule::{LrSchedule, Schedule};
+use crate::run::train::TrainConfig;
 use clap::ValueEnum;
 
 /// The format tag every gpu-ae checkpoint carries; another tag is refused.
@@ -379,7 +379,7 @@ impl RunRecord {
     }
 }
 
-/// What a new run records when it claims its folder (`run.json`, [`crate::run::RECORD_FILE`]):
+/// What a new run records when it claims its folder (`run.json`, [`crate::run::folder::RECORD_FILE`]):
 /// its settings as asked for (the model's image shape and classes still to come from the data),
 /// the dataset folder and how its images are read, so that a run killed before its first
 /// checkpoint starts again from step 0 on `--resume`.

@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 
 use gpu_ae::checkpoint;
 use gpu_ae::gpu::{AdapterChoice, Gpu};
-use gpu_ae::infer::Inference;
-use gpu_ae::train::load_model;
+use gpu_ae::pictures::infer::Inference;
+use gpu_ae::run::train::load_model;
 use support::*;
 
 /// Features after the conv encoder: 32 × 7 × 7.
@@ -174,7 +174,7 @@ fn the_label_changes_what_the_decoder_draws() {
     let gpu = Gpu::new(&AdapterChoice::Best).unwrap();
     let (model, _) = load_model(&gpu, &model_file(cvae())).unwrap();
     let inference = Inference::new(&gpu, model, 4, 0).unwrap();
-    let z = gpu_ae::apply::prior_samples(1, 16, 5).repeat(4);
+    let z = gpu_ae::pictures::apply::prior_samples(1, 16, 5).repeat(4);
     let images = block_on(inference.decode(&z, Some(&[2, 8, 2, 8]))).unwrap();
     let pic: Vec<&[f32]> = images.chunks(784).collect();
     assert_eq!(pic[0], pic[2]);

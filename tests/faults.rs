@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gpu_ae::checkpoint;
-use gpu_ae::run::{self, Claim, RunFolder};
+use gpu_ae::run::folder::{self, Claim, RunFolder};
 use support::*;
 
 /// The quick training flags of `support::train`, for commands built here.
@@ -103,13 +103,13 @@ fn a_run_folder_is_never_overwritten_nor_shared() {
     assert_eq!(names(&out), RUN_FILES);
 
     // A folder whose lock another process holds is refused, for a new run and a resume alike.
-    let lock = fs::File::create(out.join(run::LOCK_FILE)).unwrap();
+    let lock = fs::File::create(out.join(folder::LOCK_FILE)).unwrap();
     lock.try_lock().unwrap();
     #[rustfmt::skip]
     let e = fails(&["train", "--data", data_dir(), "--resume", s(&out), "--epochs", "2", "--quiet"], &[s(&out), "another gpu-ae process"], &[]);
     assert!(e.contains("training in this folder"), "{e}");
     drop(lock);
-    fs::remove_file(out.join(run::LOCK_FILE)).unwrap();
+    fs::remove_file(out.join(folder::LOCK_FILE)).unwrap();
 
     // Default folder names never collide: two runs started in the same second get two folders,
     // both through the library and through two processes started together.
@@ -1094,7 +1094,7 @@ fn a_stop_before_the_first_step_ends_the_run_at_once() {
             .spawn()
             .unwrap();
         let start = Instant::now();
-        while !out.join(run::LOCK_FILE).exists() {
+        while !out.join(folder::LOCK_FILE).exists() {
             if start.elapsed() > Duration::from_secs(60) {
                 let _ = child.kill();
                 panic!("{} was never locked", out.display());
@@ -1127,7 +1127,10 @@ fn a_stop_before_the_first_step_ends_the_run_at_once() {
             .collect();
         assert_eq!(said.len(), 1, "SIG{signal}: {stderr}");
         assert!(said[0].contains(s(out)), "{stderr}");
-        assert!(!out.join(run::LOCK_FILE).exists(), "SIG{signal}: lock left");
+        assert!(
+            !out.join(folder::LOCK_FILE).exists(),
+            "SIG{signal}: lock left"
+        );
     }
     assert!(snapshot(&old) == before, "the stop changed the old run");
     assert!(!new.exists(), "the new folder was left");

@@ -6,9 +6,9 @@
 mod support;
 
 use gpu_ae::checkpoint::{self, Checkpoint, NamedTensor, Stored};
-use gpu_ae::graph::ModelValues;
 use gpu_ae::metadata::read_spec;
-use gpu_ae::models::{
+use gpu_ae::model::graph::ModelValues;
+use gpu_ae::model::{
     Architecture, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
 };
 use std::path::{Path, PathBuf};

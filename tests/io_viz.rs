@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use gpu_ae::data;
-use gpu_ae::viz::{self, Series};
+use gpu_ae::pictures::viz::{self, Series};
 use image::{DynamicImage, Rgb, RgbImage};
 
 mod support;

@@ -7,17 +7,17 @@ mod support;
 
 use gpu_ae::counter_rng::STREAM_EVAL;
 use gpu_ae::data::{Binarize, Images, Split};
-use gpu_ae::evaluate::Evaluator;
 use gpu_ae::gpu::{AdapterChoice, Gpu};
-use gpu_ae::gpu_split::GpuSplit;
-use gpu_ae::graph::{Model, ModelValues};
 use gpu_ae::kernels::NoiseKey;
-use gpu_ae::likelihood::ImportanceWeighted;
-use gpu_ae::models::{Architecture, ImageShape, LossKind, ModelKind, ModelSpec, Task};
+use gpu_ae::model::graph::{Model, ModelValues};
+use gpu_ae::model::{Architecture, ImageShape, LossKind, ModelKind, ModelSpec, Task};
 use gpu_ae::platform::block_on;
 use gpu_ae::reference::{iwae, linear, loss};
+use gpu_ae::run::evaluate::Evaluator;
+use gpu_ae::run::gpu_split::GpuSplit;
+use gpu_ae::run::likelihood::ImportanceWeighted;
+use gpu_ae::run::train::load_model;
 use gpu_ae::shapes::LinearShape;
-use gpu_ae::train::load_model;
 use std::path::Path;
 use support::*;
 

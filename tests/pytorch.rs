@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gpu_ae::gpu::{AdapterChoice, Gpu};
-use gpu_ae::infer::Inference;
+use gpu_ae::pictures::infer::Inference;
 use gpu_ae::platform::block_on;
 use support::*;
 
@@ -117,7 +117,7 @@ fn pytorch(dir: &Path, job: serde_json::Value) -> (Vec<f32>, Vec<f32>) {
 /// gpu-ae's (μ, reconstructions) of `images` by the checkpoint at `model`.
 fn gpu_ae_outputs(model: &Path, images: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let gpu = Gpu::new(&AdapterChoice::Best).unwrap();
-    let (model, _) = gpu_ae::train::load_model(&gpu, model).unwrap();
+    let (model, _) = gpu_ae::run::train::load_model(&gpu, model).unwrap();
     let inference = Inference::new(&gpu, model, IMAGES, 0).unwrap();
     let r = block_on(inference.reconstruct(images, None)).unwrap();
     (r.codes, r.outputs)

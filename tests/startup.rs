@@ -2,15 +2,15 @@
 //! evaluation record (but the specialised ones, which their plans build); the dataset upload writes the packed pixels; `gpu-ae bench` breaks its
 //! start-up into phases.
 
-use gpu_ae::bench::{self, BenchOptions};
 use gpu_ae::data::{self, Binarize, Split};
-use gpu_ae::evaluate::Evaluator;
 use gpu_ae::gpu::{AdapterChoice, DeviceLimits, Elem, Gpu, Plan, Shader};
-use gpu_ae::gpu_split::GpuSplit;
 use gpu_ae::kernels::{ENTRY_POINTS, data::pack_bytes};
-use gpu_ae::models::{LossKind, ModelKind, ModelSpec, Task};
+use gpu_ae::model::{LossKind, ModelKind, ModelSpec, Task};
 use gpu_ae::platform::block_on;
-use gpu_ae::train::{TrainConfig, Trainer};
+use gpu_ae::run::bench::{self, BenchOptions};
+use gpu_ae::run::evaluate::Evaluator;
+use gpu_ae::run::gpu_split::GpuSplit;
+use gpu_ae::run::train::{TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 
 fn gpu() -> Gpu {

@@ -5,17 +5,17 @@
 
 use gpu_ae::counter_rng::STREAM_REPARAM;
 use gpu_ae::data::{self, Binarize};
-use gpu_ae::evaluate::{EvalMetrics, Evaluator};
 use gpu_ae::gpu::{Elem, Gpu, Plan, Tensor};
-use gpu_ae::gpu_split::GpuSplit;
-use gpu_ae::graph::{Graph, Model, Purpose};
 use gpu_ae::kernels::step;
-use gpu_ae::models::{
+use gpu_ae::model::graph::{Graph, Model, Purpose};
+use gpu_ae::model::{
     Architecture, Block, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
     Upsampling,
 };
 use gpu_ae::platform::block_on;
-use gpu_ae::train::{EpochEnd, TrainConfig, Trainer};
+use gpu_ae::run::evaluate::{EvalMetrics, Evaluator};
+use gpu_ae::run::gpu_split::GpuSplit;
+use gpu_ae::run::train::{EpochEnd, TrainConfig, Trainer};
 use std::path::Path;
 
 mod support;

@@ -2,10 +2,10 @@
 
 use super::{AdapterArg, DataArgs, ModelArgs, PrecisionArg, default_data, flags};
 use clap::Args;
-use gpu_ae::bench::{self, BenchOptions};
 use gpu_ae::error::{Error, Result};
 use gpu_ae::outln;
 use gpu_ae::platform::block_on;
+use gpu_ae::run::bench::{self, BenchOptions};
 use std::path::PathBuf;
 
 #[derive(Args)]

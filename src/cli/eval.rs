@@ -8,11 +8,11 @@ use gpu_ae::console::Progress;
 use gpu_ae::data::Binarize;
 use gpu_ae::data::classes;
 use gpu_ae::error::Result;
-use gpu_ae::evaluate::Evaluator;
-use gpu_ae::gpu_split::GpuSplit;
-use gpu_ae::likelihood::ImportanceWeighted;
 use gpu_ae::platform::block_on;
-use gpu_ae::train;
+use gpu_ae::run::evaluate::Evaluator;
+use gpu_ae::run::gpu_split::GpuSplit;
+use gpu_ae::run::likelihood::ImportanceWeighted;
+use gpu_ae::run::train;
 use gpu_ae::{noteln, outln};
 use std::path::PathBuf;
 

@@ -8,7 +8,7 @@
 use std::str::FromStr;
 
 use gpu_ae::gpu::Elem;
-use gpu_ae::models::Task;
+use gpu_ae::model::Task;
 
 /// `--task`; `--noise` completes `denoise`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

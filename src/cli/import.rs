@@ -3,8 +3,8 @@
 use super::{LeakySlopeArg, ObjectiveArgs, flags};
 use clap::Args;
 use gpu_ae::error::Result;
-use gpu_ae::import::{ClassNames, ImportSettings};
-use gpu_ae::models::HiddenAct;
+use gpu_ae::model::HiddenAct;
+use gpu_ae::model::import::{ClassNames, ImportSettings};
 use gpu_ae::outln;
 use std::path::PathBuf;
 
@@ -49,7 +49,7 @@ pub fn import_cmd(a: ImportArgs) -> Result<()> {
         task: a.objective.task(),
         loss: a.objective.loss,
     };
-    let spec = gpu_ae::import::import(&a.checkpoint, &a.out, &settings)?;
+    let spec = gpu_ae::model::import::import(&a.checkpoint, &a.out, &settings)?;
     let conditional = match spec.classes.len() {
         0 => String::new(),
         k => format!(", conditional on {k} classes"),
@@ -66,10 +66,10 @@ pub fn import_cmd(a: ImportArgs) -> Result<()> {
         spec.latent,
         spec.image,
         gpu_ae::metadata::join_widths(&spec.widths),
-        gpu_ae::models::value_name(&spec.norm),
-        gpu_ae::models::value_name(&spec.act),
-        gpu_ae::models::value_name(&spec.block),
-        gpu_ae::models::value_name(&spec.upsample),
+        gpu_ae::model::value_name(&spec.norm),
+        gpu_ae::model::value_name(&spec.act),
+        gpu_ae::model::value_name(&spec.block),
+        gpu_ae::model::value_name(&spec.upsample),
         a.checkpoint.display()
     );
     Ok(())

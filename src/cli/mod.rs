@@ -15,7 +15,7 @@ use gpu_ae::bail;
 use gpu_ae::data::DataOptions;
 use gpu_ae::error::Result;
 use gpu_ae::gpu::{AdapterChoice, Gpu};
-use gpu_ae::models::{
+use gpu_ae::model::{
     Block, DEFAULT_LEAKY_SLOPE, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm,
     Upsampling,
 };
@@ -39,7 +39,7 @@ pub struct ObjectiveArgs {
 }
 
 impl ObjectiveArgs {
-    pub fn task(&self) -> gpu_ae::models::Task {
+    pub fn task(&self) -> gpu_ae::model::Task {
         self.task.task(self.noise)
     }
 }

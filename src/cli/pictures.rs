@@ -1,23 +1,24 @@
 //! The picture commands of the `gpu-ae` binary (`sample`, `reconstruct`, `encode`, `denoise`,
 //! `upscale`): check the checkpoint suits the command, run the model through
-//! [`gpu_ae::infer`], and write pictures (PNG, JPEG or BMP, as the extension says) and CSVs
+//! [`gpu_ae::pictures::infer`], and write pictures (PNG, JPEG or BMP, as the extension says) and CSVs
 //! atomically, only after everything succeeded.
 
 use super::{AdapterArg, flags, model_data};
 use clap::Args;
-use gpu_ae::apply;
 use gpu_ae::data::SplitRule;
 use gpu_ae::data::classes;
 use gpu_ae::data::decode;
 use gpu_ae::error::Result;
-use gpu_ae::graph::Model;
-use gpu_ae::infer::Inference;
-use gpu_ae::models::{ImageShape, Task};
+use gpu_ae::files;
+use gpu_ae::model::graph::Model;
+use gpu_ae::model::{ImageShape, Task};
+use gpu_ae::pictures::apply;
+use gpu_ae::pictures::infer::Inference;
+use gpu_ae::pictures::projection::principal_plane;
+use gpu_ae::pictures::viz;
 use gpu_ae::platform::block_on;
-use gpu_ae::projection::principal_plane;
-use gpu_ae::train::load_model;
+use gpu_ae::run::train::load_model;
 use gpu_ae::{bail, noteln, outln};
-use gpu_ae::{files, viz};
 use image::DynamicImage;
 use std::path::{Path, PathBuf};
 

@@ -6,12 +6,13 @@ use clap::Args;
 use clap::parser::ValueSource;
 use gpu_ae::data::Binarize;
 use gpu_ae::error::{Error, Result};
+use gpu_ae::noteln;
 use gpu_ae::platform::block_on;
-use gpu_ae::run::Claim;
-use gpu_ae::schedule::{LrSchedule, Schedule};
-use gpu_ae::train::TrainConfig;
-use gpu_ae::train_run::{self, RunOptions, RunOutcome, RunTarget};
-use gpu_ae::{noteln, stop};
+use gpu_ae::run::folder::Claim;
+use gpu_ae::run::schedule::{LrSchedule, Schedule};
+use gpu_ae::run::stop;
+use gpu_ae::run::train::TrainConfig;
+use gpu_ae::run::{self, RunOptions, RunOutcome, RunTarget};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -91,7 +92,7 @@ pub struct TrainArgs {
 /// The settings flags of `train` given on the command line (not left at their defaults): a
 /// resume compares them with the run's own.
 pub fn explicit_settings(m: &clap::ArgMatches) -> Vec<String> {
-    train_run::ARCHITECTURE_FLAGS
+    run::ARCHITECTURE_FLAGS
         .into_iter()
         .chain([
             "task",
@@ -172,7 +173,7 @@ pub fn train_cmd(a: TrainArgs, explicit: Vec<String>) -> Result<i32> {
         checkpoint_seconds: f64::from(a.checkpoint_minutes) * 60.0,
     };
     stop::install()?;
-    match block_on(train_run::run(|| a.adapter.open(a.quiet), cfg, &opts))? {
+    match block_on(run::run(|| a.adapter.open(a.quiet), cfg, &opts))? {
         RunOutcome::Finished { .. } => Ok(0),
         RunOutcome::Interrupted {
             dir,

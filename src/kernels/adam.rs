@@ -1,7 +1,7 @@
 //! Launcher for `shaders/adam.wgsl`: one Adam step (PyTorch `torch.optim.Adam` semantics) over
 //! the flat parameter, gradient and moment buffers in a single dispatch, with the step number
 //! read from the GPU step counter and the learning rate computed on the GPU from it and the
-//! run's [`Schedule`](crate::schedule::Schedule) words.
+//! run's [`Schedule`](crate::run::schedule::Schedule) words.
 
 use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
 
@@ -49,7 +49,7 @@ struct Params {
 /// PyTorch `torch.optim.Adam` semantics (no weight decay, not amsgrad), `t = state[0] + 1`:
 /// `m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
 /// p −= (lr / (1 − β1^t)) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)`, `lr` the rate of step
-/// `state[0]` by the u32 `[4]` `schedule` ([`Schedule::words`](crate::schedule::Schedule::words)).
+/// `state[0]` by the u32 `[4]` `schedule` ([`Schedule::words`](crate::run::schedule::Schedule::words)).
 /// One dispatch over all `count` elements of the flat buffers.
 #[allow(clippy::too_many_arguments)]
 pub fn step(

@@ -10,7 +10,7 @@ use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{activation, conv2d, linear, loss, reduce, step};
 use crate::reference;
-use crate::schedule::{LrSchedule, Schedule};
+use crate::run::schedule::{LrSchedule, Schedule};
 use crate::shapes::{Activation, Conv2dShape, LinearShape, ParamOffsets};
 
 /// One kernel family's check: its name and the largest error relative to the tolerance

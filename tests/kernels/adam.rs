@@ -7,7 +7,7 @@ use gpu_ae::gpu::{Plan, Tensor};
 use gpu_ae::kernels::adam::{self, AdamConfig};
 use gpu_ae::kernels::step::STATE_LEN;
 use gpu_ae::reference::adam as cpu;
-use gpu_ae::schedule::{LrSchedule, Schedule};
+use gpu_ae::run::schedule::{LrSchedule, Schedule};
 
 #[test]
 fn default_config_is_pytorchs() {

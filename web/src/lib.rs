@@ -8,17 +8,17 @@
 
 mod selftest;
 
-use gpu_ae::apply;
 use gpu_ae::checkpoint;
 use gpu_ae::data::{self, fingerprint};
 use gpu_ae::data::{Binarize, Dataset, Split, SplitRule};
 use gpu_ae::gpu::{AdapterChoice, DeviceLimits, Elem, Gpu, is_software};
-use gpu_ae::gpu_split::GpuSplit;
-use gpu_ae::graph::{Model, values_from_checkpoint};
-use gpu_ae::infer::Inference;
 use gpu_ae::metadata::{self, DatasetRecord};
-use gpu_ae::models::{Architecture, LossKind, ModelKind, ModelSpec, Task};
-use gpu_ae::train::{EpochEnd, TrainConfig, TrainProgress, Trainer};
+use gpu_ae::model::graph::{Model, values_from_checkpoint};
+use gpu_ae::model::{Architecture, LossKind, ModelKind, ModelSpec, Task};
+use gpu_ae::pictures::apply;
+use gpu_ae::pictures::infer::Inference;
+use gpu_ae::run::gpu_split::GpuSplit;
+use gpu_ae::run::train::{EpochEnd, TrainConfig, TrainProgress, Trainer};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -10,8 +10,8 @@ use crate::kernels::grads::GradPartials;
 use crate::kernels::{
     InputGrad, NoiseKey, SplitTensor, activation, condition, data, linear, loss, pool, vae,
 };
-use crate::layers::{Backward, Linear, ParamEntry, Record, StackBuffers};
-use crate::models::{Architecture, Head, LossKind, ModelKind, Task};
+use crate::model::layers::{Backward, Linear, ParamEntry, Record, StackBuffers};
+use crate::model::{Architecture, Head, LossKind, ModelKind, Task};
 use crate::shapes::{Activation, Pool2dShape};
 
 /// Architecture plus its parameters and running statistics on the GPU.

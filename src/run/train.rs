@@ -2,7 +2,7 @@
 //! once as one plan and replayed many times per submission; losses summed on the GPU and read
 //! back asynchronously once per submission for the progress bar and the NaN guard; an epoch
 //! that a stop request ends early continues exactly where it stopped. The run around it (folder,
-//! resume, checkpoints, metrics) is [`crate::train_run`].
+//! resume, checkpoints, metrics) is [`crate::run`].
 
 use crate::bail;
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
@@ -10,16 +10,16 @@ use crate::counter_rng::STREAM_REPARAM;
 use crate::data::Binarize;
 use crate::error::{Error, Result};
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
-use crate::gpu_split::GpuSplit;
-use crate::graph::{Graph, Model, ModelValues, Purpose, values_from_checkpoint};
 use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{self, reduce, step};
 use crate::metadata::{self, DatasetRecord, PartialEpoch, RunRecord};
-use crate::models::{Architecture, ModelSpec};
+use crate::model::graph::{Graph, Model, ModelValues, Purpose, values_from_checkpoint};
+use crate::model::{Architecture, ModelSpec};
 use crate::platform::{self, Instant};
-use crate::schedule::Schedule;
-use crate::split_plans::batches;
+use crate::run::gpu_split::GpuSplit;
+use crate::run::schedule::Schedule;
+use crate::run::split_plans::batches;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -1,12 +1,12 @@
-//! The test-set passes' shared machinery ([`Evaluator`](crate::evaluate::Evaluator) and
-//! [`ImportanceWeighted`](crate::likelihood::ImportanceWeighted)): one plan for the full batches
+//! The test-set passes' shared machinery ([`Evaluator`](crate::run::evaluate::Evaluator) and
+//! [`ImportanceWeighted`](crate::run::likelihood::ImportanceWeighted)): one plan for the full batches
 //! of a split and one for its tail, recorded once over a step counter and a sums buffer, and
 //! replayed batch by batch, the chunks of a streamed split uploaded before their first batch.
 
 use crate::error::Result;
 use crate::gpu::{Gpu, Plan, Tensor};
-use crate::gpu_split::GpuSplit;
 use crate::kernels::step;
+use crate::run::gpu_split::GpuSplit;
 
 /// Batches of `batch` over `count` items: (full batches, size of the tail batch or 0).
 pub fn batches(count: usize, batch: usize) -> (usize, usize) {

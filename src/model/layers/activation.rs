@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::gpu::Tensor;
 use crate::kernels::grads::GradPartials;
 use crate::kernels::{InputGrad, activation};
-use crate::layers::ParamTable;
+use crate::model::layers::ParamTable;
 use crate::shapes::Activation;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -9,8 +9,8 @@ use crate::bail;
 use crate::data::Split;
 use crate::error::Result;
 use crate::gpu::{Gpu, Tensor, human_bytes};
-use crate::graph::ImageSource;
-use crate::models::ImageShape;
+use crate::model::ImageShape;
+use crate::model::graph::ImageSource;
 use std::path::{Path, PathBuf};
 
 /// The most bytes a split may keep resident: [`Gpu::max_binding`], or `GPU_AE_STREAM_BYTES`

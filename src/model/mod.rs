@@ -7,10 +7,14 @@
 //! The decoder ends in logits: the sigmoid is fused into the BCE loss (and applied separately
 //! when pictures are made).
 
+pub mod graph;
+pub mod import;
+pub mod layers;
+
 use crate::bail;
 use crate::data::{DataOptions, SplitRule};
 use crate::error::{Error, Result};
-use crate::layers::{
+use crate::model::layers::{
     Act, BatchNorm2d, Conv2d, ConvTranspose2d, Dims, Linear, MaxPool2x2, ParamTable, ResBlock,
     Stack, StackBuilder, Upsample,
 };
@@ -624,7 +628,7 @@ impl Architecture {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::Fuses;
+    use crate::model::layers::Fuses;
 
     fn spec(kind: ModelKind, latent: usize, task: Task) -> ModelSpec {
         ModelSpec::mnist(kind, latent, task, LossKind::Bce)
@@ -776,7 +780,7 @@ mod tests {
         let a = Architecture::new(spec(ModelKind::ConvVae, 16, Task::Reconstruct)).unwrap();
         let v = a.params.init(0);
         for e in &a.params.entries {
-            let crate::layers::Init::FanIn(fan_in) = e.init else {
+            let crate::model::layers::Init::FanIn(fan_in) = e.init else {
                 panic!("{}: not a fan-in init", e.name)
             };
             let bound = 1.0 / (fan_in as f32).sqrt();

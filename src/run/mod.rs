@@ -1,24 +1,34 @@
-//! A whole training run (`gpu-ae train`): the folder ([`crate::run`]), resume and its checks
+//! A whole training run (`gpu-ae train`): the folder ([`crate::run::folder`]), resume and its checks
 //! (settings, dataset digest), a fine-tuned start from another checkpoint (`--init`),
 //! evaluation, metrics and a checkpoint after every epoch and inside long ones, progress lines,
 //! stop requests (a stop inside an epoch keeps its steps).
 
+pub mod bench;
+pub mod evaluate;
+pub mod folder;
+pub mod gpu_split;
+pub mod likelihood;
+pub mod schedule;
+pub mod split_plans;
+pub mod stop;
+pub mod train;
+
 use crate::data::{self, classes, fingerprint};
 use crate::data::{Binarize, DataOptions, SplitRule};
 use crate::error::{Error, Result};
-use crate::evaluate::{EvalMetrics, Evaluator};
 use crate::gpu::Gpu;
-use crate::gpu_split::GpuSplit;
-use crate::graph::{ModelValues, values_from_checkpoint};
 use crate::kernels;
 use crate::metadata::{self, DatasetRecord, PartialEpoch, RunRecord, RunStart};
-use crate::models::{Architecture, ImageShape, ModelSpec, Task, value_name};
+use crate::model::graph::{ModelValues, values_from_checkpoint};
+use crate::model::{Architecture, ImageShape, ModelSpec, Task, value_name};
 use crate::platform::{self, Instant};
-use crate::run::{Claim, MODEL_FILE, OPTIMIZER_FILE, RECORD_FILE, RunFolder};
-use crate::schedule::{LrSchedule, Schedule};
-use crate::split_plans::batches;
-use crate::train::{EpochEnd, TrainConfig, TrainProgress, Trainer};
-use crate::{bail, checkpoint, noteln, stop};
+use crate::run::evaluate::{EvalMetrics, Evaluator};
+use crate::run::folder::{Claim, MODEL_FILE, OPTIMIZER_FILE, RECORD_FILE, RunFolder};
+use crate::run::gpu_split::GpuSplit;
+use crate::run::schedule::{LrSchedule, Schedule};
+use crate::run::split_plans::batches;
+use crate::run::train::{EpochEnd, TrainConfig, TrainProgress, Trainer};
+use crate::{bail, checkpoint, noteln};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

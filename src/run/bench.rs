@@ -7,11 +7,11 @@ use crate::data::classes;
 use crate::data::{self, Split};
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu};
-use crate::gpu_split::GpuSplit;
 use crate::kernels;
-use crate::models::ModelSpec;
+use crate::model::ModelSpec;
 use crate::platform::{self, Instant};
-use crate::train::{TrainConfig, Trainer};
+use crate::run::gpu_split::GpuSplit;
+use crate::run::train::{TrainConfig, Trainer};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone)]

@@ -35,8 +35,8 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::files::{self, rename_durable, write_atomic};
 use crate::metadata;
-use crate::models::LossKind;
-use crate::viz;
+use crate::model::LossKind;
+use crate::pictures::viz;
 
 /// File names inside a run folder.
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -384,7 +384,7 @@ impl Drop for RunFolder {
 }
 
 /// What a claim that ends before training can undo, as plain values that another thread (the
-/// stop handler, [`crate::stop::exit_early`]) can act on while this one is still busy setting up.
+/// stop handler, [`crate::run::stop::exit_early`]) can act on while this one is still busy setting up.
 #[derive(Debug, Clone)]
 pub struct Unclaim {
     dir: PathBuf,

@@ -10,11 +10,11 @@ use crate::counter_rng::STREAM_EVAL;
 use crate::data::{Binarize, TEST_BINARIZE_SEED};
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu};
-use crate::gpu_split::GpuSplit;
-use crate::graph::{Graph, Model, Purpose};
 use crate::kernels::{NoiseKey, loss, reduce};
-use crate::models::LossKind;
-use crate::split_plans::SplitPlans;
+use crate::model::LossKind;
+use crate::model::graph::{Graph, Model, Purpose};
+use crate::run::gpu_split::GpuSplit;
+use crate::run::split_plans::SplitPlans;
 
 /// Test-set figures per example, in nats (or squared error for MSE models).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,7 +4,7 @@
 //! once, then rounds of S samples per image are drawn (`kernels::iwae::draw`), decoded as one
 //! batch of S·n rows against the repeated targets (`replicate`), and folded into a running
 //! logsumexp per image (`accumulate`); the per-image estimates are summed on the GPU and read
-//! back once. Sample k = 0 uses the ε of [`Evaluator`](crate::evaluate::Evaluator) (keyed by
+//! back once. Sample k = 0 uses the ε of [`Evaluator`](crate::run::evaluate::Evaluator) (keyed by
 //! image, same seed), so K = 1 is the one-sample ELBO estimate at the evaluation's own noise.
 
 use crate::bail;
@@ -12,11 +12,11 @@ use crate::counter_rng::STREAM_EVAL;
 use crate::data::{Binarize, TEST_BINARIZE_SEED};
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Tensor};
-use crate::gpu_split::GpuSplit;
-use crate::graph::{Graph, Model, Purpose};
 use crate::kernels::{NoiseKey, iwae, reduce};
-use crate::models::{Architecture, LossKind};
-use crate::split_plans::SplitPlans;
+use crate::model::graph::{Graph, Model, Purpose};
+use crate::model::{Architecture, LossKind};
+use crate::run::gpu_split::GpuSplit;
+use crate::run::split_plans::SplitPlans;
 
 /// Rows decoded at once (S·n) at most: enough to keep a GPU busy, small enough for any adapter.
 const ROWS_PER_ROUND: usize = 2048;
@@ -39,7 +39,7 @@ pub struct ImportanceWeighted<'s> {
 impl<'s> ImportanceWeighted<'s> {
     /// Records the plans for K = `samples` importance samples per image, `batch` images at a
     /// time; `seed` is the evaluation's seed (k = 0 is its ε), and a model trained on binarised
-    /// images sees the test images binarised as [`Evaluator`](crate::evaluate::Evaluator) does.
+    /// images sees the test images binarised as [`Evaluator`](crate::run::evaluate::Evaluator) does.
     pub fn new(
         gpu: &Gpu,
         model: &Model,
@@ -132,7 +132,7 @@ impl<'s> ImportanceWeighted<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{ModelKind, ModelSpec, Task};
+    use crate::model::{ModelKind, ModelSpec, Task};
 
     const WEBGPU_BINDING: u64 = 128 << 20;
 

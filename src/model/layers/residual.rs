@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::gpu::Tensor;
 use crate::kernels::grads::GradPartials;
 use crate::kernels::{InputGrad, activation, residual};
-use crate::layers::Backward;
+use crate::model::layers::Backward;
 use crate::shapes::Activation;
 
 #[derive(Debug, Clone)]

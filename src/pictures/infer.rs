@@ -5,8 +5,8 @@
 use crate::counter_rng::STREAM_EVAL;
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
-use crate::graph::{Graph, Model, Purpose};
 use crate::kernels::{NoiseKey, step};
+use crate::model::graph::{Graph, Model, Purpose};
 
 pub struct Inference<'g> {
     gpu: &'g Gpu,

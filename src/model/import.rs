@@ -17,9 +17,9 @@
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::data::classes;
 use crate::error::{Error, Result};
-use crate::graph::values_from_checkpoint;
 use crate::metadata;
-use crate::models::{
+use crate::model::graph::values_from_checkpoint;
+use crate::model::{
     Architecture, Block, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
     Upsampling,
 };

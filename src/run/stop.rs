@@ -3,7 +3,7 @@
 //! loop begins (while the data decodes and the pipelines compile, which nothing polls), a
 //! request ends the process at once through [`exit_early`], undoing the run folder's claim. A
 //! second request ends the process at once (exit status 130); the run folder is consistent at
-//! every instant anyway (see [`crate::run`]).
+//! every instant anyway (see [`crate::run::folder`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::gpu::Tensor;
 use crate::kernels::grads::GradPartials;
 use crate::kernels::{InputGrad, batchnorm};
-use crate::layers::Init;
+use crate::model::layers::Init;
 use crate::shapes::{Activation, BatchNorm2dShape, ParamOffsets};
 
 #[derive(Debug, Clone, PartialEq)]
