@@ -35,7 +35,7 @@
 //! Measured against Pillow 13.0 (`tests/io_images.rs`): every pixel equal for PNG (RGB, RGBA,
 //! grey, grey+alpha, palette with and without transparency, key colours; 8 and 16 bits, the
 //! latter read as Pillow reads them: grey clipped at 255, other kinds by their high bytes, see
-//! [`pil::eight_bits`]), GIF, BMP and lossless
+//! [`super::pil::eight_bits`]), GIF, BMP and lossless
 //! WebP, at any size, and for all 3786 images of `../shared/data/emoji-noto` at 64, 32 and 28,
 //! grey and RGB. Known differences: JPEG and lossy WebP go through other decoders (zune-jpeg,
 //! image-webp) than Pillow's libjpeg-turbo and libwebp, so their pixels can differ by a few

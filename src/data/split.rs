@@ -210,7 +210,7 @@ impl Dataset {
     }
 }
 
-/// The test split of a dataset and what describes it, from [`load_test`] (commands that do not
+/// The test split of a dataset and what describes it, from [`load_test`](super::load_test) (commands that do not
 /// train); the fields mean what [`Dataset`]'s do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestSet {

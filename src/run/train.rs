@@ -342,7 +342,7 @@ impl<'g> Trainer<'g> {
     /// `report` after each submission's losses arrive (the next submission already queued);
     /// the losses and image counts reported are those of this call's steps. Fails on a NaN or
     /// infinite loss. Ends [`EpochEnd::Stopped`] when `stop`, asked with the epoch's next step
-    /// before each submission, says so (natively [`stop::requested`] or a checkpoint being
+    /// before each submission, says so (natively [`super::stop::requested`] or a checkpoint being
     /// due; a web page's pause button); the steps submitted until then count in
     /// [`Trainer::steps_done`].
     pub async fn run_epoch(
