@@ -10,9 +10,9 @@
 //!
 //! Both give the types of [`split`]; [`fingerprint`] digests a dataset for the run records and
 //! [`classes`] maps labels between datasets. Inside the wing each file imports only those
-//! below it (split ← idx, fingerprint ← listing ← cache ← folder; pil ← decode ← folder), and
-//! nothing here imports from outside the wing but the error type, the file helpers and the
-//! host RNG.
+//! below it (split ← idx, fingerprint ← listing ← cache ← folder; pil ← decode ← folder;
+//! idx, listing ← classes), and from outside it only the crate's utilities: the error type,
+//! the file helpers, the console, the platform seam (threads) and the host RNG.
 
 pub mod cache;
 pub mod classes;
