@@ -65,3 +65,14 @@ pub(crate) fn allocate(
 pub fn on_interrupt(handler: fn()) -> Result<(), String> {
     ctrlc::set_handler(handler).map_err(|e| e.to_string())
 }
+
+/// Ends the process at once with `status` from any thread, after flushing stdout (stderr is
+/// unbuffered). Unlike [`std::process::exit`] it runs no exit handlers: a signal thread that
+/// ends a process whose main thread is still inside the GPU driver (lavapipe compiling a
+/// pipeline) must not run the driver's static destructors under it, which corrupted the heap.
+pub fn exit_now(status: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: _exit only ends the process; it touches no memory of this one.
+    unsafe { libc::_exit(status) }
+}

@@ -24,7 +24,7 @@ pub const EXIT_STATUS: i32 = 130;
 pub fn install() -> Result<()> {
     crate::platform::on_interrupt(|| {
         if REQUESTED.swap(true, Ordering::SeqCst) {
-            std::process::exit(EXIT_STATUS);
+            crate::platform::exit_now(EXIT_STATUS);
         }
         end_early(&mut lock_before_loop());
     })
@@ -65,7 +65,7 @@ fn end_early(slot: &mut Option<Undo>) {
     if let Some(undo) = slot.take() {
         let left = undo();
         noteln!("stopped before the first step: nothing was trained; {left}");
-        std::process::exit(EXIT_STATUS);
+        crate::platform::exit_now(EXIT_STATUS);
     }
 }
 
