@@ -6,8 +6,8 @@
 mod support;
 
 use gpu_ae::checkpoint::{self, Checkpoint, NamedTensor, Stored};
-use gpu_ae::metadata::read_spec;
 use gpu_ae::model::graph::ModelValues;
+use gpu_ae::model::record::read_spec;
 use gpu_ae::model::{
     Architecture, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
 };

@@ -10,7 +10,8 @@ use gpu_ae::platform::block_on;
 use gpu_ae::run::bench::{self, BenchOptions};
 use gpu_ae::run::evaluate::Evaluator;
 use gpu_ae::run::gpu_split::GpuSplit;
-use gpu_ae::run::train::{TrainConfig, Trainer};
+use gpu_ae::run::settings::TrainConfig;
+use gpu_ae::run::train::Trainer;
 use std::path::{Path, PathBuf};
 
 fn gpu() -> Gpu {

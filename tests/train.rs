@@ -15,7 +15,8 @@ use gpu_ae::model::{
 use gpu_ae::platform::block_on;
 use gpu_ae::run::evaluate::{EvalMetrics, Evaluator};
 use gpu_ae::run::gpu_split::GpuSplit;
-use gpu_ae::run::train::{EpochEnd, TrainConfig, Trainer};
+use gpu_ae::run::settings::TrainConfig;
+use gpu_ae::run::train::{EpochEnd, Trainer};
 use std::path::Path;
 
 mod support;

@@ -55,13 +55,13 @@ pub struct EvalArgs {
 pub fn eval_cmd(a: EvalArgs) -> Result<()> {
     let gpu = a.adapter.open(false)?;
     let (model, ckpt) = train::load_model(&gpu, &a.checkpoint)?;
-    let split = gpu_ae::metadata::read_split(&ckpt, &a.checkpoint)?;
+    let split = gpu_ae::run::settings::read_split(&ckpt, &a.checkpoint)?;
     let dir = model_data(
         a.data.as_deref(),
-        gpu_ae::metadata::read_data_path(&ckpt).as_deref(),
+        gpu_ae::run::settings::read_data_path(&ckpt).as_deref(),
         model.arch.spec.image,
     )?;
-    let binarize = gpu_ae::metadata::read_binarize(&ckpt, &a.checkpoint)?;
+    let binarize = gpu_ae::run::settings::read_binarize(&ckpt, &a.checkpoint)?;
     let options = model.arch.spec.image.data_options(&split);
     let set = gpu_ae::data::load_test(&dir, &options)?;
     if let Some(note) = set.conversion_note(model.arch.spec.image) {

@@ -277,8 +277,8 @@ fn open(adapter: &AdapterArg, checkpoint: &Path) -> Result<(gpu_ae::gpu::Gpu, Mo
     let gpu = adapter.open(false)?;
     let (model, ckpt) = load_model(&gpu, checkpoint)?;
     let source = TestSource {
-        split: gpu_ae::metadata::read_split(&ckpt, checkpoint)?,
-        trained_on: gpu_ae::metadata::read_data_path(&ckpt),
+        split: gpu_ae::run::settings::read_split(&ckpt, checkpoint)?,
+        trained_on: gpu_ae::run::settings::read_data_path(&ckpt),
     };
     Ok((gpu, model, source))
 }

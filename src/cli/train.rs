@@ -10,8 +10,8 @@ use gpu_ae::noteln;
 use gpu_ae::platform::block_on;
 use gpu_ae::run::folder::Claim;
 use gpu_ae::run::schedule::{LrSchedule, Schedule};
+use gpu_ae::run::settings::TrainConfig;
 use gpu_ae::run::stop;
-use gpu_ae::run::train::TrainConfig;
 use gpu_ae::run::{self, RunOptions, RunOutcome, RunTarget};
 use std::path::PathBuf;
 
@@ -89,27 +89,13 @@ pub struct TrainArgs {
     pub adapter: AdapterArg,
 }
 
-/// The settings flags of `train` given on the command line (not left at their defaults): a
-/// resume compares them with the run's own.
+/// The flags of `train` given on the command line (clap's ids, not those left at their
+/// defaults): a resume compares the settings among them with the run's record, whose keys are
+/// these ids ([`gpu_ae::run::settings::differing_setting`]).
 pub fn explicit_settings(m: &clap::ArgMatches) -> Vec<String> {
-    run::ARCHITECTURE_FLAGS
-        .into_iter()
-        .chain([
-            "task",
-            "noise",
-            "loss",
-            "batch",
-            "lr",
-            "lr_schedule",
-            "warmup_steps",
-            "beta",
-            "seed",
-            "precision",
-            "binarize",
-            "test_percent",
-        ])
-        .filter(|id| m.value_source(id) == Some(ValueSource::CommandLine))
-        .map(String::from)
+    m.ids()
+        .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.to_string())
         .collect()
 }
 

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::host_rng::SplitMix64;
+use crate::metadata::{text, text_opt};
 
 /// The label of an image without one: a file directly in an image folder (or directly in its
 /// train/ or test/ subfolder). Such images train like any other; plots draw them in black.
@@ -159,16 +160,23 @@ impl std::fmt::Display for SplitRule {
 /// What to make of an image folder. IDX folders ignore these, except that a `channels` or
 /// `size` that disagrees with the IDX images is an error (IDX images are 1 channel and are
 /// never rescaled).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// In a run's `run.json` as `data_channels`, `data_size` (absent when None) and
+/// `test_percent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct DataOptions {
     /// 1 (grey, Pillow's luma) or 3 (RGB). None: 3 when any image holds a pixel that is not
     /// grey (R ≠ G or G ≠ B) after its alpha is composited over white, else 1.
+    #[serde(rename = "data_channels", with = "text_opt", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<u8>,
     /// Images become `size`×`size`: scaled so the shorter side is `size`, then centre-cropped.
     /// None: the images' own size, which must then be one square size for all of them.
+    #[serde(rename = "data_size", with = "text_opt", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<usize>,
     /// With no train/ and test/ subfolders, about this percentage of the images is the test
     /// split (1..=99; default 10). See [`SplitRule::Hash`].
+    #[serde(with = "text")]
     pub test_percent: u32,
 }
 

@@ -34,6 +34,13 @@ impl Elem {
     }
 }
 
+impl std::fmt::Display for Elem {
+    /// `f32` or `f16`, as `--precision` takes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.wgsl())
+    }
+}
+
 impl std::str::FromStr for Elem {
     type Err = crate::error::Error;
     fn from_str(s: &str) -> Result<Elem> {

@@ -232,10 +232,31 @@ struct Conditioning {
     dz: Option<Tensor>,
 }
 
-struct VaeBuffers {
-    z: Tensor,   // [n, L]
-    eps: Tensor, // [n, L]
-    kl: Tensor,  // [n]
+/// What sits between the encoder and the decoder, with its tensors for one batch: the
+/// graph's own copy of the architecture's [`Head`], typed so that each model kind holds
+/// exactly its tensors.
+// One per graph: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Bottleneck {
+    /// lesson-ae: the encoder's output is the code.
+    Direct,
+    /// conv-ae: `fc` writes the code.
+    Ae {
+        fc: Linear,
+        code: Tensor, // [n, L]
+    },
+    /// A VAE: the head (`fc_mu` and `fc_logvar` as one Linear) writes (μ | logvar), the
+    /// reparameterisation z = μ + σ·ε and the KL divergence per example.
+    Vae {
+        head: Linear,
+        /// `[n, 2L]`; None in a [`Purpose::Decode`] graph, whose codes another plan writes.
+        head_out: Option<Tensor>,
+        z: Tensor,   // [n, L]
+        eps: Tensor, // [n, L]
+        kl: Tensor,  // [n]
+        /// Training: `[n, 2L]` the gradient of the head output.
+        dhead: Option<Tensor>,
+    },
 }
 
 struct TrainBuffers {
@@ -244,8 +265,6 @@ struct TrainBuffers {
     /// Gradient of the code (decoder input), `[n, code]`; None when the decoder's first layer
     /// hands it to the VAE latent layer as split-K slices instead.
     dcode: Option<Tensor>,
-    /// VAE: gradient of the head output `[n, 2L]`.
-    dhead: Option<Tensor>,
     /// Gradient of the encoder output `[n, F]` when a head sits between.
     dfeat: Option<Tensor>,
 }
@@ -286,9 +305,7 @@ pub struct Graph {
     input: Option<Tensor>,
     /// None in a [`Purpose::Decode`] graph.
     enc: Option<StackBuffers>,
-    /// `[n, 2L]` (μ | logvar) or `[n, L]`.
-    head_out: Option<Tensor>,
-    vae: Option<VaeBuffers>,
+    bottleneck: Bottleneck,
     dec: StackBuffers,
     /// `[n]` reconstruction loss per example (summed over pixels).
     pub rec: Tensor,
@@ -345,24 +362,25 @@ impl Graph {
             .then(|| StackBuffers::new(gpu, &arch.encoder, n, elem, enc_backward, "encoder"))
             .transpose()?;
         let feat = arch.encoder.output().numel();
-        let head_out = match arch.head.linear() {
-            _ if decode_only => None,
-            None => None,
-            Some(l) => Some(Tensor::zeros(
-                gpu,
-                &[n, l.shape(n).out_features],
-                "head output",
-            )?),
-        };
         let code = arch.code_len();
-        let vae = if arch.is_vae() {
-            Some(VaeBuffers {
+        let bottleneck = match &arch.head {
+            Head::Direct => Bottleneck::Direct,
+            Head::Ae(fc) => Bottleneck::Ae {
+                fc: fc.clone(),
+                code: Tensor::zeros(gpu, &[n, code], "code")?,
+            },
+            Head::Vae(head) => Bottleneck::Vae {
+                head: head.clone(),
+                head_out: (!decode_only)
+                    .then(|| Tensor::zeros(gpu, &[n, 2 * code], "head output"))
+                    .transpose()?,
                 z: Tensor::zeros(gpu, &[n, code], "z")?,
                 eps: Tensor::zeros(gpu, &[n, code], "eps")?,
                 kl: Tensor::zeros(gpu, &[n], "kl")?,
-            })
-        } else {
-            None
+                dhead: train
+                    .then(|| Tensor::zeros(gpu, &[n, 2 * code], "d head"))
+                    .transpose()?,
+            },
         };
         let dec = StackBuffers::new(gpu, &arch.decoder, n, elem, dec_backward, "decoder")?;
         let classes = arch.classes();
@@ -401,12 +419,8 @@ impl Graph {
                         "d code",
                     )?),
                 },
-                dhead: match &arch.head {
-                    Head::Vae(_) => Some(Tensor::zeros(gpu, &[n, 2 * code], "d head")?),
-                    _ => None,
-                },
                 dfeat: match &arch.head {
-                    Head::None => None,
+                    Head::Direct => None,
                     _ => Some(Tensor::zeros_as(gpu, &[n, feat], elem, "d features")?),
                 },
             })
@@ -419,8 +433,7 @@ impl Graph {
             target,
             input,
             enc,
-            head_out,
-            vae,
+            bottleneck,
             dec,
             rec,
             probs,
@@ -444,10 +457,10 @@ impl Graph {
 
     /// The decoder input `[n, code]`: z (VAE), the head output (AE) or the encoder output.
     pub fn code(&self) -> &Tensor {
-        match (&self.vae, &self.head_out) {
-            (Some(v), _) => &v.z,
-            (None, Some(h)) => h,
-            (None, None) => self.encoder().output(),
+        match &self.bottleneck {
+            Bottleneck::Direct => self.encoder().output(),
+            Bottleneck::Ae { code, .. } => code,
+            Bottleneck::Vae { z, .. } => z,
         }
     }
 
@@ -479,12 +492,19 @@ impl Graph {
 
     /// `[n, 2L]` (μ | logvar) of a VAE, or `[n, L]` of an AE head; None for lesson-ae.
     pub fn head_output(&self) -> Option<&Tensor> {
-        self.head_out.as_ref()
+        match &self.bottleneck {
+            Bottleneck::Direct => None,
+            Bottleneck::Ae { code, .. } => Some(code),
+            Bottleneck::Vae { head_out, .. } => head_out.as_ref(),
+        }
     }
 
     /// `[n]` KL divergence per example (VAE only).
     pub fn kl(&self) -> Option<&Tensor> {
-        self.vae.as_ref().map(|v| &v.kl)
+        match &self.bottleneck {
+            Bottleneck::Vae { kl, .. } => Some(kl),
+            _ => None,
+        }
     }
 
     /// `[n, C·S·S]` reconstructed images in [0, 1] after [`Graph::record_probabilities`].
@@ -619,18 +639,45 @@ impl Graph {
             );
         }
         let feat = self.head_input();
-        match (&arch.head, &self.head_out, &self.vae) {
-            (Head::Vae(l), Some(h), Some(v)) => {
-                let head =
-                    linear::forward_split(plan, gpu, feat, params, l.params, l.shape(self.n))?;
+        match &self.bottleneck {
+            Bottleneck::Direct => {}
+            Bottleneck::Ae { fc, code } => linear::forward(
+                plan,
+                gpu,
+                code,
+                feat,
+                params,
+                fc.params,
+                fc.shape(self.n),
+                None,
+            ),
+            Bottleneck::Vae {
+                head,
+                head_out,
+                z,
+                eps,
+                kl,
+                ..
+            } => {
+                let h = head_out
+                    .as_ref()
+                    .expect("a decode-only graph records no encoder");
+                let split = linear::forward_split(
+                    plan,
+                    gpu,
+                    feat,
+                    params,
+                    head.params,
+                    head.shape(self.n),
+                )?;
                 vae::forward(
                     plan,
                     gpu,
                     h,
-                    &v.z,
-                    &v.eps,
-                    &v.kl,
-                    &head,
+                    z,
+                    eps,
+                    kl,
+                    &split,
                     state,
                     seed,
                     stream,
@@ -640,10 +687,6 @@ impl Graph {
                     arch.code_len(),
                 );
             }
-            (Head::Ae(l), Some(h), _) => {
-                linear::forward(plan, gpu, h, feat, params, l.params, l.shape(self.n), None)
-            }
-            _ => {}
         }
         Ok(())
     }
@@ -653,9 +696,14 @@ impl Graph {
     /// what a following [`Graph::record_decode`] then decodes is the picture of the mean code,
     /// without running the encoder again.
     pub fn record_mean_code(&self, plan: &mut Plan, gpu: &Gpu) {
-        if let (Some(v), Some(h)) = (&self.vae, &self.head_out) {
-            let l = v.z.numel() / self.n;
-            condition::take_columns(plan, gpu, &v.z, &SplitTensor::whole(h), self.n, l, l);
+        if let Bottleneck::Vae {
+            head_out: Some(h),
+            z,
+            ..
+        } = &self.bottleneck
+        {
+            let l = z.numel() / self.n;
+            condition::take_columns(plan, gpu, z, &SplitTensor::whole(h), self.n, l, l);
         }
     }
 
@@ -751,10 +799,12 @@ impl Graph {
             .train
             .as_ref()
             .expect("record_backward needs a graph built for training");
-        let head_partials = arch
-            .head
-            .linear()
-            .map_or(0, |l| linear::backward_partials(l.shape(self.n)));
+        let head_partials = match &self.bottleneck {
+            Bottleneck::Direct => 0,
+            Bottleneck::Ae { fc: l, .. } | Bottleneck::Vae { head: l, .. } => {
+                linear::backward_partials(l.shape(self.n))
+            }
+        };
         let mut partials = GradPartials::new(
             gpu,
             arch.encoder.backward_partials(self.n)
@@ -771,8 +821,13 @@ impl Graph {
             self.decoder_input(),
         );
         // Gradient arriving at the head's output (or at the encoder output without a head).
-        let dhead = match (&self.vae, &self.head_out, &t.dhead) {
-            (Some(v), Some(h), Some(dh)) => {
+        let dhead = match &self.bottleneck {
+            Bottleneck::Vae {
+                head_out: Some(h),
+                eps,
+                dhead: Some(dh),
+                ..
+            } => {
                 let dz = match (split_input, &t.dcode) {
                     (Some(first), _) => linear::input_grad_split(
                         plan,
@@ -801,18 +856,21 @@ impl Graph {
                     dh,
                     &dz,
                     h,
-                    &v.eps,
+                    eps,
                     self.n,
                     arch.code_len(),
                     kl_weight * self.loss_scale() / self.n as f32,
                 );
                 dh
             }
-            _ => t.dcode.as_ref().expect("models without a VAE keep dcode"),
+            Bottleneck::Vae { .. } => unreachable!("training graphs of a VAE keep dhead"),
+            Bottleneck::Direct | Bottleneck::Ae { .. } => {
+                t.dcode.as_ref().expect("models without a VAE keep dcode")
+            }
         };
         // The head's input-gradient product also does the encoder's final activation backward.
-        let denc = match (&arch.head, &t.dfeat) {
-            (Head::Ae(l) | Head::Vae(l), Some(dfeat)) => {
+        let denc = match (&self.bottleneck, &t.dfeat) {
+            (Bottleneck::Ae { fc: l, .. } | Bottleneck::Vae { head: l, .. }, Some(dfeat)) => {
                 let act = self.encoder().caller_activation(&arch.encoder);
                 // A conditional head's input gradient includes the label columns, dropped after.
                 let dx = self.cond.as_ref().map_or(dfeat, |c| {

@@ -17,8 +17,8 @@
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::data::classes;
 use crate::error::{Error, Result};
-use crate::metadata;
 use crate::model::graph::values_from_checkpoint;
+use crate::model::record;
 use crate::model::{
     Architecture, Block, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
     Upsampling,
@@ -282,7 +282,7 @@ pub fn import(from: &Path, to: &Path, settings: &ImportSettings) -> Result<Model
     let tensors: Vec<NamedTensor> = ckpt.tensors.clone();
     let out = Checkpoint {
         tensors,
-        metadata: metadata::write_spec(&spec),
+        metadata: record::write_spec(&spec),
     };
     checkpoint::save(to, &out)?;
     Ok(spec)

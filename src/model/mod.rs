@@ -10,10 +10,12 @@
 pub mod graph;
 pub mod import;
 pub mod layers;
+pub mod record;
 
 use crate::bail;
 use crate::data::{DataOptions, SplitRule};
 use crate::error::{Error, Result};
+use crate::metadata::{choice, json, list, text};
 use crate::model::layers::{
     Act, BatchNorm2d, Conv2d, ConvTranspose2d, Dims, Linear, MaxPool2x2, ParamTable, ResBlock,
     Stack, StackBuilder, Upsample,
@@ -72,13 +74,17 @@ impl FromStr for ModelKind {
     }
 }
 
-/// What the model is trained to do.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What the model is trained to do (in metadata: `task`, and `noise` for denoise).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "task", rename_all = "lowercase")]
 pub enum Task {
     /// Input = target = the image.
     Reconstruct,
     /// Input = image + Gaussian noise of this standard deviation, clipped to [0, 1].
-    Denoise { noise: f32 },
+    Denoise {
+        #[serde(with = "text", default = "record::default_noise")]
+        noise: f32,
+    },
     /// Input = the image average-pooled 2×2 (14×14); target = the 28×28 image.
     Superres,
 }
@@ -138,9 +144,12 @@ impl FromStr for LossKind {
 }
 
 /// The images a model reconstructs: `channels` (1 grey, 3 RGB) planes of `size`×`size`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Models written before shapes were recorded are MNIST's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImageShape {
+    #[serde(with = "text", default = "record::mnist_channels")]
     pub channels: usize,
+    #[serde(with = "text", default = "record::mnist_size")]
     pub size: usize,
 }
 
@@ -226,41 +235,50 @@ pub enum Upsampling {
 }
 
 /// The name `--norm`, `--act` and the metadata use.
-pub fn value_name(v: &impl clap::ValueEnum) -> String {
-    v.to_possible_value()
-        .expect("no skipped values")
-        .get_name()
-        .to_string()
-}
+pub use crate::metadata::choice::name as value_name;
 
 /// conv-vae's and conv-ae's widths on MNIST (the models of `pytorch_ae.py`).
 pub const MNIST_WIDTHS: [usize; 2] = [16, 32];
 
-/// Everything that determines an architecture; stored in checkpoint metadata.
-#[derive(Debug, Clone, PartialEq)]
+/// Everything that determines an architecture, declared once: these fields are the keys of
+/// checkpoint metadata (see [`record`]; a key that an older gpu-ae did not write reads as the
+/// value of the runs that wrote it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelSpec {
+    #[serde(rename = "model", with = "text")]
     pub kind: ModelKind,
     /// Latent size L (ignored by `lesson-ae`, whose code is 8×4×4).
+    #[serde(with = "text")]
     pub latent: usize,
+    #[serde(flatten)]
     pub task: Task,
+    #[serde(with = "choice", default = "record::default_loss")]
     pub loss: LossKind,
     /// The images (from the data).
+    #[serde(flatten)]
     pub image: ImageShape,
     /// conv-vae and conv-ae: the output channels of each stride-2 convolution, the
     /// normalisation after each hidden one, and the hidden activation (ignored by the other
     /// models).
+    #[serde(with = "list", default = "record::mnist_widths")]
     pub widths: Vec<usize>,
+    #[serde(with = "choice", default = "record::default_norm")]
     pub norm: Norm,
+    #[serde(with = "choice", default = "record::default_act")]
     pub act: HiddenAct,
     /// The negative slope of [`HiddenAct::LeakyRelu`] (`--leaky-slope`, greater than 0);
     /// [`DEFAULT_LEAKY_SLOPE`] for ReLU models.
+    #[serde(with = "text", default = "record::default_leaky_slope")]
     pub leaky_slope: f32,
     /// conv-vae and conv-ae: residual blocks after the stages, and the decoder's upsampling.
+    #[serde(with = "choice", default = "record::default_block")]
     pub block: Block,
+    #[serde(with = "choice", default = "record::default_upsample")]
     pub upsample: Upsampling,
     /// A conditional VAE's class names (label i is `classes[i]`): the one-hot label of these K
     /// classes is appended to the encoder features before the head and to z before the
     /// decoder. Empty for an unconditional model.
+    #[serde(with = "json", default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
 }
 
@@ -335,7 +353,7 @@ impl ModelSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Head {
     /// The encoder output is the code (lesson-ae).
-    None,
+    Direct,
     /// `fc`: Linear(F → L).
     Ae(Linear),
     /// `fc_mu` and `fc_logvar` stored back to back, so they act as one Linear(F → 2L) whose
@@ -346,7 +364,7 @@ pub enum Head {
 impl Head {
     pub fn linear(&self) -> Option<&Linear> {
         match self {
-            Head::None => None,
+            Head::Direct => None,
             Head::Ae(l) | Head::Vae(l) => Some(l),
         }
     }
@@ -473,7 +491,7 @@ impl Architecture {
                 }
                 conv(&mut dec, 1, 1, 1);
                 let decoder = Self::decoder_end(&spec, dec);
-                (encoder, Head::None, decoder)
+                (encoder, Head::Direct, decoder)
             }
         };
         if decoder.output().numel() != image.pixels() {

@@ -11,7 +11,8 @@ use crate::kernels;
 use crate::model::ModelSpec;
 use crate::platform::{self, Instant};
 use crate::run::gpu_split::GpuSplit;
-use crate::run::train::{TrainConfig, Trainer};
+use crate::run::settings::TrainConfig;
+use crate::run::train::Trainer;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone)]

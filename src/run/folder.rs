@@ -34,9 +34,9 @@ use crate::bail;
 use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::files::{self, rename_durable, write_atomic};
-use crate::metadata;
 use crate::model::LossKind;
 use crate::pictures::viz;
+use crate::run::settings;
 
 /// File names inside a run folder.
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -48,7 +48,7 @@ pub const PENDING_OPTIMIZER_FILE: &str = ".optimizer-pending.safetensors";
 /// Held (locked) by the training that writes the folder; removed when it ends.
 pub const LOCK_FILE: &str = ".gpu-ae.lock";
 /// The settings of a run, written when a new run claims its folder
-/// ([`crate::metadata::RunStart`]).
+/// ([`crate::run::settings::RunStart`]).
 pub const RECORD_FILE: &str = "run.json";
 /// Where an `--overwrite` writes its new run until the first commit.
 pub const STAGING_DIR: &str = ".gpu-ae-overwrite";
@@ -511,8 +511,8 @@ fn finish_overwrite(dir: &Path) -> Result<()> {
 
 /// Whether two checkpoint files hold the state after the same epoch and step.
 fn same_state(a: &Checkpoint, b: &Checkpoint) -> bool {
-    let stamp = metadata::state_stamp(a);
-    stamp.is_some() && stamp == metadata::state_stamp(b)
+    let stamp = settings::state_stamp(a);
+    stamp.is_some() && stamp == settings::state_stamp(b)
 }
 
 fn read_history(path: &Path) -> Result<Vec<serde_json::Value>> {

@@ -9,6 +9,7 @@ pub mod folder;
 pub mod gpu_split;
 pub mod likelihood;
 pub mod schedule;
+pub mod settings;
 pub mod split_plans;
 pub mod stop;
 pub mod train;
@@ -18,16 +19,20 @@ use crate::data::{Binarize, DataOptions, SplitRule};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels;
-use crate::metadata::{self, DatasetRecord, PartialEpoch, RunRecord, RunStart};
 use crate::model::graph::{ModelValues, values_from_checkpoint};
-use crate::model::{Architecture, ImageShape, ModelSpec, Task, value_name};
+use crate::model::record::read_spec;
+use crate::model::{Architecture, ImageShape, ModelSpec};
 use crate::platform::{self, Instant};
 use crate::run::evaluate::{EvalMetrics, Evaluator};
 use crate::run::folder::{Claim, MODEL_FILE, OPTIMIZER_FILE, RECORD_FILE, RunFolder};
 use crate::run::gpu_split::GpuSplit;
 use crate::run::schedule::{LrSchedule, Schedule};
+use crate::run::settings::TrainConfig;
+use crate::run::settings::{
+    DatasetRecord, PartialEpoch, RunRecord, RunStart, differing_setting, spec_keys,
+};
 use crate::run::split_plans::batches;
-use crate::run::train::{EpochEnd, TrainConfig, TrainProgress, Trainer};
+use crate::run::train::{EpochEnd, TrainProgress, Trainer};
 use crate::{bail, checkpoint, noteln};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -121,82 +126,9 @@ fn metrics_line(
     v
 }
 
-/// The values of settings flag `flag` (clap's id, `lr_schedule`) in `recorded` and in
-/// `requested`, as the flag takes them (`conditional` from the pair given); None for a flag that
-/// is not a setting of both.
-fn setting_values(
-    flag: &str,
-    recorded: &TrainConfig,
-    requested: &TrainConfig,
-    (was_conditional, conditional): (bool, bool),
-) -> Option<(String, String)> {
-    let (r, q) = (recorded, requested);
-    Some(match flag {
-        "model" => (
-            r.spec.kind.name().to_string(),
-            q.spec.kind.name().to_string(),
-        ),
-        "latent" => (r.spec.latent.to_string(), q.spec.latent.to_string()),
-        "norm" => (value_name(&r.spec.norm), value_name(&q.spec.norm)),
-        "act" => (value_name(&r.spec.act), value_name(&q.spec.act)),
-        "leaky_slope" => (
-            r.spec.leaky_slope.to_string(),
-            q.spec.leaky_slope.to_string(),
-        ),
-        "block" => (value_name(&r.spec.block), value_name(&q.spec.block)),
-        "upsample" => (value_name(&r.spec.upsample), value_name(&q.spec.upsample)),
-        "widths" => (
-            metadata::join_widths(&r.spec.widths),
-            metadata::join_widths(&q.spec.widths),
-        ),
-        "task" => (
-            r.spec.task.name().to_string(),
-            q.spec.task.name().to_string(),
-        ),
-        "noise" => match (r.spec.task, q.spec.task) {
-            (Task::Denoise { noise: a }, Task::Denoise { noise: b }) => {
-                (a.to_string(), b.to_string())
-            }
-            _ => return None,
-        },
-        "loss" => (
-            r.spec.loss.name().to_string(),
-            q.spec.loss.name().to_string(),
-        ),
-        "batch" => (r.batch.to_string(), q.batch.to_string()),
-        "beta" => (r.beta.to_string(), q.beta.to_string()),
-        "seed" => (r.seed.to_string(), q.seed.to_string()),
-        "precision" => (
-            r.precision.wgsl().to_string(),
-            q.precision.wgsl().to_string(),
-        ),
-        "binarize" => (value_name(&r.binarize), value_name(&q.binarize)),
-        "lr_schedule" => (value_name(&r.schedule.kind), value_name(&q.schedule.kind)),
-        "warmup_steps" => (
-            r.schedule.warmup_steps.to_string(),
-            q.schedule.warmup_steps.to_string(),
-        ),
-        "conditional" => (was_conditional.to_string(), conditional.to_string()),
-        _ => return None,
-    })
-}
-
-/// The first of the settings flags `explicit` (clap's ids) whose value in `requested` differs
-/// from `recorded`'s: `(--flag, asked, was)`.
-fn differing_flag(
-    recorded: &TrainConfig,
-    requested: &TrainConfig,
-    conditional: (bool, bool),
-    explicit: &[String],
-) -> Option<(String, String, String)> {
-    explicit.iter().find_map(|flag| {
-        let (was, asked) = setting_values(flag, recorded, requested, conditional)?;
-        (was != asked).then(|| (format!("--{}", flag.replace('_', "-")), asked, was))
-    })
-}
-
 /// Refuses settings flags given with `--resume` that differ from the run's own: a resumed run
 /// keeps the settings it was started with, all but the learning rate (see [`resumed_lr`]).
+/// `conditional` is (the run's, the command line's) `--conditional`.
 fn check_resume_flags(
     recorded: &TrainConfig,
     requested: &TrainConfig,
@@ -204,13 +136,25 @@ fn check_resume_flags(
     explicit: &[String],
     dir: &Path,
 ) -> Result<()> {
-    if let Some((flag, asked, was)) = differing_flag(recorded, requested, conditional, explicit) {
+    if let Some((flag, asked, was)) = differing_setting(recorded, requested, explicit)
+        .or_else(|| differing_conditional(conditional, explicit))
+    {
         bail!(
             "{flag} {asked}: the run in {} was trained with {flag} {was}, and a resumed run keeps its settings; start a new run to change it",
             dir.display()
         );
     }
     Ok(())
+}
+
+/// `--conditional` given (in `explicit`) where the model is not conditional, as
+/// [`differing_setting`] reports a setting: the model records its classes, not the flag.
+fn differing_conditional(
+    (was, asked): (bool, bool),
+    explicit: &[String],
+) -> Option<(String, String, String)> {
+    (explicit.iter().any(|f| f == "conditional") && was != asked)
+        .then(|| ("--conditional".into(), asked.to_string(), was.to_string()))
 }
 
 /// The learning rate a resumed run continues with: `--lr` when given (a lower rate for the
@@ -310,21 +254,6 @@ fn restart_settings(
     Ok(start)
 }
 
-/// The flags (clap's ids) that set a model's architecture: a fine-tuned run (`--init`) takes
-/// them from its checkpoint and refuses any given on the command line that contradict it, and
-/// a resumed run refuses them like its other settings.
-pub const ARCHITECTURE_FLAGS: [&str; 9] = [
-    "model",
-    "latent",
-    "widths",
-    "norm",
-    "act",
-    "leaky_slope",
-    "block",
-    "upsample",
-    "conditional",
-];
-
 /// Refuses `--channels` or `--size` (given in `asked`) other than `image`'s: `whose` names the
 /// model ("the run in DIR"), `keeper` the run that keeps its images ("a resumed run").
 fn check_image_flags(
@@ -378,19 +307,24 @@ fn fine_tune(
     let spec = if restarted {
         requested.spec.clone()
     } else {
-        let init = metadata::read_spec(&ckpt, path).map_err(named)?;
+        let init = read_spec(&ckpt, path).map_err(named)?;
         let model = TrainConfig {
             spec: init.clone(),
             ..requested.clone()
         };
+        // The architecture's flags: the keys of the model's record but the task and loss,
+        // which are this run's.
+        let arch_keys = spec_keys(&init);
         let flags: Vec<String> = opts
             .explicit_flags
             .iter()
-            .filter(|f| ARCHITECTURE_FLAGS.contains(&f.as_str()))
+            .filter(|f| arch_keys.contains(f) && !["task", "noise", "loss"].contains(&f.as_str()))
             .cloned()
             .collect();
         let conditional = (init.is_conditional(), opts.conditional);
-        if let Some((flag, asked, was)) = differing_flag(&model, requested, conditional, &flags) {
+        if let Some((flag, asked, was)) = differing_setting(&model, requested, &flags)
+            .or_else(|| differing_conditional(conditional, &opts.explicit_flags))
+        {
             bail!(
                 "{flag} {asked}: the model of {} (--init) has {flag} {was}, and a fine-tuned run keeps its model's architecture; leave {flag} out",
                 path.display()

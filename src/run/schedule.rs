@@ -5,6 +5,8 @@
 //! and these words (`shaders/adam.wgsl`), so a schedule costs no re-recording and a resumed run
 //! continues it exactly; [`Schedule::rate`] is its host twin.
 
+use crate::metadata::{choice, text};
+
 /// `--lr-schedule`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LrSchedule {
@@ -16,11 +18,20 @@ pub enum LrSchedule {
 
 /// A run's schedule: the kind, the warm-up and the horizon `T` (the steps of the epochs the
 /// run was started for; the cosine reaches 0 there and stays).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// In metadata `lr_schedule`, `warmup_steps` and `lr_horizon` (0 when absent: runs written
+/// before schedules had the constant rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Schedule {
+    #[serde(rename = "lr_schedule", with = "choice", default = "constant")]
     pub kind: LrSchedule,
+    #[serde(with = "text", default)]
     pub warmup_steps: u32,
+    #[serde(rename = "lr_horizon", with = "text", default)]
     pub horizon_steps: u32,
+}
+
+fn constant() -> LrSchedule {
+    LrSchedule::Constant
 }
 
 impl Default for Schedule {

@@ -9,39 +9,18 @@ use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::counter_rng::STREAM_REPARAM;
 use crate::data::Binarize;
 use crate::error::{Error, Result};
-use crate::gpu::{Elem, Gpu, Plan, Tensor};
+use crate::gpu::{Gpu, Plan, Tensor};
 use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{self, reduce, step};
-use crate::metadata::{self, DatasetRecord, PartialEpoch, RunRecord};
+use crate::model::Architecture;
 use crate::model::graph::{Graph, Model, ModelValues, Purpose, values_from_checkpoint};
-use crate::model::{Architecture, ModelSpec};
 use crate::platform::{self, Instant};
 use crate::run::gpu_split::GpuSplit;
-use crate::run::schedule::Schedule;
+use crate::run::settings::{DatasetRecord, PartialEpoch, RunRecord, TrainConfig};
 use crate::run::split_plans::batches;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-/// Hyper-parameters of a run (stored in every checkpoint's metadata).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainConfig {
-    pub spec: ModelSpec,
-    pub batch: usize,
-    /// The base learning rate (`--lr`): the rate of every step, or the peak of [`Self::schedule`].
-    pub lr: f32,
-    pub schedule: Schedule,
-    pub seed: u64,
-    /// Storage of activations and their gradients (`--precision`); see [`Graph`].
-    pub precision: Elem,
-    /// Weight of the KL divergence in the training loss (`--beta`; 1: the negative ELBO).
-    pub beta: f32,
-    /// Binarised training images (`--binarize`), and then a binarised test set.
-    pub binarize: Binarize,
-    /// A fine-tuned run (`--init`): the checkpoint (absolute path) whose parameters it started
-    /// from, with fresh Adam state at step 0; None for a run from PyTorch's initialisation.
-    pub init: Option<PathBuf>,
-}
+use std::path::Path;
 
 /// Loss sums of one epoch so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -126,7 +105,7 @@ impl EpochEnd {
 /// Loads a self-describing checkpoint onto the GPU.
 pub fn load_model(gpu: &Gpu, path: &Path) -> Result<(Model, Checkpoint)> {
     let ckpt = checkpoint::load(path)?;
-    let spec = metadata::read_spec(&ckpt, path)?;
+    let spec = crate::model::record::read_spec(&ckpt, path)?;
     let arch =
         Architecture::new(spec).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
     let values = values_from_checkpoint(&arch, &ckpt, path)?;
