@@ -3,6 +3,7 @@
 //! evaluation, metrics and a checkpoint after every epoch and inside long ones, progress lines,
 //! stop requests (a stop inside an epoch keeps its steps).
 
+pub mod batch_plans;
 pub mod bench;
 pub mod evaluate;
 pub mod folder;
@@ -23,6 +24,7 @@ use crate::model::graph::{ModelValues, values_from_checkpoint};
 use crate::model::record::read_spec;
 use crate::model::{Architecture, ImageShape, ModelSpec};
 use crate::platform::{self, Instant};
+use crate::run::batch_plans::batches;
 use crate::run::evaluate::{EvalMetrics, Evaluator};
 use crate::run::folder::{Claim, MODEL_FILE, OPTIMIZER_FILE, RECORD_FILE, RunFolder};
 use crate::run::gpu_split::GpuSplit;
@@ -31,7 +33,6 @@ use crate::run::settings::TrainConfig;
 use crate::run::settings::{
     DatasetRecord, PartialEpoch, RunRecord, RunStart, differing_setting, spec_keys,
 };
-use crate::run::split_plans::batches;
 use crate::run::train::{EpochEnd, TrainProgress, Trainer};
 use crate::{bail, checkpoint, noteln};
 use std::collections::BTreeMap;

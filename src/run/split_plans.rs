@@ -6,12 +6,8 @@
 use crate::error::Result;
 use crate::gpu::{Gpu, Plan, Tensor};
 use crate::kernels::step;
+use crate::run::batch_plans::BatchPlans;
 use crate::run::gpu_split::GpuSplit;
-
-/// Batches of `batch` over `count` items: (full batches, size of the tail batch or 0).
-pub fn batches(count: usize, batch: usize) -> (usize, usize) {
-    (count / batch, count % batch)
-}
 
 /// What a batch plan is recorded over (see [`SplitPlans::new`]).
 pub struct BatchContext<'a> {
@@ -28,9 +24,7 @@ pub struct BatchContext<'a> {
 /// The plans of one pass over one split.
 pub struct SplitPlans<'s> {
     pub split: &'s GpuSplit,
-    full: Option<Plan>,
-    tail: Option<Plan>,
-    full_batches: usize,
+    plans: BatchPlans,
     /// Batches per chunk: all of them, or a chunk's when the split is streamed.
     chunk_batches: usize,
     batch: usize,
@@ -51,8 +45,7 @@ impl<'s> SplitPlans<'s> {
         let chunk = split.plan_chunks(gpu, batch)?;
         let state = Tensor::zeros(gpu, &[step::STATE_LEN], "pass state")?;
         let acc = Tensor::zeros(gpu, &[4], "pass sums")?;
-        let (full_batches, tail) = batches(split.count, batch);
-        let record = |n: usize| -> Result<Plan> {
+        let plans = BatchPlans::new(split.count, batch, |n| {
             let mut plan = Plan::new();
             let ctx = BatchContext {
                 n,
@@ -65,15 +58,11 @@ impl<'s> SplitPlans<'s> {
             plan.compile(gpu);
             // The tensors `build` made stay alive through the plan's bindings.
             Ok(plan)
-        };
-        let full = (full_batches > 0).then(|| record(batch)).transpose()?;
-        let tail = (tail > 0).then(|| record(tail)).transpose()?;
-        let steps = full_batches + usize::from(tail.is_some());
+        })?;
+        let steps = plans.steps();
         Ok(SplitPlans {
             split,
-            full,
-            tail,
-            full_batches,
+            plans,
             chunk_batches: if split.is_streamed() {
                 chunk / batch
             } else {
@@ -87,7 +76,7 @@ impl<'s> SplitPlans<'s> {
 
     /// Batches in the pass.
     pub fn steps(&self) -> usize {
-        self.full_batches + usize::from(self.tail.is_some())
+        self.plans.steps()
     }
 
     /// Runs every batch from a zero step counter and zero sums, `per_submission` batches to a
@@ -112,26 +101,7 @@ impl<'s> SplitPlans<'s> {
             let per_submission = per_submission.max(1);
             for first in (chunk_start..chunk_end).step_by(per_submission) {
                 let last = first.saturating_add(per_submission).min(chunk_end);
-                let mut encoder =
-                    gpu.device
-                        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                            label: Some("split pass"),
-                        });
-                {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some("split pass"),
-                        timestamp_writes: None,
-                    });
-                    for s in first..last {
-                        let plan = if s < self.full_batches {
-                            self.full.as_ref()
-                        } else {
-                            self.tail.as_ref()
-                        };
-                        plan.expect("a plan for every batch").record(&mut pass);
-                    }
-                }
-                gpu.queue.submit([encoder.finish()]);
+                self.plans.submit(gpu, first..last, "split pass", |_| {});
                 if let Some(report) = progress.as_mut() {
                     gpu.idle().await?;
                     report(last, steps);

@@ -16,9 +16,9 @@ use crate::kernels::{self, reduce, step};
 use crate::model::Architecture;
 use crate::model::graph::{Graph, Model, ModelValues, Purpose, values_from_checkpoint};
 use crate::platform::{self, Instant};
+use crate::run::batch_plans::BatchPlans;
 use crate::run::gpu_split::GpuSplit;
 use crate::run::settings::{DatasetRecord, PartialEpoch, RunRecord, TrainConfig};
-use crate::run::split_plans::batches;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -112,11 +112,6 @@ pub fn load_model(gpu: &Gpu, path: &Path) -> Result<(Model, Checkpoint)> {
     Ok((Model::upload(gpu, arch, &values)?, ckpt))
 }
 
-struct StepPlan {
-    plan: Plan,
-    n: usize,
-}
-
 /// Everything a training run holds on the GPU.
 pub struct Trainer<'g> {
     gpu: &'g Gpu,
@@ -136,9 +131,8 @@ pub struct Trainer<'g> {
     /// `[4]`: reconstruction and KL sums of the current epoch.
     acc: Tensor,
     train: GpuSplit,
-    full: Option<StepPlan>,
-    tail: Option<StepPlan>,
-    full_batches: usize,
+    /// The step plans of a full batch and of the tail.
+    plans: BatchPlans,
     /// Images the GPU holds at once: all of them, or a chunk of whole batches when the split
     /// is streamed.
     chunk_images: usize,
@@ -190,7 +184,7 @@ impl<'g> Trainer<'g> {
         let schedule = Tensor::from_u32(gpu, &[words.len()], &words, "learning-rate schedule")?;
         let acc = Tensor::zeros(gpu, &[4], "loss sums")?;
         let batch = cfg.batch.min(train.count);
-        let (full_batches, tail_n) = batches(train.count, batch);
+        let count = train.count;
         let chunk_images = train.plan_chunks(gpu, batch)?;
         let staging = std::array::from_fn(|i| {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
@@ -216,24 +210,17 @@ impl<'g> Trainer<'g> {
             schedule,
             acc,
             train,
-            full: None,
-            tail: None,
-            full_batches,
+            plans: BatchPlans::default(),
             chunk_images,
             steps_done,
             staging,
         };
-        if full_batches > 0 {
-            t.full = Some(t.build_step(batch)?);
-        }
-        if tail_n > 0 {
-            t.tail = Some(t.build_step(tail_n)?);
-        }
+        t.plans = BatchPlans::new(count, batch, |n| t.build_step(n))?;
         Ok(t)
     }
 
     /// Records one whole training step for batch size `n`.
-    fn build_step(&self, n: usize) -> Result<StepPlan> {
+    fn build_step(&self, n: usize) -> Result<Plan> {
         let gpu = self.gpu;
         let arch = &self.model.arch;
         let seed = self.cfg.seed as u32;
@@ -276,7 +263,7 @@ impl<'g> Trainer<'g> {
         );
         step::advance(&mut plan, gpu, &self.state);
         plan.compile(gpu);
-        Ok(StepPlan { plan, n })
+        Ok(plan)
     }
 
     /// Images per full step: the batch size asked for, or the training images when fewer.
@@ -285,31 +272,17 @@ impl<'g> Trainer<'g> {
     }
 
     pub fn steps_per_epoch(&self) -> usize {
-        self.full_batches + usize::from(self.tail.is_some())
+        self.plans.steps()
     }
 
     /// The plan of a full-batch step (for profiling and dispatch counts).
     pub fn step_plan(&self) -> &Plan {
-        &self
-            .full
-            .as_ref()
-            .or(self.tail.as_ref())
-            .expect("one plan")
-            .plan
+        self.plans.first()
     }
 
     /// (dispatches, bound storage bytes) of one epoch: every full-batch step plus the tail step.
     pub fn epoch_totals(&self) -> (usize, u64) {
-        let steps = [(&self.full, self.full_batches), (&self.tail, 1)];
-        steps
-            .iter()
-            .filter_map(|(sp, count)| sp.as_ref().map(|sp| (&sp.plan, *count)))
-            .fold((0, 0), |(d, b), (plan, count)| {
-                (
-                    d + plan.len() * count,
-                    b + plan.bound_bytes() * count as u64,
-                )
-            })
+        self.plans.totals()
     }
 
     pub fn images_per_epoch(&self) -> usize {
@@ -409,30 +382,11 @@ impl<'g> Trainer<'g> {
             if streamed {
                 end = end.min((next / chunk_steps + 1) * chunk_steps);
             }
-            let mut encoder = gpu
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("train"),
-                });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("train steps"),
-                    timestamp_writes: None,
-                });
-                for s in next..end {
-                    let sp = if s < self.full_batches {
-                        self.full.as_ref()
-                    } else {
-                        self.tail.as_ref()
-                    }
-                    .expect("a plan for every step");
-                    sp.plan.record(&mut pass);
-                    images += sp.n;
-                }
-            }
             let slot = submits % 2;
-            encoder.copy_buffer_to_buffer(&self.acc.buffer, 0, &self.staging[slot], 0, 16);
-            let index = gpu.queue.submit([encoder.finish()]);
+            let index = self.plans.submit(gpu, next..end, "train steps", |encoder| {
+                encoder.copy_buffer_to_buffer(&self.acc.buffer, 0, &self.staging[slot], 0, 16)
+            });
+            images += (next..end).map(|s| self.plans.images(s)).sum::<usize>();
             submits += 1;
             next = end;
             if streamed && next < steps && next.is_multiple_of(chunk_steps) {
