@@ -22,18 +22,34 @@ use gpu_ae::{bail, noteln, outln};
 use image::DynamicImage;
 use std::path::{Path, PathBuf};
 
-#[derive(Args, Clone)]
-pub struct GridArgs {
-    #[arg(long, default_value_t = 8, value_parser = flags::count, allow_negative_numbers = true)]
-    pub rows: usize,
-    #[arg(long, default_value_t = 8, value_parser = flags::count, allow_negative_numbers = true)]
-    pub cols: usize,
+/// How a picture lays out its images: each enlarged `scale` times, `padding` pixels between.
+#[derive(Args, Clone, Copy)]
+pub struct CellArgs {
     /// Enlarge each image this many times.
     #[arg(long, default_value_t = 2, value_parser = flags::count, allow_negative_numbers = true)]
     pub scale: usize,
     /// Pixels between cells.
     #[arg(long, default_value_t = 2, value_parser = flags::whole::<usize>, allow_negative_numbers = true)]
     pub padding: usize,
+}
+
+/// The test images of a picture command.
+#[derive(Args, Clone)]
+pub struct TestImagesArg {
+    /// The test images: an IDX folder or a folder of images (default: the folder the model was
+    /// trained on when it is here, else assets/mnist).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+pub struct GridArgs {
+    #[arg(long, default_value_t = 8, value_parser = flags::count, allow_negative_numbers = true)]
+    pub rows: usize,
+    #[arg(long, default_value_t = 8, value_parser = flags::count, allow_negative_numbers = true)]
+    pub cols: usize,
+    #[command(flatten)]
+    pub cells: CellArgs,
 }
 
 #[derive(Args)]
@@ -72,17 +88,13 @@ pub struct SampleArgs {
 pub struct PictureArgs {
     #[arg(long, value_name = "FILE")]
     pub checkpoint: PathBuf,
-    /// The test images: an IDX folder or a folder of images (default: the folder the model was
-    /// trained on when it is here, else assets/mnist).
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub images: TestImagesArg,
     /// Test images shown.
     #[arg(long, default_value_t = 10, value_parser = flags::count, allow_negative_numbers = true)]
     pub count: usize,
-    #[arg(long, default_value_t = 2, value_parser = flags::count, allow_negative_numbers = true)]
-    pub scale: usize,
-    #[arg(long, default_value_t = 2, value_parser = flags::whole::<usize>, allow_negative_numbers = true)]
-    pub padding: usize,
+    #[command(flatten)]
+    pub cells: CellArgs,
     /// Seed of the input noise (denoise).
     #[arg(long, default_value_t = 0, value_parser = flags::whole::<u32>, allow_negative_numbers = true)]
     pub seed: u32,
@@ -97,10 +109,8 @@ pub struct PictureArgs {
 pub struct EncodeArgs {
     #[arg(long, value_name = "FILE")]
     pub checkpoint: PathBuf,
-    /// The test images: an IDX folder or a folder of images (default: the folder the model was
-    /// trained on when it is here, else assets/mnist).
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub images: TestImagesArg,
     /// CSV of index,label,z0,…; the scatter plot goes beside it as .png.
     #[arg(long, value_name = "CSV")]
     pub out: PathBuf,
@@ -116,17 +126,13 @@ pub struct UpscaleArgs {
     /// training reads (PNG, JPEG, BMP, GIF, WebP); default: the whole test set, with PSNR figures.
     #[arg(long, value_name = "IMAGE")]
     pub input: Option<PathBuf>,
-    /// The test images: an IDX folder or a folder of images (default: the folder the model was
-    /// trained on when it is here, else assets/mnist).
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub images: TestImagesArg,
     /// Test images shown in the comparison picture.
     #[arg(long, default_value_t = 10, value_parser = flags::count, allow_negative_numbers = true)]
     pub count: usize,
-    #[arg(long, default_value_t = 2, value_parser = flags::count, allow_negative_numbers = true)]
-    pub scale: usize,
-    #[arg(long, default_value_t = 2, value_parser = flags::whole::<usize>, allow_negative_numbers = true)]
-    pub padding: usize,
+    #[command(flatten)]
+    pub cells: CellArgs,
     /// The picture: .png, .jpg/.jpeg or .bmp.
     #[arg(long, value_name = "PICTURE")]
     pub out: Option<PathBuf>,
@@ -181,10 +187,10 @@ fn check_grid(
     rows: usize,
     cols: usize,
     cols_flag: &str,
-    scale: usize,
-    padding: usize,
+    cells: CellArgs,
     side: usize,
 ) -> Result<()> {
+    let CellArgs { scale, padding } = cells;
     if rows.checked_mul(cols).is_none_or(|cells| cells > 10_000) {
         bail!("{rows} rows × {cols_flag} {cols} is more than 10000 cells");
     }
@@ -289,8 +295,7 @@ fn save_grid(
     images: &[f32],
     image: ImageShape,
     (rows, cols): (usize, usize),
-    scale: usize,
-    padding: usize,
+    CellArgs { scale, padding }: CellArgs,
 ) -> Result<()> {
     let grid = viz::image_grid(
         images,
@@ -342,7 +347,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         Some(c) if c.len() > 1 && !a.manifold => c.len(),
         _ => g.rows * blocks,
     };
-    check_grid(rows, g.cols, "--cols", g.scale, g.padding, image.size)?;
+    check_grid(rows, g.cols, "--cols", g.cells, image.size)?;
     let count = rows * g.cols;
     let per_block = count / blocks;
     // Block b's class for each image.
@@ -400,7 +405,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         };
         block_on(inference.decode(&codes, labels.as_deref()))?
     };
-    save_grid(&a.out, &images, image, (rows, g.cols), g.scale, g.padding)?;
+    save_grid(&a.out, &images, image, (rows, g.cols), g.cells)?;
     let drawn = match &classes {
         Some(c) => {
             let names = &inference.model.arch.spec.classes;
@@ -422,8 +427,8 @@ pub fn reconstruct(a: PictureArgs) -> Result<()> {
     check_picture_out(&out)?;
     let (gpu, model, source) = open(&a.adapter, &a.checkpoint)?;
     let image = model.arch.spec.image;
-    check_grid(2, a.count, "--count", a.scale, a.padding, image.size)?;
-    let set = source.images(a.data.as_deref(), image)?;
+    check_grid(2, a.count, "--count", a.cells, image.size)?;
+    let set = source.images(a.images.data.as_deref(), image)?;
     let labels = set.model_labels(&model)?;
     let images = set.pixels;
     let pixels = image.pixels();
@@ -433,7 +438,7 @@ pub fn reconstruct(a: PictureArgs) -> Result<()> {
     let r = block_on(inference.reconstruct(originals, labels.as_ref().map(|l| &l[..count])))?;
     let mut rows = originals.to_vec();
     rows.extend(&r.outputs);
-    save_grid(&out, &rows, image, (2, count), a.scale, a.padding)?;
+    save_grid(&out, &rows, image, (2, count), a.cells)?;
     outln!(
         "{}: {count} test images (top) and their reconstructions (bottom), PSNR {:.2} dB",
         out.display(),
@@ -452,7 +457,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     }
     check_out(&a.out)?;
     let (gpu, model, source) = open(&a.adapter, &a.checkpoint)?;
-    let set = source.images(a.data.as_deref(), model.arch.spec.image)?;
+    let set = source.images(a.images.data.as_deref(), model.arch.spec.image)?;
     let model_labels = set.model_labels(&model)?;
     let TestImages {
         pixels: images,
@@ -533,13 +538,13 @@ pub fn denoise(a: PictureArgs) -> Result<()> {
     check_picture_out(&out)?;
     let (gpu, model, source) = open(&a.adapter, &a.checkpoint)?;
     let image = model.arch.spec.image;
-    check_grid(3, a.count, "--count", a.scale, a.padding, image.size)?;
+    check_grid(3, a.count, "--count", a.cells, image.size)?;
     require_task(&model, &a.checkpoint, "denoise", "denoise")?;
     let noise = match model.arch.spec.task {
         Task::Denoise { noise } => noise,
         _ => unreachable!("checked above"),
     };
-    let set = source.images(a.data.as_deref(), image)?;
+    let set = source.images(a.images.data.as_deref(), image)?;
     let labels = set.model_labels(&model)?;
     let images = set.pixels;
     let pixels = image.pixels();
@@ -549,7 +554,7 @@ pub fn denoise(a: PictureArgs) -> Result<()> {
     let mut rows = r.inputs[..n].to_vec();
     rows.extend(&r.outputs[..n]);
     rows.extend(&images[..n]);
-    save_grid(&out, &rows, image, (3, n / pixels), a.scale, a.padding)?;
+    save_grid(&out, &rows, image, (3, n / pixels), a.cells)?;
     outln!(
         "{}: noisy (top), denoised, clean (bottom). Test set ({} images, noise σ = {noise}): PSNR noisy input {:.2} dB, denoised {:.2} dB",
         out.display(),
@@ -574,7 +579,12 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
     let image = model.arch.spec.image;
     let (c, small) = (image.channels, image.size / 2);
     if let Some(input) = &a.input {
-        check_grid(1, 1, "--cols", a.scale, 0, image.size)?;
+        // One picture, no padding around it.
+        let single = CellArgs {
+            padding: 0,
+            ..a.cells
+        };
+        check_grid(1, 1, "--cols", single, image.size)?;
         // Decoded as training decodes a folder's images (any of its formats, alpha over white,
         // grey as Pillow's luma), not scaled.
         let decoded = decode::read_image(input)?;
@@ -597,7 +607,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
         // The model pools its S×S target to S/2: nearest upscaling pools back exactly.
         let r =
             block_on(inference.reconstruct(&apply::upscale_nearest(&pixels, small, small), None))?;
-        save_grid(&out, &r.outputs, image, (1, 1), a.scale, 0)?;
+        save_grid(&out, &r.outputs, image, (1, 1), single)?;
         outln!(
             "{}: {} upscaled to {}×{}",
             out.display(),
@@ -607,8 +617,8 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
         );
         return Ok(());
     }
-    check_grid(4, a.count, "--count", a.scale, a.padding, image.size)?;
-    let set = source.images(a.data.as_deref(), image)?;
+    check_grid(4, a.count, "--count", a.cells, image.size)?;
+    let set = source.images(a.images.data.as_deref(), image)?;
     let labels = set.model_labels(&model)?;
     let images = set.pixels;
     let inference = Inference::new(&gpu, model, BATCH, 0)?;
@@ -622,7 +632,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
     rows.extend(&bilinear[..n]);
     rows.extend(&r.outputs[..n]);
     rows.extend(&images[..n]);
-    save_grid(&out, &rows, image, (4, n / pixels), a.scale, a.padding)?;
+    save_grid(&out, &rows, image, (4, n / pixels), a.cells)?;
     outln!(
         "{}: {small}×{small} input (top), bilinear, gpu-ae, original (bottom). Test set ({} images): PSNR nearest {:.2} dB, bilinear {:.2} dB, gpu-ae {:.2} dB",
         out.display(),
