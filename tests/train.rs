@@ -7,7 +7,7 @@ use gpu_ae::counter_rng::STREAM_REPARAM;
 use gpu_ae::data::{self, Binarize};
 use gpu_ae::gpu::{Elem, Gpu, Plan, Tensor};
 use gpu_ae::kernels::step;
-use gpu_ae::model::graph::{Graph, Model, Purpose};
+use gpu_ae::model::graph::{Graph, Model, TrainGraph};
 use gpu_ae::model::{
     Architecture, Block, HiddenAct, ImageShape, LossKind, ModelKind, ModelSpec, Norm, Task,
     Upsampling,
@@ -58,9 +58,10 @@ fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32], beta: f32) {
     let arch = Architecture::new(spec.clone()).unwrap();
     let values = arch.params.init(5);
     let model = Model::new(gpu, arch.clone(), &values).unwrap();
-    let g = Graph::new(gpu, &arch, n, Purpose::Train, Elem::F32).unwrap();
+    let train_graph = TrainGraph::new(gpu, &arch, n, Elem::F32).unwrap();
+    let g = &train_graph.forward;
     g.target.write_f32(gpu, target);
-    write_labels(gpu, &g, &arch);
+    write_labels(gpu, g, &arch);
     let state = Tensor::from_u32(gpu, &[step::STATE_LEN], &[3, 0, 0, 0], "state").unwrap();
     let grads = Tensor::zeros(gpu, &[arch.params.total], "grads").unwrap();
     let mut forward = Plan::new();
@@ -68,10 +69,11 @@ fn check_model_gradient(gpu: &Gpu, spec: ModelSpec, target: &[f32], beta: f32) {
     g.record_encode(&mut forward, gpu, &model, &state, 11, STREAM_REPARAM, true)
         .unwrap();
     g.record_decode(&mut forward, gpu, &model).unwrap();
-    g.record_loss(&mut forward, gpu, &arch);
+    train_graph.record_loss(&mut forward, gpu, &arch);
     forward.compile(gpu);
     let mut backward = Plan::new();
-    g.record_backward(&mut backward, gpu, &model, &grads, beta)
+    train_graph
+        .record_backward(&mut backward, gpu, &model, &grads, beta)
         .unwrap();
 
     // The training objective: mean over the batch of (reconstruction + β·KL). The
@@ -265,10 +267,11 @@ fn loss_and_gradients(
 ) -> (f64, f64, Vec<f32>) {
     let n = target.len() / 784;
     let arch = &model.arch;
-    let g = Graph::new(gpu, arch, n, Purpose::Train, elem).unwrap();
+    let train_graph = TrainGraph::new(gpu, arch, n, elem).unwrap();
+    let g = &train_graph.forward;
     assert_eq!(g.target.elem, elem);
     g.target.write_f32(gpu, target);
-    write_labels(gpu, &g, arch);
+    write_labels(gpu, g, arch);
     let state = Tensor::from_u32(gpu, &[step::STATE_LEN], &[3, 0, 0, 0], "state").unwrap();
     let grads = Tensor::zeros(gpu, &[arch.params.total], "grads").unwrap();
     let mut plan = Plan::new();
@@ -276,8 +279,9 @@ fn loss_and_gradients(
     g.record_encode(&mut plan, gpu, model, &state, 11, STREAM_REPARAM, true)
         .unwrap();
     g.record_decode(&mut plan, gpu, model).unwrap();
-    g.record_loss(&mut plan, gpu, arch);
-    g.record_backward(&mut plan, gpu, model, &grads, 1.0)
+    train_graph.record_loss(&mut plan, gpu, arch);
+    train_graph
+        .record_backward(&mut plan, gpu, model, &grads, 1.0)
         .unwrap();
     plan.run(gpu).unwrap();
     let sum = |t: Option<&Tensor>| -> f64 {

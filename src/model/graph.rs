@@ -1,6 +1,7 @@
 //! A model on the GPU: the flat parameter buffer ([`Model`]) and, for one batch size, every
-//! activation and gradient tensor with the dispatches of each phase recorded once
-//! ([`Graph`]): data → encode → (sample) → decode → loss → backward. Training, evaluation and
+//! activation tensor with the dispatches of each phase recorded once ([`Graph`]): data →
+//! encode → (sample) → decode → loss; for training, a [`TrainGraph`] owns its forward graph
+//! and the gradients, and records the loss's gradient and the backward pass. Training, evaluation and
 //! the picture commands all replay these plans; nothing is built per step.
 
 use crate::checkpoint::{Checkpoint, NamedTensor, Stored};
@@ -226,10 +227,6 @@ struct Conditioning {
     head_in: Tensor,
     /// `[n, L+K]` z ‖ one-hot label: the decoder's input.
     dec_in: Tensor,
-    /// Training: `[n, F+K]` gradient of `head_in`, and `[n, L]` of z (the label columns
-    /// dropped).
-    dhead_in: Option<Tensor>,
-    dz: Option<Tensor>,
 }
 
 /// What sits between the encoder and the decoder, with its tensors for one batch: the
@@ -254,12 +251,11 @@ enum Bottleneck {
         z: Tensor,   // [n, L]
         eps: Tensor, // [n, L]
         kl: Tensor,  // [n]
-        /// Training: `[n, 2L]` the gradient of the head output.
-        dhead: Option<Tensor>,
     },
 }
 
-struct TrainBuffers {
+/// The gradients a [`TrainGraph`] keeps beside the stacks' own.
+struct Gradients {
     /// `[n, C·S·S]` gradient of the decoder output (the loss's).
     dout: Tensor,
     /// Gradient of the code (decoder input), `[n, code]`; None when the decoder's first layer
@@ -267,13 +263,26 @@ struct TrainBuffers {
     dcode: Option<Tensor>,
     /// Gradient of the encoder output `[n, F]` when a head sits between.
     dfeat: Option<Tensor>,
+    /// VAE: `[n, 2L]` the gradient of the head output (μ | logvar).
+    dhead: Option<Tensor>,
+    /// A conditional VAE: `[n, F+K]` the gradient of the head input, and `[n, L]` of z (the
+    /// label columns dropped).
+    dhead_in: Option<Tensor>,
+    dz: Option<Tensor>,
 }
 
-/// What a [`Graph`] is built for, which decides what it allocates and how batch norm behaves.
+/// A model instantiated for training at batch size `n`: its forward [`Graph`] (whose stacks
+/// keep their backward tensors, and whose batch norm uses batch statistics) and the gradients
+/// between the stacks; records the loss with its gradient and the backward pass.
+pub struct TrainGraph {
+    pub forward: Graph,
+    grads: Gradients,
+}
+
+/// What a forward-only [`Graph`] is built for, which decides what it allocates (a
+/// [`TrainGraph`] is built for training: gradients, batch norm on batch statistics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
-    /// Forward, loss and backward: gradient tensors, batch norm on batch statistics.
-    Train,
     /// Forward and loss on the test set: batch norm on running statistics.
     Evaluate,
     /// Forward for pictures and codes: also the sigmoid of the logits (BCE models).
@@ -311,7 +320,6 @@ pub struct Graph {
     pub rec: Tensor,
     /// `[n, C·S·S]` sigmoid of the logits, for pictures (inference graphs with a BCE model).
     probs: Option<Tensor>,
-    train: Option<TrainBuffers>,
     /// Conditional VAEs.
     cond: Option<Conditioning>,
     /// How the recorded noise kernels key the RNG.
@@ -328,14 +336,25 @@ impl Graph {
         purpose: Purpose,
         elem: Elem,
     ) -> Result<Graph> {
-        let train = purpose == Purpose::Train;
+        Graph::build(gpu, arch, n, Some(purpose), elem)
+    }
+
+    /// The forward graph of `purpose`, or of a [`TrainGraph`] when None.
+    fn build(
+        gpu: &Gpu,
+        arch: &Architecture,
+        n: usize,
+        purpose: Option<Purpose>,
+        elem: Elem,
+    ) -> Result<Graph> {
+        let train = purpose.is_none();
         if elem == Elem::F16 && !gpu.has_f16() {
             crate::bail!(
                 "--precision f16: {} has no SHADER_F16 (f16 storage in shaders); use --precision f32",
                 gpu.describe()
             );
         }
-        let decode_only = purpose == Purpose::Decode;
+        let decode_only = purpose == Some(Purpose::Decode);
         let target = Tensor::zeros_as(gpu, &arch.spec.image.dims().batch(n), elem, "target")?;
         let input = match arch.spec.task {
             _ if decode_only => None,
@@ -377,53 +396,24 @@ impl Graph {
                 z: Tensor::zeros(gpu, &[n, code], "z")?,
                 eps: Tensor::zeros(gpu, &[n, code], "eps")?,
                 kl: Tensor::zeros(gpu, &[n], "kl")?,
-                dhead: train
-                    .then(|| Tensor::zeros(gpu, &[n, 2 * code], "d head"))
-                    .transpose()?,
             },
         };
         let dec = StackBuffers::new(gpu, &arch.decoder, n, elem, dec_backward, "decoder")?;
         let classes = arch.classes();
         let cond = if classes > 0 {
-            let grad = |shape: &[usize], elem, label| -> Result<Option<Tensor>> {
-                train
-                    .then(|| Tensor::zeros_as(gpu, shape, elem, label))
-                    .transpose()
-            };
             Some(Conditioning {
                 classes,
                 labels: Tensor::from_u32(gpu, &[n], &vec![0; n], "batch labels")?,
                 head_in: Tensor::zeros_as(gpu, &[n, feat + classes], elem, "head input")?,
                 dec_in: Tensor::zeros(gpu, &[n, code + classes], "decoder input")?,
-                dhead_in: grad(&[n, feat + classes], elem, "d head input")?,
-                dz: grad(&[n, code], Elem::F32, "d z")?,
             })
         } else {
             None
         };
         let pixels = arch.spec.image.pixels();
         let rec = Tensor::zeros(gpu, &[n], "reconstruction loss")?;
-        let probs = if purpose == Purpose::Infer && arch.spec.loss == LossKind::Bce {
+        let probs = if purpose == Some(Purpose::Infer) && arch.spec.loss == LossKind::Bce {
             Some(Tensor::zeros(gpu, &[n, pixels], "probabilities")?)
-        } else {
-            None
-        };
-        let train = if train {
-            Some(TrainBuffers {
-                dout: Tensor::zeros_as(gpu, &[n, pixels], elem, "d output")?,
-                dcode: match split_input_layer(arch) {
-                    Some(_) => None,
-                    None => Some(Tensor::zeros(
-                        gpu,
-                        &[n, arch.decoder.input().numel()],
-                        "d code",
-                    )?),
-                },
-                dfeat: match &arch.head {
-                    Head::Direct => None,
-                    _ => Some(Tensor::zeros_as(gpu, &[n, feat], elem, "d features")?),
-                },
-            })
         } else {
             None
         };
@@ -437,7 +427,6 @@ impl Graph {
             dec,
             rec,
             probs,
-            train,
             cond,
             noise_key: NoiseKey::Step,
         })
@@ -751,10 +740,19 @@ impl Graph {
     /// Records the per-example reconstruction loss into `rec` and its gradient (of the batch
     /// mean times [`Graph::loss_scale`]) into the decoder-output gradient.
     pub fn record_loss(&self, plan: &mut Plan, gpu: &Gpu, arch: &Architecture) {
+        self.record_loss_with(plan, gpu, arch, None);
+    }
+
+    /// [`Graph::record_loss`], and with `dout` its gradient in the same pass (training).
+    fn record_loss_with(
+        &self,
+        plan: &mut Plan,
+        gpu: &Gpu,
+        arch: &Architecture,
+        dout: Option<&Tensor>,
+    ) {
         let d = arch.spec.image.pixels();
         let scale = self.loss_scale() / self.n as f32;
-        // Training graphs write the loss's gradient in the same pass; the others need none.
-        let dout = self.train.as_ref().map(|t| &t.dout);
         match arch.spec.loss {
             LossKind::Bce => loss::bce_with_logits(
                 plan,
@@ -780,6 +778,52 @@ impl Graph {
             ),
         }
     }
+}
+
+impl TrainGraph {
+    /// Allocates the forward graph of a training step for batch `n` (activations stored as
+    /// `elem`) and the gradients between its stacks.
+    pub fn new(gpu: &Gpu, arch: &Architecture, n: usize, elem: Elem) -> Result<TrainGraph> {
+        let forward = Graph::build(gpu, arch, n, None, elem)?;
+        let code = arch.code_len();
+        let feat = arch.encoder.output().numel();
+        let pixels = arch.spec.image.pixels();
+        let classes = arch.classes();
+        let conditional = |shape: &[usize], elem, label| -> Result<Option<Tensor>> {
+            (classes > 0)
+                .then(|| Tensor::zeros_as(gpu, shape, elem, label))
+                .transpose()
+        };
+        let grads = Gradients {
+            dout: Tensor::zeros_as(gpu, &[n, pixels], elem, "d output")?,
+            dcode: match split_input_layer(arch) {
+                Some(_) => None,
+                None => Some(Tensor::zeros(
+                    gpu,
+                    &[n, arch.decoder.input().numel()],
+                    "d code",
+                )?),
+            },
+            dfeat: match &arch.head {
+                Head::Direct => None,
+                _ => Some(Tensor::zeros_as(gpu, &[n, feat], elem, "d features")?),
+            },
+            dhead: match &arch.head {
+                Head::Vae(_) => Some(Tensor::zeros(gpu, &[n, 2 * code], "d head")?),
+                _ => None,
+            },
+            dhead_in: conditional(&[n, feat + classes], elem, "d head input")?,
+            dz: conditional(&[n, code], Elem::F32, "d z")?,
+        };
+        Ok(TrainGraph { forward, grads })
+    }
+
+    /// Records the per-example reconstruction loss and its gradient (of the batch mean times
+    /// [`Graph::loss_scale`]) into the decoder-output gradient, in one pass.
+    pub fn record_loss(&self, plan: &mut Plan, gpu: &Gpu, arch: &Architecture) {
+        self.forward
+            .record_loss_with(plan, gpu, arch, Some(&self.grads.dout));
+    }
 
     /// Records the backward pass of the whole model into the flat gradient buffer: every
     /// layer's parameter-gradient partials, then the one dispatch that sums them into `grads`.
@@ -795,56 +839,55 @@ impl Graph {
     ) -> Result<()> {
         let arch = &model.arch;
         let params = &model.params.buffer;
-        let t = self
-            .train
-            .as_ref()
-            .expect("record_backward needs a graph built for training");
-        let head_partials = match &self.bottleneck {
+        let (g, t) = (&self.forward, &self.grads);
+        let head_partials = match &g.bottleneck {
             Bottleneck::Direct => 0,
             Bottleneck::Ae { fc: l, .. } | Bottleneck::Vae { head: l, .. } => {
-                linear::backward_partials(l.shape(self.n))
+                linear::backward_partials(l.shape(g.n))
             }
         };
         let mut partials = GradPartials::new(
             gpu,
-            arch.encoder.backward_partials(self.n)
+            arch.encoder.backward_partials(g.n)
                 + head_partials
-                + arch.decoder.backward_partials(self.n),
+                + arch.decoder.backward_partials(g.n),
         )?;
         let split_input = split_input_layer(arch);
-        self.dec.backward(
-            &mut self.record(plan, gpu, model),
+        g.dec.backward(
+            &mut g.record(plan, gpu, model),
             &arch.decoder,
             t.dcode.as_ref(),
             &mut partials,
             &t.dout,
-            self.decoder_input(),
+            g.decoder_input(),
         );
         // Gradient arriving at the head's output (or at the encoder output without a head).
-        let dhead = match &self.bottleneck {
-            Bottleneck::Vae {
-                head_out: Some(h),
-                eps,
-                dhead: Some(dh),
-                ..
-            } => {
+        let dhead = match (&g.bottleneck, &t.dhead) {
+            (
+                Bottleneck::Vae {
+                    head_out: Some(h),
+                    eps,
+                    ..
+                },
+                Some(dh),
+            ) => {
                 let dz = match (split_input, &t.dcode) {
                     (Some(first), _) => linear::input_grad_split(
                         plan,
                         gpu,
-                        self.dec.output_grad(0, &t.dout),
+                        g.dec.output_grad(0, &t.dout),
                         params,
                         first.params,
-                        first.shape(self.n),
+                        first.shape(g.n),
                     )?,
                     (None, Some(dcode)) => SplitTensor::whole(dcode),
                     (None, None) => unreachable!("dcode is kept unless the input is split"),
                 };
                 // A conditional decoder's input gradient without its label columns.
-                let dz = match &self.cond {
+                let dz = match &g.cond {
                     Some(c) => {
-                        let dz_code = c.dz.as_ref().expect("training graphs keep dz");
-                        let (n, l) = (self.n, arch.code_len());
+                        let dz_code = t.dz.as_ref().expect("conditional training graphs keep dz");
+                        let (n, l) = (g.n, arch.code_len());
                         condition::take_columns(plan, gpu, dz_code, &dz, n, l, c.classes);
                         SplitTensor::whole(dz_code)
                     }
@@ -857,38 +900,36 @@ impl Graph {
                     &dz,
                     h,
                     eps,
-                    self.n,
+                    g.n,
                     arch.code_len(),
-                    kl_weight * self.loss_scale() / self.n as f32,
+                    kl_weight * g.loss_scale() / g.n as f32,
                 );
                 dh
             }
-            Bottleneck::Vae { .. } => unreachable!("training graphs of a VAE keep dhead"),
-            Bottleneck::Direct | Bottleneck::Ae { .. } => {
+            (Bottleneck::Vae { .. }, _) => unreachable!("training graphs of a VAE keep dhead"),
+            (Bottleneck::Direct | Bottleneck::Ae { .. }, _) => {
                 t.dcode.as_ref().expect("models without a VAE keep dcode")
             }
         };
         // The head's input-gradient product also does the encoder's final activation backward.
-        let denc = match (&self.bottleneck, &t.dfeat) {
+        let denc = match (&g.bottleneck, &t.dfeat) {
             (Bottleneck::Ae { fc: l, .. } | Bottleneck::Vae { head: l, .. }, Some(dfeat)) => {
-                let act = self.encoder().caller_activation(&arch.encoder);
+                let act = g.encoder().caller_activation(&arch.encoder);
                 // A conditional head's input gradient includes the label columns, dropped after.
-                let dx = self.cond.as_ref().map_or(dfeat, |c| {
-                    c.dhead_in.as_ref().expect("training graphs keep it")
-                });
+                let dx = t.dhead_in.as_ref().unwrap_or(dfeat);
                 linear::backward(
                     plan,
                     gpu,
                     Some(InputGrad { dx, act }),
                     &mut partials,
                     dhead,
-                    self.head_input(),
+                    g.head_input(),
                     params,
                     l.params,
-                    l.shape(self.n),
+                    l.shape(g.n),
                 );
-                if let Some(c) = &self.cond {
-                    let (n, feat) = (self.n, arch.encoder.output().numel());
+                if let Some(c) = &g.cond {
+                    let (n, feat) = (g.n, arch.encoder.output().numel());
                     let whole = SplitTensor::whole(dx);
                     condition::take_columns(plan, gpu, dfeat, &whole, n, feat, c.classes);
                 }
@@ -896,15 +937,15 @@ impl Graph {
             }
             _ => dhead,
         };
-        self.encoder().backward(
-            &mut self.record(plan, gpu, model),
+        g.encoder().backward(
+            &mut g.record(plan, gpu, model),
             &arch.encoder,
             None,
             &mut partials,
             denc,
-            self.input(),
+            g.input(),
         );
-        partials.finish(plan, gpu, &grads.buffer, 1.0 / self.loss_scale())
+        partials.finish(plan, gpu, &grads.buffer, 1.0 / g.loss_scale())
     }
 }
 

@@ -14,7 +14,7 @@ use crate::host_rng::SplitMix64;
 use crate::kernels::adam::{self, AdamConfig};
 use crate::kernels::{self, reduce, step};
 use crate::model::Architecture;
-use crate::model::graph::{Graph, Model, ModelValues, Purpose, values_from_checkpoint};
+use crate::model::graph::{Model, ModelValues, TrainGraph, values_from_checkpoint};
 use crate::platform::{self, Instant};
 use crate::run::batch_plans::BatchPlans;
 use crate::run::gpu_split::GpuSplit;
@@ -224,7 +224,8 @@ impl<'g> Trainer<'g> {
         let gpu = self.gpu;
         let arch = &self.model.arch;
         let seed = self.cfg.seed as u32;
-        let g = Graph::new(gpu, arch, n, Purpose::Train, self.cfg.precision)?;
+        let train_graph = TrainGraph::new(gpu, arch, n, self.cfg.precision)?;
+        let g = &train_graph.forward;
         let mut plan = Plan::new();
         let binarize = (self.cfg.binarize == Binarize::Dynamic).then_some(seed);
         g.record_data(
@@ -246,9 +247,9 @@ impl<'g> Trainer<'g> {
             true,
         )?;
         g.record_decode(&mut plan, gpu, &self.model)?;
-        g.record_loss(&mut plan, gpu, arch);
+        train_graph.record_loss(&mut plan, gpu, arch);
         reduce::sum_into(&mut plan, gpu, &self.acc, 0, &g.rec, g.kl(), n);
-        g.record_backward(&mut plan, gpu, &self.model, &self.grads, self.cfg.beta)?;
+        train_graph.record_backward(&mut plan, gpu, &self.model, &self.grads, self.cfg.beta)?;
         adam::step(
             &mut plan,
             gpu,
