@@ -127,7 +127,9 @@ fn a_bad_or_missing_value_is_named_with_its_file() {
 fn a_resume_compares_the_records_field_by_field() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SHIPPED[3]);
     let run = RunRecord::read(&checkpoint::load(&path).unwrap(), &path).unwrap();
-    let recorded = run.cfg;
+    let mut recorded = run.cfg;
+    recorded.schedule.kind = LrSchedule::Constant;
+    recorded.spec.act = HiddenAct::LeakyRelu;
     let mut asked = recorded.clone();
     asked.beta = 0.5;
     asked.spec.act = HiddenAct::Relu;
