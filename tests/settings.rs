@@ -22,13 +22,12 @@ const SHIPPED: [&str; 6] = [
 ];
 
 fn meta(pairs: &[(&str, &str)]) -> Checkpoint {
-    Checkpoint {
-        tensors: Vec::new(),
-        metadata: pairs
+    meta_of(
+        pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-    }
+    )
 }
 
 #[test]

@@ -29,9 +29,8 @@ use crate::run::evaluate::{EvalMetrics, Evaluator};
 use crate::run::folder::{Claim, MODEL_FILE, OPTIMIZER_FILE, RECORD_FILE, RunFolder};
 use crate::run::gpu_split::GpuSplit;
 use crate::run::schedule::{LrSchedule, Schedule};
-use crate::run::settings::TrainConfig;
 use crate::run::settings::{
-    DatasetRecord, PartialEpoch, RunRecord, RunStart, differing_setting, spec_keys,
+    DatasetRecord, PartialEpoch, RunRecord, RunStart, TrainConfig, differing_setting, spec_keys,
 };
 use crate::run::train::{EpochEnd, TrainProgress, Trainer};
 use crate::{bail, checkpoint, noteln};
