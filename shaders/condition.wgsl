@@ -2,9 +2,12 @@
 // appended to the encoder features before the head, and to z before the decoder.
 //   gather_labels  batch_labels[b] = labels[perm[state[1]·batch_size + b]]     (b < n)
 //   concat_onehot  y [n, A+K]: y[b, j] = x[b, j] for j < A, y[b, A+k] = (k == batch_labels[b])
-//   take_columns   dx [n, A]: dx[b, j] = Σ_s dy[s, b, j], dy given as `splits` slices
-//                  [splits, n, A+K] (the split-K partials of the layer that read y): the
-//                  gradient of the concatenated tensor without its label columns
+//   take_columns   dx [n, A]: dx[b, j] = act'(act_x[b, j]) · Σ_s dy[s, b, j], dy given as
+//                  `splits` slices [splits, n, A+K] (the split-K partials of the layer that
+//                  read y): the gradient of the concatenated tensor without its label columns,
+//                  with the derivative of the activation that produced the concatenation's
+//                  input act_x folded in when dact is set (through act_x, that activation's
+//                  output; shaders/act.wgsl is prepended)
 // Labels of K or more (an image without a class) give an all-zero one-hot row.
 
 struct Params {
@@ -13,9 +16,9 @@ struct Params {
     classes: u32,    // K
     batch_size: u32, // gather_labels: stride of the batch index into perm
     splits: u32,     // take_columns: slices of dy to add up
+    dact: u32,       // take_columns: code of the activation whose derivative is applied (0: none)
+    slope: f32,      // its LeakyReLU slope
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -27,6 +30,7 @@ struct Params {
 // Element types `*_t` are f32 or f16, per dispatch (src/gpu: Shader); the arithmetic is f32.
 @group(0) @binding(6) var<storage, read> x: array<x_t>;                     // [n, A] or [splits, n, A+K]
 @group(0) @binding(7) var<storage, read_write> y: array<y_t>;               // [n, A+K] or [n, A]
+@group(0) @binding(8) var<storage, read> act_x: array<act_x_t>;             // take_columns: [n, A] (for act')
 
 const WG: u32 = 256u;
 
@@ -68,6 +72,9 @@ fn take_columns(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     var sum = 0.0;
     for (var s = 0u; s < p.splits; s = s + 1u) {
         sum = sum + f32(x[s * slice + b * row + j]);
+    }
+    if (p.dact != ACT_NONE) {
+        sum = act_backward(p.dact, p.slope, f32(act_x[i]), sum);
     }
     y[i] = y_t(sum);
 }

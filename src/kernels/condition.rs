@@ -1,14 +1,19 @@
 //! Launchers for `shaders/condition.wgsl`: a conditional VAE's class label as a one-hot block
 //! appended to a tensor's rows (the encoder features before the head, z before the decoder),
 //! the batch's labels gathered by the epoch's order, and the gradient of the concatenated
-//! tensor without its label columns.
+//! tensor without its label columns (the derivative of the activation before the concatenation
+//! folded in).
 
-use super::SplitTensor;
+use super::{InputGrad, SplitTensor};
 use crate::gpu::{Gpu, Plan, Shader, Tensor, grid_1d};
+use crate::shapes::Activation;
 
 pub const SHADER: Shader = Shader {
     name: "condition",
-    source: include_str!("../../shaders/condition.wgsl"),
+    source: concat!(
+        include_str!("../../shaders/act.wgsl"),
+        include_str!("../../shaders/condition.wgsl")
+    ),
 };
 
 const WG: u32 = 256;
@@ -21,9 +26,9 @@ struct Params {
     classes: u32,
     batch_size: u32,
     splits: u32,
+    dact: u32,
+    slope: f32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 fn params(n: usize, width: usize, classes: usize, batch_size: usize, splits: usize) -> Params {
@@ -33,9 +38,9 @@ fn params(n: usize, width: usize, classes: usize, batch_size: usize, splits: usi
         classes: classes as u32,
         batch_size: batch_size as u32,
         splits: splits as u32,
+        dact: 0,
+        slope: 0.0,
         _pad0: 0,
-        _pad1: 0,
-        _pad2: 0,
     }
 }
 
@@ -102,27 +107,41 @@ pub fn concat_onehot(
 }
 
 /// `dx [n, A]`: `dx[b, j] = Σ_s dy[s, b, j]` for `j < A`, where `dy` is `[n, A+K]` as slices to
-/// add up (the gradient of a [`concat_onehot`] output, its label columns dropped).
+/// add up (the gradient of a [`concat_onehot`] output, its label columns dropped); with
+/// `dx.act`, times that activation's derivative at `x` (`[n, A]`, the concatenation's input,
+/// the activation's output), which is only read then.
+#[allow(clippy::too_many_arguments)]
 pub fn take_columns(
     plan: &mut Plan,
     gpu: &Gpu,
-    dx: &Tensor,
+    dx: InputGrad,
     dy: &SplitTensor,
+    x: Option<&Tensor>,
     n: usize,
     width: usize,
     classes: usize,
 ) {
     assert!(
-        dy.numel() == n * (width + classes) && dx.numel() >= n * width,
+        dy.numel() == n * (width + classes) && dx.dx.numel() >= n * width,
         "take_columns: dy is not [n, A+K] or dx smaller than [n, A]"
     );
+    let (dact, slope) = Activation::code(dx.act);
+    let act_x = match (dx.act, x) {
+        (None, _) => dy.bind(),
+        (Some(_), Some(x)) if x.numel() >= n * width => x.bind(),
+        (Some(_), _) => panic!("take_columns: an activation's derivative needs x [n, A]"),
+    };
     plan.dispatch(
         gpu,
         &SHADER,
         "take_columns",
         &[],
-        &params(n, width, classes, 0, dy.splits),
-        &[(6, dy.bind()), (7, dx.bind())],
+        &Params {
+            dact,
+            slope,
+            ..params(n, width, classes, 0, dy.splits)
+        },
+        &[(6, dy.bind()), (7, dx.dx.bind()), (8, act_x)],
         grid_1d(gpu, n * width, WG),
     );
 }

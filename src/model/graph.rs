@@ -217,18 +217,6 @@ pub struct ImageSource<'a> {
     pub labels: &'a Tensor,
 }
 
-/// A conditional VAE's tensors for one batch: the labels and the two concatenations.
-struct Conditioning {
-    /// K.
-    classes: usize,
-    /// u32 `[n]` the batch's classes (gathered, or written by the host for inference).
-    labels: Tensor,
-    /// `[n, F+K]` encoder features ‖ one-hot label: the head's input.
-    head_in: Tensor,
-    /// `[n, L+K]` z ‖ one-hot label: the decoder's input.
-    dec_in: Tensor,
-}
-
 /// What sits between the encoder and the decoder, with its tensors for one batch: the
 /// graph's own copy of the architecture's [`Head`], typed so that each model kind holds
 /// exactly its tensors.
@@ -261,14 +249,11 @@ struct Gradients {
     /// Gradient of the code (decoder input), `[n, code]`; None when the decoder's first layer
     /// hands it to the VAE latent layer as split-K slices instead.
     dcode: Option<Tensor>,
-    /// Gradient of the encoder output `[n, F]` when a head sits between.
+    /// Gradient of the encoder output `[n, F]` (a conditional encoder's `[n, F+K]`, the
+    /// label's columns included) when a head sits between.
     dfeat: Option<Tensor>,
     /// VAE: `[n, 2L]` the gradient of the head output (μ | logvar).
     dhead: Option<Tensor>,
-    /// A conditional VAE: `[n, F+K]` the gradient of the head input, and `[n, L]` of z (the
-    /// label columns dropped).
-    dhead_in: Option<Tensor>,
-    dz: Option<Tensor>,
 }
 
 /// A model instantiated for training at batch size `n`: its forward [`Graph`] (whose stacks
@@ -320,8 +305,9 @@ pub struct Graph {
     pub rec: Tensor,
     /// `[n, C·S·S]` sigmoid of the logits, for pictures (inference graphs with a BCE model).
     probs: Option<Tensor>,
-    /// Conditional VAEs.
-    cond: Option<Conditioning>,
+    /// u32 `[n]` a conditional VAE's classes of the batch, which its label layers read
+    /// (gathered, or written by the host for inference).
+    labels: Option<Tensor>,
     /// How the recorded noise kernels key the RNG.
     noise_key: NoiseKey,
 }
@@ -380,7 +366,6 @@ impl Graph {
         let enc = (!decode_only)
             .then(|| StackBuffers::new(gpu, &arch.encoder, n, elem, enc_backward, "encoder"))
             .transpose()?;
-        let feat = arch.encoder.output().numel();
         let code = arch.code_len();
         let bottleneck = match &arch.head {
             Head::Direct => Bottleneck::Direct,
@@ -399,17 +384,9 @@ impl Graph {
             },
         };
         let dec = StackBuffers::new(gpu, &arch.decoder, n, elem, dec_backward, "decoder")?;
-        let classes = arch.classes();
-        let cond = if classes > 0 {
-            Some(Conditioning {
-                classes,
-                labels: Tensor::from_u32(gpu, &[n], &vec![0; n], "batch labels")?,
-                head_in: Tensor::zeros_as(gpu, &[n, feat + classes], elem, "head input")?,
-                dec_in: Tensor::zeros(gpu, &[n, code + classes], "decoder input")?,
-            })
-        } else {
-            None
-        };
+        let labels = (arch.classes() > 0)
+            .then(|| Tensor::from_u32(gpu, &[n], &vec![0; n], "batch labels"))
+            .transpose()?;
         let pixels = arch.spec.image.pixels();
         let rec = Tensor::zeros(gpu, &[n], "reconstruction loss")?;
         let probs = if purpose == Some(Purpose::Infer) && arch.spec.loss == LossKind::Bce {
@@ -427,7 +404,7 @@ impl Graph {
             dec,
             rec,
             probs,
-            cond,
+            labels,
             noise_key: NoiseKey::Step,
         })
     }
@@ -453,19 +430,6 @@ impl Graph {
         }
     }
 
-    /// What the decoder reads: the code, or for a conditional VAE the code and the one-hot label.
-    fn decoder_input(&self) -> &Tensor {
-        self.cond.as_ref().map_or(self.code(), |c| &c.dec_in)
-    }
-
-    /// What the head reads: the encoder output, or for a conditional VAE the output and the
-    /// one-hot label.
-    fn head_input(&self) -> &Tensor {
-        self.cond
-            .as_ref()
-            .map_or_else(|| self.encoder().output(), |c| &c.head_in)
-    }
-
     /// The encoder's tensors, which every purpose but [`Purpose::Decode`] has.
     fn encoder(&self) -> &StackBuffers {
         self.enc
@@ -476,7 +440,7 @@ impl Graph {
     /// u32 `[n]` the batch's classes of a conditional VAE (None otherwise): gathered by
     /// [`Graph::record_data`], or written by the host before an inference plan runs.
     pub fn labels(&self) -> Option<&Tensor> {
-        self.cond.as_ref().map(|c| &c.labels)
+        self.labels.as_ref()
     }
 
     /// `[n, 2L]` (μ | logvar) of a VAE, or `[n, L]` of an AE head; None for lesson-ae.
@@ -536,11 +500,11 @@ impl Graph {
             self.n,
             pixels,
         );
-        if let Some(c) = &self.cond {
+        if let Some(labels) = &self.labels {
             condition::gather_labels(
                 plan,
                 gpu,
-                &c.labels,
+                labels,
                 src.labels,
                 src.perm,
                 state,
@@ -613,21 +577,7 @@ impl Graph {
             &arch.encoder,
             self.input(),
         )?;
-        if let Some(c) = &self.cond {
-            let feat = arch.encoder.output().numel();
-            let (n, k) = (self.n, c.classes);
-            condition::concat_onehot(
-                plan,
-                gpu,
-                &c.head_in,
-                self.encoder().output(),
-                &c.labels,
-                n,
-                feat,
-                k,
-            );
-        }
-        let feat = self.head_input();
+        let feat = self.encoder().output();
         match &self.bottleneck {
             Bottleneck::Direct => {}
             Bottleneck::Ae { fc, code } => linear::forward(
@@ -692,32 +642,30 @@ impl Graph {
         } = &self.bottleneck
         {
             let l = z.numel() / self.n;
-            condition::take_columns(plan, gpu, z, &SplitTensor::whole(h), self.n, l, l);
+            let (z, h) = (InputGrad::plain(z), SplitTensor::whole(h));
+            condition::take_columns(plan, gpu, z, &h, None, self.n, l, l);
         }
     }
 
     /// Records the decoder from [`Graph::code`] (and a conditional VAE's labels) to logits (or
     /// probabilities for MSE models).
     pub fn record_decode(&self, plan: &mut Plan, gpu: &Gpu, model: &Model) -> Result<()> {
-        if let Some(c) = &self.cond {
-            let (n, l, k) = (self.n, model.arch.code_len(), c.classes);
-            condition::concat_onehot(plan, gpu, &c.dec_in, self.code(), &c.labels, n, l, k);
-        }
         self.dec.forward(
             &mut self.record(plan, gpu, model),
             &model.arch.decoder,
-            self.decoder_input(),
+            self.code(),
         )
     }
 
     /// Where a stack's dispatches go: `plan`, reading `model`'s parameters and statistics.
-    fn record<'a>(&self, plan: &'a mut Plan, gpu: &'a Gpu, model: &'a Model) -> Record<'a> {
+    fn record<'a>(&'a self, plan: &'a mut Plan, gpu: &'a Gpu, model: &'a Model) -> Record<'a> {
         Record {
             plan,
             gpu,
             params: &model.params.buffer,
             buffers: &model.buffers.buffer,
             n: self.n,
+            labels: self.labels.as_ref(),
         }
     }
 
@@ -788,21 +736,11 @@ impl TrainGraph {
         let code = arch.code_len();
         let feat = arch.encoder.output().numel();
         let pixels = arch.spec.image.pixels();
-        let classes = arch.classes();
-        let conditional = |shape: &[usize], elem, label| -> Result<Option<Tensor>> {
-            (classes > 0)
-                .then(|| Tensor::zeros_as(gpu, shape, elem, label))
-                .transpose()
-        };
         let grads = Gradients {
             dout: Tensor::zeros_as(gpu, &[n, pixels], elem, "d output")?,
             dcode: match split_input_layer(arch) {
                 Some(_) => None,
-                None => Some(Tensor::zeros(
-                    gpu,
-                    &[n, arch.decoder.input().numel()],
-                    "d code",
-                )?),
+                None => Some(Tensor::zeros(gpu, &[n, code], "d code")?),
             },
             dfeat: match &arch.head {
                 Head::Direct => None,
@@ -812,8 +750,6 @@ impl TrainGraph {
                 Head::Vae(_) => Some(Tensor::zeros(gpu, &[n, 2 * code], "d head")?),
                 _ => None,
             },
-            dhead_in: conditional(&[n, feat + classes], elem, "d head input")?,
-            dz: conditional(&[n, code], Elem::F32, "d z")?,
         };
         Ok(TrainGraph { forward, grads })
     }
@@ -859,8 +795,8 @@ impl TrainGraph {
             t.dcode.as_ref(),
             &mut partials,
             &t.dout,
-            g.decoder_input(),
-        );
+            g.code(),
+        )?;
         // Gradient arriving at the head's output (or at the encoder output without a head).
         let dhead = match (&g.bottleneck, &t.dhead) {
             (
@@ -882,16 +818,6 @@ impl TrainGraph {
                     )?,
                     (None, Some(dcode)) => SplitTensor::whole(dcode),
                     (None, None) => unreachable!("dcode is kept unless the input is split"),
-                };
-                // A conditional decoder's input gradient without its label columns.
-                let dz = match &g.cond {
-                    Some(c) => {
-                        let dz_code = t.dz.as_ref().expect("conditional training graphs keep dz");
-                        let (n, l) = (g.n, arch.code_len());
-                        condition::take_columns(plan, gpu, dz_code, &dz, n, l, c.classes);
-                        SplitTensor::whole(dz_code)
-                    }
-                    None => dz,
                 };
                 vae::backward(
                     plan,
@@ -915,24 +841,17 @@ impl TrainGraph {
         let denc = match (&g.bottleneck, &t.dfeat) {
             (Bottleneck::Ae { fc: l, .. } | Bottleneck::Vae { head: l, .. }, Some(dfeat)) => {
                 let act = g.encoder().caller_activation(&arch.encoder);
-                // A conditional head's input gradient includes the label columns, dropped after.
-                let dx = t.dhead_in.as_ref().unwrap_or(dfeat);
                 linear::backward(
                     plan,
                     gpu,
-                    Some(InputGrad { dx, act }),
+                    Some(InputGrad { dx: dfeat, act }),
                     &mut partials,
                     dhead,
-                    g.head_input(),
+                    g.encoder().output(),
                     params,
                     l.params,
                     l.shape(g.n),
                 );
-                if let Some(c) = &g.cond {
-                    let (n, feat) = (g.n, arch.encoder.output().numel());
-                    let whole = SplitTensor::whole(dx);
-                    condition::take_columns(plan, gpu, dfeat, &whole, n, feat, c.classes);
-                }
                 dfeat
             }
             _ => dhead,
@@ -944,7 +863,7 @@ impl TrainGraph {
             &mut partials,
             denc,
             g.input(),
-        );
+        )?;
         partials.finish(plan, gpu, &grads.buffer, 1.0 / g.loss_scale())
     }
 }

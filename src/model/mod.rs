@@ -17,8 +17,8 @@ use crate::data::{DataOptions, SplitRule};
 use crate::error::{Error, Result};
 use crate::metadata::{choice, json, list, text};
 use crate::model::layers::{
-    Act, BatchNorm2d, Conv2d, ConvTranspose2d, Dims, Linear, MaxPool2x2, ParamTable, ResBlock,
-    Stack, StackBuilder, Upsample,
+    Act, BatchNorm2d, ConcatLabel, Conv2d, ConvTranspose2d, Dims, Linear, MaxPool2x2, ParamTable,
+    ResBlock, Stack, StackBuilder, Upsample,
 };
 use crate::shapes::Activation;
 use crate::shapes::ParamOffsets;
@@ -302,6 +302,15 @@ impl ModelSpec {
         }
     }
 
+    /// A conditional VAE's one-hot label appended to the flattened rows (the encoder's
+    /// features, the decoder's code), as the module's `forward` concatenates it: no index.
+    fn push_label(&self, b: &mut StackBuilder) {
+        let classes = self.classes.len();
+        if classes > 0 {
+            b.push_named("label", |t, name, d| ConcatLabel::new(t, name, d, classes));
+        }
+    }
+
     /// The conv family's hidden activation, with its slope.
     pub fn activation(&self) -> Activation {
         match self.act {
@@ -448,7 +457,7 @@ impl Architecture {
                 let sides = Self::conv_sides(&spec)?;
                 let encoder = Self::conv_encoder(&spec, &mut t, input);
                 let feat = encoder.output().numel();
-                let head = Self::head(&mut t, spec.kind.is_vae(), feat + classes, latent);
+                let head = Self::head(&mut t, spec.kind.is_vae(), feat, latent);
                 let decoder = Self::conv_decoder(&spec, &mut t, &sides);
                 (encoder, head, decoder)
             }
@@ -456,9 +465,11 @@ impl Architecture {
                 let mut enc = StackBuilder::new(&mut t, "enc", input);
                 enc.push(|t, name, d| Linear::new(t, name, d, 512));
                 relu(&mut enc);
+                spec.push_label(&mut enc);
                 let encoder = enc.finish();
-                let head = Self::head(&mut t, true, 512 + classes, latent);
-                let mut dec = StackBuilder::new(&mut t, "dec", Dims::flat(latent + classes));
+                let head = Self::head(&mut t, true, encoder.output().numel(), latent);
+                let mut dec = StackBuilder::new(&mut t, "dec", Dims::flat(latent));
+                spec.push_label(&mut dec);
                 dec.push(|t, name, d| Linear::new(t, name, d, 512));
                 relu(&mut dec);
                 dec.push(|t, name, d| Linear::new(t, name, d, image.pixels()));
@@ -532,8 +543,8 @@ impl Architecture {
     }
 
     /// The conv family's encoder (`pytorch_images.ConvVAE.enc`: per width a Conv2d(3, stride
-    /// 2, padding 1), batch norm, the activation and a residual block as asked for) for an
-    /// input of `input`. Super-resolution's input is already half the size, so its first
+    /// 2, padding 1), batch norm, the activation and a residual block as asked for; a
+    /// conditional VAE's label last) for an input of `input`. Super-resolution's input is already half the size, so its first
     /// convolution keeps the side (stride 1).
     fn conv_encoder(spec: &ModelSpec, t: &mut ParamTable, input: Dims) -> Stack {
         let mut enc = StackBuilder::new(t, "enc", input);
@@ -546,10 +557,12 @@ impl Architecture {
             conv(&mut enc, w, stride, 1);
             spec.push_stage_end(&mut enc);
         }
+        spec.push_label(&mut enc);
         enc.finish()
     }
 
-    /// The conv family's decoder (`pytorch_images.ConvVAE.dec`): Linear(L → F), activation,
+    /// The conv family's decoder (`pytorch_images.ConvVAE.dec`; a conditional VAE's label
+    /// first): Linear(L → F), activation,
     /// Unflatten (and a residual block), then back up each side either a ConvTranspose2d(3,
     /// stride 2, padding 1) whose output padding restores the size, or a nearest Upsample to
     /// the side and a Conv2d(3, stride 1, padding 1); batch norm, the activation and a
@@ -558,8 +571,8 @@ impl Architecture {
         let widths = &spec.widths;
         let last = *widths.last().expect("checked non-empty");
         let s = sides[sides.len() - 1];
-        let code = Dims::flat(spec.latent + spec.classes.len());
-        let mut dec = StackBuilder::new(t, "dec", code);
+        let mut dec = StackBuilder::new(t, "dec", Dims::flat(spec.latent));
+        spec.push_label(&mut dec);
         dec.push(|t, name, d| Linear::new(t, name, d, last * s * s));
         let act = spec.activation();
         dec.push(|t, name, d| Act::new(t, name, d, act));
@@ -604,10 +617,10 @@ impl Architecture {
         matches!(self.head, Head::Vae(_))
     }
 
-    /// Size of the code (L, or 128 for lesson-ae); a conditional decoder reads the code and
-    /// the one-hot label.
+    /// Size of the code (L, or 128 for lesson-ae): the decoder's input (a conditional decoder
+    /// appends the one-hot label itself).
     pub fn code_len(&self) -> usize {
-        self.decoder.input().numel() - self.classes()
+        self.decoder.input().numel()
     }
 
     /// K, the classes a conditional VAE takes (0 for an unconditional model).

@@ -1,6 +1,9 @@
 //! CPU twins of `kernels::condition`: the batch's labels by the epoch's order, the one-hot
 //! label appended to each row, and the gradient without the label columns.
 
+use crate::reference::activation;
+use crate::shapes::Activation;
+
 /// `batch_labels[b] = labels[perm[state[1]·batch_size + b]]` for `b < n`.
 pub fn gather_labels(
     batch_labels: &mut [u32],
@@ -39,19 +42,26 @@ pub fn concat_onehot(
     }
 }
 
-/// `dx [n, A]`: the first A columns of `dy`, given as `splits` slices `[splits, n, A+K]` to add up.
+/// `dx [n, A]`: the first A columns of `dy`, given as `splits` slices `[splits, n, A+K]` to add
+/// up; with `act`, times its derivative at `x` (`[n, A]`, that activation's output).
 pub fn take_columns(
     dx: &mut [f32],
     dy: &[f32],
+    act: Option<(Activation, &[f32])>,
     splits: usize,
     n: usize,
     width: usize,
     classes: usize,
 ) {
     let row = width + classes;
+    let mut sum = vec![0.0; n * width];
     for b in 0..n {
         for j in 0..width {
-            dx[b * width + j] = (0..splits).map(|s| dy[s * n * row + b * row + j]).sum();
+            sum[b * width + j] = (0..splits).map(|s| dy[s * n * row + b * row + j]).sum();
         }
+    }
+    match act {
+        Some((act, x)) => activation::backward(&mut dx[..n * width], &sum, &x[..n * width], act),
+        None => dx[..n * width].copy_from_slice(&sum),
     }
 }

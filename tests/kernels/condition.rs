@@ -1,12 +1,14 @@
 //! GPU-vs-reference tests for the conditional VAE's label kernels: the batch's labels gathered
 //! by the epoch's order at a later batch, the one-hot block appended to rows (f32 and f16
 //! storage, a label past K giving a zero block), and the gradient without the label columns
-//! added up from split-K slices. Copies are exact, so the comparisons are too.
+//! added up from split-K slices, with and without the derivative of the activation before the
+//! concatenation. Copies and products by the slope are exact, so the comparisons are too.
 
 use crate::common::{gpu, gpu_with_f16, padded, read_padded, stored, values};
 use gpu_ae::gpu::{Elem, Gpu, Plan, Tensor};
-use gpu_ae::kernels::{SplitTensor, condition, step::STATE_LEN};
+use gpu_ae::kernels::{InputGrad, SplitTensor, condition, step::STATE_LEN};
 use gpu_ae::reference::condition as cpu;
+use gpu_ae::shapes::Activation;
 
 /// (n, A, K): one row, A below and above the workgroup size, one class, ten classes.
 const SHAPES: &[(usize, usize, usize)] = &[(1, 3, 1), (5, 7, 10), (3, 300, 4), (129, 2, 10)];
@@ -96,7 +98,12 @@ fn slices(
 
 fn check_take(gpu: &Gpu, elem: Elem) {
     for &(n, a, k) in SHAPES {
-        for splits in [1, 3] {
+        for (splits, act) in [
+            (1, None),
+            (3, None),
+            (1, Some(Activation::LeakyRelu(0.2))),
+            (3, Some(Activation::Relu)),
+        ] {
             let (dy, flat) = slices(
                 gpu,
                 n * (a + k),
@@ -115,18 +122,24 @@ fn check_take(gpu: &Gpu, elem: Elem) {
                 dy
             };
             let flat = stored(elem, flat);
+            // The activation's output, zeros and negatives included (x ≤ 0 has no gradient).
+            let x = stored(elem, values(7 * n as u64 + 1, n * a, -2.0, 2.0));
+            let x = x.iter().map(|v| v.max(-0.5) * 0.5).collect::<Vec<_>>();
+            let tx = Tensor::from_f32_as(gpu, &[n, a], elem, &x, "x").unwrap();
             let dx = padded(gpu, &[n, a], elem, &vec![5.0; n * a], "dx");
             let mut plan = Plan::new();
-            condition::take_columns(&mut plan, gpu, &dx, &dy, n, a, k);
+            let into = InputGrad { dx: &dx, act };
+            condition::take_columns(&mut plan, gpu, into, &dy, Some(&tx), n, a, k);
             plan.compile(gpu);
             plan.submit(gpu);
             let mut want = vec![0.0; n * a];
-            cpu::take_columns(&mut want, &flat, splits, n, a, k);
+            let act_x = act.map(|act| (act, &x[..]));
+            cpu::take_columns(&mut want, &flat, act_x, splits, n, a, k);
             let want = stored(elem, want);
             let got = read_padded(gpu, &dx, "take_columns");
             assert_eq!(
                 got, want,
-                "take_columns n={n} A={a} K={k} splits={splits} {elem:?}"
+                "take_columns n={n} A={a} K={k} splits={splits} {act:?} {elem:?}"
             );
         }
     }

@@ -63,9 +63,10 @@ impl Layer for Act {
         _: &Tensor,
         y: &Tensor,
         _: &Scratch,
-    ) {
+    ) -> Result<()> {
         if let Some(dx) = dx {
             activation::backward(r.plan, r.gpu, dx.dx, dy, y, self.act)
         }
+        Ok(())
     }
 }

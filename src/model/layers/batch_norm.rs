@@ -139,7 +139,7 @@ impl Layer for BatchNorm2d {
         x: &Tensor,
         y: &Tensor,
         s: &Scratch,
-    ) {
+    ) -> Result<()> {
         let saved = s
             .tensors
             .first()
@@ -158,5 +158,6 @@ impl Layer for BatchNorm2d {
             self.shape(r.n),
             None,
         );
+        Ok(())
     }
 }

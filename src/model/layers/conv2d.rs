@@ -107,8 +107,9 @@ impl Layer for Conv2d {
         x: &Tensor,
         _: &Tensor,
         _: &Scratch,
-    ) {
+    ) -> Result<()> {
         let s = self.shape(r.n);
         conv2d::backward(r.plan, r.gpu, dx, partials, dy, x, r.params, self.params, s);
+        Ok(())
     }
 }

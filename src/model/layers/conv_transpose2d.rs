@@ -109,8 +109,9 @@ impl Layer for ConvTranspose2d {
         x: &Tensor,
         _: &Tensor,
         _: &Scratch,
-    ) {
+    ) -> Result<()> {
         let s = self.shape(r.n);
         conv_transpose2d::backward(r.plan, r.gpu, dx, partials, dy, x, r.params, self.params, s);
+        Ok(())
     }
 }

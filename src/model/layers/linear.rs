@@ -100,8 +100,9 @@ impl Layer for Linear {
         x: &Tensor,
         _: &Tensor,
         _: &Scratch,
-    ) {
+    ) -> Result<()> {
         let s = self.shape(r.n);
         linear::backward(r.plan, r.gpu, dx, partials, dy, x, r.params, self.params, s);
+        Ok(())
     }
 }

@@ -83,10 +83,11 @@ impl Layer for MaxPool2x2 {
         _: &Tensor,
         _: &Tensor,
         s: &Scratch,
-    ) {
+    ) -> Result<()> {
         if let Some(dx) = dx {
             let shape = self.shape(r.n);
             pool::max_pool2x2_backward(r.plan, r.gpu, dx.dx, dy, &s.tensors[0], shape)
         }
+        Ok(())
     }
 }

@@ -5,11 +5,14 @@
 //! ([`Fuses`]), and its cost. A [`Stack`] is an `nn.Sequential` of layers; a layer may itself
 //! hold a stack with a skip connection around it ([`ResBlock`]). A new layer kind is one new
 //! file plus its `mod` line below; models build stacks from layers with a [`StackBuilder`].
+//! A conditional model's label is a layer too ([`ConcatLabel`]), reading the batch's labels
+//! from the [`Record`].
 
 mod activation;
 mod batch_norm;
 mod conv2d;
 mod conv_transpose2d;
+mod label;
 mod linear;
 mod max_pool;
 mod params;
@@ -21,6 +24,7 @@ pub use activation::Act;
 pub use batch_norm::BatchNorm2d;
 pub use conv_transpose2d::ConvTranspose2d;
 pub use conv2d::Conv2d;
+pub use label::ConcatLabel;
 pub use linear::Linear;
 pub use max_pool::MaxPool2x2;
 pub use params::{Init, ParamEntry, ParamTable};
@@ -30,8 +34,8 @@ pub use upsample::Upsample;
 
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Plan, Tensor};
-use crate::kernels::InputGrad;
 use crate::kernels::grads::GradPartials;
+use crate::kernels::{InputGrad, SplitTensor};
 use crate::shapes::Activation;
 use std::fmt;
 
@@ -75,13 +79,16 @@ pub enum Fuses {
 }
 
 /// Where a layer's recorded dispatches go and what they read: the plan, the flat parameter
-/// buffer, the flat buffer of running statistics, the batch size.
+/// buffer, the flat buffer of running statistics, the batch size, and a conditional model's
+/// labels of the batch.
 pub struct Record<'a> {
     pub plan: &'a mut Plan,
     pub gpu: &'a Gpu,
     pub params: &'a wgpu::Buffer,
     pub buffers: &'a wgpu::Buffer,
     pub n: usize,
+    /// u32 `[n]` the batch's classes ([`ConcatLabel`]); None for an unconditional model.
+    pub labels: Option<&'a Tensor>,
 }
 
 /// The tensors a layer keeps for one batch size beyond its output and its gradients: pooling
@@ -127,6 +134,23 @@ pub trait Layer: fmt::Debug + Send + Sync {
     fn as_linear(&self) -> Option<&Linear> {
         None
     }
+    /// Whether the backward pass can take its output gradient as split-K slices that it adds up
+    /// itself ([`Layer::backward_from_slices`]): the stack then has a Linear layer after it
+    /// hand over its input gradient unsummed, saving the summing pass.
+    fn backward_reads_slices(&self) -> bool {
+        false
+    }
+    /// [`Layer::backward`] of a layer without parameters that
+    /// [`Layer::backward_reads_slices`], from `dy` given as split-K slices.
+    fn backward_from_slices(
+        &self,
+        _r: &mut Record,
+        _dx: Option<InputGrad>,
+        _dy: &SplitTensor,
+        _x: &Tensor,
+    ) {
+        unreachable!("{}: its backward pass reads no split-K slices", self.name())
+    }
     /// The tensors the layer keeps for one batch size.
     fn scratch(&self, _at: ScratchFor) -> Result<Scratch> {
         Ok(Scratch::default())
@@ -155,5 +179,5 @@ pub trait Layer: fmt::Debug + Send + Sync {
         x: &Tensor,
         y: &Tensor,
         s: &Scratch,
-    );
+    ) -> Result<()>;
 }

@@ -122,16 +122,17 @@ impl Layer for ResBlock {
         x: &Tensor,
         y: &Tensor,
         s: &Scratch,
-    ) {
+    ) -> Result<()> {
         let inner = s.inner.as_ref().expect("a residual block keeps its branch");
         let [d_sum, d_branch_input] = &s.tensors[..] else {
             unreachable!("a training block keeps its two gradients")
         };
         activation::backward(r.plan, r.gpu, d_sum, dy, y, self.act);
         let din = dx.is_some().then_some(d_branch_input);
-        inner.backward(r, &self.branch, din, partials, d_sum, x);
+        inner.backward(r, &self.branch, din, partials, d_sum, x)?;
         if let Some(dx) = dx {
             residual::add_grads(r.plan, r.gpu, dx, d_branch_input, d_sum, x);
         }
+        Ok(())
     }
 }

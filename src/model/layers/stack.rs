@@ -3,11 +3,11 @@
 //! layers as PyTorch numbers the modules of a `Sequential`; [`StackBuffers`] is a stack on the
 //! GPU for one batch size, with its forward and backward passes recorded into plans.
 
-use super::{Dims, Fuses, Layer, ParamTable, Record, Scratch, ScratchFor};
+use super::{Dims, Fuses, Layer, Linear, ParamTable, Record, Scratch, ScratchFor};
 use crate::error::Result;
 use crate::gpu::{Elem, Gpu, Tensor};
-use crate::kernels::InputGrad;
 use crate::kernels::grads::GradPartials;
+use crate::kernels::{InputGrad, SplitTensor, linear};
 use crate::shapes::Activation;
 use std::sync::Arc;
 
@@ -164,6 +164,14 @@ impl Stack {
     pub fn backward_partials(&self, n: usize) -> usize {
         self.layers.iter().map(|l| l.backward_partials(n)).sum()
     }
+
+    /// The Linear layer after layer `i` when it hands the gradient of layer `i`'s output over as
+    /// split-K slices, which layer `i` adds up itself ([`Layer::backward_reads_slices`]): that
+    /// gradient is then never summed into a tensor.
+    fn slices_into(&self, i: usize) -> Option<&Linear> {
+        let next = self.layers.get(i + 1)?.as_linear()?;
+        self.layers[i].backward_reads_slices().then_some(next)
+    }
 }
 
 /// Which backward pass a [`StackBuffers`] is built for.
@@ -236,7 +244,8 @@ impl StackBuffers {
             } && stack
                 .fusion
                 .get(i + 1)
-                .is_none_or(|f| f.input_act.is_none());
+                .is_none_or(|f| f.input_act.is_none())
+                && stack.slices_into(i).is_none();
             if written {
                 grads[i] = Some(tensors.len());
                 tensors.push(Tensor::zeros_as(
@@ -333,29 +342,46 @@ impl StackBuffers {
         partials: &mut GradPartials,
         dout: &Tensor,
         input: &Tensor,
-    ) {
+    ) -> Result<()> {
         debug_assert_eq!(r.n, self.n, "batch size");
         let last = stack.layers.len() - 1;
         let top = match self.backward {
             Backward::BeforeOutputActivation => last - 1,
             _ => last,
         };
+        let x = |i: usize| if i == 0 { input } else { self.out(i - 1) };
         let mut i = top;
+        // The gradient of layer i's output as split-K slices, when layer i + 1 handed it over so.
+        let mut slices: Option<SplitTensor> = None;
         loop {
-            let x = if i == 0 { input } else { self.out(i - 1) };
-            let dy = if i == top { dout } else { self.grad(i) };
+            // Where layer i's input gradient goes: past a fused activation, to that
+            // activation's input; the layer reached next is `target`. A Linear layer hands it
+            // to a layer that adds up slices itself as split-K slices instead.
             let fused = stack.fusion[i].input_act;
-            // Where the input gradient goes: past a fused activation, to that activation's input.
             let target = if fused.is_some() { i - 1 } else { i };
-            let dx = if target == 0 {
-                din
-            } else {
-                Some(self.grad(target - 1))
+            let handed = target.checked_sub(1).and_then(|j| stack.slices_into(j));
+            let dx = match target {
+                0 => din,
+                _ if handed.is_some() => None,
+                _ => Some(self.grad(target - 1)),
             };
             let dx = dx.map(|dx| InputGrad { dx, act: fused });
-            stack.layers[i].backward(r, partials, dx, dy, x, self.out(i), &self.scratch[i]);
+            let layer = &stack.layers[i];
+            match slices.take() {
+                Some(dy) => layer.backward_from_slices(r, dx, &dy, x(i)),
+                None => {
+                    let dy = if i == top { dout } else { self.grad(i) };
+                    layer.backward(r, partials, dx, dy, x(i), self.out(i), &self.scratch[i])?;
+                    if let Some(l) = handed {
+                        let (params, shape) = (r.params, l.shape(r.n));
+                        let split =
+                            linear::input_grad_split(r.plan, r.gpu, dy, params, l.params, shape)?;
+                        slices = Some(split);
+                    }
+                }
+            }
             if target == 0 {
-                break;
+                return Ok(());
             }
             i = target - 1;
         }

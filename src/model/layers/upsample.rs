@@ -79,9 +79,10 @@ impl Layer for Upsample {
         x: &Tensor,
         _: &Tensor,
         _: &Scratch,
-    ) {
+    ) -> Result<()> {
         if let Some(dx) = dx {
             upsample::nearest_backward(r.plan, r.gpu, dx, dy, x, self.shape(r.n))
         }
+        Ok(())
     }
 }
