@@ -1,6 +1,7 @@
 //! Image folders as datasets (`data::load` on a folder of images): listing, labels, the two split
 //! rules, every format decoded with alpha composited over white, Pillow's luma, default channels
-//! and size, scaling and cropping, errors that name the file, and the cache of decoded folders.
+//! and size, scaling and cropping, errors that name the file, the cache of decoded folders, and
+//! folders given as files in memory (the web page's folder picker).
 //!
 //! Expected pixels come from Pillow 13.0 running `load_image` / `load_folder` of
 //! `../shared/reference/pytorch_images.py` on the very files these tests write (they are
@@ -14,7 +15,7 @@ use std::sync::Once;
 use gpu_ae::data::cache::Part;
 use gpu_ae::data::fingerprint::Fnv1a64;
 use gpu_ae::data::{self, DataOptions, Dataset, SplitRule, UNLABELLED};
-use gpu_ae::data::{decode, folder, listing, pil};
+use gpu_ae::data::{decode, folder, listing, memory, pil};
 use image::{DynamicImage, ImageFormat, RgbImage, RgbaImage};
 
 mod support;
@@ -1038,6 +1039,128 @@ fn emoji_slice_matches_the_reference() {
             "{o:?}"
         );
     }
+}
+
+// ------------------------------------------------------------------------------ in memory
+
+/// Every file below `dir` (hidden ones and other extensions included) as the web page's
+/// folder picker hands it over: paths relative to `dir`, in no particular order.
+fn files_below(dir: &Path) -> Vec<memory::MemoryFile> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<memory::MemoryFile>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let rel = format!("{prefix}{}", e.file_name().to_str().unwrap());
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), &format!("{rel}/"), out);
+            } else {
+                let bytes = std::fs::read(e.path()).unwrap();
+                out.push(memory::MemoryFile { path: rel, bytes });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out);
+    out.reverse();
+    out
+}
+
+/// A folder given in memory (the web page's folder picker) is the same dataset, pixel for
+/// pixel, label for label, as the folder on disk: the listing (hidden and ignored files), both
+/// split rules, default and given channels and sizes, the emoji slice in colour.
+#[test]
+fn a_folder_given_in_memory_is_the_folder_on_disk() {
+    let listed = temp_dir("memory-listing");
+    for rel in ["cats/a.png", "cats/deep/c.png", "dogs/d.png", "root.png"] {
+        listed.write(
+            rel,
+            &png_rgb(5, 3, |x, y| [(x * 50) as u8, (y * 80) as u8, 7]),
+        );
+    }
+    listed.write(".hidden.png", &png_grey(4, 4, 1));
+    listed.write(".git/x.png", &png_grey(4, 4, 1));
+    listed.write("notes.txt", b"not an image");
+    let folders = temp_dir("memory-folders");
+    for (rel, v) in [
+        ("train/cats/1.png", 10),
+        ("train/3.png", 30),
+        ("test/birds/5.png", 50),
+        ("other/6.png", 60),
+    ] {
+        folders.write(rel, &png_grey(2, 2, v));
+    }
+    let emoji = temp_dir("memory-emoji");
+    let mut cases = vec![
+        (&listed, opts(None, Some(4))),
+        (&listed, opts(Some(1), Some(3))),
+        (&folders, opts(None, None)),
+    ];
+    if emoji_slice(&emoji).is_some() {
+        cases.push((&emoji, opts(Some(3), Some(32))));
+        cases.push((&emoji, opts(None, None)));
+    }
+    for (dir, o) in cases {
+        let on_disk = data::load(&dir.0, &o).unwrap();
+        let given = memory::load_files(&dir.0, files_below(&dir.0), &o).unwrap();
+        assert_eq!(given, on_disk, "{} {o:?}", dir.0.display());
+    }
+    // Decoded in chunks, with progress: the same dataset.
+    let mut chunked =
+        memory::MemoryFolder::new(&listed.0, files_below(&listed.0), &opts(None, Some(4))).unwrap();
+    assert_eq!(chunked.progress(), (0, 4));
+    while chunked.progress().0 < 4 {
+        chunked.decode_next(3).unwrap();
+    }
+    assert_eq!(
+        chunked.finish(),
+        data::load(&listed.0, &opts(None, Some(4))).unwrap()
+    );
+}
+
+/// Errors of a folder given in memory name the file: an image that does not decode, a path
+/// given twice or outside the folder, no images at all.
+#[test]
+fn a_folder_given_in_memory_names_its_bad_files() {
+    let file = |path: &str, bytes: &[u8]| memory::MemoryFile {
+        path: path.into(),
+        bytes: bytes.to_vec(),
+    };
+    let good = png_grey(2, 2, 9);
+    // Twenty images, so that both splits have some.
+    let base = || -> Vec<memory::MemoryFile> {
+        (0..20)
+            .map(|i| file(&format!("a/{i}.png"), &good))
+            .collect()
+    };
+    let with = |extra: memory::MemoryFile| {
+        let mut files = base();
+        files.push(extra);
+        files
+    };
+    let load = |files, size| {
+        memory::load_files(Path::new("picked"), files, &opts(None, size))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let broken = with(file("a/broken.png", b"\x89PNG not really"));
+    assert_contains(&load(broken, Some(2)), "picked/a/broken.png: cannot decode");
+    assert_contains(
+        &load(with(file("a/1.png", &good)), Some(2)),
+        "a/1.png: given twice",
+    );
+    let outside = with(file("../1.png", &good));
+    assert_contains(
+        &load(outside, Some(2)),
+        "../1.png: not a path inside the folder",
+    );
+    let none = vec![file("notes.txt", b"x"), file(".hidden.png", &good)];
+    assert_contains(&load(none, Some(2)), "picked: no images");
+    // Without a size, the sizes come from the headers, as on disk.
+    let sizes = with(file("b.png", &png_grey(3, 3, 9)));
+    assert_contains(
+        &load(sizes, None),
+        "images differ in size (a/0.png is 2×2, b.png is 3×3)",
+    );
 }
 
 // ------------------------------------------------------------------------------ cache

@@ -52,24 +52,59 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use image::ImageReader;
 
 use super::cache::{self, Cached, Part};
-use super::decode::{prepare, read_image};
+use super::decode::{Decoded, Prepared, prepare, read_image};
 use super::listing::{Listing, is_test_by_hash, list_images, split_rule};
 use super::split::{DataOptions, Dataset, Images, Split, SplitRule, TestSet, UNLABELLED};
 use crate::bail;
 use crate::error::{Error, Result};
 
 /// Which listed images go where, with which label.
-struct Layout {
-    rule: SplitRule,
-    classes: Vec<String>,
+pub(super) struct Layout {
+    pub rule: SplitRule,
+    pub classes: Vec<String>,
     /// (index into the listing, label), in listing order.
     train: Vec<(usize, u32)>,
     test: Vec<(usize, u32)>,
-    outside: usize,
+    pub outside: usize,
+}
+
+/// Where a folder's images come from: the files below a folder on disk, or the files of a
+/// folder given in memory ([`super::memory`]). Indices are into the [`Listing`].
+pub(super) trait Source: Sync {
+    /// The image's path, for messages.
+    fn path(&self, i: usize) -> PathBuf;
+    /// The image decoded; errors name it (`<path>: cannot decode: …`).
+    fn decode(&self, i: usize) -> Result<Decoded>;
+    /// Its width and height from its header.
+    fn dimensions(&self, i: usize) -> Result<(u32, u32)>;
+}
+
+/// The images of a folder on disk.
+struct Disk<'a> {
+    dir: &'a Path,
+    listing: &'a Listing,
+}
+
+impl Source for Disk<'_> {
+    fn path(&self, i: usize) -> PathBuf {
+        self.dir.join(&self.listing.images[i])
+    }
+    fn decode(&self, i: usize) -> Result<Decoded> {
+        read_image(&self.path(i))
+    }
+    fn dimensions(&self, i: usize) -> Result<(u32, u32)> {
+        let path = self.path(i);
+        let reader = ImageReader::open(&path)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(|e| Error::io(&path, e))?;
+        reader
+            .into_dimensions()
+            .map_err(|e| Error::msg(format!("{}: cannot decode: {e}", path.display())))
+    }
 }
 
 impl Layout {
-    fn new(listing: &Listing, rule: SplitRule) -> Layout {
+    pub(super) fn new(listing: &Listing, rule: SplitRule) -> Layout {
         let mut train = Vec::new();
         let mut test = Vec::new();
         let mut outside = 0;
@@ -121,7 +156,7 @@ impl Layout {
     }
 
     /// A one-line error when a split the caller needs is empty.
-    fn check(&self, dir: &Path, listing: &Listing, need_train: bool) -> Result<()> {
+    pub(super) fn check(&self, dir: &Path, listing: &Listing, need_train: bool) -> Result<()> {
         let n = listing.images.len();
         let empty = match (self.train.is_empty() && need_train, self.test.is_empty()) {
             (true, _) => "training",
@@ -167,7 +202,7 @@ fn load_all(dir: &Path, opts: &DataOptions, listing: &Listing, layout: &Layout) 
     Ok(match entry.as_ref().and_then(|e| e.read(&layout.classes)) {
         Some(c) if fits(&c, layout, opts) => c,
         _ => {
-            let c = decode_layout(dir, listing, layout, opts, true)?;
+            let c = decode_layout(&Disk { dir, listing }, dir, layout, opts, true)?;
             if let Some(e) = &entry {
                 e.write(&c);
             }
@@ -195,7 +230,11 @@ pub fn load_test(dir: &Path, opts: &DataOptions) -> Result<TestSet> {
         match entry.as_ref().and_then(|e| e.read(&layout.classes)) {
             Some(c) if c.test.labels.len() == layout.test.len() => c,
             _ => {
-                let c = decode_layout(dir, &listing, &layout, opts, false)?;
+                let source = Disk {
+                    dir,
+                    listing: &listing,
+                };
+                let c = decode_layout(&source, dir, &layout, opts, false)?;
                 if let Some(e) = &entry {
                     e.write(&c);
                 }
@@ -271,95 +310,118 @@ fn stat_all(dir: &Path, listing: &Listing) -> Result<Vec<cache::FileStamp>> {
 }
 
 /// Decodes the images of the layout's splits (the test split only when `train` is false) on
-/// every core and resolves the default channels and size.
-fn decode_layout(
+/// every core and resolves the default channels and size (`dir` names the folder).
+pub(super) fn decode_layout(
+    source: &impl Source,
     dir: &Path,
-    listing: &Listing,
     layout: &Layout,
     opts: &DataOptions,
     train: bool,
 ) -> Result<Cached> {
-    let picked: Vec<(usize, u32)> = if train {
-        layout.train.iter().chain(&layout.test).copied().collect()
-    } else {
-        layout.test.clone()
-    };
-    let path_of = |k: usize| dir.join(&listing.images[picked[k].0]);
+    let picked = layout.picked(train);
     let size = match opts.size {
         Some(s) => s,
-        None => common_size(dir, listing, &picked)?,
+        None => common_size(source, dir, &picked)?,
     };
     let bar = crate::console::progress_bar("decoding images", picked.len());
+    let path_of = |k: usize| source.path(picked[k].0);
     let prepared = parallel_map(picked.len(), &bar, path_of, |k| {
-        Ok(prepare(&read_image(&path_of(k))?, opts.channels, size))
+        Ok(prepare(&source.decode(picked[k].0)?, opts.channels, size))
     });
     bar.finish_and_clear();
-    let prepared = prepared?;
-    let channels = match opts.channels {
-        Some(c) => usize::from(c),
-        None if prepared.iter().all(|p| p.grey) => 1,
-        None => 3,
-    };
-    let n_train = if train { layout.train.len() } else { 0 };
-    let splits = [(0..n_train), (n_train..picked.len())].map(|range| {
-        let count = range.len();
-        let mut pixels = Vec::with_capacity(count * channels * size * size);
-        let mut labels = Vec::with_capacity(count);
-        for k in range {
-            labels.push(picked[k].1);
-            let p = &prepared[k];
-            if channels == 3 && p.planes.len() == size * size {
-                for _ in 0..3 {
+    Ok(layout.assemble(&prepared?, opts, size, train))
+}
+
+impl Layout {
+    /// The images to decode, `(listing index, label)`: the training split then the test split,
+    /// or the test split alone.
+    pub(super) fn picked(&self, train: bool) -> Vec<(usize, u32)> {
+        if train {
+            self.train.iter().chain(&self.test).copied().collect()
+        } else {
+            self.test.clone()
+        }
+    }
+
+    /// The splits from the [`Layout::picked`] images prepared at `size`, in that order, with
+    /// the default channels resolved.
+    pub(super) fn assemble(
+        &self,
+        prepared: &[Prepared],
+        opts: &DataOptions,
+        size: usize,
+        train: bool,
+    ) -> Cached {
+        let picked = self.picked(train);
+        debug_assert_eq!(prepared.len(), picked.len());
+        let channels = match opts.channels {
+            Some(c) => usize::from(c),
+            None if prepared.iter().all(|p| p.grey) => 1,
+            None => 3,
+        };
+        let n_train = if train { self.train.len() } else { 0 };
+        let splits = [(0..n_train), (n_train..picked.len())].map(|range| {
+            let count = range.len();
+            let mut pixels = Vec::with_capacity(count * channels * size * size);
+            let mut labels = Vec::with_capacity(count);
+            for k in range {
+                labels.push(picked[k].1);
+                let p = &prepared[k];
+                if channels == 3 && p.planes.len() == size * size {
+                    for _ in 0..3 {
+                        pixels.extend_from_slice(&p.planes);
+                    }
+                } else {
                     pixels.extend_from_slice(&p.planes);
                 }
-            } else {
-                pixels.extend_from_slice(&p.planes);
             }
+            Split {
+                images: Images {
+                    count,
+                    channels,
+                    rows: size,
+                    cols: size,
+                    pixels,
+                },
+                labels,
+            }
+        });
+        let [train_split, test_split] = splits;
+        let converted =
+            |range: std::ops::Range<usize>| prepared[range].iter().filter(|p| p.converted).count();
+        Cached {
+            classes: self.classes.clone(),
+            train: train_split,
+            test: test_split,
+            converted: [converted(0..n_train), converted(n_train..picked.len())],
         }
-        Split {
-            images: Images {
-                count,
-                channels,
-                rows: size,
-                cols: size,
-                pixels,
-            },
-            labels,
-        }
-    });
-    let [train_split, test_split] = splits;
-    let converted =
-        |range: std::ops::Range<usize>| prepared[range].iter().filter(|p| p.converted).count();
-    Ok(Cached {
-        classes: layout.classes.clone(),
-        train: train_split,
-        test: test_split,
-        converted: [converted(0..n_train), converted(n_train..picked.len())],
-    })
+    }
 }
 
 /// The one square size of the picked images, from their headers; otherwise an error naming
 /// two files of different sizes (or a file that is not square) and asking for a size.
-fn common_size(dir: &Path, listing: &Listing, picked: &[(usize, u32)]) -> Result<usize> {
-    let path_of = |k: usize| dir.join(&listing.images[picked[k].0]);
+pub(super) fn common_size(
+    source: &impl Source,
+    dir: &Path,
+    picked: &[(usize, u32)],
+) -> Result<usize> {
+    let path_of = |k: usize| source.path(picked[k].0);
     let dims = parallel_map(
         picked.len(),
         &indicatif::ProgressBar::hidden(),
         path_of,
-        |k| {
-            let path = dir.join(&listing.images[picked[k].0]);
-            let reader = ImageReader::open(&path)
-                .and_then(|r| r.with_guessed_format())
-                .map_err(|e| Error::io(&path, e))?;
-            reader
-                .into_dimensions()
-                .map_err(|e| Error::msg(format!("{}: cannot decode: {e}", path.display())))
-        },
+        |k| source.dimensions(picked[k].0),
     )?;
     // Name files in listing order, whatever the split order.
     let mut order: Vec<usize> = (0..picked.len()).collect();
     order.sort_unstable_by_key(|&k| picked[k].0);
-    let name = |k: usize| &listing.images[picked[k].0];
+    let name = |k: usize| {
+        let path = source.path(picked[k].0);
+        path.strip_prefix(dir)
+            .unwrap_or(&path)
+            .display()
+            .to_string()
+    };
     let Some(&first) = order.first() else {
         bail!("{}: no images to size", dir.display());
     };
@@ -386,7 +448,7 @@ fn common_size(dir: &Path, listing: &Listing, picked: &[(usize, u32)]) -> Result
 /// `f(0..n)` on every core, in order. The first error (lowest index among those reached) is
 /// returned; workers stop taking new items once one fails. A panic in `f` is an error naming
 /// `path_of(i)`.
-fn parallel_map<T: Send>(
+pub(super) fn parallel_map<T: Send>(
     n: usize,
     bar: &indicatif::ProgressBar,
     path_of: impl Fn(usize) -> PathBuf + Sync,

@@ -80,6 +80,55 @@ fn walk(dir: &Path, prefix: &str, ancestors: &mut Vec<PathBuf>, out: &mut Listin
     Ok(())
 }
 
+/// The images among the files of a folder given as paths relative to it ('/' separators; a
+/// folder given in memory, [`super::memory`]) by the rules of [`list_images`]: hidden files and
+/// files in hidden folders skipped, other extensions ignored and counted. Also returns, for
+/// each listed image, its index in `paths`. A path that is empty or absolute, has an empty or
+/// `..` part, or comes twice is an error naming it.
+pub fn list_paths(paths: &[&str]) -> Result<(Listing, Vec<usize>)> {
+    let mut images: Vec<(&str, usize)> = Vec::new();
+    let mut ignored = 0;
+    for (i, &rel) in paths.iter().enumerate() {
+        let parts: Vec<&str> = rel.split('/').collect();
+        if parts.iter().any(|p| p.is_empty() || *p == "..") {
+            bail!("{rel}: not a path inside the folder (an empty or \"..\" part)");
+        }
+        if parts.iter().any(|p| p.starts_with('.')) {
+            continue;
+        }
+        if is_image_name(parts[parts.len() - 1]) {
+            images.push((rel, i));
+        } else {
+            ignored += 1;
+        }
+    }
+    images.sort_unstable();
+    if let Some(w) = images.windows(2).find(|w| w[0].0 == w[1].0) {
+        bail!("{}: given twice", w[0].0);
+    }
+    let listing = Listing {
+        images: images.iter().map(|(rel, _)| rel.to_string()).collect(),
+        ignored,
+    };
+    Ok((listing, images.into_iter().map(|(_, i)| i).collect()))
+}
+
+/// The rule for a folder given as the relative paths of its files: [`SplitRule::Folders`] when
+/// files lie below both `train/` and `test/` (a hidden one counts, as the folder exists), else
+/// [`SplitRule::Hash`].
+pub fn split_rule_of_paths(paths: &[&str], test_percent: u32) -> SplitRule {
+    let below = |folder: &str| {
+        paths
+            .iter()
+            .any(|p| p.split_once('/').is_some_and(|(first, _)| first == folder))
+    };
+    if below("train") && below("test") {
+        SplitRule::Folders
+    } else {
+        SplitRule::Hash { test_percent }
+    }
+}
+
 /// Whether a file name has one of [`EXTENSIONS`] (any case).
 pub fn is_image_name(name: &str) -> bool {
     Path::new(name)

@@ -8,9 +8,12 @@
 //!   [`pil`]), and a cache of the decoded pixels ([`cache`]) so that the next load does not
 //!   decode again).
 //!
+//! A folder of images can also come as files in memory ([`memory`]: the web page's folder
+//! picker), read by the same rules and code.
+//!
 //! Both give the types of [`split`]; [`fingerprint`] digests a dataset for the run records and
 //! [`classes`] maps labels between datasets. Inside the wing each file imports only those
-//! below it (split ← idx, fingerprint ← listing ← cache ← folder; pil ← decode ← folder;
+//! below it (split ← idx, fingerprint ← listing ← cache ← folder; pil ← decode ← folder ← memory;
 //! idx, listing ← classes), and from outside it only the crate's utilities: the error type,
 //! the file helpers, the console, the platform seam (threads) and the host RNG.
 
@@ -21,6 +24,7 @@ pub mod fingerprint;
 pub mod folder;
 pub mod idx;
 pub mod listing;
+pub mod memory;
 pub mod pil;
 pub mod split;
 
