@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The web page's test in a real browser: builds web/dist (scripts/web.sh), then opens
-# index.html?selftest in headless Chromium with WebGPU on SwiftShader (scripts/web_test.py):
-# kernel families against the CPU reference and conv-vae steps whose loss must fall, all in
-# the page. Chromium: chromium-headless-shell or chromium (Debian: `apt-get install
-# chromium-headless-shell`), or the binary named by $CHROMIUM. Without one it says so and
-# skips (status 0).
+# The web page's test in a real browser: builds web/dist (scripts/web.sh) and the native
+# gpu-ae, then drives headless Chromium with WebGPU on SwiftShader (scripts/web_test.py): the
+# self-test (index.html?selftest: kernel families against the CPU reference and conv-vae steps
+# whose loss must fall, all in the page), then the page as a person uses it: a slice of
+# ../shared/data/emoji-noto picked through #folder, trained, paused, evaluated, downloaded,
+# and `gpu-ae eval` run natively on the download with the same folder, whose figure must be
+# the page's. SCREENSHOT_DIR=DIR keeps screenshots of the page. Chromium:
+# chromium-headless-shell or chromium (Debian: `apt-get install chromium-headless-shell`), or
+# the binary named by $CHROMIUM. Without one it says so and skips (status 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 chromium=${CHROMIUM:-}
@@ -21,4 +24,5 @@ if [ -z "$chromium" ]; then
   exit 0
 fi
 scripts/web.sh
-python3 scripts/web_test.py "$chromium" web/dist "${WEB_TEST_TIMEOUT_S:-900}"
+cargo build --release --quiet
+GPU_AE=${GPU_AE:-target/release/gpu-ae} python3 scripts/web_test.py "$chromium" web/dist "${WEB_TEST_TIMEOUT_S:-900}"

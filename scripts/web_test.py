@@ -1,12 +1,24 @@
 #!/usr/bin/env python3
-"""The web page's test in a real browser: serves web/dist on 127.0.0.1, opens
-index.html?selftest in headless Chromium (WebGPU on SwiftShader, no GPU needed) through the
-DevTools protocol, waits for the page's #selftest element to hold its JSON line, and checks it:
-ok, at least five kernel families within tolerance, and a training loss that fell. On any
-failure it prints the browser's console output and exits 1. Python's standard library only
-(the DevTools WebSocket is spoken below).
+"""The web page's test in a real browser: serves web/dist on 127.0.0.1 and drives headless
+Chromium (WebGPU on SwiftShader, no GPU needed) through the DevTools protocol, in two parts.
+
+1. The self-test: opens index.html?selftest, waits for the page's #selftest element to hold its
+   JSON line, and checks it: ok, at least five kernel families within tolerance, and a
+   training loss that fell.
+2. The page as a person uses it (when EMOJI_DIR, ../shared/data/emoji-noto by default, is
+   there): copies a slice of the emoji (the first PER_CLASS images of each category, plus a
+   hidden file and a text file the rules skip) into a folder, picks it through #folder at
+   32×32, starts a small conv-vae with #start, waits for STEPS steps, pauses with #pause,
+   checks through window.gpuAeStatus() that the loss fell, evaluates on the test images in
+   the page, downloads model.safetensors with #download, and runs the native `GPU_AE eval` on
+   it with the same folder: its test −ELBO must be the page's. Screenshots of the page go to
+   SCREENSHOT_DIR when set.
+
+On any failure it prints the browser's console output and exits 1. Python's standard library
+only (the DevTools WebSocket is spoken below).
 
 Usage: web_test.py CHROMIUM DIST_DIR [TIMEOUT_S]
+Environment: GPU_AE (default target/release/gpu-ae), EMOJI_DIR, SCREENSHOT_DIR.
 """
 
 import base64
@@ -184,14 +196,132 @@ def check(result):
     return problems
 
 
+# The page part: images per emoji category, training steps to wait for, and the settings.
+PER_CLASS = 8
+STEPS = 12
+SETTINGS = {"size": 32, "widths": "16,32,64", "latent": 32, "batch": 16, "epochs": 40}
+
+
+def js(tools, expression):
+    """The value of a JavaScript expression in the page (promises awaited)."""
+    r = tools.call("Runtime.evaluate", expression=expression, returnByValue=True,
+                   awaitPromise=True)
+    if "exceptionDetails" in r:
+        d = r["exceptionDetails"]
+        raise RuntimeError(d.get("exception", {}).get("description", d.get("text", expression)))
+    return r.get("result", {}).get("value")
+
+
+def wait_for(tools, expression, deadline, what):
+    """Polls `expression` until it is truthy; returns its value."""
+    while time.time() < deadline:
+        v = js(tools, expression)
+        if v:
+            return v
+        error = js(tools, "document.getElementById('status').classList.contains('error') && "
+                          "document.getElementById('status').textContent")
+        if error:
+            raise AssertionError(f"while waiting for {what}, the page says: {error}")
+        time.sleep(0.5)
+    raise TimeoutError(f"no {what} before the deadline")
+
+
+def screenshot(tools, name):
+    out = os.environ.get("SCREENSHOT_DIR")
+    if not out:
+        return
+    os.makedirs(out, exist_ok=True)
+    png = tools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(base64.b64decode(png))
+
+
+def emoji_slice(source, into):
+    """The first PER_CLASS images of each category of `source`, a hidden image and a text file."""
+    for category in sorted(os.listdir(source)):
+        folder = os.path.join(source, category)
+        if not os.path.isdir(folder):
+            continue
+        os.makedirs(os.path.join(into, category))
+        for name in sorted(f for f in os.listdir(folder) if f.endswith(".png"))[:PER_CLASS]:
+            shutil.copy(os.path.join(folder, name), os.path.join(into, category, name))
+    first = next(iter(sorted(os.listdir(into))))
+    some = sorted(os.listdir(os.path.join(into, first)))[0]
+    shutil.copy(os.path.join(into, first, some), os.path.join(into, ".hidden.png"))
+    with open(os.path.join(into, "notes.txt"), "w") as f:
+        f.write("not an image\n")
+
+
+def page_test(tools, base, deadline, scratch):
+    """The page as a person uses it (see the module doc); returns a summary line."""
+    source = os.environ.get("EMOJI_DIR", "../shared/data/emoji-noto")
+    gpu_ae = os.environ.get("GPU_AE", "target/release/gpu-ae")
+    if not os.path.isdir(source):
+        return f"page test SKIPPED: {source} is not there"
+    folder = os.path.join(scratch, "emoji-slice")
+    emoji_slice(source, folder)
+    downloads = os.path.join(scratch, "downloads")
+    os.makedirs(downloads)
+    t0 = time.time()
+    tools.call("Page.navigate", url=f"{base}/index.html")
+    wait_for(tools, "window.gpuAeStatus && gpuAeStatus().data && gpuAeStatus().data.name",
+             deadline, "MNIST loaded")
+    js(tools, f"document.getElementById('size').value = {SETTINGS['size']}")
+    root = tools.call("DOM.getDocument")["root"]["nodeId"]
+    node = tools.call("DOM.querySelector", nodeId=root, selector="#folder")["nodeId"]
+    tools.call("DOM.setFileInputFiles", nodeId=node, files=[os.path.abspath(folder)])
+    data = wait_for(tools, "gpuAeStatus().data.name === 'emoji-slice' && gpuAeStatus().data",
+                    deadline, "the picked folder decoded")
+    if (data["channels"], data["size"], data["ignored"]) != (3, SETTINGS["size"], 1):
+        raise AssertionError(f"the folder loaded as {data}, not colour 32×32 with 1 file ignored")
+    for key in ("widths", "latent", "batch", "epochs"):
+        js(tools, f"(e => {{ e.value = {json.dumps(str(SETTINGS[key]))}; e.onchange(); }})"
+                  f"(document.getElementById('{key}'))")
+    js(tools, "document.getElementById('start').click()")
+    first_step = wait_for(tools, "gpuAeStatus().steps > 0 && performance.now()", deadline,
+                          "a first step")
+    wait_for(tools, f"gpuAeStatus().steps >= {STEPS}", deadline, f"{STEPS} steps")
+    screenshot(tools, "web-emoji-training.png")
+    js(tools, "document.getElementById('pause').click()")
+    wait_for(tools, "!gpuAeStatus().training", deadline, "the pause")
+    status = js(tools, "gpuAeStatus()")
+    if not (status["loss_last"] < status["loss_first"]):
+        raise AssertionError(f"the loss did not fall: {status}")
+    js(tools, "window.gpuAeEval = null; document.getElementById('evaluate').click()")
+    page_eval = wait_for(tools, "window.gpuAeEval", deadline, "the page's evaluation")
+    screenshot(tools, "web-emoji-paused.png")
+    tools.call("Page.setDownloadBehavior", behavior="allow", downloadPath=downloads)
+    js(tools, "document.getElementById('download').click()")
+    model = os.path.join(downloads, "model.safetensors")
+    while not os.path.exists(model) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)
+    native = subprocess.run([gpu_ae, "eval", "--checkpoint", model, "--data", folder, "--json"],
+                            capture_output=True, text=True, timeout=max(60, deadline - time.time()))
+    if native.returncode != 0:
+        raise AssertionError(f"gpu-ae eval failed: {native.stderr.strip()}")
+    figures = json.loads(native.stdout)
+    ours, theirs = page_eval["test_neg_elbo"], figures["test_neg_elbo"]
+    if abs(ours - theirs) > 1e-3 * abs(theirs):
+        raise AssertionError(f"test -ELBO {ours} in the page, {theirs} from gpu-ae eval")
+    return (f"page test ({time.time() - t0:.0f} s): {data['train']} training and {data['test']} "
+            f"test emoji picked through #folder, {status['steps']} steps, loss "
+            f"{status['loss_first']:.1f} -> {status['loss_last']:.1f}, first step "
+            f"{first_step / 1000:.1f} s after the page opened, {status['adapter']}; test -ELBO "
+            f"{ours:.3f} in the page, {theirs:.3f} from gpu-ae eval on the downloaded model "
+            f"(PSNR {page_eval['test_psnr']:.2f} / {figures['test_psnr']:.2f} dB)")
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     chromium, dist = sys.argv[1], sys.argv[2]
     timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 600
     server = serve(dist)
-    url = f"http://127.0.0.1:{server.server_address[1]}/index.html?selftest"
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    url = f"{base}/index.html?selftest"
     profile = tempfile.mkdtemp(prefix="gpu-ae-chromium-")
+    scratch = tempfile.mkdtemp(prefix="gpu-ae-web-test-")
     log = tempfile.TemporaryFile()
     browser = subprocess.Popen([chromium, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
                                stdout=log, stderr=subprocess.STDOUT)
@@ -205,6 +335,9 @@ def main():
         tools = DevTools(page["webSocketDebuggerUrl"])
         tools.call("Runtime.enable")
         tools.call("Log.enable")
+        tools.call("Page.enable")
+        tools.call("Emulation.setDeviceMetricsOverride", width=1280, height=1100,
+                   deviceScaleFactor=1, mobile=False)
         tools.call("Page.navigate", url=url)
         text = ""
         while time.time() < deadline:
@@ -222,8 +355,9 @@ def main():
         print(f"web self-test ({time.time() - start:.0f} s in headless Chromium): {text}")
         if problems:
             raise AssertionError("; ".join(problems))
+        print(page_test(tools, base, deadline, scratch))
     except Exception as e:  # every failure: say what, then show the browser's output
-        print(f"web self-test FAILED: {e}", file=sys.stderr)
+        print(f"web test FAILED: {e}", file=sys.stderr)
         if tools:
             print("--- browser console ---", file=sys.stderr)
             print("\n".join(tools.console) or "(empty)", file=sys.stderr)
@@ -240,6 +374,7 @@ def main():
             browser.kill()
         server.shutdown()
         shutil.rmtree(profile, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,17 @@ pub fn load_test(dir: &Path, opts: &DataOptions) -> Result<TestSet> {
     }
 }
 
+/// Starts reading a folder of images given as files in memory (see [`memory`]; the web page's
+/// folder picker), its options checked as [`load`] checks them.
+pub fn open_files(
+    dir: &Path,
+    files: Vec<memory::MemoryFile>,
+    opts: &DataOptions,
+) -> Result<memory::MemoryFolder> {
+    check_options(opts)?;
+    memory::MemoryFolder::new(dir, files, opts)
+}
+
 fn check_dir(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
         if dir.exists() {

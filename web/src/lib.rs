@@ -1,7 +1,10 @@
 //! gpu-ae in a web page: wasm-bindgen exports that drive the library's own [`Trainer`],
-//! [`Inference`] and checkpoints on the browser's WebGPU adapter. The kernels, shaders and
-//! plans are the crate's; this file only keeps the page's state (one adapter, MNIST, one
-//! training, one model to look at) and converts to and from JavaScript values. The page
+//! [`Inference`], [`Evaluator`] and checkpoints on the browser's WebGPU adapter. The kernels,
+//! shaders, plans and data rules are the crate's: a folder the person picks is read by
+//! [`MemoryFolder`], the same code as `gpu-ae train --data DIR`, and a training's settings are
+//! the [`TrainConfig`] record the command line writes. This file only keeps the page's state
+//! (one adapter, one dataset, one training, one model to look at) and converts to and from
+//! JavaScript values. The page
 //! (`static/app.js`) awaits every call; at most one training epoch runs at a time, and the
 //! preview calls ([`samples`], [`manifold`], [`reconstructions`], [`latents`]) may run while it
 //! does: their GPU work is queued between the training submissions.
@@ -9,17 +12,19 @@
 mod selftest;
 
 use gpu_ae::checkpoint;
-use gpu_ae::data::{self, fingerprint};
+use gpu_ae::data::memory::{MemoryFile, MemoryFolder};
+use gpu_ae::data::{self, DataOptions, classes, fingerprint};
 use gpu_ae::data::{Binarize, Dataset, Split, SplitRule};
 use gpu_ae::gpu::{AdapterChoice, DeviceLimits, Elem, Gpu, is_software};
+use gpu_ae::metadata::{self, Metadata};
 use gpu_ae::model::graph::{Model, values_from_checkpoint};
 use gpu_ae::model::record::read_spec;
-use gpu_ae::model::{Architecture, LossKind, ModelKind, ModelSpec, Task};
+use gpu_ae::model::{Architecture, ModelSpec};
 use gpu_ae::pictures::apply;
 use gpu_ae::pictures::infer::Inference;
+use gpu_ae::run::evaluate::Evaluator;
 use gpu_ae::run::gpu_split::GpuSplit;
-use gpu_ae::run::settings::DatasetRecord;
-use gpu_ae::run::settings::TrainConfig;
+use gpu_ae::run::settings::{DatasetRecord, TrainConfig, read_binarize};
 use gpu_ae::run::train::{EpochEnd, TrainProgress, Trainer};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -29,10 +34,14 @@ use wasm_bindgen::prelude::*;
 
 /// Images per inference batch of the previews.
 const VIEW_BATCH: usize = 100;
+/// Images per batch of the test-set evaluation (its figures do not depend on it).
+const EVAL_BATCH: usize = 100;
 
 /// A training in the page.
 struct Training {
     trainer: Trainer<'static>,
+    /// The dataset as its checkpoints record it (the folder's name, the digest of its images).
+    record: DatasetRecord,
     /// The epoch the next call trains (0-based; its shuffle).
     epoch: usize,
     /// The step it starts at: where a paused epoch stopped, else 0.
@@ -46,12 +55,21 @@ struct View {
     /// The training's parameters and running statistics, `[P]` and `[B]`.
     source: Option<(wgpu::Buffer, wgpu::Buffer)>,
     spec: ModelSpec,
+    /// The test images the previews encode and the evaluation scores: the training's dataset,
+    /// or the page's when an opened model takes its images (and classes); labels as the
+    /// model's classes.
+    data: Option<Rc<Dataset>>,
+    /// Whether the model trained on binarised images (then evaluated on binarised ones).
+    binarize: Binarize,
 }
 
 thread_local! {
     /// The page's one device, alive as long as the page.
     static GPU: Cell<Option<&'static Gpu>> = const { Cell::new(None) };
-    static MNIST: RefCell<Option<Rc<Dataset>>> = const { RefCell::new(None) };
+    /// The dataset the page trains on: MNIST, or a folder the person picked.
+    static DATA: RefCell<Option<Rc<Dataset>>> = const { RefCell::new(None) };
+    /// A picked folder while its images are decoded.
+    static FOLDER: RefCell<Option<MemoryFolder>> = const { RefCell::new(None) };
     /// `None` while an epoch runs (the epoch owns it).
     static TRAINING: RefCell<Option<Training>> = const { RefCell::new(None) };
     static VIEW: RefCell<Option<Rc<View>>> = const { RefCell::new(None) };
@@ -81,10 +99,26 @@ fn gpu() -> Result<&'static Gpu, JsValue> {
         .ok_or_else(|| js_err("the GPU is not open yet (call open_gpu)"))
 }
 
-fn mnist() -> Result<Rc<Dataset>, JsValue> {
-    MNIST
-        .with(|m| m.borrow().clone())
-        .ok_or_else(|| js_err("MNIST is not loaded yet (call load_mnist)"))
+/// `{"train", "test", "channels", "size", "classes", "ignored", "split"}` of a dataset.
+fn dataset_json(d: &Dataset) -> serde_json::Value {
+    serde_json::json!({
+        "name": d.dir.display().to_string(),
+        "train": d.train.images.count,
+        "test": d.test.images.count,
+        "channels": d.test.images.channels,
+        "size": d.test.images.rows,
+        "classes": d.classes,
+        "ignored": d.ignored,
+        "outside_split": d.outside_split,
+        "split": d.split_rule.to_string(),
+    })
+}
+
+/// Makes `d` the page's dataset and returns [`dataset_json`].
+fn set_dataset(d: Dataset) -> String {
+    let info = dataset_json(&d).to_string();
+    DATA.with(|m| *m.borrow_mut() = Some(Rc::new(d)));
+    info
 }
 
 fn view() -> Result<Rc<View>, JsValue> {
@@ -157,77 +191,186 @@ pub fn load_mnist(
         ignored: 0,
         outside_split: 0,
     };
-    let counts = serde_json::json!({
-        "train": dataset.train.images.count,
-        "test": dataset.test.images.count,
-        "channels": dataset.test.images.channels,
-        "size": dataset.test.images.rows,
-    });
-    MNIST.with(|m| *m.borrow_mut() = Some(Rc::new(dataset)));
-    Ok(counts.to_string())
+    Ok(set_dataset(dataset))
 }
 
-/// A conv-vae of latent size `latent` for MNIST.
-fn conv_vae(latent: usize) -> ModelSpec {
-    ModelSpec::mnist(ModelKind::ConvVae, latent, Task::Reconstruct, LossKind::Bce)
+/// Starts reading a folder the person picked (its name, and each file's path relative to it
+/// with its bytes, `bytes` being every file's bytes one after the other, `lengths` long): by
+/// the rules of `gpu-ae train --data DIR` ([`MemoryFolder`]), with `channels` and `size` the
+/// options (0: the images' own) and `test_percent` the split's. Returns `{"done", "total"}`;
+/// [`decode_folder`] decodes its images.
+#[wasm_bindgen]
+pub fn open_folder(
+    name: String,
+    paths: Vec<String>,
+    lengths: Vec<u32>,
+    bytes: Vec<u8>,
+    channels: u8,
+    size: usize,
+    test_percent: u32,
+) -> Result<String, JsValue> {
+    if paths.len() != lengths.len() {
+        return Err(js_err("open_folder: one length per path"));
+    }
+    let mut files = Vec::with_capacity(paths.len());
+    let mut at = 0usize;
+    for (path, len) in paths.into_iter().zip(lengths) {
+        let end = at + len as usize;
+        let Some(b) = bytes.get(at..end) else {
+            return Err(js_err(
+                "open_folder: the lengths add up to more than the bytes",
+            ));
+        };
+        files.push(MemoryFile {
+            path,
+            bytes: b.to_vec(),
+        });
+        at = end;
+    }
+    drop(bytes);
+    let opts = DataOptions {
+        channels: (channels > 0).then_some(channels),
+        size: (size > 0).then_some(size),
+        test_percent,
+    };
+    let folder = data::open_files(Path::new(&name), files, &opts).map_err(js_err)?;
+    let (done, total) = folder.progress();
+    FOLDER.with(|f| *f.borrow_mut() = Some(folder));
+    Ok(serde_json::json!({ "done": done, "total": total }).to_string())
 }
 
-/// A fresh trainer of conv-vae (latent `latent`) on the first `images` MNIST training images,
-/// its activations stored as `precision`.
+/// Decodes up to `count` more images of the folder [`open_folder`] started; returns
+/// `{"done", "total"}`, and once every image is decoded the folder becomes the page's dataset
+/// and the answer is `{"done", "total", "dataset": {...}}` ([`dataset_json`]). An image that
+/// does not decode is an error naming it, and the folder is dropped.
+#[wasm_bindgen]
+pub fn decode_folder(count: usize) -> Result<String, JsValue> {
+    let mut folder = FOLDER
+        .with(|f| f.borrow_mut().take())
+        .ok_or_else(|| js_err("no folder is being read (call open_folder)"))?;
+    folder.decode_next(count).map_err(js_err)?;
+    let (done, total) = folder.progress();
+    if done < total {
+        FOLDER.with(|f| *f.borrow_mut() = Some(folder));
+        return Ok(serde_json::json!({ "done": done, "total": total }).to_string());
+    }
+    let info: serde_json::Value = serde_json::from_str(&set_dataset(folder.finish())).unwrap();
+    Ok(serde_json::json!({ "done": done, "total": total, "dataset": info }).to_string())
+}
+
+/// The settings of a new training from the page: a JSON object whose keys are the
+/// [`TrainConfig`] record's (the `gpu-ae train` flags and checkpoint metadata keys: `model`,
+/// `latent`, `widths` as `32,64,128`, `norm`, `act`, `block`, `upsample`, `beta`, `batch`,
+/// `lr`, `lr_schedule`, `warmup_steps`, `seed`, `precision`, …; values as strings or numbers),
+/// read and checked by the same code, with the image shape and a conditional model's classes
+/// from the data. Three keys are the page's own: `epochs` (the cosine schedule's horizon),
+/// `images` (train on the first N training images; 0 or absent: all) and `conditional`.
+struct PageSettings {
+    cfg: TrainConfig,
+    images: usize,
+}
+
+impl PageSettings {
+    fn read(json: &str, data: &Dataset) -> gpu_ae::Result<PageSettings> {
+        let what = Path::new("the page's settings");
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+            .map_err(|e| gpu_ae::Error::msg(format!("the page's settings: {e}")))?;
+        let mut map = Metadata::new();
+        for (key, value) in object {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            map.insert(key, text);
+        }
+        let mut take = |key: &str| map.remove(key);
+        let count = |key: &str, text: Option<String>| -> gpu_ae::Result<usize> {
+            text.map_or(Ok(0), |t| {
+                t.parse()
+                    .map_err(|_| gpu_ae::Error::msg(format!("{key}: {t:?} is not a count")))
+            })
+        };
+        let epochs = count("epochs", take("epochs"))?.max(1);
+        let images = count("images", take("images"))?;
+        let conditional = take("conditional").is_some_and(|t| t == "true");
+        let im = &data.test.images;
+        map.insert("channels".into(), im.channels.to_string());
+        map.insert("size".into(), im.rows.to_string());
+        if conditional {
+            let splits = [&data.train, &data.test];
+            let names = classes::names(&data.classes, &splits, &data.dir)?;
+            map.insert("classes".into(), serde_json::to_string(&names).unwrap());
+        }
+        let mut cfg: TrainConfig = metadata::read(&map, what)?;
+        let count = match images {
+            0 => data.train.images.count,
+            n => n.min(data.train.images.count),
+        };
+        let steps = count.div_ceil(cfg.batch.max(1));
+        cfg.schedule.horizon_steps = u32::try_from(epochs * steps)
+            .map_err(|_| gpu_ae::Error::msg("epochs: more than 2³² training steps"))?;
+        Ok(PageSettings { cfg, images })
+    }
+}
+
+/// The page's dataset as a model trains on it: a conditional model's labels renumbered as its
+/// classes.
+fn dataset_for(spec: &ModelSpec, data: &Rc<Dataset>) -> gpu_ae::Result<Rc<Dataset>> {
+    if !spec.is_conditional() {
+        return Ok(data.clone());
+    }
+    let mut d = (**data).clone();
+    for split in [&mut d.train, &mut d.test] {
+        split.labels = classes::relabel(&split.labels, &data.classes, &spec.classes, &data.dir)?;
+    }
+    Ok(Rc::new(d))
+}
+
+/// A new trainer with `settings` ([`PageSettings`]) on the page's dataset; also the dataset as
+/// the model trains on it, and as its checkpoints record it.
 fn new_trainer(
     gpu: &'static Gpu,
-    latent: usize,
-    batch: usize,
-    lr: f32,
-    images: usize,
-    seed: u64,
-    precision: Elem,
-) -> gpu_ae::Result<Trainer<'static>> {
-    let mnist = MNIST
-        .with(|m| m.borrow().clone())
-        .ok_or_else(|| gpu_ae::Error::msg("MNIST is not loaded yet"))?;
-    let train = mnist.train.clone().first(images);
-    let split = GpuSplit::upload(gpu, &train, Path::new("mnist"))?;
-    let cfg = TrainConfig {
-        spec: conv_vae(latent),
-        batch,
-        lr,
-        schedule: Default::default(),
-        seed,
-        precision,
-        beta: 1.0,
-        binarize: Binarize::None,
-        init: None,
+    settings: &str,
+) -> gpu_ae::Result<(Trainer<'static>, Rc<Dataset>, DatasetRecord)> {
+    let original = DATA
+        .with(|d| d.borrow().clone())
+        .ok_or_else(|| gpu_ae::Error::msg("no images yet: load MNIST or pick a folder"))?;
+    let page = PageSettings::read(settings, &original)?;
+    let cfg = page.cfg;
+    if cfg.precision == Elem::F16 && !gpu.has_f16() {
+        gpu_ae::bail!("precision f16: this adapter has no shader-f16; train in f32");
+    }
+    let record = DatasetRecord {
+        path: original.dir.clone(),
+        digest: fingerprint::dataset_digest(&original),
+        split: original.split_rule,
     };
-    Trainer::new(gpu, cfg, split, None, None, 0)
+    let data = dataset_for(&cfg.spec, &original)?;
+    let train = match page.images {
+        0 => data.train.clone(),
+        n => data.train.clone().first(n),
+    };
+    let split = GpuSplit::upload(gpu, &train, &data.dir)?;
+    let trainer = Trainer::new(gpu, cfg, split, None, None, 0)?;
+    Ok((trainer, data, record))
 }
 
-/// Starts a new training of conv-vae (latent 2 or 16) on the first `images` training images
-/// (replacing any other), activations stored as f16 when `f16` (the adapter needs
-/// `shader-f16`), and makes it the model the previews show. Returns
-/// `{"params": P, "steps_per_epoch": S, "f16": bool, "channels": C, "size": S}` (the model's
-/// image shape, which the previews draw).
+/// Starts a new training (replacing any other) with `settings` ([`PageSettings`]) on the page's
+/// dataset, and makes it the model the previews show. Returns `{"params": P,
+/// "steps_per_epoch": S, "f16": bool, "channels": C, "size": S, "settings": {...}}` (the
+/// model's image shape, which the previews draw, and every setting as the run records it).
 #[wasm_bindgen]
-pub fn start_training(
-    latent: usize,
-    batch: usize,
-    lr: f32,
-    images: usize,
-    seed: u32,
-    f16: bool,
-) -> Result<String, JsValue> {
+pub fn start_training(settings: String) -> Result<String, JsValue> {
     let gpu = gpu()?;
     // A view of a training whose trainer is not in its slot: an epoch owns it right now.
     let viewing_training = VIEW.with(|v| v.borrow().as_ref().is_some_and(|v| v.source.is_some()));
     if viewing_training && TRAINING.with(|t| t.borrow().is_none()) {
         return Err(js_err("an epoch is running: pause first"));
     }
-    if f16 && !gpu.has_f16() {
-        return Err(js_err("this adapter has no shader-f16: train in f32"));
-    }
-    let precision = if f16 { Elem::F16 } else { Elem::F32 };
-    let trainer =
-        new_trainer(gpu, latent, batch, lr, images, seed as u64, precision).map_err(js_err)?;
+    let (trainer, data, record) = new_trainer(gpu, &settings).map_err(js_err)?;
+    let cfg = &trainer.cfg;
+    let (f16, binarize) = (cfg.precision == Elem::F16, cfg.binarize);
+    let recorded = serde_json::to_value(metadata::write(cfg)).unwrap();
     let arch = trainer.model.arch.clone();
     let params = arch.params.total;
     let steps = trainer.steps_per_epoch();
@@ -242,6 +385,7 @@ pub fn start_training(
     TRAINING.with(|t| {
         *t.borrow_mut() = Some(Training {
             trainer,
+            record,
             epoch: 0,
             step: 0,
         })
@@ -251,6 +395,8 @@ pub fn start_training(
             inference,
             source,
             spec,
+            data: Some(data),
+            binarize,
         }))
     });
     Ok(serde_json::json!({
@@ -259,6 +405,7 @@ pub fn start_training(
         "f16": f16,
         "channels": spec_image.channels,
         "size": spec_image.size,
+        "settings": recorded,
     })
     .to_string())
 }
@@ -338,46 +485,73 @@ impl View {
     }
 }
 
-/// `count` samples from the prior, `[count, C, S, S]` in [0, 1].
+impl View {
+    /// The test images the previews and the evaluation use.
+    fn data(&self) -> Result<&Rc<Dataset>, JsValue> {
+        self.data.as_ref().ok_or_else(|| {
+            js_err("the page's images are not this model's: pick its folder (or MNIST) first")
+        })
+    }
+
+    /// The first `count` test images as floats in [0, 1], `[count, C·S·S]`, and a conditional
+    /// model's labels of them.
+    fn test_images(&self, count: usize) -> Result<(Vec<f32>, Option<Vec<u32>>), JsValue> {
+        let data = self.data()?;
+        let im = &data.test.images;
+        let count = count.min(im.count);
+        let images = im.pixels[..count * im.pixels_per_image()]
+            .iter()
+            .map(|&b| b as f32 / 255.0)
+            .collect();
+        let labels = self
+            .spec
+            .is_conditional()
+            .then(|| data.test.labels[..count].to_vec());
+        Ok((images, labels))
+    }
+}
+
+/// `count` samples from the prior, `[count, C, S, S]` in [0, 1]; a conditional model's sample
+/// i is of class i mod K (a grid of K columns shows one class per column).
 #[wasm_bindgen]
 pub async fn samples(count: usize, seed: u32) -> Result<Vec<f32>, JsValue> {
     let (gpu, v) = (gpu()?, view()?);
     v.sync(gpu);
     let codes = apply::prior_samples(count, v.spec.latent, seed);
-    v.inference.decode(&codes, None).await.map_err(js_err)
+    let k = v.spec.classes.len() as u32;
+    let labels: Option<Vec<u32>> = (k > 0).then(|| (0..count as u32).map(|i| i % k).collect());
+    v.inference
+        .decode(&codes, labels.as_deref())
+        .await
+        .map_err(js_err)
 }
 
-/// The 2-D latent manifold, `rows × rows` images `[rows², C, S, S]` (latent 2 only).
+/// The 2-D latent manifold, `rows × rows` images `[rows², C, S, S]` (latent 2 only; a
+/// conditional model's of class `class`).
 #[wasm_bindgen]
-pub async fn manifold(rows: usize) -> Result<Vec<f32>, JsValue> {
+pub async fn manifold(rows: usize, class: u32) -> Result<Vec<f32>, JsValue> {
     let (gpu, v) = (gpu()?, view()?);
     if v.spec.latent != 2 {
         return Err(js_err("the manifold needs a 2-D latent"));
     }
     v.sync(gpu);
     let codes = apply::manifold_codes(rows, rows);
-    v.inference.decode(&codes, None).await.map_err(js_err)
-}
-
-/// The first `count` test images as floats in [0, 1], `[count, C·S·S]`.
-fn test_images(mnist: &Dataset, count: usize) -> Vec<f32> {
-    let im = &mnist.test.images;
-    let count = count.min(im.count);
-    im.pixels[..count * im.pixels_per_image()]
-        .iter()
-        .map(|&b| b as f32 / 255.0)
-        .collect()
+    let labels = v.spec.is_conditional().then(|| vec![class; rows * rows]);
+    v.inference
+        .decode(&codes, labels.as_deref())
+        .await
+        .map_err(js_err)
 }
 
 /// The first `count` test images and their reconstructions: `[2, count, C, S, S]`.
 #[wasm_bindgen]
 pub async fn reconstructions(count: usize) -> Result<Vec<f32>, JsValue> {
-    let (gpu, v, mnist) = (gpu()?, view()?, mnist()?);
+    let (gpu, v) = (gpu()?, view()?);
     v.sync(gpu);
-    let mut images = test_images(&mnist, count);
+    let (mut images, labels) = v.test_images(count)?;
     let r = v
         .inference
-        .reconstruct(&images, None)
+        .reconstruct(&images, labels.as_deref())
         .await
         .map_err(js_err)?;
     images.extend(r.outputs);
@@ -387,62 +561,99 @@ pub async fn reconstructions(count: usize) -> Result<Vec<f32>, JsValue> {
 /// The codes (posterior means) of the first `count` test images, `[count, L]`.
 #[wasm_bindgen]
 pub async fn latents(count: usize) -> Result<Vec<f32>, JsValue> {
-    let (gpu, v, mnist) = (gpu()?, view()?, mnist()?);
+    let (gpu, v) = (gpu()?, view()?);
     v.sync(gpu);
-    let images = test_images(&mnist, count);
+    let (images, labels) = v.test_images(count)?;
     let r = v
         .inference
-        .reconstruct(&images, None)
+        .reconstruct(&images, labels.as_deref())
         .await
         .map_err(js_err)?;
     Ok(r.codes)
 }
 
-/// The labels of the first `count` test images.
+/// The labels of the first `count` test images (the dataset's; a conditional model's classes).
 #[wasm_bindgen]
 pub fn test_labels(count: usize) -> Result<Vec<u32>, JsValue> {
-    let mnist = mnist()?;
-    let labels = &mnist.test.labels;
+    let v = view()?;
+    let labels = &v.data()?.test.labels;
     Ok(labels[..count.min(labels.len())].to_vec())
 }
 
-/// The training's model as the `model.safetensors` the command line writes (PyTorch names,
-/// the model and run in its metadata), so `gpu-ae sample --checkpoint` reads it. Only while no
-/// epoch runs.
+/// The model's figures on the whole test split, as `gpu-ae eval` computes them with its
+/// default seed (0): `{"images", "test_bce" or "test_mse", "test_kl", "test_neg_elbo",
+/// "test_psnr"}`.
 #[wasm_bindgen]
-pub async fn checkpoint_bytes() -> Result<Vec<u8>, JsValue> {
-    let mnist = mnist()?;
+pub async fn evaluate() -> Result<String, JsValue> {
+    let (gpu, v) = (gpu()?, view()?);
+    v.sync(gpu);
+    let data = v.data()?;
+    let split = GpuSplit::upload(gpu, &data.test, &data.dir).map_err(js_err)?;
+    let model = &v.inference.model;
+    let evaluator =
+        Evaluator::new(gpu, model, &split, EVAL_BATCH, 0, v.binarize).map_err(js_err)?;
+    let m = evaluator.run(gpu).await.map_err(js_err)?;
+    let mut out = serde_json::json!({ "images": m.count, "test_psnr": m.psnr });
+    out[format!("test_{}", v.spec.loss.name())] = m.rec.into();
+    if let Some(kl) = m.kl {
+        out["test_kl"] = kl.into();
+        out["test_neg_elbo"] = m.total().into();
+    }
+    Ok(out.to_string())
+}
+
+/// The training's two checkpoint files as `gpu-ae train` writes them: `model.safetensors`
+/// (PyTorch names, the model and run in its metadata: `gpu-ae eval`, `sample`, `train --init`
+/// read it) and `optimizer.safetensors` (Adam's moments, for a run folder that `train
+/// --resume` continues). Only while no epoch runs.
+async fn checkpoint_files() -> Result<(checkpoint::Checkpoint, checkpoint::Checkpoint), JsValue> {
     let t = TRAINING
         .with(|t| t.borrow_mut().take())
         .ok_or_else(|| js_err("no training to save (or an epoch is running: pause first)"))?;
-    let data = DatasetRecord {
-        path: "mnist".into(),
-        digest: fingerprint::dataset_digest(&mnist),
-        split: SplitRule::IdxFiles,
-    };
-    // A model to sample from, not to resume (no optimizer file): a paused epoch's steps count
-    // in `steps`, and no partial epoch is recorded.
+    // A paused epoch's steps count in `steps`; no partial epoch is recorded.
     let result = t
         .trainer
-        .checkpoint(t.epoch, None, &data, BTreeMap::new())
+        .checkpoint(t.epoch, None, &t.record, BTreeMap::new())
         .await;
     TRAINING.with(|slot| *slot.borrow_mut() = Some(t));
-    let (model, _optimizer) = result.map_err(js_err)?;
+    result.map_err(js_err)
+}
+
+/// The bytes of the training's `model.safetensors` (see [`checkpoint_files`]).
+#[wasm_bindgen]
+pub async fn checkpoint_bytes() -> Result<Vec<u8>, JsValue> {
+    let (model, _) = checkpoint_files().await?;
     checkpoint::to_bytes(&model, &"model.safetensors").map_err(js_err)
 }
 
+/// The bytes of the training's `optimizer.safetensors` (see [`checkpoint_files`]).
+#[wasm_bindgen]
+pub async fn optimizer_bytes() -> Result<Vec<u8>, JsValue> {
+    let (_, optimizer) = checkpoint_files().await?;
+    checkpoint::to_bytes(&optimizer, &"optimizer.safetensors").map_err(js_err)
+}
+
 /// Opens a checkpoint (the bytes of a `model.safetensors`, `name` for errors) as the model the
-/// previews show; returns `{"model", "latent", "channels", "size", "epoch"}`.
+/// previews show; returns `{"model", "latent", "channels", "size", "epoch", "conditional",
+/// "classes", "data": bool}` (`data`: whether the page's images are the model's, so that the
+/// reconstructions, codes and evaluation can use them).
 #[wasm_bindgen]
 pub fn open_checkpoint(bytes: &[u8], name: &str) -> Result<String, JsValue> {
     let gpu = gpu()?;
     let path = Path::new(name);
     let ckpt = checkpoint::from_bytes(bytes, &name).map_err(js_err)?;
     let spec = read_spec(&ckpt, path).map_err(js_err)?;
+    let binarize = read_binarize(&ckpt, path).map_err(js_err)?;
     let arch = Architecture::new(spec.clone()).map_err(js_err)?;
     let values = values_from_checkpoint(&arch, &ckpt, path).map_err(js_err)?;
     let model = Model::upload(gpu, arch, &values).map_err(js_err)?;
     let inference = Inference::new(gpu, model, VIEW_BATCH, 0).map_err(js_err)?;
+    // The page's images, when they are of the model's shape (and have its classes).
+    let data = DATA.with(|d| d.borrow().clone()).filter(|d| {
+        let im = &d.test.images;
+        (im.channels, im.rows) == (spec.image.channels, spec.image.size)
+    });
+    let data = data.and_then(|d| dataset_for(&spec, &d).ok());
     let info = serde_json::json!({
         "model": spec.kind.name(),
         "latent": spec.latent,
@@ -450,12 +661,16 @@ pub fn open_checkpoint(bytes: &[u8], name: &str) -> Result<String, JsValue> {
         "size": spec.image.size,
         "epoch": ckpt.meta("epoch"),
         "conditional": spec.is_conditional(),
+        "classes": spec.classes,
+        "data": data.is_some(),
     });
     VIEW.with(|v| {
         *v.borrow_mut() = Some(Rc::new(View {
             inference,
             source: None,
             spec,
+            data,
+            binarize,
         }))
     });
     Ok(info.to_string())

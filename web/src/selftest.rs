@@ -4,7 +4,7 @@
 //! trained for a few epochs on a slice of MNIST, whose loss must fall. The outcome is one JSON
 //! object; the headless browser test reads it from the page.
 
-use gpu_ae::gpu::{Elem, Gpu};
+use gpu_ae::gpu::Gpu;
 use gpu_ae::kernels::checks::{self, Check};
 use gpu_ae::platform::Instant;
 use serde_json::{Value, json};
@@ -31,7 +31,16 @@ async fn kernels(gpu: &Gpu, log: &dyn Fn(&str)) -> gpu_ae::Result<Vec<Check>> {
 /// Mean training loss of each of [`TRAIN_EPOCHS`] epochs of conv-vae (latent 2) on the first
 /// [`TRAIN_IMAGES`] MNIST images, and the steps per second.
 async fn training(gpu: &'static Gpu, log: &dyn Fn(&str)) -> gpu_ae::Result<(Vec<f64>, f64)> {
-    let mut trainer = crate::new_trainer(gpu, 2, TRAIN_BATCH, 2e-3, TRAIN_IMAGES, 0, Elem::F32)?;
+    let settings = json!({
+        "model": "conv-vae",
+        "latent": 2,
+        "task": "reconstruct",
+        "batch": TRAIN_BATCH,
+        "lr": 2e-3,
+        "seed": 0,
+        "images": TRAIN_IMAGES,
+    });
+    let (mut trainer, _, _) = crate::new_trainer(gpu, &settings.to_string())?;
     let start = Instant::now();
     let mut losses = Vec::new();
     for epoch in 0..TRAIN_EPOCHS {

@@ -1,7 +1,8 @@
-// gpu-ae's web page: opens WebGPU, loads MNIST and calls the WASM exports of web/src/lib.rs
-// (the crate's own Trainer, Inference and checkpoints); draws the loss curve, prior samples,
-// reconstructions, and for a 2-D latent the manifold and the test codes. `?selftest` runs the
-// self-test instead and writes its JSON line into #selftest.
+// gpu-ae's web page: opens WebGPU, loads MNIST or a folder the person picks (or drops), and
+// calls the WASM exports of web/src/lib.rs (the crate's own data rules, Trainer, Inference,
+// Evaluator and checkpoints); draws the loss curve, prior samples, reconstructions, and for a
+// 2-D latent the manifold and the test codes. `?selftest` runs the self-test instead and
+// writes its JSON line into #selftest. window.gpuAeStatus() reports the training for tests.
 import init, * as ae from './pkg/gpu_ae_web.js';
 
 const $ = (id) => document.getElementById(id);
@@ -94,7 +95,7 @@ function drawCurve(points) {
   ctx.stroke();
 }
 
-// The codes [n, 2] of test images, coloured by digit.
+// The codes [n, 2] of test images, coloured by class.
 function drawScatter(codes, labels) {
   const canvas = $('scatter');
   const ctx = canvas.getContext('2d');
@@ -116,15 +117,35 @@ function drawScatter(codes, labels) {
 // --- the page ----------------------------------------------------------------------------
 
 const state = {
+  adapter: '',
   training: false, // an epoch loop is running
   started: false, // a training exists (start_training was called)
   latent: 2,
+  conditional: false,
   image: null, // the model's image shape, from start_training or open_checkpoint
-  data: null, // the loaded dataset's image shape, from load_mnist
+  data: null, // the page's dataset, from load_mnist or decode_folder
+  modelData: false, // whether the viewed model's test images are loaded
   curve: [],
   last: null, // the previous progress report of this epoch
   loop: null, // the running epoch loop's promise
+  stepsDone: 0,
+  lossFirst: null,
+  lossLast: null,
+  epochs: 1,
+  stepsPerEpoch: 0,
 };
+
+// The training as the headless test reads it.
+window.gpuAeStatus = () => ({
+  steps: state.stepsDone,
+  loss_first: state.lossFirst,
+  loss_last: state.lossLast,
+  channels: state.image ? state.image.channels : null,
+  size: state.image ? state.image.size : null,
+  adapter: state.adapter,
+  training: state.training,
+  data: state.data,
+});
 
 function onProgress(json) {
   const p = JSON.parse(json);
@@ -134,26 +155,40 @@ function onProgress(json) {
   if (images > 0) {
     const loss = (p.loss * p.images - prev.loss * prev.images) / images;
     state.curve.push([p.steps_done, loss]);
+    if (state.lossFirst === null) state.lossFirst = loss;
+    state.lossLast = loss;
     drawCurve(state.curve);
   }
   state.last = p;
+  state.stepsDone = p.steps_done;
   $('ips').textContent = p.images_per_s.toFixed(0);
-  $('epoch').textContent = `${p.epoch + 1}`;
+  $('epoch').textContent = `${p.epoch + 1} / ${state.epochs}`;
   $('step').textContent = `${p.step} / ${p.steps}`;
   $('loss').textContent = p.loss.toFixed(2);
+  const left = state.epochs * state.stepsPerEpoch - p.steps_done;
+  const stepsPerS = p.images_per_s / Number($('batch').value);
+  $('eta').textContent = left > 0 && stepsPerS > 0 ? `about ${formatSeconds(left / stepsPerS)} left` : '';
+}
+
+function formatSeconds(s) {
+  if (s < 90) return `${Math.round(s)} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
 }
 
 async function refreshPreviews() {
   const { channels, size } = state.image;
-  drawGrid($('samples'), await ae.samples(64, 1), 64, channels, size, 8);
-  const both = await ae.reconstructions(10);
-  drawGrid($('recon'), both, 20, channels, size, 10);
+  const cols = 8;
+  drawGrid($('samples'), await ae.samples(64, 1), 64, channels, size, cols);
+  if (state.modelData) {
+    const both = await ae.reconstructions(10);
+    drawGrid($('recon'), both, 20, channels, size, 10);
+  }
   const two = state.latent === 2;
   document.querySelectorAll('.latent2').forEach((e) => e.classList.toggle('hidden', !two));
   if (two) {
-    drawGrid($('manifold'), await ae.manifold(15), 225, channels, size, 15);
-    // The scatter plot encodes the dataset's test images: only a model of their shape can.
-    if (state.data && channels === state.data.channels && size === state.data.size) {
+    drawGrid($('manifold'), await ae.manifold(15, 0), 225, channels, size, 15);
+    if (state.modelData) {
       drawScatter(await ae.latents(SCATTER_POINTS), ae.test_labels(SCATTER_POINTS));
     }
   }
@@ -166,30 +201,49 @@ async function previewLoop() {
   }
 }
 
+function setBusy(training) {
+  $('pause').disabled = !training;
+  $('start').disabled = training || !state.data;
+  for (const id of ['download', 'download-optimizer']) $(id).disabled = training || !state.started;
+  $('evaluate').disabled = training || !state.modelData;
+}
+
 async function epochLoop() {
   state.training = true;
-  $('pause').disabled = false;
-  $('start').disabled = true;
-  $('download').disabled = true;
+  setBusy(true);
   status('Training…');
   const previews = previewLoop();
+  let done = false;
   try {
     for (;;) {
       state.last = null;
       const r = JSON.parse(await ae.train_epoch(onProgress));
       if (!r.finished) break;
+      if (state.last && state.last.epoch + 1 >= state.epochs) { done = true; break; }
     }
-    status('Paused.');
+    status(done ? `Trained ${state.epochs} epochs.` : 'Paused.');
   } catch (e) {
-    status(`Training stopped: ${e}`, true);
+    status(trainingError(e), true);
   }
   state.training = false;
-  $('pause').disabled = true;
-  $('start').disabled = false;
-  $('start').textContent = 'Resume';
-  $('download').disabled = false;
+  setBusy(false);
+  $('start').textContent = done ? 'Start' : 'Continue';
+  if (done) state.started = false;
   await previews;
   await refreshPreviews();
+  if (done) $('start').textContent = 'Start a new training';
+}
+
+// A failure in words a person can act on.
+function trainingError(e) {
+  const text = String(e);
+  if (/out of memory|OutOfMemory|allocat/i.test(text)) {
+    return `Training stopped: the GPU ran out of memory (${text}). Try a smaller batch, a smaller size or smaller widths.`;
+  }
+  if (/lost|Device/i.test(text)) {
+    return `Training stopped: the GPU device was lost (${text}). The model of the last finished submission is kept: download it, or reload the page and open it.`;
+  }
+  return `Training stopped: ${text}`;
 }
 
 async function pauseTraining() {
@@ -198,17 +252,53 @@ async function pauseTraining() {
   await state.loop;
 }
 
+// The settings as the TrainConfig record names them (the gpu-ae train flags).
+function settings() {
+  const kind = $('model').value;
+  const s = {
+    model: kind,
+    latent: $('latent').value,
+    task: 'reconstruct',
+    widths: $('widths').value.replace(/\s+/g, ''),
+    norm: $('norm').value,
+    act: $('act').value,
+    block: $('block').value,
+    upsample: $('upsample').value,
+    beta: $('beta').value,
+    batch: $('batch').value,
+    lr: $('lr').value,
+    lr_schedule: $('lr_schedule').value,
+    warmup_steps: $('warmup_steps').value,
+    seed: '0',
+    precision: $('f16box').checked ? 'f16' : 'f32',
+    epochs: $('epochs').value,
+    images: $('images').value,
+    conditional: $('conditional').checked,
+  };
+  if (kind === 'dense-vae') {
+    for (const k of ['widths', 'norm', 'act', 'block', 'upsample']) delete s[k];
+  }
+  return s;
+}
+
 async function start() {
   if (!state.started) {
-    const latent = Number($('model').value);
-    const info = JSON.parse(ae.start_training(latent, Number($('batch').value),
-      Number($('lr').value), Number($('images').value), 0, $('f16box').checked));
+    const s = settings();
+    const info = JSON.parse(ae.start_training(JSON.stringify(s)));
     $('f16').textContent = info.f16 ? 'in use (activations stored as f16)' : f16Note;
     state.started = true;
-    state.latent = latent;
+    state.latent = Number(s.latent);
+    state.conditional = s.conditional;
     state.image = { channels: info.channels, size: info.size };
+    state.modelData = true;
     state.curve = [];
-    status(`conv-vae, latent ${latent}: ${info.params} parameters, ${info.steps_per_epoch} steps per epoch.`);
+    state.stepsDone = 0;
+    state.lossFirst = null;
+    state.lossLast = null;
+    state.epochs = Number(s.epochs);
+    state.stepsPerEpoch = info.steps_per_epoch;
+    $('figures').textContent = '';
+    status(`${s.model}, latent ${s.latent}: ${info.params} parameters, ${info.steps_per_epoch} steps per epoch.`);
   }
   state.loop = epochLoop();
 }
@@ -218,40 +308,160 @@ function settingsChanged() {
   if (state.training) return;
   state.started = false;
   $('start').textContent = 'Start';
+  setBusy(false);
 }
 
-async function download() {
-  const bytes = await ae.checkpoint_bytes();
+function save(bytes, name) {
   const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
   const a = document.createElement('a');
   a.href = url;
-  a.download = 'model.safetensors';
+  a.download = name;
+  document.body.appendChild(a);
   a.click();
-  URL.revokeObjectURL(url);
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+async function evaluate() {
+  status('Evaluating on the test images…');
+  const m = JSON.parse(await ae.evaluate());
+  const parts = Object.entries(m).filter(([k]) => k !== 'images')
+    .map(([k, v]) => `${k} ${v.toFixed(k === 'test_psnr' ? 2 : 3)}`);
+  $('figures').textContent = `On the ${m.images} test images: ${parts.join(', ')}`;
+  window.gpuAeEval = m;
+  status('Evaluated.');
 }
 
 async function openCheckpoint(bytes, name) {
   await pauseTraining();
   const info = JSON.parse(ae.open_checkpoint(bytes, name));
   state.started = false;
-  $('start').textContent = 'Start';
-  $('download').disabled = true;
   state.latent = info.latent;
+  state.conditional = info.conditional;
+  state.modelData = info.data;
   state.image = { channels: info.channels, size: info.size };
-  status(`Opened ${name}: ${info.model}, latent ${info.latent}` +
-    (info.epoch ? `, trained ${info.epoch} epochs` : '') + '.');
+  $('start').textContent = 'Start';
+  setBusy(false);
+  status(`Opened ${name}: ${info.model}, latent ${info.latent}, ${info.channels === 3 ? 'colour' : 'grey'} ` +
+    `${info.size}×${info.size}` + (info.conditional ? `, conditional on ${info.classes.length} classes` : '') +
+    (info.epoch ? `, trained ${info.epoch} epochs` : '') +
+    (info.data ? '.' : ': load its images (MNIST or its folder) to see reconstructions and codes.'));
   await refreshPreviews();
 }
 
+// Model settings that suit images of side `size` (the emoji model's at 32 and above).
+function defaultsFor(size) {
+  const big = size >= 32;
+  $('widths').value = size >= 64 ? '32,64,128,256' : big ? '32,64,128' : '16,32';
+  $('latent').value = big ? 128 : 16;
+  $('norm').value = big ? 'batch' : 'none';
+  $('act').value = big ? 'leaky-relu' : 'relu';
+  $('beta').value = big ? 0.1 : 1;
+  $('batch').value = big ? 64 : 128;
+}
+
+function dataLoaded(d) {
+  state.data = d;
+  defaultsFor(d.size);
+  settingsChanged();
+  const classes = d.classes.length ? `, ${d.classes.length} classes` : '';
+  const ignored = d.ignored ? `; ${d.ignored} files that are not images ignored` : '';
+  status(`${d.name}: ${d.train} training and ${d.test} test images, ` +
+    `${d.channels === 3 ? 'colour' : 'grey'} ${d.size}×${d.size}${classes} (split: ${d.split})${ignored}. Press Start.`);
+}
+
+// Reads picked or dropped files ([{path, file}], paths relative to the folder `name`) by the
+// rules of gpu-ae train --data, decoding in chunks so the page stays responsive.
+async function loadFolder(name, entries) {
+  await pauseTraining();
+  status(`Reading ${entries.length} files of ${name}…`);
+  const buffers = await Promise.all(entries.map((e) => e.file.arrayBuffer()));
+  const lengths = buffers.map((b) => b.byteLength);
+  const bytes = new Uint8Array(lengths.reduce((a, b) => a + b, 0));
+  let at = 0;
+  for (const b of buffers) { bytes.set(new Uint8Array(b), at); at += b.byteLength; }
+  const p = JSON.parse(ae.open_folder(name, entries.map((e) => e.path), Uint32Array.from(lengths),
+    bytes, Number($('channels').value), Number($('size').value), Number($('test-percent').value)));
+  let r = p;
+  while (!r.dataset) {
+    status(`Decoding the images of ${name}: ${r.done} of ${r.total}…`);
+    await new Promise((ok) => setTimeout(ok, 0));
+    r = JSON.parse(ae.decode_folder(64));
+  }
+  dataLoaded(r.dataset);
+}
+
+// The files of a folder input (webkitRelativePath starts with the folder's own name).
+function pickedEntries(files) {
+  const all = Array.from(files);
+  const first = all.length ? (all[0].webkitRelativePath || all[0].name).split('/')[0] : 'picked';
+  const nested = all.every((f) => (f.webkitRelativePath || '').startsWith(first + '/'));
+  const entries = all.map((f) => ({
+    path: nested ? f.webkitRelativePath.slice(first.length + 1) : (f.webkitRelativePath || f.name),
+    file: f,
+  }));
+  return { name: nested ? first : 'picked images', entries };
+}
+
+async function dropped(items) {
+  const roots = Array.from(items).map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
+  const out = [];
+  let name = 'dropped images';
+  if (roots.length === 1 && roots[0].isDirectory) {
+    name = roots[0].name;
+    await walkDir(roots[0], '', out);
+  } else {
+    for (const r of roots) {
+      if (r.isDirectory) await walkDir(r, r.name + '/', out);
+      else out.push({ path: r.name, file: await new Promise((ok, no) => r.file(ok, no)) });
+    }
+  }
+  await loadFolder(name, out);
+}
+
+async function walkDir(dir, prefix, out) {
+  const reader = dir.createReader();
+  for (;;) {
+    const batch = await new Promise((ok, no) => reader.readEntries(ok, no));
+    if (!batch.length) return;
+    for (const e of batch) {
+      if (e.isDirectory) await walkDir(e, prefix + e.name + '/', out);
+      else out.push({ path: prefix + e.name, file: await new Promise((ok, no) => e.file(ok, no)) });
+    }
+  }
+}
+
+async function loadMnist() {
+  status('Loading MNIST…');
+  const files = await Promise.all(MNIST_FILES.map((f) => fetchBytes(`mnist/${f}`)));
+  dataLoaded(JSON.parse(ae.load_mnist(...files)));
+}
+
 function wire() {
-  $('start').onclick = () => start().catch((e) => status(String(e), true));
+  const fail = (e) => status(String(e), true);
+  $('start').onclick = () => start().catch(fail);
   $('pause').onclick = () => ae.pause();
-  $('download').onclick = () => download().catch((e) => status(String(e), true));
-  for (const id of ['model', 'batch', 'lr', 'images', 'f16box']) $(id).onchange = settingsChanged;
+  $('evaluate').onclick = () => evaluate().catch(fail);
+  $('download').onclick = () => ae.checkpoint_bytes().then((b) => save(b, 'model.safetensors')).catch(fail);
+  $('download-optimizer').onclick = () => ae.optimizer_bytes().then((b) => save(b, 'optimizer.safetensors')).catch(fail);
+  document.querySelectorAll('.settings input, .settings select').forEach((e) => { e.onchange = settingsChanged; });
+  $('use-mnist').onclick = () => loadMnist().catch(fail);
+  $('folder').onchange = () => {
+    const { name, entries } = pickedEntries($('folder').files);
+    if (entries.length) loadFolder(name, entries).catch(fail);
+  };
+  const drop = $('drop');
+  drop.ondragover = (e) => { e.preventDefault(); drop.classList.add('over'); };
+  drop.ondragleave = () => drop.classList.remove('over');
+  drop.ondrop = (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    dropped(e.dataTransfer.items).catch(fail);
+  };
   document.querySelectorAll('.shipped').forEach((b) => {
     b.onclick = () => fetchBytes(`models/${b.dataset.file}`)
       .then((bytes) => openCheckpoint(bytes, b.dataset.file))
-      .catch((e) => status(String(e), true));
+      .catch(fail);
   });
   $('file').onchange = async () => {
     const f = $('file').files[0];
@@ -259,7 +469,7 @@ function wire() {
     try {
       await openCheckpoint(new Uint8Array(await f.arrayBuffer()), f.name);
     } catch (e) {
-      status(String(e), true);
+      fail(e);
     }
   };
   $('app').classList.remove('hidden');
@@ -280,6 +490,7 @@ async function main() {
   const i = adapter.info || {};
   const adapterName = [i.vendor, i.architecture, i.device, i.description]
     .filter(Boolean).join(' ') || 'unnamed WebGPU adapter';
+  state.adapter = adapterName;
   $('adapter').textContent = adapterName;
   status('Loading the WebAssembly…');
   await init();
@@ -287,11 +498,8 @@ async function main() {
   f16Note = gpu.f16 ? 'available, not in use (f32 storage)' : 'not available (f32 storage)';
   $('f16').textContent = f16Note;
   $('f16box').disabled = !gpu.f16;
-  status('Loading MNIST…');
-  const files = await Promise.all(MNIST_FILES.map((f) => fetchBytes(`mnist/${f}`)));
-  const counts = JSON.parse(ae.load_mnist(...files));
-  state.data = { channels: counts.channels, size: counts.size };
   if (selftestMode) {
+    await loadMnist();
     status('Running the self-test…');
     const t0 = performance.now();
     const result = JSON.parse(await ae.selftest((line) => console.log(line)));
@@ -302,8 +510,7 @@ async function main() {
     return;
   }
   wire();
-  status(`MNIST loaded: ${counts.train} training and ${counts.test} test images. Press Start, ` +
-    'or open a trained model.');
+  await loadMnist();
 }
 
 main().catch((e) => {
