@@ -10,9 +10,10 @@ Chromium (WebGPU on SwiftShader, no GPU needed) through the DevTools protocol, i
    hidden file and a text file the rules skip) into a folder, picks it through #folder at
    32×32, starts a small conv-vae with #start, waits for STEPS steps, pauses with #pause,
    checks through window.gpuAeStatus() that the loss fell, evaluates on the test images in
-   the page, downloads model.safetensors with #download, and runs the native `GPU_AE eval` on
-   it with the same folder: its test −ELBO must be the page's. Screenshots of the page go to
-   SCREENSHOT_DIR when set.
+   the page, downloads model.safetensors with #download (and optimizer.safetensors), and runs
+   the native `GPU_AE eval` on it with the same folder: its test −ELBO must be the page's;
+   then `GPU_AE train --resume` on the two downloads finishes the paused epoch natively.
+   Screenshots of the page go to SCREENSHOT_DIR when set.
 
 On any failure it prints the browser's console output and exits 1. Python's standard library
 only (the DevTools WebSocket is spoken below).
@@ -291,11 +292,15 @@ def page_test(tools, base, deadline, scratch):
     page_eval = wait_for(tools, "window.gpuAeEval", deadline, "the page's evaluation")
     screenshot(tools, "web-emoji-paused.png")
     tools.call("Page.setDownloadBehavior", behavior="allow", downloadPath=downloads)
-    js(tools, "document.getElementById('download').click()")
-    model = os.path.join(downloads, "model.safetensors")
-    while not os.path.exists(model) and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1)
+    files = {}
+    for button, name in (("download", "model.safetensors"),
+                         ("download-optimizer", "optimizer.safetensors")):
+        js(tools, f"document.getElementById('{button}').click()")
+        files[name] = os.path.join(downloads, name)
+        while not os.path.exists(files[name]) and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+    model = files["model.safetensors"]
     native = subprocess.run([gpu_ae, "eval", "--checkpoint", model, "--data", folder, "--json"],
                             capture_output=True, text=True, timeout=max(60, deadline - time.time()))
     if native.returncode != 0:
@@ -304,12 +309,26 @@ def page_test(tools, base, deadline, scratch):
     ours, theirs = page_eval["test_neg_elbo"], figures["test_neg_elbo"]
     if abs(ours - theirs) > 1e-3 * abs(theirs):
         raise AssertionError(f"test -ELBO {ours} in the page, {theirs} from gpu-ae eval")
+    # The two downloads are a run folder that `gpu-ae train --resume` continues: the rest of
+    # the paused epoch, natively.
+    run = os.path.join(scratch, "run")
+    os.makedirs(run)
+    for name, path in files.items():
+        shutil.copy(path, os.path.join(run, name))
+    epochs = status["epoch"] + 1
+    resumed = subprocess.run([gpu_ae, "train", "--resume", run, "--data", folder, "--epochs",
+                              str(epochs), "--quiet"], capture_output=True, text=True,
+                             timeout=max(60, deadline - time.time()))
+    if resumed.returncode != 0:
+        raise AssertionError(f"gpu-ae train --resume of the downloads failed: "
+                             f"{resumed.stderr.strip()}")
     return (f"page test ({time.time() - t0:.0f} s): {data['train']} training and {data['test']} "
             f"test emoji picked through #folder, {status['steps']} steps, loss "
             f"{status['loss_first']:.1f} -> {status['loss_last']:.1f}, first step "
             f"{first_step / 1000:.1f} s after the page opened, {status['adapter']}; test -ELBO "
             f"{ours:.3f} in the page, {theirs:.3f} from gpu-ae eval on the downloaded model "
-            f"(PSNR {page_eval['test_psnr']:.2f} / {figures['test_psnr']:.2f} dB)")
+            f"(PSNR {page_eval['test_psnr']:.2f} / {figures['test_psnr']:.2f} dB); gpu-ae train "
+            f"--resume of the two downloads finished epoch {epochs}")
 
 
 def main():

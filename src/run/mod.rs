@@ -15,6 +15,7 @@ pub mod split_plans;
 pub mod stop;
 pub mod train;
 
+use crate::checkpoint::Checkpoint;
 use crate::data::{self, classes, fingerprint};
 use crate::data::{Binarize, DataOptions, SplitRule};
 use crate::error::{Error, Result};
@@ -349,11 +350,38 @@ fn fine_tune(
     Ok(FineTune { spec, values })
 }
 
-/// What a resumed run starts from.
-struct ResumeState {
-    record: RunRecord,
-    values: ModelValues,
-    moments: (Vec<f32>, Vec<f32>),
+/// What a resumed run starts from: its record, its parameters and Adam's moments.
+pub struct ResumeState {
+    pub record: RunRecord,
+    pub values: ModelValues,
+    pub moments: (Vec<f32>, Vec<f32>),
+}
+
+impl ResumeState {
+    /// A run's state from its two checkpoint files, `model_path` and `opt_path` naming them in
+    /// errors (read from a run folder, or handed over by the web page).
+    pub fn read(
+        ckpt: &Checkpoint,
+        opt: &Checkpoint,
+        model_path: &Path,
+        opt_path: &Path,
+    ) -> Result<ResumeState> {
+        let record = RunRecord::read(ckpt, model_path)?;
+        let arch = Architecture::new(record.cfg.spec.clone())
+            .map_err(|e| Error::msg(format!("{}: {e}", model_path.display())))?;
+        let values = values_from_checkpoint(&arch, ckpt, model_path)?;
+        let moment = |name: &str| -> Result<Vec<f32>> {
+            match opt.get(name) {
+                Some(t) if t.data.len() == arch.params.total => Ok(t.data.clone()),
+                _ => bail!("{}: missing or mis-sized tensor {name}", opt_path.display()),
+            }
+        };
+        Ok(ResumeState {
+            record,
+            values,
+            moments: (moment("adam.m")?, moment("adam.v")?),
+        })
+    }
 }
 
 /// Reads the committed checkpoint of `folder` for a resume.
@@ -372,21 +400,7 @@ fn resume_state(
         &opts.explicit_flags,
         folder.dir(),
     )?;
-    let arch = Architecture::new(record.cfg.spec.clone())
-        .map_err(|e| Error::msg(format!("{}: {e}", model_path.display())))?;
-    let values = values_from_checkpoint(&arch, &ckpt, &model_path)?;
-    let opt_path = folder.path(OPTIMIZER_FILE);
-    let moment = |name: &str| -> Result<Vec<f32>> {
-        match opt.get(name) {
-            Some(t) if t.data.len() == arch.params.total => Ok(t.data.clone()),
-            _ => bail!("{}: missing or mis-sized tensor {name}", opt_path.display()),
-        }
-    };
-    Ok(ResumeState {
-        record,
-        values,
-        moments: (moment("adam.m")?, moment("adam.v")?),
-    })
+    ResumeState::read(&ckpt, &opt, &model_path, &folder.path(OPTIMIZER_FILE))
 }
 
 /// Trains a new run or continues one (`opts.target`), evaluating, checkpointing and logging after

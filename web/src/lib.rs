@@ -19,9 +19,11 @@ use gpu_ae::gpu::{AdapterChoice, DeviceLimits, Elem, Gpu, is_software};
 use gpu_ae::metadata::{self, Metadata};
 use gpu_ae::model::graph::{Model, values_from_checkpoint};
 use gpu_ae::model::record::read_spec;
-use gpu_ae::model::{Architecture, ModelSpec};
+use gpu_ae::model::{Architecture, ModelSpec, Task};
 use gpu_ae::pictures::apply;
 use gpu_ae::pictures::infer::Inference;
+use gpu_ae::pictures::projection::principal_plane;
+use gpu_ae::run::ResumeState;
 use gpu_ae::run::evaluate::Evaluator;
 use gpu_ae::run::gpu_split::GpuSplit;
 use gpu_ae::run::settings::{DatasetRecord, TrainConfig, read_binarize};
@@ -42,10 +44,12 @@ struct Training {
     trainer: Trainer<'static>,
     /// The dataset as its checkpoints record it (the folder's name, the digest of its images).
     record: DatasetRecord,
-    /// The epoch the next call trains (0-based; its shuffle).
-    epoch: usize,
-    /// The step it starts at: where a paused epoch stopped, else 0.
-    step: usize,
+    /// The epoch the next call trains (0-based; its shuffle), from the step where a pause
+    /// stopped it with the loss sums of the steps before (step 0 at its start).
+    kept: TrainProgress,
+    /// Why an epoch failed (a loss that diverged, a lost device): such a training does not
+    /// continue.
+    failed: Option<String>,
 }
 
 /// The model the previews show: the training's (its parameters copied in before each
@@ -73,6 +77,8 @@ thread_local! {
     /// `None` while an epoch runs (the epoch owns it).
     static TRAINING: RefCell<Option<Training>> = const { RefCell::new(None) };
     static VIEW: RefCell<Option<Rc<View>>> = const { RefCell::new(None) };
+    /// Why the device was lost, once it was ([`device_lost`]).
+    static LOST: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Set by [`pause`]: the running epoch stops before its next submission.
     static PAUSE: Cell<bool> = const { Cell::new(false) };
 }
@@ -126,12 +132,18 @@ fn view() -> Result<Rc<View>, JsValue> {
         .ok_or_else(|| js_err("no model yet: start a training or open a checkpoint"))
 }
 
-/// Opens the browser's WebGPU adapter with the limits it has (never more than it offers), and
+/// Opens the browser's WebGPU adapter (again, after [`device_lost`]) with the limits it has (never more than it offers), and
 /// returns `{"backend", "software", "limits": {...}, "f16": bool}` as JSON. `description` is
 /// the adapter as the page's `GPUAdapterInfo` names it (wgpu's name is empty on the web): a
 /// software renderer (SwiftShader) gets the grids of a CPU adapter. Idempotent.
 #[wasm_bindgen]
 pub async fn open_gpu(description: String) -> Result<String, JsValue> {
+    // A lost device is replaced, and what lived on it (the training, the model on view) dropped.
+    if LOST.with(|l| l.borrow_mut().take()).is_some() {
+        TRAINING.with(|t| t.borrow_mut().take());
+        VIEW.with(|v| v.borrow_mut().take());
+        GPU.with(|g| g.set(None));
+    }
     let gpu = match GPU.with(Cell::get) {
         Some(gpu) => gpu,
         None => {
@@ -146,6 +158,10 @@ pub async fn open_gpu(description: String) -> Result<String, JsValue> {
                 gpu.busy_workgroups = 1;
             }
             let gpu: &'static Gpu = Box::leak(Box::new(gpu));
+            gpu.device.set_device_lost_callback(|reason, message| {
+                let why = format!("{reason:?}: {message}");
+                LOST.with(|l| *l.borrow_mut() = Some(why));
+            });
             GPU.with(|g| g.set(Some(gpu)));
             gpu
         }
@@ -356,18 +372,102 @@ fn new_trainer(
 }
 
 /// Starts a new training (replacing any other) with `settings` ([`PageSettings`]) on the page's
-/// dataset, and makes it the model the previews show. Returns `{"params": P,
-/// "steps_per_epoch": S, "f16": bool, "channels": C, "size": S, "settings": {...}}` (the
-/// model's image shape, which the previews draw, and every setting as the run records it).
+/// dataset, and makes it the model the previews show. Returns [`install_training`]'s answer.
 #[wasm_bindgen]
 pub fn start_training(settings: String) -> Result<String, JsValue> {
     let gpu = gpu()?;
+    refuse_while_training()?;
+    let (trainer, data, record) = new_trainer(gpu, &settings).map_err(js_err)?;
+    let steps = trainer.steps_per_epoch();
+    let kept = TrainProgress::start(0, steps, f64::from(trainer.cfg.beta), None);
+    install_training(gpu, trainer, data, record, kept)
+}
+
+/// Continues a run in the page from its two checkpoint files (the bytes of a
+/// `model.safetensors` and its `optimizer.safetensors`, `name` for errors; written by `gpu-ae
+/// train` or downloaded from this page, a paused epoch included) on the page's dataset, which
+/// must hold the images it trained on; `images` > 0 trains on the first `images` training
+/// images as the run did. Returns [`install_training`]'s answer, with `"epoch"` (0-based) and
+/// `"steps_done"` where it continues.
+#[wasm_bindgen]
+pub fn resume_training(
+    model: &[u8],
+    optimizer: &[u8],
+    name: &str,
+    images: usize,
+) -> Result<String, JsValue> {
+    let gpu = gpu()?;
+    refuse_while_training()?;
+    let original = DATA
+        .with(|d| d.borrow().clone())
+        .ok_or_else(|| js_err("pick the run's images (its folder, or MNIST) first"))?;
+    let model_path = Path::new(name);
+    let opt_path = Path::new("optimizer.safetensors");
+    let ckpt = checkpoint::from_bytes(model, &name).map_err(js_err)?;
+    let opt = checkpoint::from_bytes(optimizer, &"optimizer.safetensors").map_err(js_err)?;
+    let state = ResumeState::read(&ckpt, &opt, model_path, opt_path).map_err(js_err)?;
+    let r = &state.record;
+    let digest = fingerprint::dataset_digest(&original);
+    if let Some(d) = r.data.as_ref().filter(|d| d.digest != digest) {
+        return Err(js_err(format!(
+            "{name}: the run trained on other images ({}, {}) than the page's {} ({digest}); pick the folder it trained on, with its size and channels",
+            d.path.display(),
+            d.digest,
+            original.dir.display()
+        )));
+    }
+    let record = DatasetRecord {
+        path: original.dir.clone(),
+        digest,
+        split: original.split_rule,
+    };
+    let data = dataset_for(&r.cfg.spec, &original).map_err(js_err)?;
+    let train = match images {
+        0 => data.train.clone(),
+        n => data.train.clone().first(n),
+    };
+    let split = GpuSplit::upload(gpu, &train, &data.dir).map_err(js_err)?;
+    let (epoch, steps_done, partial) = (r.epoch, r.steps, r.partial);
+    let trainer = Trainer::new(
+        gpu,
+        r.cfg.clone(),
+        split,
+        Some(state.values),
+        Some(state.moments),
+        steps_done,
+    )
+    .map_err(js_err)?;
+    let steps = trainer.steps_per_epoch();
+    let kept = TrainProgress::start(epoch, steps, f64::from(trainer.cfg.beta), partial);
+    let answer = install_training(gpu, trainer, data, record, kept)?;
+    let mut answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    answer["epoch"] = epoch.into();
+    answer["steps_done"] = steps_done.into();
+    Ok(answer.to_string())
+}
+
+/// An error while an epoch runs (it owns the training): pause first.
+fn refuse_while_training() -> Result<(), JsValue> {
     // A view of a training whose trainer is not in its slot: an epoch owns it right now.
     let viewing_training = VIEW.with(|v| v.borrow().as_ref().is_some_and(|v| v.source.is_some()));
     if viewing_training && TRAINING.with(|t| t.borrow().is_none()) {
         return Err(js_err("an epoch is running: pause first"));
     }
-    let (trainer, data, record) = new_trainer(gpu, &settings).map_err(js_err)?;
+    Ok(())
+}
+
+/// Makes `trainer` the page's training (from `kept`) and its model the one the previews show.
+/// Returns `{"params": P, "steps_per_epoch": S, "f16": bool, "channels": C, "size": S,
+/// "settings": {...}, "rows": [...], "classes": [...], "task"}` (the model's image shape,
+/// which the previews draw; every setting as the run records it; the captions of
+/// [`task_picture`]'s rows).
+fn install_training(
+    gpu: &'static Gpu,
+    trainer: Trainer<'static>,
+    data: Rc<Dataset>,
+    record: DatasetRecord,
+    kept: TrainProgress,
+) -> Result<String, JsValue> {
     let cfg = &trainer.cfg;
     let (f16, binarize) = (cfg.precision == Elem::F16, cfg.binarize);
     let recorded = serde_json::to_value(metadata::write(cfg)).unwrap();
@@ -381,13 +481,23 @@ pub fn start_training(settings: String) -> Result<String, JsValue> {
         trainer.model.buffers.buffer.clone(),
     ));
     let spec = trainer.cfg.spec.clone();
-    let spec_image = spec.image;
+    let answer = serde_json::json!({
+        "params": params,
+        "steps_per_epoch": steps,
+        "f16": f16,
+        "channels": spec.image.channels,
+        "size": spec.image.size,
+        "settings": recorded,
+        "rows": task_rows(&spec),
+        "classes": spec.classes,
+        "task": spec.task.name(),
+    });
     TRAINING.with(|t| {
         *t.borrow_mut() = Some(Training {
             trainer,
             record,
-            epoch: 0,
-            step: 0,
+            kept,
+            failed: None,
         })
     });
     VIEW.with(|v| {
@@ -399,15 +509,7 @@ pub fn start_training(settings: String) -> Result<String, JsValue> {
             binarize,
         }))
     });
-    Ok(serde_json::json!({
-        "params": params,
-        "steps_per_epoch": steps,
-        "f16": f16,
-        "channels": spec_image.channels,
-        "size": spec_image.size,
-        "settings": recorded,
-    })
-    .to_string())
+    Ok(answer.to_string())
 }
 
 /// One line of progress as JSON: the epoch, steps done and per epoch, the mean loss so far,
@@ -426,38 +528,59 @@ fn progress_json(p: &TrainProgress, steps_done: u64) -> String {
     .to_string()
 }
 
-/// Trains one epoch, or the rest of one that [`pause`] stopped, calling `on_progress` with
-/// [`progress_json`] after each submission's losses arrive (the loss and images/s of this
-/// call's steps). Resolves to `{"finished": bool, "progress": {...}}` when the epoch ends or
-/// [`pause`] stopped it.
+/// Trains one epoch, or the rest of one that [`pause`] stopped (bit-identically to an epoch
+/// trained in one call), calling `on_progress` with [`progress_json`] after each submission's
+/// losses arrive (the epoch's loss and images/s so far). Resolves to `{"finished": bool,
+/// "progress": {...}}` when the epoch ends or [`pause`] stopped it.
 #[wasm_bindgen]
 pub async fn train_epoch(on_progress: js_sys::Function) -> Result<String, JsValue> {
     let mut t = TRAINING
         .with(|t| t.borrow_mut().take())
         .ok_or_else(|| js_err("no training to continue (start one, or one is running)"))?;
+    if let Some(why) = &t.failed {
+        let e = js_err(format!("this training failed ({why}); start a new one"));
+        TRAINING.with(|slot| *slot.borrow_mut() = Some(t));
+        return Err(e);
+    }
     PAUSE.with(|p| p.set(false));
-    let steps_before = t.trainer.steps_done;
     // The step count when this epoch began (a continued epoch began in an earlier call).
-    let epoch_base = steps_before - t.step as u64;
+    let epoch_base = t.trainer.steps_done - t.kept.step as u64;
     let mut last = String::new();
+    let kept = t.kept;
     let result = t
         .trainer
-        .run_epoch(t.epoch, t.step, &|_| PAUSE.with(Cell::get), &mut |p| {
+        .continue_epoch(&kept, &|_| PAUSE.with(Cell::get), &mut |p| {
             last = progress_json(p, epoch_base);
             let _ = on_progress.call1(&JsValue::NULL, &JsValue::from_str(&last));
         })
         .await;
-    let finished = matches!(result, Ok(EpochEnd::Finished(_)));
-    if finished {
-        (t.epoch, t.step) = (t.epoch + 1, 0);
-    } else {
-        // Paused (or failed): the next call continues this epoch where it stopped.
-        t.step += (t.trainer.steps_done - steps_before) as usize;
-    }
+    let finished = match &result {
+        Ok(EpochEnd::Finished(p)) => {
+            t.kept = TrainProgress::start(p.epoch + 1, p.steps, p.kl_weight, None);
+            true
+        }
+        // Paused: the next call continues this epoch where it stopped.
+        Ok(EpochEnd::Stopped(p)) => {
+            t.kept = *p;
+            false
+        }
+        Err(e) => {
+            t.failed = Some(e.to_string());
+            false
+        }
+    };
     TRAINING.with(|slot| *slot.borrow_mut() = Some(t));
     result.map_err(js_err)?;
     let progress: serde_json::Value = serde_json::from_str(&last).unwrap_or_default();
     Ok(serde_json::json!({ "finished": finished, "progress": progress }).to_string())
+}
+
+/// Why the browser took the GPU device away (a driver reset, a tab in the background too long,
+/// too much memory asked for), once it has: every later GPU call fails, and the page says so.
+/// None while the device works.
+#[wasm_bindgen]
+pub fn device_lost() -> Option<String> {
+    LOST.with(|l| l.borrow().clone())
 }
 
 /// Asks the running epoch to stop before its next submission.
@@ -543,24 +666,22 @@ pub async fn manifold(rows: usize, class: u32) -> Result<Vec<f32>, JsValue> {
         .map_err(js_err)
 }
 
-/// The first `count` test images and their reconstructions: `[2, count, C, S, S]`.
-#[wasm_bindgen]
-pub async fn reconstructions(count: usize) -> Result<Vec<f32>, JsValue> {
-    let (gpu, v) = (gpu()?, view()?);
-    v.sync(gpu);
-    let (mut images, labels) = v.test_images(count)?;
-    let r = v
-        .inference
-        .reconstruct(&images, labels.as_deref())
-        .await
-        .map_err(js_err)?;
-    images.extend(r.outputs);
-    Ok(images)
+/// The captions of the rows [`task_picture`] returns, by the model's task (as the command
+/// line's `reconstruct`, `denoise` and `upscale` pictures).
+fn task_rows(spec: &ModelSpec) -> &'static [&'static str] {
+    match spec.task {
+        Task::Reconstruct => &["test images", "reconstructions"],
+        Task::Denoise { .. } => &["noisy test images", "denoised", "clean"],
+        Task::Superres => &["half-size input", "bilinear", "gpu-ae", "original"],
+    }
 }
 
-/// The codes (posterior means) of the first `count` test images, `[count, L]`.
+/// The model's task on the first `count` test images, [`task_rows`] rows of `[count, C, S, S]`
+/// each: a reconstruction model's images and reconstructions; a denoising model's noisy
+/// inputs (noise keyed by image), outputs and clean images; a super-resolution model's
+/// half-size inputs upscaled by nearest and bilinear resizing, its outputs and the originals.
 #[wasm_bindgen]
-pub async fn latents(count: usize) -> Result<Vec<f32>, JsValue> {
+pub async fn task_picture(count: usize) -> Result<Vec<f32>, JsValue> {
     let (gpu, v) = (gpu()?, view()?);
     v.sync(gpu);
     let (images, labels) = v.test_images(count)?;
@@ -569,7 +690,74 @@ pub async fn latents(count: usize) -> Result<Vec<f32>, JsValue> {
         .reconstruct(&images, labels.as_deref())
         .await
         .map_err(js_err)?;
-    Ok(r.codes)
+    let mut rows = match v.spec.task {
+        Task::Reconstruct => r.outputs,
+        Task::Denoise { .. } => [r.inputs, r.outputs].concat(),
+        Task::Superres => {
+            let small = v.spec.image.size / 2;
+            let nearest = apply::upscale_nearest(&r.inputs, small, small);
+            let bilinear = apply::upscale_bilinear(&r.inputs, small, small);
+            [nearest, bilinear, r.outputs].concat()
+        }
+    };
+    if v.spec.task == Task::Reconstruct {
+        rows.splice(0..0, images);
+    } else {
+        rows.extend(images);
+    }
+    Ok(rows)
+}
+
+/// `steps` pictures along the line between the codes of test images `a` and `b` (a
+/// conditional model draws them all as `a`'s class), `[steps, C, S, S]`.
+#[wasm_bindgen]
+pub async fn interpolation(a: usize, b: usize, steps: usize) -> Result<Vec<f32>, JsValue> {
+    let (gpu, v) = (gpu()?, view()?);
+    v.sync(gpu);
+    let count = v.data()?.test.images.count;
+    if a.max(b) >= count {
+        return Err(js_err(format!(
+            "interpolation: image {} does not exist (the test set has {count})",
+            a.max(b)
+        )));
+    }
+    let (images, labels) = v.test_images(count.min(a.max(b) + 1))?;
+    let pixels = v.inference.pixels();
+    let pick = |i: usize| &images[i * pixels..(i + 1) * pixels];
+    let both = [pick(a), pick(b)].concat();
+    let pair = labels.as_ref().map(|l| vec![l[a], l[b]]);
+    let codes = v
+        .inference
+        .reconstruct(&both, pair.as_deref())
+        .await
+        .map_err(js_err)?
+        .codes;
+    let (za, zb) = codes.split_at(v.inference.code_len());
+    let line = apply::line_codes(za, zb, steps);
+    let classes = labels.map(|l| vec![l[a]; steps]);
+    v.inference
+        .decode(&line, classes.as_deref())
+        .await
+        .map_err(js_err)
+}
+
+/// The codes (posterior means) of the first `count` test images on a plane: themselves for a
+/// 2-D code, else their first two principal components. `{"points": [x0, y0, x1, …],
+/// "axes": [..2], "labels": [..]}`.
+#[wasm_bindgen]
+pub async fn code_plane(count: usize) -> Result<String, JsValue> {
+    let (gpu, v) = (gpu()?, view()?);
+    v.sync(gpu);
+    let (images, labels) = v.test_images(count)?;
+    let r = v
+        .inference
+        .reconstruct(&images, labels.as_deref())
+        .await
+        .map_err(js_err)?;
+    let plane = principal_plane(&r.codes, v.inference.code_len());
+    let points: Vec<f32> = plane.points.iter().flatten().copied().collect();
+    let labels = &v.data()?.test.labels[..plane.points.len()];
+    Ok(serde_json::json!({ "points": points, "axes": plane.axes, "labels": labels }).to_string())
 }
 
 /// The labels of the first `count` test images (the dataset's; a conditional model's classes).
@@ -580,20 +768,26 @@ pub fn test_labels(count: usize) -> Result<Vec<u32>, JsValue> {
     Ok(labels[..count.min(labels.len())].to_vec())
 }
 
-/// The model's figures on the whole test split, as `gpu-ae eval` computes them with its
-/// default seed (0): `{"images", "test_bce" or "test_mse", "test_kl", "test_neg_elbo",
-/// "test_psnr"}`.
+/// The model's figures on the test split, as `gpu-ae eval` computes them with its default
+/// seed (0): on all of it, or with `subset` > 0 on a seeded random `subset` of it (`gpu-ae
+/// eval --subset N`, seed 0). `{"images", "of", "test_bce" or "test_mse", "test_kl",
+/// "test_neg_elbo", "test_psnr"}` (`of`: the test split's size).
 #[wasm_bindgen]
-pub async fn evaluate() -> Result<String, JsValue> {
+pub async fn evaluate(subset: usize) -> Result<String, JsValue> {
     let (gpu, v) = (gpu()?, view()?);
     v.sync(gpu);
     let data = v.data()?;
-    let split = GpuSplit::upload(gpu, &data.test, &data.dir).map_err(js_err)?;
+    let test = match subset {
+        0 => data.test.clone(),
+        n => data.test.clone().random_subset(n, 0),
+    };
+    let split = GpuSplit::upload(gpu, &test, &data.dir).map_err(js_err)?;
     let model = &v.inference.model;
     let evaluator =
         Evaluator::new(gpu, model, &split, EVAL_BATCH, 0, v.binarize).map_err(js_err)?;
     let m = evaluator.run(gpu).await.map_err(js_err)?;
-    let mut out = serde_json::json!({ "images": m.count, "test_psnr": m.psnr });
+    let of = data.test.images.count;
+    let mut out = serde_json::json!({ "images": m.count, "of": of, "test_psnr": m.psnr });
     out[format!("test_{}", v.spec.loss.name())] = m.rec.into();
     if let Some(kl) = m.kl {
         out["test_kl"] = kl.into();
@@ -610,10 +804,12 @@ async fn checkpoint_files() -> Result<(checkpoint::Checkpoint, checkpoint::Check
     let t = TRAINING
         .with(|t| t.borrow_mut().take())
         .ok_or_else(|| js_err("no training to save (or an epoch is running: pause first)"))?;
-    // A paused epoch's steps count in `steps`; no partial epoch is recorded.
+    // A paused epoch is recorded as a checkpoint inside it records it, so `--resume`
+    // continues it.
+    let partial = (t.kept.step > 0).then(|| t.kept.partial());
     let result = t
         .trainer
-        .checkpoint(t.epoch, None, &t.record, BTreeMap::new())
+        .checkpoint(t.kept.epoch, partial, &t.record, BTreeMap::new())
         .await;
     TRAINING.with(|slot| *slot.borrow_mut() = Some(t));
     result.map_err(js_err)
@@ -663,6 +859,8 @@ pub fn open_checkpoint(bytes: &[u8], name: &str) -> Result<String, JsValue> {
         "conditional": spec.is_conditional(),
         "classes": spec.classes,
         "data": data.is_some(),
+        "task": spec.task.name(),
+        "rows": task_rows(&spec),
     });
     VIEW.with(|v| {
         *v.borrow_mut() = Some(Rc::new(View {

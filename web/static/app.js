@@ -69,16 +69,18 @@ function drawGrid(canvas, images, count, channels, size, cols) {
   ctx.putImageData(img, 0, 0);
 }
 
-// The loss curve: one point per submission (the mean loss of its steps).
-function drawCurve(points) {
+// The loss curves: training (one point per submission, the mean loss of its steps) and test
+// (one point per epoch), both [step, loss].
+function drawCurve(train, test = []) {
   const canvas = $('curve');
   const ctx = canvas.getContext('2d');
   const w = canvas.width, h = canvas.height, pad = 40;
   ctx.clearRect(0, 0, w, h);
   ctx.strokeStyle = '#999';
   ctx.strokeRect(pad, 10, w - pad - 10, h - pad - 10);
-  if (points.length < 2) return;
-  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  const all = train.concat(test);
+  if (all.length < 2) return;
+  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
   const y0 = Math.min(...ys), y1 = Math.max(...ys);
   const px = (x) => pad + (w - pad - 10) * (x - x0) / Math.max(1e-9, x1 - x0);
@@ -89,29 +91,42 @@ function drawCurve(points) {
   ctx.fillText(y0.toFixed(0), 2, h - pad);
   ctx.fillText(`step ${x0}`, pad, h - pad + 16);
   ctx.fillText(`${x1}`, w - 40, h - pad + 16);
-  ctx.strokeStyle = '#1f77b4';
-  ctx.beginPath();
-  points.forEach(([x, y], i) => (i ? ctx.lineTo(px(x), py(y)) : ctx.moveTo(px(x), py(y))));
-  ctx.stroke();
+  for (const [points, colour] of [[train, '#1f77b4'], [test, '#ff7f0e']]) {
+    ctx.strokeStyle = colour;
+    ctx.fillStyle = colour;
+    ctx.beginPath();
+    points.forEach(([x, y], i) => (i ? ctx.lineTo(px(x), py(y)) : ctx.moveTo(px(x), py(y))));
+    ctx.stroke();
+    if (points === test) points.forEach(([x, y]) => ctx.fillRect(px(x) - 2, py(y) - 2, 4, 4));
+  }
 }
 
-// The codes [n, 2] of test images, coloured by class.
-function drawScatter(codes, labels) {
+// Points [x0, y0, x1, …] of test codes on a plane, coloured by class.
+function drawScatter(points, labels) {
   const canvas = $('scatter');
   const ctx = canvas.getContext('2d');
   const w = canvas.width, h = canvas.height;
   ctx.clearRect(0, 0, w, h);
   const n = labels.length;
   let lim = 1e-6;
-  for (let i = 0; i < 2 * n; i++) lim = Math.max(lim, Math.abs(codes[i]));
+  for (let i = 0; i < 2 * n; i++) if (Number.isFinite(points[i])) lim = Math.max(lim, Math.abs(points[i]));
   for (let i = 0; i < n; i++) {
-    ctx.fillStyle = DIGIT_COLOURS[labels[i] % 10];
-    const x = w / 2 + (w / 2 - 14) * codes[2 * i] / lim;
-    const y = h / 2 - (h / 2 - 14) * codes[2 * i + 1] / lim;
+    ctx.fillStyle = labels[i] >= 0xffffffff ? '#000' : DIGIT_COLOURS[labels[i] % 10];
+    const x = w / 2 + (w / 2 - 14) * points[2 * i] / lim;
+    const y = h / 2 - (h / 2 - 14) * points[2 * i + 1] / lim;
     ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
   }
-  ctx.font = 'bold 12px sans-serif';
-  DIGIT_COLOURS.forEach((c, d) => { ctx.fillStyle = c; ctx.fillText(String(d), 6 + 14 * d, 14); });
+  const names = state.classNames.length ? state.classNames : DIGIT_COLOURS.map((_, d) => String(d));
+  // The legend, wrapped to the canvas (colours repeat after ten classes).
+  ctx.font = 'bold 11px sans-serif';
+  let x = 6, y = 14;
+  names.slice(0, 20).forEach((name, d) => {
+    const width = ctx.measureText(name).width;
+    if (x > 6 && x + width > w - 6) { x = 6; y += 14; }
+    ctx.fillStyle = DIGIT_COLOURS[d % 10];
+    ctx.fillText(name, x, y);
+    x += width + 8;
+  });
 }
 
 // --- the page ----------------------------------------------------------------------------
@@ -121,13 +136,17 @@ const state = {
   training: false, // an epoch loop is running
   started: false, // a training exists (start_training was called)
   latent: 2,
-  conditional: false,
   image: null, // the model's image shape, from start_training or open_checkpoint
   data: null, // the page's dataset, from load_mnist or decode_folder
   modelData: false, // whether the viewed model's test images are loaded
   curve: [],
   last: null, // the previous progress report of this epoch
   loop: null, // the running epoch loop's promise
+  testCurve: [],
+  rows: ['test images', 'reconstructions'],
+  classNames: [], // the dataset's classes (the scatter's colours)
+  classes: [], // a conditional model's classes
+  kept: null, // {model, optimizer, epoch}: the training after its last finished epoch
   stepsDone: 0,
   lossFirst: null,
   lossLast: null,
@@ -138,6 +157,7 @@ const state = {
 // The training as the headless test reads it.
 window.gpuAeStatus = () => ({
   steps: state.stepsDone,
+  epoch: state.last ? state.last.epoch : null, // the epoch under way, 0-based
   loss_first: state.lossFirst,
   loss_last: state.lossLast,
   channels: state.image ? state.image.channels : null,
@@ -157,7 +177,7 @@ function onProgress(json) {
     state.curve.push([p.steps_done, loss]);
     if (state.lossFirst === null) state.lossFirst = loss;
     state.lossLast = loss;
-    drawCurve(state.curve);
+    drawCurve(state.curve, state.testCurve);
   }
   state.last = p;
   state.stepsDone = p.steps_done;
@@ -176,22 +196,32 @@ function formatSeconds(s) {
   return `${(s / 3600).toFixed(1)} h`;
 }
 
+// Test images per row of the task picture, steps of the interpolation.
+const TASK_COLUMNS = 10;
+const INTERPOLATION_STEPS = 10;
+
 async function refreshPreviews() {
   const { channels, size } = state.image;
-  const cols = 8;
-  drawGrid($('samples'), await ae.samples(64, 1), 64, channels, size, cols);
-  if (state.modelData) {
-    const both = await ae.reconstructions(10);
-    drawGrid($('recon'), both, 20, channels, size, 10);
-  }
+  // A conditional model: one column per class (at most 16), the same codes in every column.
+  const k = state.classes.length;
+  const cols = k > 0 ? Math.min(k, 16) : 8;
+  const count = k > 0 ? cols * Math.max(1, Math.floor(64 / cols)) : 64;
+  drawGrid($('samples'), await ae.samples(count, 1), count, channels, size, cols);
+  $('samples-note').textContent = k > 0 ? ` (one class per column: ${state.classes.slice(0, cols).join(', ')})` : '';
   const two = state.latent === 2;
   document.querySelectorAll('.latent2').forEach((e) => e.classList.toggle('hidden', !two));
-  if (two) {
-    drawGrid($('manifold'), await ae.manifold(15, 0), 225, channels, size, 15);
-    if (state.modelData) {
-      drawScatter(await ae.latents(SCATTER_POINTS), ae.test_labels(SCATTER_POINTS));
-    }
+  if (two) drawGrid($('manifold'), await ae.manifold(15, 0), 225, channels, size, 15);
+  if (!state.modelData) return;
+  const rows = state.rows.length;
+  drawGrid($('recon'), await ae.task_picture(TASK_COLUMNS), rows * TASK_COLUMNS, channels, size, TASK_COLUMNS);
+  $('recon').style.height = `${42 * rows}px`;
+  $('task-rows').textContent = `rows: ${state.rows.join(', ')}`;
+  if (state.data && state.data.test > 1) {
+    drawGrid($('interp'), await ae.interpolation(0, 1, INTERPOLATION_STEPS), INTERPOLATION_STEPS, channels, size, INTERPOLATION_STEPS);
   }
+  const plane = JSON.parse(await ae.code_plane(SCATTER_POINTS));
+  drawScatter(plane.points, plane.labels);
+  $('axes').textContent = `(${plane.axes[0]} across, ${plane.axes[1]} up)`;
 }
 
 async function previewLoop() {
@@ -203,45 +233,76 @@ async function previewLoop() {
 
 function setBusy(training) {
   $('pause').disabled = !training;
+  $('stop').disabled = !training && !state.started;
   $('start').disabled = training || !state.data;
-  for (const id of ['download', 'download-optimizer']) $(id).disabled = training || !state.started;
+  const saved = state.hasTraining || state.kept;
+  for (const id of ['download', 'download-optimizer']) $(id).disabled = training || !saved;
   $('evaluate').disabled = training || !state.modelData;
+}
+
+// Test figures per epoch on a seeded random subset of at most this many test images.
+const EPOCH_TEST_IMAGES = 500;
+
+// After each finished epoch: its test loss (a point of the test curve), and the training's
+// files kept in the page, so that a lost device loses nothing.
+async function epochEnded(epoch) {
+  const m = JSON.parse(await ae.evaluate(EPOCH_TEST_IMAGES));
+  const loss = m.test_neg_elbo ?? m.test_bce ?? m.test_mse;
+  state.testCurve.push([state.stepsDone, loss]);
+  $('test-note').textContent = m.images < m.of
+    ? `test: a seeded random ${m.images} of the ${m.of} test images (Evaluate gives all of them)`
+    : `test: all ${m.of} test images`;
+  drawCurve(state.curve, state.testCurve);
+  state.kept = {
+    model: await ae.checkpoint_bytes(),
+    optimizer: await ae.optimizer_bytes(),
+    epoch: epoch + 1,
+  };
 }
 
 async function epochLoop() {
   state.training = true;
   setBusy(true);
   status('Training…');
-  const previews = previewLoop();
+  let previews = previewLoop();
   let done = false;
   try {
     for (;;) {
-      state.last = null;
       const r = JSON.parse(await ae.train_epoch(onProgress));
-      if (!r.finished) break;
-      if (state.last && state.last.epoch + 1 >= state.epochs) { done = true; break; }
+      if (!r.finished || state.stopAsked) break;
+      state.training = false; // the epoch's end: evaluation and the kept files first
+      await previews;
+      await epochEnded(r.progress.epoch);
+      if (r.progress.epoch + 1 >= state.epochs) { done = true; break; }
+      state.training = true;
+      previews = previewLoop();
     }
-    status(done ? `Trained ${state.epochs} epochs.` : 'Paused.');
+    status(done ? `Trained ${state.epochs} epochs.` : state.stopAsked ? 'Stopped.' : 'Paused.');
   } catch (e) {
     status(trainingError(e), true);
   }
   state.training = false;
+  if (done || state.stopAsked) state.started = false;
+  state.stopAsked = false;
   setBusy(false);
-  $('start').textContent = done ? 'Start' : 'Continue';
-  if (done) state.started = false;
+  $('start').textContent = state.started || state.lost ? 'Continue' : 'Start a new training';
   await previews;
-  await refreshPreviews();
-  if (done) $('start').textContent = 'Start a new training';
+  if (!state.lost) await refreshPreviews();
 }
 
 // A failure in words a person can act on.
 function trainingError(e) {
   const text = String(e);
-  if (/out of memory|OutOfMemory|allocat/i.test(text)) {
-    return `Training stopped: the GPU ran out of memory (${text}). Try a smaller batch, a smaller size or smaller widths.`;
+  const lost = ae.device_lost();
+  if (lost) {
+    state.lost = true;
+    const kept = state.kept
+      ? ` The model and optimizer state after epoch ${state.kept.epoch} are kept in the page: download them, or press Continue to reopen the GPU and go on from there.`
+      : ' No epoch had finished, so nothing was kept: press Start to begin again.';
+    return `The GPU device was lost (${lost}).${kept}`;
   }
-  if (/lost|Device/i.test(text)) {
-    return `Training stopped: the GPU device was lost (${text}). The model of the last finished submission is kept: download it, or reload the page and open it.`;
+  if (/out of memory|OutOfMemory|allocat|too large/i.test(text)) {
+    return `Training stopped: the GPU ran out of memory (${text}). Try a smaller batch, a smaller size or smaller widths.`;
   }
   return `Training stopped: ${text}`;
 }
@@ -258,7 +319,8 @@ function settings() {
   const s = {
     model: kind,
     latent: $('latent').value,
-    task: 'reconstruct',
+    task: $('task').value,
+    loss: $('loss').value,
     widths: $('widths').value.replace(/\s+/g, ''),
     norm: $('norm').value,
     act: $('act').value,
@@ -275,32 +337,79 @@ function settings() {
     images: $('images').value,
     conditional: $('conditional').checked,
   };
+  if (s.task === 'denoise') s.noise = $('noise').value;
   if (kind === 'dense-vae') {
     for (const k of ['widths', 'norm', 'act', 'block', 'upsample']) delete s[k];
   }
   return s;
 }
 
+// What every new or continued training sets in the page from start_training's answer.
+function trainingStarted(info) {
+  $('f16').textContent = info.f16 ? 'in use (activations stored as f16)' : f16Note;
+  state.started = true;
+  state.hasTraining = true;
+  state.latent = Number(info.settings.latent);
+  state.classes = info.classes;
+  state.rows = info.rows;
+  state.image = { channels: info.channels, size: info.size };
+  state.modelData = true;
+  state.curve = [];
+  state.testCurve = [];
+  state.last = null;
+  state.lossFirst = null;
+  state.lossLast = null;
+  state.stepsPerEpoch = info.steps_per_epoch;
+  const lr = info.settings.lr_schedule === 'cosine' ? `, cosine schedule over ${state.epochs} epochs` : '';
+  return `${info.settings.model}, latent ${info.settings.latent}, ${info.task}: ${info.params} parameters, ` +
+    `${info.steps_per_epoch} steps per epoch${lr}.`;
+}
+
 async function start() {
-  if (!state.started) {
+  if (state.lost && state.kept) {
+    // After a lost device: a new device, and the training from its kept files.
+    await ae.open_gpu(state.adapter);
+    state.lost = false;
+    const info = JSON.parse(ae.resume_training(state.kept.model, state.kept.optimizer,
+      'model.safetensors', Number($('images').value)));
+    const line = trainingStarted(info);
+    state.stepsDone = info.steps_done;
+    status(`Continuing after epoch ${state.kept.epoch}: ${line}`);
+  } else if (!state.started) {
+    if (state.lost) {
+      await ae.open_gpu(state.adapter);
+      state.lost = false;
+    }
     const s = settings();
-    const info = JSON.parse(ae.start_training(JSON.stringify(s)));
-    $('f16').textContent = info.f16 ? 'in use (activations stored as f16)' : f16Note;
-    state.started = true;
-    state.latent = Number(s.latent);
-    state.conditional = s.conditional;
-    state.image = { channels: info.channels, size: info.size };
-    state.modelData = true;
-    state.curve = [];
-    state.stepsDone = 0;
-    state.lossFirst = null;
-    state.lossLast = null;
     state.epochs = Number(s.epochs);
-    state.stepsPerEpoch = info.steps_per_epoch;
+    const line = trainingStarted(JSON.parse(ae.start_training(JSON.stringify(s))));
+    state.stepsDone = 0;
+    state.kept = null;
     $('figures').textContent = '';
-    status(`${s.model}, latent ${s.latent}: ${info.params} parameters, ${info.steps_per_epoch} steps per epoch.`);
+    status(line);
   }
   state.loop = epochLoop();
+}
+
+// Continues a run from its model.safetensors and optimizer.safetensors on the page's images.
+async function resumeFiles(files) {
+  await pauseTraining();
+  const byName = {};
+  for (const f of files) byName[f.name.includes('optimizer') ? 'optimizer' : 'model'] = f;
+  if (!byName.model || !byName.optimizer) {
+    throw new Error('continue a run: pick both its model.safetensors and its optimizer.safetensors');
+  }
+  const bytes = async (f) => new Uint8Array(await f.arrayBuffer());
+  const info = JSON.parse(ae.resume_training(await bytes(byName.model), await bytes(byName.optimizer),
+    byName.model.name, Number($('images').value)));
+  state.epochs = Math.max(Number($('epochs').value), info.epoch + 1);
+  const line = trainingStarted(info);
+  state.stepsDone = info.steps_done;
+  state.kept = null;
+  $('start').textContent = 'Continue';
+  setBusy(false);
+  status(`Continuing ${byName.model.name} at epoch ${info.epoch + 1} (${info.steps_done} steps done): ${line} Press Continue.`);
+  await refreshPreviews();
 }
 
 // New settings start a new training at the next Start.
@@ -324,8 +433,8 @@ function save(bytes, name) {
 
 async function evaluate() {
   status('Evaluating on the test images…');
-  const m = JSON.parse(await ae.evaluate());
-  const parts = Object.entries(m).filter(([k]) => k !== 'images')
+  const m = JSON.parse(await ae.evaluate(0));
+  const parts = Object.entries(m).filter(([k]) => k.startsWith('test_'))
     .map(([k, v]) => `${k} ${v.toFixed(k === 'test_psnr' ? 2 : 3)}`);
   $('figures').textContent = `On the ${m.images} test images: ${parts.join(', ')}`;
   window.gpuAeEval = m;
@@ -336,8 +445,11 @@ async function openCheckpoint(bytes, name) {
   await pauseTraining();
   const info = JSON.parse(ae.open_checkpoint(bytes, name));
   state.started = false;
+  state.hasTraining = false;
+  state.kept = null;
   state.latent = info.latent;
-  state.conditional = info.conditional;
+  state.classes = info.classes;
+  state.rows = info.rows;
   state.modelData = info.data;
   state.image = { channels: info.channels, size: info.size };
   $('start').textContent = 'Start';
@@ -362,6 +474,7 @@ function defaultsFor(size) {
 
 function dataLoaded(d) {
   state.data = d;
+  state.classNames = d.classes;
   defaultsFor(d.size);
   settingsChanged();
   const classes = d.classes.length ? `, ${d.classes.length} classes` : '';
@@ -442,8 +555,24 @@ function wire() {
   $('start').onclick = () => start().catch(fail);
   $('pause').onclick = () => ae.pause();
   $('evaluate').onclick = () => evaluate().catch(fail);
-  $('download').onclick = () => ae.checkpoint_bytes().then((b) => save(b, 'model.safetensors')).catch(fail);
-  $('download-optimizer').onclick = () => ae.optimizer_bytes().then((b) => save(b, 'optimizer.safetensors')).catch(fail);
+  // The training's files; after a lost device, the ones kept at its last finished epoch.
+  const file = (which) => (state.lost && state.kept ? Promise.resolve(state.kept[which])
+    : which === 'model' ? ae.checkpoint_bytes() : ae.optimizer_bytes());
+  $('download').onclick = () => file('model').then((b) => save(b, 'model.safetensors')).catch(fail);
+  $('download-optimizer').onclick = () => file('optimizer').then((b) => save(b, 'optimizer.safetensors')).catch(fail);
+  $('stop').onclick = () => {
+    state.stopAsked = true;
+    if (state.training) {
+      ae.pause();
+    } else {
+      state.started = false;
+      state.stopAsked = false;
+      $('start').textContent = 'Start a new training';
+      setBusy(false);
+      status('Stopped.');
+    }
+  };
+  $('resume').onchange = () => resumeFiles(Array.from($('resume').files)).catch(fail);
   document.querySelectorAll('.settings input, .settings select').forEach((e) => { e.onchange = settingsChanged; });
   $('use-mnist').onclick = () => loadMnist().catch(fail);
   $('folder').onchange = () => {
