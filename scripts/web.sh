@@ -20,7 +20,7 @@ rm -rf "$dist"
 mkdir -p "$dist/pkg" "$dist/mnist" "$dist/models"
 wasm-bindgen --target web --no-typescript --out-dir "$dist/pkg" \
   target/wasm32-unknown-unknown/release/gpu_ae_web.wasm
-cp web/static/index.html web/static/app.js "$dist/"
+cp web/static/index.html web/static/app.js web/static/decode-worker.js "$dist/"
 cp assets/mnist/*-ubyte.gz "$dist/mnist/"
 cp assets/models/conv-vae-L2.safetensors assets/models/conv-vae-L16.safetensors "$dist/models/"
 echo "web/dist: wasm $(du -k "$dist/pkg/gpu_ae_web_bg.wasm" | cut -f1) KiB," \

@@ -13,7 +13,9 @@ Chromium (WebGPU on SwiftShader, no GPU needed) through the DevTools protocol, i
    the page, downloads model.safetensors with #download (and optimizer.safetensors), and runs
    the native `GPU_AE eval` on it with the same folder: its test −ELBO must be the page's;
    then `GPU_AE train --resume` on the two downloads finishes the paused epoch natively.
-   Screenshots of the page go to SCREENSHOT_DIR when set.
+   Then models in: the shipped emoji model opened through #file on the same folder (its
+   evaluation in the page must be gpu-ae eval's), and the shipped conditional MNIST model on
+   MNIST. Screenshots of the page go to SCREENSHOT_DIR when set.
 
 On any failure it prints the browser's console output and exits 1. Python's standard library
 only (the DevTools WebSocket is spoken below).
@@ -237,6 +239,13 @@ def screenshot(tools, name):
         f.write(base64.b64decode(png))
 
 
+def set_files(tools, selector, paths):
+    """Picks `paths` (files, or a folder for a webkitdirectory input) in a file input."""
+    root = tools.call("DOM.getDocument")["root"]["nodeId"]
+    node = tools.call("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
+    tools.call("DOM.setFileInputFiles", nodeId=node, files=paths)
+
+
 def emoji_slice(source, into):
     """The first PER_CLASS images of each category of `source`, a hidden image and a text file."""
     for category in sorted(os.listdir(source)):
@@ -268,21 +277,35 @@ def page_test(tools, base, deadline, scratch):
     wait_for(tools, "window.gpuAeStatus && gpuAeStatus().data && gpuAeStatus().data.name",
              deadline, "MNIST loaded")
     js(tools, f"document.getElementById('size').value = {SETTINGS['size']}")
-    root = tools.call("DOM.getDocument")["root"]["nodeId"]
-    node = tools.call("DOM.querySelector", nodeId=root, selector="#folder")["nodeId"]
-    tools.call("DOM.setFileInputFiles", nodeId=node, files=[os.path.abspath(folder)])
+    set_files(tools, "#folder", [os.path.abspath(folder)])
     data = wait_for(tools, "gpuAeStatus().data.name === 'emoji-slice' && gpuAeStatus().data",
                     deadline, "the picked folder decoded")
     if (data["channels"], data["size"], data["ignored"]) != (3, SETTINGS["size"], 1):
         raise AssertionError(f"the folder loaded as {data}, not colour 32×32 with 1 file ignored")
+    decoder = js(tools, "gpuAeStatus().decoder")
+    if "workers" not in decoder:
+        raise AssertionError(f"the folder was decoded on {decoder}, not on workers")
     for key in ("widths", "latent", "batch", "epochs"):
         js(tools, f"(e => {{ e.value = {json.dumps(str(SETTINGS[key]))}; e.onchange(); }})"
                   f"(document.getElementById('{key}'))")
+    # A setting the rules refuse is named in the page, as the command line names its flag.
+    js(tools, "(e => { e.value = '0,32'; e.onchange(); })(document.getElementById('widths'))")
+    js(tools, "document.getElementById('start').click()")
+    refused = wait_for(tools, "document.getElementById('status').classList.contains('error') && "
+                              "document.getElementById('status').textContent", deadline,
+                       "the refusal of widths 0,32")
+    if "widths" not in refused:
+        raise AssertionError(f"widths 0,32 was refused without naming the setting: {refused}")
+    js(tools, f"(e => {{ e.value = {json.dumps(SETTINGS['widths'])}; e.onchange(); }})"
+              "(document.getElementById('widths'))")
+    js(tools, "document.getElementById('status').classList.remove('error')")
+    clicked = js(tools, "performance.now()")
     js(tools, "document.getElementById('start').click()")
     first_step = wait_for(tools, "gpuAeStatus().steps > 0 && performance.now()", deadline,
                           "a first step")
     wait_for(tools, f"gpuAeStatus().steps >= {STEPS}", deadline, f"{STEPS} steps")
     screenshot(tools, "web-emoji-training.png")
+    images_per_s = js(tools, "Number(document.getElementById('ips').textContent)")
     js(tools, "document.getElementById('pause').click()")
     wait_for(tools, "!gpuAeStatus().training", deadline, "the pause")
     status = js(tools, "gpuAeStatus()")
@@ -322,13 +345,41 @@ def page_test(tools, base, deadline, scratch):
     if resumed.returncode != 0:
         raise AssertionError(f"gpu-ae train --resume of the downloads failed: "
                              f"{resumed.stderr.strip()}")
+    # Models in: the shipped colour emoji model on the same folder (the page's evaluation must
+    # be gpu-ae eval's), and the shipped conditional MNIST model on MNIST.
+    emoji_model = os.path.abspath("assets/models/emoji-vae-32.safetensors")
+    drawn = js(tools, "gpuAeStatus().previews")
+    set_files(tools, "#file", [emoji_model])
+    wait_for(tools, f"gpuAeStatus().previews > {drawn}", deadline, "the emoji model's pictures")
+    js(tools, "window.gpuAeEval = null; document.getElementById('evaluate').click()")
+    shipped_page = wait_for(tools, "window.gpuAeEval", deadline, "the emoji model's evaluation")
+    shipped = subprocess.run([gpu_ae, "eval", "--checkpoint", emoji_model, "--data", folder,
+                              "--json"], capture_output=True, text=True, timeout=300)
+    shipped_native = json.loads(shipped.stdout)["test_neg_elbo"]
+    if abs(shipped_page["test_neg_elbo"] - shipped_native) > 1e-3 * abs(shipped_native):
+        raise AssertionError(f"the emoji model's test -ELBO: {shipped_page['test_neg_elbo']} "
+                             f"in the page, {shipped_native} from gpu-ae eval")
+    screenshot(tools, "web-emoji-model.png")
+    js(tools, "document.getElementById('use-mnist').click()")
+    wait_for(tools, "gpuAeStatus().data.name === 'mnist'", deadline, "MNIST loaded again")
+    drawn = js(tools, "gpuAeStatus().previews")
+    set_files(tools, "#file", [os.path.abspath("assets/models/conv-cvae-L2.safetensors")])
+    wait_for(tools, f"gpuAeStatus().previews > {drawn}", deadline,
+             "the conditional model's pictures")
+    if "conditional on 10" not in js(tools, "document.getElementById('status').textContent"):
+        raise AssertionError("the conditional MNIST model did not open as one")
+    screenshot(tools, "web-mnist-cvae.png")
     return (f"page test ({time.time() - t0:.0f} s): {data['train']} training and {data['test']} "
-            f"test emoji picked through #folder, {status['steps']} steps, loss "
-            f"{status['loss_first']:.1f} -> {status['loss_last']:.1f}, first step "
-            f"{first_step / 1000:.1f} s after the page opened, {status['adapter']}; test -ELBO "
+            f"test emoji picked through #folder, decoded on {decoder}, {status['steps']} steps, loss "
+            f"{status['loss_first']:.1f} -> {status['loss_last']:.1f}, {images_per_s} images/s "
+            f"(previews included), first step {(first_step - clicked) / 1000:.1f} s after Start "
+            f"({first_step / 1000:.1f} s after the page opened), {status['adapter']}; widths 0,32 "
+            f"refused: {refused!r}; test -ELBO "
             f"{ours:.3f} in the page, {theirs:.3f} from gpu-ae eval on the downloaded model "
             f"(PSNR {page_eval['test_psnr']:.2f} / {figures['test_psnr']:.2f} dB); gpu-ae train "
-            f"--resume of the two downloads finished epoch {epochs}")
+            f"--resume of the two downloads finished epoch {epochs}; the shipped emoji model "
+            f"opened on the folder: test -ELBO {shipped_page['test_neg_elbo']:.3f} in the page, "
+            f"{shipped_native:.3f} from gpu-ae eval; the conditional MNIST model opened")
 
 
 def main():

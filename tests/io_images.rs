@@ -1114,6 +1114,23 @@ fn a_folder_given_in_memory_is_the_folder_on_disk() {
         chunked.finish(),
         data::load(&listed.0, &opts(None, Some(4))).unwrap()
     );
+    // Decoded elsewhere (the web page's workers) and handed in: the same dataset again.
+    let o = opts(Some(3), Some(4));
+    let mut handed = memory::MemoryFolder::new(&listed.0, files_below(&listed.0), &o).unwrap();
+    let (size, channels) = handed.shape();
+    for rel in handed
+        .to_decode()
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+    {
+        let bytes = std::fs::read(listed.path(&rel)).unwrap();
+        let p = memory::prepare_file(&listed.0, &rel, &bytes, channels, size).unwrap();
+        handed.add_prepared(p).unwrap();
+    }
+    assert_eq!(handed.finish(), data::load(&listed.0, &o).unwrap());
+    let e = memory::prepare_file(&listed.0, "cats/x.png", b"not a png", None, 4).unwrap_err();
+    assert_contains(&e.to_string(), "cats/x.png: cannot decode");
 }
 
 /// Errors of a folder given in memory name the file: an image that does not decode, a path

@@ -37,8 +37,7 @@ impl Source for Files<'_> {
         self.dir.join(&self.listing.images[i])
     }
     fn decode(&self, i: usize) -> Result<Decoded> {
-        decode(&self.bytes[i])
-            .map_err(|e| Error::msg(format!("{}: cannot decode: {e}", self.path(i).display())))
+        decode_named(&self.path(i), &self.bytes[i])
     }
     fn dimensions(&self, i: usize) -> Result<(u32, u32)> {
         let error = |e: &dyn std::fmt::Display| {
@@ -52,7 +51,30 @@ impl Source for Files<'_> {
     }
 }
 
-/// A folder given in memory, listed and laid out, its images decoded chunk by chunk.
+/// `bytes` decoded, errors naming `path` (`<path>: cannot decode: …`).
+fn decode_named(path: &Path, bytes: &[u8]) -> Result<Decoded> {
+    decode(bytes).map_err(|e| Error::msg(format!("{}: cannot decode: {e}", path.display())))
+}
+
+/// One image of a folder given in memory decoded and prepared as [`MemoryFolder`] prepares it
+/// (`dir` and `path` name it in errors): what a web worker does with an image of
+/// [`MemoryFolder::to_decode`], for [`MemoryFolder::add_prepared`].
+pub fn prepare_file(
+    dir: &Path,
+    path: &str,
+    bytes: &[u8],
+    channels: Option<u8>,
+    size: usize,
+) -> Result<Prepared> {
+    Ok(prepare(
+        &decode_named(&dir.join(path), bytes)?,
+        channels,
+        size,
+    ))
+}
+
+/// A folder given in memory, listed and laid out, its images decoded chunk by chunk (here, or
+/// elsewhere and handed in).
 pub struct MemoryFolder {
     /// The folder's name, for messages and the dataset's record.
     dir: PathBuf,
@@ -110,6 +132,51 @@ impl MemoryFolder {
     /// Images decoded so far, and to decode in all.
     pub fn progress(&self) -> (usize, usize) {
         (self.prepared.len(), self.layout.picked(true).len())
+    }
+
+    /// The side every image is scaled to, and the channels asked for (None: as the images).
+    pub fn shape(&self) -> (usize, Option<u8>) {
+        (self.size, self.opts.channels)
+    }
+
+    /// The relative paths of the images still to decode, in the order
+    /// [`MemoryFolder::add_prepared`] takes them.
+    pub fn to_decode(&self) -> Vec<&str> {
+        let picked = self.layout.picked(true);
+        picked[self.prepared.len()..]
+            .iter()
+            .map(|&(i, _)| self.listing.images[i].as_str())
+            .collect()
+    }
+
+    /// The next image of [`MemoryFolder::to_decode`], prepared elsewhere by [`prepare_file`]
+    /// with [`MemoryFolder::shape`]; refused when it does not have that shape.
+    pub fn add_prepared(&mut self, prepared: Prepared) -> Result<()> {
+        let picked = self.layout.picked(true);
+        let Some(&(i, _)) = picked.get(self.prepared.len()) else {
+            bail!("{}: every image is decoded already", self.dir.display());
+        };
+        let planes = if prepared.grey { 1 } else { 3 };
+        let planes = match self.opts.channels {
+            Some(c) => usize::from(c),
+            None => planes,
+        };
+        if prepared.planes.len() != planes * self.size * self.size {
+            bail!(
+                "{}: prepared as {} values, not {planes}×{}×{}",
+                self.path_of(i).display(),
+                prepared.planes.len(),
+                self.size,
+                self.size
+            );
+        }
+        self.bytes[i] = Vec::new();
+        self.prepared.push(prepared);
+        Ok(())
+    }
+
+    fn path_of(&self, i: usize) -> PathBuf {
+        self.dir.join(&self.listing.images[i])
     }
 
     /// Decodes up to `count` more images (on every core natively, on the page's thread on the

@@ -12,7 +12,8 @@
 mod selftest;
 
 use gpu_ae::checkpoint;
-use gpu_ae::data::memory::{MemoryFile, MemoryFolder};
+use gpu_ae::data::decode::Prepared;
+use gpu_ae::data::memory::{MemoryFile, MemoryFolder, prepare_file};
 use gpu_ae::data::{self, DataOptions, classes, fingerprint};
 use gpu_ae::data::{Binarize, Dataset, Split, SplitRule};
 use gpu_ae::gpu::{AdapterChoice, DeviceLimits, Elem, Gpu, is_software};
@@ -34,8 +35,9 @@ use std::path::Path;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
-/// Images per inference batch of the previews.
-const VIEW_BATCH: usize = 100;
+/// Images per inference batch of the previews (a batch is padded to it: small keeps a preview
+/// of a few images cheap on a slow adapter).
+const VIEW_BATCH: usize = 32;
 /// Images per batch of the test-set evaluation (its figures do not depend on it).
 const EVAL_BATCH: usize = 100;
 
@@ -213,8 +215,11 @@ pub fn load_mnist(
 /// Starts reading a folder the person picked (its name, and each file's path relative to it
 /// with its bytes, `bytes` being every file's bytes one after the other, `lengths` long): by
 /// the rules of `gpu-ae train --data DIR` ([`MemoryFolder`]), with `channels` and `size` the
-/// options (0: the images' own) and `test_percent` the split's. Returns `{"done", "total"}`;
-/// [`decode_folder`] decodes its images.
+/// options (0: the images' own) and `test_percent` the split's. Returns `{"done", "total",
+/// "size", "channels", "to_decode"}`: the side and channels (0: as each image) every image is
+/// prepared at, and the paths of the images to decode, in order; the page's workers decode
+/// them ([`prepare_image`]) and hand them in ([`folder_add`]), or [`decode_folder`] decodes
+/// them here.
 #[wasm_bindgen]
 pub fn open_folder(
     name: String,
@@ -251,20 +256,90 @@ pub fn open_folder(
     };
     let folder = data::open_files(Path::new(&name), files, &opts).map_err(js_err)?;
     let (done, total) = folder.progress();
+    let (size, channels) = folder.shape();
+    let answer = serde_json::json!({
+        "done": done,
+        "total": total,
+        "size": size,
+        "channels": channels.unwrap_or(0),
+        "to_decode": folder.to_decode(),
+    });
     FOLDER.with(|f| *f.borrow_mut() = Some(folder));
-    Ok(serde_json::json!({ "done": done, "total": total }).to_string())
+    Ok(answer.to_string())
 }
 
-/// Decodes up to `count` more images of the folder [`open_folder`] started; returns
+/// An image of a picked folder decoded and prepared by gpu-ae's decoder ([`prepare_image`]),
+/// for [`folder_add`].
+#[wasm_bindgen]
+pub struct PreparedImage {
+    planes: Vec<u8>,
+    /// Whether the image was grey.
+    pub grey: bool,
+    /// Whether it was scaled or made grey.
+    pub converted: bool,
+}
+
+#[wasm_bindgen]
+impl PreparedImage {
+    /// Its planes `[planes, size, size]`, moved out.
+    pub fn take_planes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.planes)
+    }
+}
+
+/// Decodes and prepares one image of the folder `name` (`path` inside it, `bytes`) at
+/// [`open_folder`]'s `size` and `channels` (0: as the image): what the page's decoding workers
+/// run, each with its own instance of this module. The error names the file.
+#[wasm_bindgen]
+pub fn prepare_image(
+    name: &str,
+    path: &str,
+    bytes: &[u8],
+    channels: u8,
+    size: usize,
+) -> Result<PreparedImage, JsValue> {
+    let channels = (channels > 0).then_some(channels);
+    let p = prepare_file(Path::new(name), path, bytes, channels, size).map_err(js_err)?;
+    Ok(PreparedImage {
+        planes: p.planes,
+        grey: p.grey,
+        converted: p.converted,
+    })
+}
+
+/// Hands in the next image of [`open_folder`]'s `to_decode`, prepared by [`prepare_image`];
+/// answers as [`decode_folder`].
+#[wasm_bindgen]
+pub fn folder_add(planes: Vec<u8>, grey: bool, converted: bool) -> Result<String, JsValue> {
+    folder_step(|folder| {
+        folder.add_prepared(Prepared {
+            planes,
+            grey,
+            converted,
+        })
+    })
+}
+
+/// Decodes up to `count` more images of the folder [`open_folder`] started, on the page's
+/// thread (where the page has no workers); returns
 /// `{"done", "total"}`, and once every image is decoded the folder becomes the page's dataset
 /// and the answer is `{"done", "total", "dataset": {...}}` ([`dataset_json`]). An image that
 /// does not decode is an error naming it, and the folder is dropped.
 #[wasm_bindgen]
 pub fn decode_folder(count: usize) -> Result<String, JsValue> {
+    folder_step(|folder| folder.decode_next(count))
+}
+
+/// Runs `step` on the folder being read: `{"done", "total"}`, or once every image is decoded
+/// `{"done", "total", "dataset"}` with the folder made the page's dataset. A failed step
+/// drops the folder.
+fn folder_step(
+    step: impl FnOnce(&mut MemoryFolder) -> gpu_ae::Result<()>,
+) -> Result<String, JsValue> {
     let mut folder = FOLDER
         .with(|f| f.borrow_mut().take())
         .ok_or_else(|| js_err("no folder is being read (call open_folder)"))?;
-    folder.decode_next(count).map_err(js_err)?;
+    step(&mut folder).map_err(js_err)?;
     let (done, total) = folder.progress();
     if done < total {
         FOLDER.with(|f| *f.borrow_mut() = Some(folder));

@@ -16,10 +16,11 @@ const MNIST_FILES = [
 // Ten colours for the ten digits (matplotlib's tab10).
 const DIGIT_COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd',
   '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
-const SCATTER_POINTS = 1000;
+const SCATTER_POINTS = 500;
 // What the f16 figure says while f16 is not in use.
 let f16Note = '';
-const PREVIEW_EVERY_MS = 1500;
+// While training, the previews wait twice as long as they took: at most a third of the GPU.
+const PREVIEW_PAUSE = 2;
 
 function status(text, isError = false) {
   $('status').textContent = text;
@@ -143,6 +144,7 @@ const state = {
   last: null, // the previous progress report of this epoch
   loop: null, // the running epoch loop's promise
   testCurve: [],
+  previews: 0, // refreshes of the pictures drawn so far
   rows: ['test images', 'reconstructions'],
   classNames: [], // the dataset's classes (the scatter's colours)
   classes: [], // a conditional model's classes
@@ -164,6 +166,8 @@ window.gpuAeStatus = () => ({
   size: state.image ? state.image.size : null,
   adapter: state.adapter,
   training: state.training,
+  previews: state.previews,
+  decoder: state.decoder, // where the last picked folder was decoded
   data: state.data,
 });
 
@@ -201,6 +205,13 @@ const TASK_COLUMNS = 10;
 const INTERPOLATION_STEPS = 10;
 
 async function refreshPreviews() {
+  const t0 = performance.now();
+  await drawPreviews();
+  state.previews += 1;
+  return performance.now() - t0;
+}
+
+async function drawPreviews() {
   const { channels, size } = state.image;
   // A conditional model: one column per class (at most 16), the same codes in every column.
   const k = state.classes.length;
@@ -226,8 +237,8 @@ async function refreshPreviews() {
 
 async function previewLoop() {
   while (state.training) {
-    await refreshPreviews();
-    await new Promise((r) => setTimeout(r, PREVIEW_EVERY_MS));
+    const took = await refreshPreviews();
+    await new Promise((r) => setTimeout(r, PREVIEW_PAUSE * took));
   }
 }
 
@@ -484,24 +495,87 @@ function dataLoaded(d) {
 }
 
 // Reads picked or dropped files ([{path, file}], paths relative to the folder `name`) by the
-// rules of gpu-ae train --data, decoding in chunks so the page stays responsive.
+// rules of gpu-ae train --data: listed and split by open_folder, decoded by DECODE_WORKERS
+// workers (decode-worker.js, the same decoder), or in chunks on this thread without workers.
 async function loadFolder(name, entries) {
   await pauseTraining();
   status(`Reading ${entries.length} files of ${name}…`);
   const buffers = await Promise.all(entries.map((e) => e.file.arrayBuffer()));
   const lengths = buffers.map((b) => b.byteLength);
   const bytes = new Uint8Array(lengths.reduce((a, b) => a + b, 0));
+  const byPath = new Map();
   let at = 0;
-  for (const b of buffers) { bytes.set(new Uint8Array(b), at); at += b.byteLength; }
-  const p = JSON.parse(ae.open_folder(name, entries.map((e) => e.path), Uint32Array.from(lengths),
+  buffers.forEach((b, i) => {
+    bytes.set(new Uint8Array(b), at);
+    byPath.set(entries[i].path, new Uint8Array(b));
+    at += b.byteLength;
+  });
+  const opened = JSON.parse(ae.open_folder(name, entries.map((e) => e.path), Uint32Array.from(lengths),
     bytes, Number($('channels').value), Number($('size').value), Number($('test-percent').value)));
-  let r = p;
-  while (!r.dataset) {
-    status(`Decoding the images of ${name}: ${r.done} of ${r.total}…`);
-    await new Promise((ok) => setTimeout(ok, 0));
-    r = JSON.parse(ae.decode_folder(64));
+  const progress = (r) => status(`Decoding the images of ${name}: ${r.done} of ${r.total}…`);
+  let r = typeof Worker === 'undefined' ? null : await decodeOnWorkers(name, opened, byPath, progress);
+  state.decoder = r ? `${DECODE_WORKERS} workers` : "the page's thread";
+  if (!r) {
+    r = opened;
+    while (!r.dataset) {
+      progress(r);
+      await new Promise((ok) => setTimeout(ok, 0));
+      r = JSON.parse(ae.decode_folder(64));
+    }
   }
   dataLoaded(r.dataset);
+}
+
+const DECODE_WORKERS = Math.max(1, Math.min(navigator.hardwareConcurrency || 2, 4));
+
+// Decodes open_folder's `to_decode` on workers and hands each image in, in order, as it comes;
+// resolves to the last folder_add answer (null when workers cannot start: decode here then).
+async function decodeOnWorkers(name, opened, byPath, progress) {
+  const paths = opened.to_decode;
+  let workers;
+  try {
+    workers = Array.from({ length: Math.min(DECODE_WORKERS, paths.length) },
+      () => new Worker(new URL('decode-worker.js', import.meta.url), { type: 'module' }));
+  } catch (e) {
+    console.log(`no decoding workers (${e}): decoding on the page's thread`);
+    return null;
+  }
+  try {
+    return await new Promise((resolve, reject) => {
+      const results = new Array(paths.length);
+      let next = 0, sent = 0, last = opened;
+      const send = (w) => {
+        if (sent >= paths.length) return;
+        const id = sent++;
+        const bytes = byPath.get(paths[id]).slice();
+        w.postMessage({ id, name, path: paths[id], bytes, channels: opened.channels, size: opened.size },
+          [bytes.buffer]);
+      };
+      for (const w of workers) {
+        w.onerror = (e) => reject(new Error(`a decoding worker failed: ${e.message || e}`));
+        w.onmessage = ({ data }) => {
+          if (data.error) { reject(new Error(data.error)); return; }
+          results[data.id] = data;
+          try {
+            while (next < paths.length && results[next]) {
+              const d = results[next];
+              results[next++] = true;
+              last = JSON.parse(ae.folder_add(d.planes, d.grey, d.converted));
+            }
+          } catch (e) { reject(e); return; }
+          if (next % 64 === 0) progress(last);
+          if (last.dataset) resolve(last);
+          else send(w);
+        };
+        // Two images in flight per worker, so none waits for the page.
+        send(w);
+        send(w);
+      }
+      if (paths.length === 0) resolve(last);
+    });
+  } finally {
+    workers.forEach((w) => w.terminate());
+  }
 }
 
 // The files of a folder input (webkitRelativePath starts with the folder's own name).
