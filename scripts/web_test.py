@@ -7,8 +7,8 @@ Chromium (WebGPU on SwiftShader, no GPU needed) through the DevTools protocol, i
    training loss that fell.
 2. The page as a person uses it (when EMOJI_DIR, ../shared/data/emoji-noto by default, is
    there): copies a slice of the emoji (the first PER_CLASS images of each category, plus a
-   hidden file and a text file the rules skip) into a folder, picks it through #folder at
-   32×32, starts a small conv-vae with #start, waits for STEPS steps, pauses with #pause,
+   hidden file and a text file the rules skip) into a folder, drops it on the page (64×64),
+   picks it through #folder at 32×32 (decoded on workers), starts a small conv-vae with #start, waits for STEPS steps, pauses with #pause,
    checks through window.gpuAeStatus() that the loss fell, evaluates on the test images in
    the page, downloads model.safetensors with #download (and optimizer.safetensors), and runs
    the native `GPU_AE eval` on it with the same folder: its test −ELBO must be the page's;
@@ -21,7 +21,8 @@ On any failure it prints the browser's console output and exits 1. Python's stan
 only (the DevTools WebSocket is spoken below).
 
 Usage: web_test.py CHROMIUM DIST_DIR [TIMEOUT_S]
-Environment: GPU_AE (default target/release/gpu-ae), EMOJI_DIR, SCREENSHOT_DIR.
+Environment: GPU_AE (default target/release/gpu-ae), EMOJI_DIR, SCREENSHOT_DIR, and for longer
+runs (the README's screenshots) WEB_TEST_STEPS and WEB_TEST_PER_CLASS.
 """
 
 import base64
@@ -200,8 +201,8 @@ def check(result):
 
 
 # The page part: images per emoji category, training steps to wait for, and the settings.
-PER_CLASS = 8
-STEPS = 12
+PER_CLASS = int(os.environ.get("WEB_TEST_PER_CLASS", 8))
+STEPS = int(os.environ.get("WEB_TEST_STEPS", 12))
 SETTINGS = {"size": 32, "widths": "16,32,64", "latent": 32, "batch": 16, "epochs": 40}
 
 
@@ -246,6 +247,15 @@ def set_files(tools, selector, paths):
     tools.call("DOM.setFileInputFiles", nodeId=node, files=paths)
 
 
+def drop_files(tools, selector, paths):
+    """Drags `paths` (files or folders) onto the element `selector` and drops them."""
+    x, y = js(tools, f"(b => [b.x + b.width / 2, b.y + b.height / 2])"
+                     f"(document.querySelector('{selector}').getBoundingClientRect())")
+    data = {"items": [], "files": paths, "dragOperationsMask": 1}
+    for kind in ("dragEnter", "dragOver", "drop"):
+        tools.call("Input.dispatchDragEvent", type=kind, x=x, y=y, data=data)
+
+
 def emoji_slice(source, into):
     """The first PER_CLASS images of each category of `source`, a hidden image and a text file."""
     for category in sorted(os.listdir(source)):
@@ -276,9 +286,15 @@ def page_test(tools, base, deadline, scratch):
     tools.call("Page.navigate", url=f"{base}/index.html")
     wait_for(tools, "window.gpuAeStatus && gpuAeStatus().data && gpuAeStatus().data.name",
              deadline, "MNIST loaded")
+    # The folder dropped on the page at its own size, then picked through #folder at 32×32.
+    drop_files(tools, "#drop", [os.path.abspath(folder)])
+    dropped = wait_for(tools, "gpuAeStatus().data.name === 'emoji-slice' && gpuAeStatus().data",
+                       deadline, "the dropped folder decoded")
+    if (dropped["channels"], dropped["size"]) != (3, 64):
+        raise AssertionError(f"the dropped folder loaded as {dropped}, not colour 64×64")
     js(tools, f"document.getElementById('size').value = {SETTINGS['size']}")
     set_files(tools, "#folder", [os.path.abspath(folder)])
-    data = wait_for(tools, "gpuAeStatus().data.name === 'emoji-slice' && gpuAeStatus().data",
+    data = wait_for(tools, f"gpuAeStatus().data.size === {SETTINGS['size']} && gpuAeStatus().data",
                     deadline, "the picked folder decoded")
     if (data["channels"], data["size"], data["ignored"]) != (3, SETTINGS["size"], 1):
         raise AssertionError(f"the folder loaded as {data}, not colour 32×32 with 1 file ignored")
@@ -370,7 +386,7 @@ def page_test(tools, base, deadline, scratch):
         raise AssertionError("the conditional MNIST model did not open as one")
     screenshot(tools, "web-mnist-cvae.png")
     return (f"page test ({time.time() - t0:.0f} s): {data['train']} training and {data['test']} "
-            f"test emoji picked through #folder, decoded on {decoder}, {status['steps']} steps, loss "
+            f"test emoji dropped (64×64) and picked through #folder (32×32), decoded on {decoder}, {status['steps']} steps, loss "
             f"{status['loss_first']:.1f} -> {status['loss_last']:.1f}, {images_per_s} images/s "
             f"(previews included), first step {(first_step - clicked) / 1000:.1f} s after Start "
             f"({first_step / 1000:.1f} s after the page opened), {status['adapter']}; widths 0,32 "

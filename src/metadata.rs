@@ -39,18 +39,24 @@ pub fn write<T: Serialize>(record: &T) -> Metadata {
 }
 
 /// Reads a `T` from the flat map `metadata` (other keys are ignored); an error names `path`
-/// and what is missing or bad.
+/// and what is missing or bad: the key of a bad value (the helpers quote the value, which
+/// names the key holding it), or the key that is missing.
 pub fn read<T: DeserializeOwned>(metadata: &Metadata, path: &Path) -> Result<T> {
     let fields = metadata
         .iter()
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
         .collect();
     serde_json::from_value(serde_json::Value::Object(fields)).map_err(|e| {
-        Error::msg(format!(
-            "{}: {} in metadata",
-            path.display(),
-            e.to_string().replace("missing field", "no key")
-        ))
+        let what = e.to_string().replace("missing field", "no key");
+        let keys: Vec<&str> = metadata
+            .iter()
+            .filter(|(_, v)| what.contains(&format!("bad value {v:?}")))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        match keys.is_empty() {
+            true => Error::msg(format!("{}: {what} in metadata", path.display())),
+            false => Error::msg(format!("{}: {}: {what}", path.display(), keys.join(" or "))),
+        }
     })
 }
 

@@ -89,7 +89,7 @@ fn keys_an_older_gpu_ae_did_not_write_read_as_its_runs() {
 }
 
 #[test]
-fn a_bad_or_missing_value_is_named_with_its_file() {
+fn a_bad_or_missing_value_is_named_with_its_file_and_key() {
     let good = [
         ("format", "gpu-ae/1"),
         ("model", "conv-vae"),
@@ -98,10 +98,14 @@ fn a_bad_or_missing_value_is_named_with_its_file() {
     ];
     let path = Path::new("m.safetensors");
     for (key, value, said) in [
-        ("latent", "sixteen", "\"sixteen\""),
+        ("latent", "sixteen", "latent: bad value \"sixteen\""),
         ("latent", "0", "bad latent \"0\""),
-        ("norm", "group", "\"group\" (one of none, batch)"),
-        ("widths", "16,,32", "\"16,,32\""),
+        (
+            "norm",
+            "group",
+            "norm: bad value \"group\" (one of none, batch)",
+        ),
+        ("widths", "16,,32", "widths: bad value \"16,,32\""),
         ("leaky_slope", "-1", "bad leaky_slope"),
         ("task", "paint", "paint"),
         ("model", "mlp", "mlp"),

@@ -222,6 +222,8 @@ async function drawPreviews() {
   const two = state.latent === 2;
   document.querySelectorAll('.latent2').forEach((e) => e.classList.toggle('hidden', !two));
   if (two) drawGrid($('manifold'), await ae.manifold(15, 0), 225, channels, size, 15);
+  $('manifold-note').textContent = k > 0 ? ` (class ${state.classes[0]})` : '';
+  $('interp-note').textContent = k > 0 ? ' (all drawn as the first image\'s class)' : '';
   if (!state.modelData) return;
   const rows = state.rows.length;
   drawGrid($('recon'), await ae.task_picture(TASK_COLUMNS), rows * TASK_COLUMNS, channels, size, TASK_COLUMNS);
@@ -489,7 +491,8 @@ function dataLoaded(d) {
   defaultsFor(d.size);
   settingsChanged();
   const classes = d.classes.length ? `, ${d.classes.length} classes` : '';
-  const ignored = d.ignored ? `; ${d.ignored} files that are not images ignored` : '';
+  const ignored = d.ignored === 1 ? '; 1 file that is not an image ignored'
+    : d.ignored ? `; ${d.ignored} files that are not images ignored` : '';
   status(`${d.name}: ${d.train} training and ${d.test} test images, ` +
     `${d.channels === 3 ? 'colour' : 'grey'} ${d.size}×${d.size}${classes} (split: ${d.split})${ignored}. Press Start.`);
 }
