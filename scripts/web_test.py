@@ -15,7 +15,9 @@ Chromium (WebGPU on SwiftShader, no GPU needed) through the DevTools protocol, i
    then `GPU_AE train --resume` on the two downloads finishes the paused epoch natively.
    Then models in: the shipped emoji model opened through #file on the same folder (its
    evaluation in the page must be gpu-ae eval's), and the shipped conditional MNIST model on
-   MNIST. Screenshots of the page go to SCREENSHOT_DIR when set.
+   MNIST. Last a lost device: the browser's GPU process crashed while MNIST trains; the page
+   must say so, keep the last epoch's files and continue from them on a new device.
+   Screenshots of the page go to SCREENSHOT_DIR when set.
 
 On any failure it prints the browser's console output and exits 1. Python's standard library
 only (the DevTools WebSocket is spoken below).
@@ -385,6 +387,7 @@ def page_test(tools, base, deadline, scratch):
     if "conditional on 10" not in js(tools, "document.getElementById('status').textContent"):
         raise AssertionError("the conditional MNIST model did not open as one")
     screenshot(tools, "web-mnist-cvae.png")
+    lost = device_lost_test(tools, deadline)
     return (f"page test ({time.time() - t0:.0f} s): {data['train']} training and {data['test']} "
             f"test emoji dropped (64×64) and picked through #folder (32×32), decoded on {decoder}, {status['steps']} steps, loss "
             f"{status['loss_first']:.1f} -> {status['loss_last']:.1f}, {images_per_s} images/s "
@@ -395,7 +398,42 @@ def page_test(tools, base, deadline, scratch):
             f"(PSNR {page_eval['test_psnr']:.2f} / {figures['test_psnr']:.2f} dB); gpu-ae train "
             f"--resume of the two downloads finished epoch {epochs}; the shipped emoji model "
             f"opened on the folder: test -ELBO {shipped_page['test_neg_elbo']:.3f} in the page, "
-            f"{shipped_native:.3f} from gpu-ae eval; the conditional MNIST model opened")
+            f"{shipped_native:.3f} from gpu-ae eval; the conditional MNIST model opened; {lost}")
+
+
+def device_lost_test(tools, deadline):
+    """A lost device: MNIST training (256 images, 4 steps an epoch) past its first epoch, then
+    the browser's GPU process crashed (chrome://gpucrash in a second tab). The page must say
+    the device was lost and that the first epoch's files are kept, and Continue must go on
+    training from them on a new device."""
+    for key, value in (("images", 256), ("batch", 64), ("latent", 2), ("epochs", 10)):
+        js(tools, f"(e => {{ e.value = '{value}'; e.onchange(); }})"
+                  f"(document.getElementById('{key}'))")
+    js(tools, "document.getElementById('start').click()")
+    wait_for(tools, "gpuAeStatus().steps >= 6", deadline, "6 steps of MNIST")
+    port = tools.port
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?chrome://gpucrash",
+                                     method="PUT")
+    urllib.request.urlopen(request).read()
+    said = ""
+    while time.time() < deadline and "lost" not in said:
+        said = js(tools, "document.getElementById('status').textContent")
+        time.sleep(0.5)
+    if "kept in the page" not in said:
+        raise AssertionError(f"after the GPU process crashed the page says: {said!r}")
+    before = js(tools, "gpuAeStatus().steps")
+    js(tools, "document.getElementById('start').click()")
+    wait_for(tools, f"gpuAeStatus().steps >= {before} + 2", deadline,
+             "steps after Continue on a new device")
+    js(tools, "document.getElementById('pause').click()")
+    wait_for(tools, "!gpuAeStatus().training", deadline, "the pause after the lost device")
+    error = js(tools, "document.getElementById('status').classList.contains('error') && "
+                      "document.getElementById('status').textContent")
+    if error:
+        raise AssertionError(f"after Continue on a new device the page says: {error}")
+    after = js(tools, "gpuAeStatus().steps")
+    return (f"a crashed GPU process: the page said {said[:60]!r}…, and Continue trained on from "
+            f"the kept epoch ({before} steps before, {after} after)")
 
 
 def main():
@@ -419,6 +457,7 @@ def main():
         targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list"))
         page = next(t for t in targets if t.get("type") == "page")
         tools = DevTools(page["webSocketDebuggerUrl"])
+        tools.port = port
         tools.call("Runtime.enable")
         tools.call("Log.enable")
         tools.call("Page.enable")

@@ -239,7 +239,13 @@ async function drawPreviews() {
 
 async function previewLoop() {
   while (state.training) {
-    const took = await refreshPreviews();
+    let took = 1000;
+    try {
+      took = await refreshPreviews();
+    } catch (e) {
+      // A preview that fails (the device lost under it) leaves the training to say why.
+      console.log(`preview failed: ${e}`);
+    }
     await new Promise((r) => setTimeout(r, PREVIEW_PAUSE * took));
   }
 }
@@ -381,6 +387,7 @@ function trainingStarted(info) {
 async function start() {
   if (state.lost && state.kept) {
     // After a lost device: a new device, and the training from its kept files.
+    status(`Reopening the GPU to continue after epoch ${state.kept.epoch}…`);
     await ae.open_gpu(state.adapter);
     state.lost = false;
     const info = JSON.parse(ae.resume_training(state.kept.model, state.kept.optimizer,
