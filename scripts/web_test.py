@@ -325,7 +325,8 @@ def page_test(tools, base, deadline, scratch):
     screenshot(tools, "web-emoji-training.png")
     images_per_s = js(tools, "Number(document.getElementById('ips').textContent)")
     js(tools, "document.getElementById('pause').click()")
-    wait_for(tools, "!gpuAeStatus().training", deadline, "the pause")
+    wait_for(tools, "document.getElementById('status').textContent === 'Paused.'", deadline,
+             "the pause")
     status = js(tools, "gpuAeStatus()")
     if not (status["loss_last"] < status["loss_first"]):
         raise AssertionError(f"the loss did not fall: {status}")
@@ -426,7 +427,8 @@ def device_lost_test(tools, deadline):
     wait_for(tools, f"gpuAeStatus().steps >= {before} + 2", deadline,
              "steps after Continue on a new device")
     js(tools, "document.getElementById('pause').click()")
-    wait_for(tools, "!gpuAeStatus().training", deadline, "the pause after the lost device")
+    wait_for(tools, "document.getElementById('status').textContent === 'Paused.'", deadline,
+             "the pause after the lost device")
     error = js(tools, "document.getElementById('status').classList.contains('error') && "
                       "document.getElementById('status').textContent")
     if error:

@@ -285,6 +285,7 @@ async function epochLoop() {
   status('Training…');
   let previews = previewLoop();
   let done = false;
+  state.pauseAsked = false;
   try {
     for (;;) {
       const r = JSON.parse(await ae.train_epoch(onProgress));
@@ -293,6 +294,8 @@ async function epochLoop() {
       await previews;
       await epochEnded(r.progress.epoch);
       if (r.progress.epoch + 1 >= state.epochs) { done = true; break; }
+      // A pause asked for between two epochs (train_epoch only sees those asked during one).
+      if (state.pauseAsked || state.stopAsked) break;
       state.training = true;
       previews = previewLoop();
     }
@@ -637,7 +640,10 @@ async function loadMnist() {
 function wire() {
   const fail = (e) => status(String(e), true);
   $('start').onclick = () => start().catch(fail);
-  $('pause').onclick = () => ae.pause();
+  $('pause').onclick = () => {
+    state.pauseAsked = true;
+    ae.pause();
+  };
   $('evaluate').onclick = () => evaluate().catch(fail);
   // The training's files; after a lost device, the ones kept at its last finished epoch.
   const file = (which) => (state.lost && state.kept ? Promise.resolve(state.kept[which])
