@@ -391,16 +391,17 @@ fn resume_state(
     opts: &RunOptions,
 ) -> Result<ResumeState> {
     let (ckpt, opt) = folder.load()?;
-    let model_path = folder.path(MODEL_FILE);
-    let record = RunRecord::read(&ckpt, &model_path)?;
+    let (model, optimizer) = (folder.path(MODEL_FILE), folder.path(OPTIMIZER_FILE));
+    let state = ResumeState::read(&ckpt, &opt, &model, &optimizer)?;
+    let cfg = &state.record.cfg;
     check_resume_flags(
-        &record.cfg,
+        cfg,
         requested,
-        (record.cfg.spec.is_conditional(), opts.conditional),
+        (cfg.spec.is_conditional(), opts.conditional),
         &opts.explicit_flags,
         folder.dir(),
     )?;
-    ResumeState::read(&ckpt, &opt, &model_path, &folder.path(OPTIMIZER_FILE))
+    Ok(state)
 }
 
 /// Trains a new run or continues one (`opts.target`), evaluating, checkpointing and logging after
