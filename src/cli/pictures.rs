@@ -276,6 +276,18 @@ impl TestSource {
         let dir = model_data(given, self.trained_on.as_deref(), image)?;
         test_images(&dir, image, &self.split)
     }
+
+    /// The test images of `--data` (`given`) as `model` takes them: `[count, C, S, S]` in
+    /// [0, 1], with a conditional model's labels of them.
+    fn model_images(
+        &self,
+        given: Option<&Path>,
+        model: &Model,
+    ) -> Result<(Vec<f32>, Option<Vec<u32>>)> {
+        let set = self.images(given, model.arch.spec.image)?;
+        let labels = set.model_labels(model)?;
+        Ok((set.pixels, labels))
+    }
 }
 
 /// A trained model on its adapter, and where its test images come from.
@@ -428,9 +440,7 @@ pub fn reconstruct(a: PictureArgs) -> Result<()> {
     let (gpu, model, source) = open(&a.adapter, &a.checkpoint)?;
     let image = model.arch.spec.image;
     check_grid(2, a.count, "--count", a.cells, image.size)?;
-    let set = source.images(a.images.data.as_deref(), image)?;
-    let labels = set.model_labels(&model)?;
-    let images = set.pixels;
+    let (images, labels) = source.model_images(a.images.data.as_deref(), &model)?;
     let pixels = image.pixels();
     let count = a.count.min(images.len() / pixels);
     let originals = &images[..count * pixels];
@@ -538,15 +548,13 @@ pub fn denoise(a: PictureArgs) -> Result<()> {
     check_picture_out(&out)?;
     let (gpu, model, source) = open(&a.adapter, &a.checkpoint)?;
     let image = model.arch.spec.image;
-    check_grid(3, a.count, "--count", a.cells, image.size)?;
     require_task(&model, &a.checkpoint, "denoise", "denoise")?;
+    check_grid(3, a.count, "--count", a.cells, image.size)?;
     let noise = match model.arch.spec.task {
         Task::Denoise { noise } => noise,
         _ => unreachable!("checked above"),
     };
-    let set = source.images(a.images.data.as_deref(), image)?;
-    let labels = set.model_labels(&model)?;
-    let images = set.pixels;
+    let (images, labels) = source.model_images(a.images.data.as_deref(), &model)?;
     let pixels = image.pixels();
     let inference = Inference::new(&gpu, model, BATCH, a.seed)?;
     let r = block_on(inference.reconstruct(&images, labels.as_deref()))?;
@@ -618,9 +626,7 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
         return Ok(());
     }
     check_grid(4, a.count, "--count", a.cells, image.size)?;
-    let set = source.images(a.images.data.as_deref(), image)?;
-    let labels = set.model_labels(&model)?;
-    let images = set.pixels;
+    let (images, labels) = source.model_images(a.images.data.as_deref(), &model)?;
     let inference = Inference::new(&gpu, model, BATCH, 0)?;
     let r = block_on(inference.reconstruct(&images, labels.as_deref()))?;
     // Every plane of every image is one small×small picture to upscale.

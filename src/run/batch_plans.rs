@@ -14,6 +14,12 @@ pub fn batches(count: usize, batch: usize) -> (usize, usize) {
     (count / batch, count % batch)
 }
 
+/// Steps of one epoch of `batch` over `count` items: the full batches and the tail.
+pub fn epoch_steps(count: usize, batch: usize) -> usize {
+    let (full, tail) = batches(count, batch);
+    full + usize::from(tail > 0)
+}
+
 /// A full-batch plan and a tail plan over `count` items (either absent when it has no batch).
 #[derive(Default)]
 pub struct BatchPlans {

@@ -25,11 +25,11 @@ use crate::model::graph::{ModelValues, values_from_checkpoint};
 use crate::model::record::read_spec;
 use crate::model::{Architecture, ImageShape, ModelSpec};
 use crate::platform::{self, Instant};
-use crate::run::batch_plans::batches;
+use crate::run::batch_plans::epoch_steps;
 use crate::run::evaluate::{EvalMetrics, Evaluator};
 use crate::run::folder::{Claim, MODEL_FILE, OPTIMIZER_FILE, RECORD_FILE, RunFolder};
 use crate::run::gpu_split::GpuSplit;
-use crate::run::schedule::{LrSchedule, Schedule};
+use crate::run::schedule::LrSchedule;
 use crate::run::settings::{
     DatasetRecord, PartialEpoch, RunRecord, RunStart, TrainConfig, differing_setting, spec_keys,
 };
@@ -633,10 +633,7 @@ pub async fn run(
     }
     let partial = partial.filter(|_| same_images);
     let gpu = &gpu;
-    let steps_per_epoch = |batch: usize| {
-        let (full, tail) = batches(dataset.train.images.count, batch);
-        full + usize::from(tail > 0)
-    };
+    let steps_per_epoch = |batch: usize| epoch_steps(dataset.train.images.count, batch);
     if let Some(r) = &resume {
         let s = r.record.cfg.schedule;
         let total = opts.epochs * steps_per_epoch(r.record.cfg.batch);
@@ -684,11 +681,10 @@ pub async fn run(
                 }
             };
             // The schedule's horizon: every step of the epochs asked for.
-            let schedule = Schedule {
-                horizon_steps: u32::try_from(opts.epochs * steps_per_epoch(cfg.batch))
-                    .map_err(|_| Error::msg("--epochs: more than 2³² training steps"))?,
-                ..cfg.schedule
-            };
+            let schedule = cfg
+                .schedule
+                .over_epochs(opts.epochs, steps_per_epoch(cfg.batch))
+                .ok_or_else(|| Error::msg("--epochs: more than 2³² training steps"))?;
             (
                 TrainConfig {
                     spec,

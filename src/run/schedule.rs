@@ -68,6 +68,16 @@ impl Schedule {
         }
     }
 
+    /// The schedule decaying over every step of `epochs` epochs of `steps_per_epoch` steps;
+    /// `None` past 2³² steps.
+    pub fn over_epochs(self, epochs: usize, steps_per_epoch: usize) -> Option<Schedule> {
+        let horizon_steps = u32::try_from(epochs.checked_mul(steps_per_epoch)?).ok()?;
+        Some(Schedule {
+            horizon_steps,
+            ..self
+        })
+    }
+
     /// The rate of step `t` for base rate `lr`.
     pub fn rate(&self, lr: f32, t: u64) -> f32 {
         (lr as f64 * self.factor(t)) as f32
@@ -106,5 +116,7 @@ mod tests {
         assert_eq!(constant.factor(12345), 1.0);
         assert!(!constant.varies() && s.varies());
         assert_eq!(s.words(1e-3)[3], 1e-3f32.to_bits());
+        assert_eq!(s.over_epochs(3, 7).map(|s| s.horizon_steps), Some(21));
+        assert_eq!(s.over_epochs(1 << 16, 1 << 16), None);
     }
 }
