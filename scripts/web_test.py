@@ -7,8 +7,9 @@ Chromium (WebGPU on SwiftShader, no GPU needed) through the DevTools protocol, i
    training loss that fell.
 2. The page as a person uses it (when EMOJI_DIR, ../shared/data/emoji-noto by default, is
    there): copies a slice of the emoji (the first PER_CLASS images of each category, plus a
-   hidden file and a text file the rules skip) into a folder, drops it on the page (64×64),
-   picks it through #folder at 32×32 (decoded on workers), starts a small conv-vae with #start, waits for STEPS steps, pauses with #pause,
+   hidden file and a text file the rules skip) into a folder, drops it on the page (64×64,
+   decoded on the page's thread with Worker hidden, as in a browser without workers), picks
+   it through #folder at 32×32 (decoded on workers), starts a small conv-vae with #start, waits for STEPS steps, pauses with #pause,
    checks through window.gpuAeStatus() that the loss fell, evaluates on the test images in
    the page, downloads model.safetensors with #download (and optimizer.safetensors), and runs
    the native `GPU_AE eval` on it with the same folder: its test −ELBO must be the page's;
@@ -288,12 +289,18 @@ def page_test(tools, base, deadline, scratch):
     tools.call("Page.navigate", url=f"{base}/index.html")
     wait_for(tools, "window.gpuAeStatus && gpuAeStatus().data && gpuAeStatus().data.name",
              deadline, "MNIST loaded")
-    # The folder dropped on the page at its own size, then picked through #folder at 32×32.
+    # The folder dropped on the page at its own size, decoded on the page's thread as in a
+    # browser without workers, then picked through #folder at 32×32 and decoded on workers.
+    js(tools, "window.pageWorker = window.Worker; window.Worker = undefined")
     drop_files(tools, "#drop", [os.path.abspath(folder)])
     dropped = wait_for(tools, "gpuAeStatus().data.name === 'emoji-slice' && gpuAeStatus().data",
                        deadline, "the dropped folder decoded")
     if (dropped["channels"], dropped["size"]) != (3, 64):
         raise AssertionError(f"the dropped folder loaded as {dropped}, not colour 64×64")
+    without_workers = js(tools, "gpuAeStatus().decoder")
+    if without_workers != "the page's thread":
+        raise AssertionError(f"without workers the folder was decoded on {without_workers}")
+    js(tools, "window.Worker = window.pageWorker")
     js(tools, f"document.getElementById('size').value = {SETTINGS['size']}")
     set_files(tools, "#folder", [os.path.abspath(folder)])
     data = wait_for(tools, f"gpuAeStatus().data.size === {SETTINGS['size']} && gpuAeStatus().data",
@@ -390,7 +397,7 @@ def page_test(tools, base, deadline, scratch):
     screenshot(tools, "web-mnist-cvae.png")
     lost = device_lost_test(tools, deadline)
     return (f"page test ({time.time() - t0:.0f} s): {data['train']} training and {data['test']} "
-            f"test emoji dropped (64×64) and picked through #folder (32×32), decoded on {decoder}, {status['steps']} steps, loss "
+            f"test emoji dropped (64×64, decoded on {without_workers} with Worker hidden) and picked through #folder (32×32), decoded on {decoder}, {status['steps']} steps, loss "
             f"{status['loss_first']:.1f} -> {status['loss_last']:.1f}, {images_per_s} images/s "
             f"(previews included), first step {(first_step - clicked) / 1000:.1f} s after Start "
             f"({first_step / 1000:.1f} s after the page opened), {status['adapter']}; widths 0,32 "

@@ -1118,16 +1118,16 @@ fn a_folder_given_in_memory_is_the_folder_on_disk() {
     let o = opts(Some(3), Some(4));
     let mut handed = memory::MemoryFolder::new(&listed.0, files_below(&listed.0), &o).unwrap();
     let (size, channels) = handed.shape();
-    for rel in handed
-        .to_decode()
-        .iter()
-        .map(|r| r.to_string())
-        .collect::<Vec<_>>()
-    {
-        let bytes = std::fs::read(listed.path(&rel)).unwrap();
-        let p = memory::prepare_file(&listed.0, &rel, &bytes, channels, size).unwrap();
+    let paths: Vec<String> = handed.to_decode().iter().map(|r| r.to_string()).collect();
+    for (k, rel) in paths.iter().enumerate() {
+        // The bytes the page's workers get are the file's, freed once handed in.
+        let bytes = handed.image_bytes(k).unwrap().to_vec();
+        assert_eq!(bytes, std::fs::read(listed.path(rel)).unwrap(), "{rel}");
+        let p = memory::prepare_file(&listed.0, rel, &bytes, channels, size).unwrap();
         handed.add_prepared(p).unwrap();
+        assert_eq!(handed.image_bytes(k), None, "{rel}");
     }
+    assert_eq!(handed.image_bytes(paths.len()), None);
     assert_eq!(handed.finish(), data::load(&listed.0, &o).unwrap());
     let e = memory::prepare_file(&listed.0, "cats/x.png", b"not a png", None, 4).unwrap_err();
     assert_contains(&e.to_string(), "cats/x.png: cannot decode");

@@ -149,6 +149,14 @@ impl MemoryFolder {
             .collect()
     }
 
+    /// The bytes of image `k` in decoding order (the order of [`MemoryFolder::to_decode`]
+    /// before any image was decoded), to prepare elsewhere; None past the last or once it is
+    /// decoded (its bytes are freed then).
+    pub fn image_bytes(&self, k: usize) -> Option<&[u8]> {
+        let &(i, _) = self.layout.picked(true).get(k)?;
+        (k >= self.prepared.len()).then_some(self.bytes[i].as_slice())
+    }
+
     /// The next image of [`MemoryFolder::to_decode`], prepared elsewhere by [`prepare_file`]
     /// with [`MemoryFolder::shape`]; refused when it does not have that shape.
     pub fn add_prepared(&mut self, prepared: Prepared) -> Result<()> {

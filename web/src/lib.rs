@@ -25,6 +25,7 @@ use gpu_ae::pictures::apply;
 use gpu_ae::pictures::infer::Inference;
 use gpu_ae::pictures::projection::principal_plane;
 use gpu_ae::run::ResumeState;
+use gpu_ae::run::batch_plans::epoch_steps;
 use gpu_ae::run::evaluate::Evaluator;
 use gpu_ae::run::gpu_split::GpuSplit;
 use gpu_ae::run::settings::{DatasetRecord, TrainConfig, read_binarize};
@@ -67,6 +68,9 @@ struct View {
     data: Option<Rc<Dataset>>,
     /// Whether the model trained on binarised images (then evaluated on binarised ones).
     binarize: Binarize,
+    /// The test images [`evaluate`] scored last, on the GPU, and the subset they are (0: all
+    /// of the split): the page evaluates the same images after every epoch.
+    scored: RefCell<Option<(usize, Rc<GpuSplit>)>>,
 }
 
 thread_local! {
@@ -74,6 +78,8 @@ thread_local! {
     static GPU: Cell<Option<&'static Gpu>> = const { Cell::new(None) };
     /// The dataset the page trains on: MNIST, or a folder the person picked.
     static DATA: RefCell<Option<Rc<Dataset>>> = const { RefCell::new(None) };
+    /// A picked folder's name and files while the page hands them in.
+    static FILES: RefCell<Option<(String, Vec<MemoryFile>)>> = const { RefCell::new(None) };
     /// A picked folder while its images are decoded.
     static FOLDER: RefCell<Option<MemoryFolder>> = const { RefCell::new(None) };
     /// `None` while an epoch runs (the epoch owns it).
@@ -212,43 +218,40 @@ pub fn load_mnist(
     Ok(set_dataset(dataset))
 }
 
-/// Starts reading a folder the person picked (its name, and each file's path relative to it
-/// with its bytes, `bytes` being every file's bytes one after the other, `lengths` long): by
-/// the rules of `gpu-ae train --data DIR` ([`MemoryFolder`]), with `channels` and `size` the
-/// options (0: the images' own) and `test_percent` the split's. Returns `{"done", "total",
-/// "size", "channels", "to_decode"}`: the side and channels (0: as each image) every image is
-/// prepared at, and the paths of the images to decode, in order; the page's workers decode
-/// them ([`prepare_image`]) and hand them in ([`folder_add`]), or [`decode_folder`] decodes
-/// them here.
+/// Begins handing in a folder the person picked, named `name`: each of its files goes in by
+/// [`folder_file`], then [`open_folder`] reads them. The module keeps the only copy of the
+/// bytes, so the page can let go of each file once handed in.
 #[wasm_bindgen]
-pub fn open_folder(
-    name: String,
-    paths: Vec<String>,
-    lengths: Vec<u32>,
-    bytes: Vec<u8>,
-    channels: u8,
-    size: usize,
-    test_percent: u32,
-) -> Result<String, JsValue> {
-    if paths.len() != lengths.len() {
-        return Err(js_err("open_folder: one length per path"));
-    }
-    let mut files = Vec::with_capacity(paths.len());
-    let mut at = 0usize;
-    for (path, len) in paths.into_iter().zip(lengths) {
-        let end = at + len as usize;
-        let Some(b) = bytes.get(at..end) else {
-            return Err(js_err(
-                "open_folder: the lengths add up to more than the bytes",
-            ));
-        };
-        files.push(MemoryFile {
-            path,
-            bytes: b.to_vec(),
-        });
-        at = end;
-    }
-    drop(bytes);
+pub fn begin_folder(name: String) {
+    FOLDER.with(|f| *f.borrow_mut() = None);
+    FILES.with(|f| *f.borrow_mut() = Some((name, Vec::new())));
+}
+
+/// Hands in one file of the folder [`begin_folder`] named: its path relative to the folder
+/// (`/` separators) and its bytes.
+#[wasm_bindgen]
+pub fn folder_file(path: String, bytes: Vec<u8>) -> Result<(), JsValue> {
+    FILES.with(|f| match &mut *f.borrow_mut() {
+        Some((_, files)) => {
+            files.push(MemoryFile { path, bytes });
+            Ok(())
+        }
+        None => Err(js_err("folder_file: no folder begun (call begin_folder)")),
+    })
+}
+
+/// Starts reading the folder whose files were handed in ([`begin_folder`], [`folder_file`]):
+/// by the rules of `gpu-ae train --data DIR` ([`MemoryFolder`]), with `channels` and `size`
+/// the options (0: the images' own) and `test_percent` the split's. Returns `{"done",
+/// "total", "size", "channels", "to_decode"}`: the side and channels (0: as each image) every
+/// image is prepared at, and the paths of the images to decode, in order; the page's workers
+/// decode them ([`folder_image_bytes`], [`prepare_image`]) and hand them in ([`folder_add`]),
+/// or [`decode_folder`] decodes them here.
+#[wasm_bindgen]
+pub fn open_folder(channels: u8, size: usize, test_percent: u32) -> Result<String, JsValue> {
+    let (name, files) = FILES
+        .with(|f| f.borrow_mut().take())
+        .ok_or_else(|| js_err("open_folder: no folder begun (call begin_folder)"))?;
     let opts = DataOptions {
         channels: (channels > 0).then_some(channels),
         size: (size > 0).then_some(size),
@@ -285,6 +288,22 @@ impl PreparedImage {
     pub fn take_planes(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.planes)
     }
+}
+
+/// The bytes of image `k` of [`open_folder`]'s `to_decode` (its index in that list), for a
+/// worker to prepare; the module frees them once the image is handed in.
+#[wasm_bindgen]
+pub fn folder_image_bytes(k: usize) -> Result<Vec<u8>, JsValue> {
+    FOLDER.with(|f| {
+        let f = f.borrow();
+        let folder = f
+            .as_ref()
+            .ok_or_else(|| js_err("no folder is being read (call open_folder)"))?;
+        folder
+            .image_bytes(k)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| js_err(format!("folder_image_bytes: no image {k} left to decode")))
+    })
 }
 
 /// Decodes and prepares one image of the folder `name` (`path` inside it, `bytes`) at
@@ -397,9 +416,9 @@ impl PageSettings {
             0 => data.train.images.count,
             n => n.min(data.train.images.count),
         };
-        let steps = count.div_ceil(cfg.batch.max(1));
-        cfg.schedule.horizon_steps = u32::try_from(epochs * steps)
-            .map_err(|_| gpu_ae::Error::msg("epochs: more than 2³² training steps"))?;
+        cfg.schedule = (cfg.schedule)
+            .over_epochs(epochs, epoch_steps(count, cfg.batch))
+            .ok_or_else(|| gpu_ae::Error::msg("epochs: more than 2³² training steps"))?;
         Ok(PageSettings { cfg, images })
     }
 }
@@ -582,6 +601,7 @@ fn install_training(
             spec,
             data: Some(data),
             binarize,
+            scored: RefCell::new(None),
         }))
     });
     Ok(answer.to_string())
@@ -689,6 +709,24 @@ impl View {
         self.data.as_ref().ok_or_else(|| {
             js_err("the page's images are not this model's: pick its folder (or MNIST) first")
         })
+    }
+
+    /// The test split on the GPU for [`evaluate`]: all of it, or with `subset` > 0 its seeded
+    /// random `subset` (uploaded once for each subset asked).
+    fn scored_split(&self, gpu: &Gpu, subset: usize) -> Result<Rc<GpuSplit>, JsValue> {
+        if let Some((n, split)) = &*self.scored.borrow()
+            && *n == subset
+        {
+            return Ok(split.clone());
+        }
+        let data = self.data()?;
+        let test = match subset {
+            0 => data.test.clone(),
+            n => data.test.clone().random_subset(n, 0),
+        };
+        let split = Rc::new(GpuSplit::upload(gpu, &test, &data.dir).map_err(js_err)?);
+        *self.scored.borrow_mut() = Some((subset, split.clone()));
+        Ok(split)
     }
 
     /// The first `count` test images as floats in [0, 1], `[count, C·S·S]`, and a conditional
@@ -851,12 +889,8 @@ pub fn test_labels(count: usize) -> Result<Vec<u32>, JsValue> {
 pub async fn evaluate(subset: usize) -> Result<String, JsValue> {
     let (gpu, v) = (gpu()?, view()?);
     v.sync(gpu);
+    let split = v.scored_split(gpu, subset)?;
     let data = v.data()?;
-    let test = match subset {
-        0 => data.test.clone(),
-        n => data.test.clone().random_subset(n, 0),
-    };
-    let split = GpuSplit::upload(gpu, &test, &data.dir).map_err(js_err)?;
     let model = &v.inference.model;
     let evaluator =
         Evaluator::new(gpu, model, &split, EVAL_BATCH, 0, v.binarize).map_err(js_err)?;
@@ -944,6 +978,7 @@ pub fn open_checkpoint(bytes: &[u8], name: &str) -> Result<String, JsValue> {
             spec,
             data,
             binarize,
+            scored: RefCell::new(None),
         }))
     });
     Ok(info.to_string())

@@ -508,25 +508,22 @@ function dataLoaded(d) {
 }
 
 // Reads picked or dropped files ([{path, file}], paths relative to the folder `name`) by the
-// rules of gpu-ae train --data: listed and split by open_folder, decoded by DECODE_WORKERS
-// workers (decode-worker.js, the same decoder), or in chunks on this thread without workers.
+// rules of gpu-ae train --data: handed to the module a few at a time (it keeps the only copy of
+// their bytes), listed and split by open_folder, decoded by DECODE_WORKERS workers
+// (decode-worker.js, the same decoder), or in chunks on this thread without workers.
 async function loadFolder(name, entries) {
   await pauseTraining();
-  status(`Reading ${entries.length} files of ${name}…`);
-  const buffers = await Promise.all(entries.map((e) => e.file.arrayBuffer()));
-  const lengths = buffers.map((b) => b.byteLength);
-  const bytes = new Uint8Array(lengths.reduce((a, b) => a + b, 0));
-  const byPath = new Map();
-  let at = 0;
-  buffers.forEach((b, i) => {
-    bytes.set(new Uint8Array(b), at);
-    byPath.set(entries[i].path, new Uint8Array(b));
-    at += b.byteLength;
-  });
-  const opened = JSON.parse(ae.open_folder(name, entries.map((e) => e.path), Uint32Array.from(lengths),
-    bytes, Number($('channels').value), Number($('size').value), Number($('test-percent').value)));
+  ae.begin_folder(name);
+  for (let i = 0; i < entries.length; i += READ_AHEAD) {
+    status(`Reading the files of ${name}: ${i} of ${entries.length}…`);
+    const group = entries.slice(i, i + READ_AHEAD);
+    const buffers = await Promise.all(group.map((e) => e.file.arrayBuffer()));
+    buffers.forEach((b, j) => ae.folder_file(group[j].path, new Uint8Array(b)));
+  }
+  const opened = JSON.parse(ae.open_folder(Number($('channels').value), Number($('size').value),
+    Number($('test-percent').value)));
   const progress = (r) => status(`Decoding the images of ${name}: ${r.done} of ${r.total}…`);
-  let r = typeof Worker === 'undefined' ? null : await decodeOnWorkers(name, opened, byPath, progress);
+  let r = typeof Worker === 'undefined' ? null : await decodeOnWorkers(name, opened, progress);
   state.decoder = r ? `${DECODE_WORKERS} workers` : "the page's thread";
   if (!r) {
     r = opened;
@@ -540,10 +537,12 @@ async function loadFolder(name, entries) {
 }
 
 const DECODE_WORKERS = Math.max(1, Math.min(navigator.hardwareConcurrency || 2, 4));
+// Files read at once while a folder is handed to the module.
+const READ_AHEAD = 32;
 
 // Decodes open_folder's `to_decode` on workers and hands each image in, in order, as it comes;
 // resolves to the last folder_add answer (null when workers cannot start: decode here then).
-async function decodeOnWorkers(name, opened, byPath, progress) {
+async function decodeOnWorkers(name, opened, progress) {
   const paths = opened.to_decode;
   let workers;
   try {
@@ -560,7 +559,7 @@ async function decodeOnWorkers(name, opened, byPath, progress) {
       const send = (w) => {
         if (sent >= paths.length) return;
         const id = sent++;
-        const bytes = byPath.get(paths[id]).slice();
+        const bytes = ae.folder_image_bytes(id);
         w.postMessage({ id, name, path: paths[id], bytes, channels: opened.channels, size: opened.size },
           [bytes.buffer]);
       };
@@ -575,10 +574,10 @@ async function decodeOnWorkers(name, opened, byPath, progress) {
               results[next++] = true;
               last = JSON.parse(ae.folder_add(d.planes, d.grey, d.converted));
             }
-          } catch (e) { reject(e); return; }
-          if (next % 64 === 0) progress(last);
-          if (last.dataset) resolve(last);
-          else send(w);
+            if (next % 64 === 0) progress(last);
+            if (last.dataset) resolve(last);
+            else send(w);
+          } catch (e) { reject(e); }
         };
         // Two images in flight per worker, so none waits for the page.
         send(w);
