@@ -548,8 +548,8 @@ pub fn denoise(a: PictureArgs) -> Result<()> {
     check_picture_out(&out)?;
     let (gpu, model, source) = open(&a.adapter, &a.checkpoint)?;
     let image = model.arch.spec.image;
-    require_task(&model, &a.checkpoint, "denoise", "denoise")?;
     check_grid(3, a.count, "--count", a.cells, image.size)?;
+    require_task(&model, &a.checkpoint, "denoise", "denoise")?;
     let noise = match model.arch.spec.task {
         Task::Denoise { noise } => noise,
         _ => unreachable!("checked above"),
@@ -583,16 +583,20 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
     });
     check_picture_out(&out)?;
     let (gpu, model, source) = open(&a.adapter, &a.checkpoint)?;
-    require_task(&model, &a.checkpoint, "superres", "upscale")?;
     let image = model.arch.spec.image;
+    // One picture of --input, no padding around it.
+    let single = CellArgs {
+        padding: 0,
+        ..a.cells
+    };
+    // As every picture command: the flags first, then the model's task.
+    match a.input {
+        Some(_) => check_grid(1, 1, "--cols", single, image.size)?,
+        None => check_grid(4, a.count, "--count", a.cells, image.size)?,
+    }
+    require_task(&model, &a.checkpoint, "superres", "upscale")?;
     let (c, small) = (image.channels, image.size / 2);
     if let Some(input) = &a.input {
-        // One picture, no padding around it.
-        let single = CellArgs {
-            padding: 0,
-            ..a.cells
-        };
-        check_grid(1, 1, "--cols", single, image.size)?;
         // Decoded as training decodes a folder's images (any of its formats, alpha over white,
         // grey as Pillow's luma), not scaled.
         let decoded = decode::read_image(input)?;
@@ -625,7 +629,6 @@ pub fn upscale(a: UpscaleArgs) -> Result<()> {
         );
         return Ok(());
     }
-    check_grid(4, a.count, "--count", a.cells, image.size)?;
     let (images, labels) = source.model_images(a.images.data.as_deref(), &model)?;
     let inference = Inference::new(&gpu, model, BATCH, 0)?;
     let r = block_on(inference.reconstruct(&images, labels.as_deref()))?;
