@@ -9,11 +9,12 @@ Chromium (WebGPU on SwiftShader, no GPU needed) through the DevTools protocol, i
    there): copies a slice of the emoji (the first PER_CLASS images of each category, plus a
    hidden file and a text file the rules skip) into a folder, drops it on the page (64×64,
    decoded on the page's thread with Worker hidden, as in a browser without workers), picks
-   it through #folder at 32×32 (decoded on workers), starts a small conv-vae with #start, waits for STEPS steps, pauses with #pause,
-   checks through window.gpuAeStatus() that the loss fell, evaluates on the test images in
-   the page, downloads model.safetensors with #download (and optimizer.safetensors), and runs
-   the native `GPU_AE eval` on it with the same folder: its test −ELBO must be the page's;
-   then `GPU_AE train --resume` on the two downloads finishes the paused epoch natively.
+   it through #folder at 32×32 (decoded on workers), checks that widths 0,32 is refused by
+   name, starts a small conv-vae with #start, waits for STEPS steps, pauses with #pause, checks through window.gpuAeStatus()
+   that the loss fell, evaluates on the test images in the page, downloads model.safetensors
+   with #download (and optimizer.safetensors), and runs the native `GPU_AE eval` on it with
+   the same folder: its test −ELBO must be the page's; then `GPU_AE train --resume` on the
+   two downloads finishes the paused epoch natively (or the next, after a pause between two).
    Then models in: the shipped emoji model opened through #file on the same folder (its
    evaluation in the page must be gpu-ae eval's), and the shipped conditional MNIST model on
    MNIST. Last a lost device: the browser's GPU process crashed while MNIST trains; the page
@@ -359,12 +360,13 @@ def page_test(tools, base, deadline, scratch):
     if abs(ours - theirs) > 1e-3 * abs(theirs):
         raise AssertionError(f"test -ELBO {ours} in the page, {theirs} from gpu-ae eval")
     # The two downloads are a run folder that `gpu-ae train --resume` continues: the rest of
-    # the paused epoch, natively.
+    # the paused epoch natively, or the next epoch when the pause fell between two.
     run = os.path.join(scratch, "run")
     os.makedirs(run)
     for name, path in files.items():
         shutil.copy(path, os.path.join(run, name))
-    epochs = status["epoch"] + 1
+    steps_per_epoch = -(-data["train"] // SETTINGS["batch"])
+    epochs = status["steps"] // steps_per_epoch + 1
     resumed = subprocess.run([gpu_ae, "train", "--resume", run, "--data", folder, "--epochs",
                               str(epochs), "--quiet"], capture_output=True, text=True,
                              timeout=max(60, deadline - time.time()))
@@ -404,7 +406,7 @@ def page_test(tools, base, deadline, scratch):
             f"refused: {refused!r}; test -ELBO "
             f"{ours:.3f} in the page, {theirs:.3f} from gpu-ae eval on the downloaded model "
             f"(PSNR {page_eval['test_psnr']:.2f} / {figures['test_psnr']:.2f} dB); gpu-ae train "
-            f"--resume of the two downloads finished epoch {epochs}; the shipped emoji model "
+            f"--resume of the two downloads trained to the end of epoch {epochs}; the shipped emoji model "
             f"opened on the folder: test -ELBO {shipped_page['test_neg_elbo']:.3f} in the page, "
             f"{shipped_native:.3f} from gpu-ae eval; the conditional MNIST model opened; {lost}")
 
