@@ -10,11 +10,12 @@ Chromium (WebGPU on SwiftShader, no GPU needed) through the DevTools protocol, i
    hidden file and a text file the rules skip) into a folder, drops it on the page (64×64,
    decoded on the page's thread with Worker hidden, as in a browser without workers), picks
    it through #folder at 32×32 (decoded on workers), checks that widths 0,32 is refused by
-   name, starts a small conv-vae with #start, waits for STEPS steps, pauses with #pause, checks through window.gpuAeStatus()
-   that the loss fell, evaluates on the test images in the page, downloads model.safetensors
-   with #download (and optimizer.safetensors), and runs the native `GPU_AE eval` on it with
-   the same folder: its test −ELBO must be the page's; then `GPU_AE train --resume` on the
-   two downloads finishes the paused epoch natively (or the next, after a pause between two).
+   name, starts a small conv-vae with #start, waits for STEPS steps, pauses with #pause,
+   checks through window.gpuAeStatus() that the loss fell, evaluates on the test images in
+   the page, downloads model.safetensors with #download (and optimizer.safetensors), and runs
+   the native `GPU_AE eval` on it with the same folder: its test −ELBO must be the page's;
+   then `GPU_AE train --resume` on the two downloads finishes the paused epoch natively (or
+   the next, after a pause between two).
    Then models in: the shipped emoji model opened through #file on the same folder (its
    evaluation in the page must be gpu-ae eval's), and the shipped conditional MNIST model on
    MNIST. Last a lost device: the browser's GPU process crashed while MNIST trains; the page
@@ -365,8 +366,7 @@ def page_test(tools, base, deadline, scratch):
     os.makedirs(run)
     for name, path in files.items():
         shutil.copy(path, os.path.join(run, name))
-    steps_per_epoch = -(-data["train"] // SETTINGS["batch"])
-    epochs = status["steps"] // steps_per_epoch + 1
+    epochs = status["steps"] // status["epoch_steps"] + 1
     resumed = subprocess.run([gpu_ae, "train", "--resume", run, "--data", folder, "--epochs",
                               str(epochs), "--quiet"], capture_output=True, text=True,
                              timeout=max(60, deadline - time.time()))
@@ -399,14 +399,16 @@ def page_test(tools, base, deadline, scratch):
     screenshot(tools, "web-mnist-cvae.png")
     lost = device_lost_test(tools, deadline)
     return (f"page test ({time.time() - t0:.0f} s): {data['train']} training and {data['test']} "
-            f"test emoji dropped (64×64, decoded on {without_workers} with Worker hidden) and picked through #folder (32×32), decoded on {decoder}, {status['steps']} steps, loss "
+            f"test emoji dropped (64×64, decoded on {without_workers} with Worker hidden) and "
+            f"picked through #folder (32×32), decoded on {decoder}, {status['steps']} steps, loss "
             f"{status['loss_first']:.1f} -> {status['loss_last']:.1f}, {images_per_s} images/s "
             f"(previews included), first step {(first_step - clicked) / 1000:.1f} s after Start "
             f"({first_step / 1000:.1f} s after the page opened), {status['adapter']}; widths 0,32 "
             f"refused: {refused!r}; test -ELBO "
             f"{ours:.3f} in the page, {theirs:.3f} from gpu-ae eval on the downloaded model "
             f"(PSNR {page_eval['test_psnr']:.2f} / {figures['test_psnr']:.2f} dB); gpu-ae train "
-            f"--resume of the two downloads trained to the end of epoch {epochs}; the shipped emoji model "
+            f"--resume of the two downloads trained to the end of epoch {epochs}; the shipped "
+            f"emoji model "
             f"opened on the folder: test -ELBO {shipped_page['test_neg_elbo']:.3f} in the page, "
             f"{shipped_native:.3f} from gpu-ae eval; the conditional MNIST model opened; {lost}")
 

@@ -416,7 +416,8 @@ impl PageSettings {
             0 => data.train.images.count,
             n => n.min(data.train.images.count),
         };
-        cfg.schedule = (cfg.schedule)
+        cfg.schedule = cfg
+            .schedule
             .over_epochs(epochs, epoch_steps(count, cfg.batch))
             .ok_or_else(|| gpu_ae::Error::msg("epochs: more than 2³² training steps"))?;
         Ok(PageSettings { cfg, images })

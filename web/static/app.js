@@ -160,6 +160,7 @@ const state = {
 window.gpuAeStatus = () => ({
   steps: state.stepsDone,
   epoch: state.last ? state.last.epoch : null, // the epoch under way, 0-based
+  epoch_steps: state.last ? state.last.steps : null, // steps per epoch
   loss_first: state.lossFirst,
   loss_last: state.lossLast,
   channels: state.image ? state.image.channels : null,
